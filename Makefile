@@ -1,0 +1,72 @@
+# Joinery. `make run` starts the sandbox, `make test` runs every test.
+SHELL := /usr/bin/env bash -o pipefail
+.SHELLFLAGS := -ec
+
+ROOT := $(abspath .)
+BIN := $(ROOT)/bin
+export JOINERY_BIN_DIR := $(BIN)
+export GOTOOLCHAIN := local
+
+CONTROLLER_GEN := $(BIN)/controller-gen
+KUSTOMIZE := $(BIN)/kustomize
+TOOLS_STAMP := $(BIN)/.tools-stamp
+
+# Packages whose tests start goroutines that share state run with -race.
+RACE_PKGS := ./internal/testenv/...
+GO_TEST_FLAGS ?= -count=1 -timeout=30m
+
+.PHONY: all
+all: build
+
+##@ Build
+
+.PHONY: tools
+tools: ## Build the control plane (etcd, kube-apiserver, ...), kwok, controller-gen and kustomize from Go modules into bin/.
+	@hack/build-tools.sh
+
+$(TOOLS_STAMP) $(CONTROLLER_GEN) $(KUSTOMIZE):
+	@hack/build-tools.sh
+
+.PHONY: build
+build: ## Build the joinery binary into bin/.
+	go build -o $(BIN)/joinery ./cmd/joinery
+
+.PHONY: manifests
+manifests: tools ## Generate CRDs and RBAC from the API types and kubebuilder markers.
+	$(CONTROLLER_GEN) crd:allowDangerousTypes=false paths="./api/..." output:crd:artifacts:config=config/crd/bases
+	$(CONTROLLER_GEN) rbac:roleName=joinery-manager paths="./cmd/...;./controllers/..." output:rbac:artifacts:config=config/rbac
+
+.PHONY: generate
+generate: tools ## Generate deepcopy code and embedded data (go generate).
+	$(CONTROLLER_GEN) object paths="./api/..."
+	go generate ./...
+
+.PHONY: fmt vet
+fmt: ## gofmt every Go file.
+	gofmt -w $$(git ls-files '*.go')
+vet: ## go vet every package.
+	go vet ./...
+
+##@ Test
+
+.PHONY: test
+test: tools ## Everything CI runs: generated files in sync, vet, unit and integration tests on real clusters.
+	hack/verify-generated.sh
+	go vet ./...
+	go test $(GO_TEST_FLAGS) -race $(RACE_PKGS)
+	go test $(GO_TEST_FLAGS) $$(go list ./... | grep -v -E '/internal/testenv($$|/)')
+
+.PHONY: test-unit
+test-unit: ## Only the tests that need no cluster.
+	go test -count=1 -short ./...
+
+##@ Run
+
+.PHONY: run
+run: tools build ## The sandbox: a management cluster, workload clusters, a simulated AWS and Joinery.
+	@echo "The sandbox (joinery sandbox) lands with the testbed issue; for now this builds the binary and the control plane." >&2
+	$(BIN)/joinery --help
+
+.PHONY: help
+help: ## Show this help.
+	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z_-]+:.*##/ { printf "  %-14s %s\n", $$1, $$2 } /^##@/ { printf "\n%s\n", substr($$0, 5) }' $(MAKEFILE_LIST)

@@ -1,0 +1,413 @@
+package v1alpha1
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// NodePool is a policy for the machines Joinery may create in the CAPI
+// Clusters it selects: which instance types, zones and capacity types, with
+// which labels and taints, up to which limits, and how they may later be
+// disrupted. Field names and meanings follow Karpenter v1's NodePool where
+// the concept is the same.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=np;nps,categories=joinery;cluster-api
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Nodes",type=integer,JSONPath=`.status.nodes`
+// +kubebuilder:printcolumn:name="CPU",type=string,JSONPath=`.status.resources.cpu`
+// +kubebuilder:printcolumn:name="Memory",type=string,JSONPath=`.status.resources.memory`
+// +kubebuilder:printcolumn:name="$/h",type=string,JSONPath=`.status.pricePerHour`
+// +kubebuilder:printcolumn:name="Weight",type=integer,JSONPath=`.spec.weight`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type NodePool struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   NodePoolSpec   `json:"spec"`
+	Status NodePoolStatus `json:"status,omitempty"`
+}
+
+// NodePoolSpec is what a NodePool allows.
+//
+// +kubebuilder:validation:XValidation:rule="has(self.clusterName) != has(self.clusterSelector)",message="set exactly one of spec.clusterName (one CAPI Cluster) or spec.clusterSelector (a fleet of Clusters in this namespace)"
+type NodePoolSpec struct {
+	// ClusterName is the CAPI Cluster, in the NodePool's namespace, whose
+	// pending pods this pool serves.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	// +optional
+	ClusterName string `json:"clusterName,omitempty"`
+
+	// ClusterSelector selects CAPI Clusters in the NodePool's namespace by
+	// label, so that one policy serves a fleet.
+	// +optional
+	ClusterSelector *metav1.LabelSelector `json:"clusterSelector,omitempty"`
+
+	// Template describes the machines and nodes this pool creates.
+	Template NodeClaimTemplate `json:"template"`
+
+	// Disruption says when Joinery may remove or replace this pool's machines.
+	// +kubebuilder:default={consolidationPolicy: WhenEmptyOrUnderutilized, consolidateAfter: "0s", budgets: {{nodes: "10%"}}}
+	// +optional
+	Disruption Disruption `json:"disruption"`
+
+	// Limits cap what this pool's machines may add up to, per served
+	// cluster: resources (cpu, memory, nvidia.com/gpu, ...) as node
+	// capacity, and "pricePerHour" in USD per hour.
+	// +kubebuilder:validation:XValidation:rule="self.all(k, k == 'pricePerHour' || k.matches('^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[a-zA-Z0-9]([-a-zA-Z0-9_.]*[a-zA-Z0-9])?$'))",message="spec.limits keys are resource names (cpu, memory, nvidia.com/gpu, ...) or pricePerHour"
+	// +kubebuilder:validation:MaxProperties=32
+	// +optional
+	Limits corev1.ResourceList `json:"limits,omitempty"`
+
+	// Weight orders pools: when several can fit a pod, the one with the
+	// highest weight is tried first.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	// +optional
+	Weight *int32 `json:"weight,omitempty"`
+}
+
+// LimitPricePerHour is the key in spec.limits that caps the pool's cost in
+// USD per hour.
+const LimitPricePerHour corev1.ResourceName = "pricePerHour"
+
+// NodeClaimTemplate describes the nodes a pool creates.
+type NodeClaimTemplate struct {
+	// +optional
+	ObjectMeta TemplateMetadata `json:"metadata,omitempty"`
+	Spec       NodeClaimSpec    `json:"spec"`
+}
+
+// TemplateMetadata is put on every node the pool creates.
+type TemplateMetadata struct {
+	// Labels for the nodes. Keys in the kubernetes.io, k8s.io,
+	// karpenter.sh, karpenter.k8s.aws and joinery.dev domains are set by
+	// Joinery and Kubernetes and cannot be given here (except under
+	// node-restriction.kubernetes.io and node.kubernetes.io).
+	// +kubebuilder:validation:MaxProperties=100
+	// +kubebuilder:validation:XValidation:rule="self.all(k, !k.matches('^([^/]*\\\\.)?(kubernetes\\\\.io|k8s\\\\.io)/') || k.startsWith('node-restriction.kubernetes.io/') || k.startsWith('node.kubernetes.io/'))",message="spec.template.metadata.labels: label domains kubernetes.io and k8s.io are restricted (only node-restriction.kubernetes.io/ and node.kubernetes.io/ are allowed); use your own domain"
+	// +kubebuilder:validation:XValidation:rule="self.all(k, !k.matches('^([^/]*\\\\.)?(karpenter\\\\.sh|karpenter\\\\.k8s\\\\.aws|joinery\\\\.dev)/'))",message="spec.template.metadata.labels: label domains karpenter.sh, karpenter.k8s.aws and joinery.dev are set by Joinery; use spec.template.spec.requirements to choose them"
+	// +kubebuilder:validation:XValidation:rule="self.all(k, k.matches('^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$'))",message="spec.template.metadata.labels: keys must be qualified names ([prefix/]name, name ≤ 63 characters of [A-Za-z0-9-_.])"
+	// +optional
+	Labels map[string]LabelValue `json:"labels,omitempty"`
+	// Annotations for the nodes.
+	// +optional
+	Annotations map[string]string `json:"annotations,omitempty"`
+}
+
+// LabelValue is a node label value: at most 63 characters of [A-Za-z0-9-_.],
+// starting and ending with a letter or digit.
+// +kubebuilder:validation:MaxLength=63
+// +kubebuilder:validation:Pattern=`^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$`
+type LabelValue string
+
+// EvictionThreshold is a quantity ("100Mi") or a percentage ("10%").
+// +kubebuilder:validation:MaxLength=32
+// +kubebuilder:validation:Pattern=`^(([0-9]+(\.[0-9]+)?%)|([0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?))$`
+type EvictionThreshold string
+
+// ReservedQuantity is a resource quantity held back from a node ("100m", "1Gi").
+// +kubebuilder:validation:MaxLength=32
+// +kubebuilder:validation:Pattern=`^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$`
+type ReservedQuantity string
+
+// NodeClaimSpec is the machine and node part of the template.
+type NodeClaimSpec struct {
+	// Requirements constrain the instance types, zones, capacity types and
+	// any node label of the machines, with the operators of node affinity
+	// plus Gte and Lte. The pool's nodes carry the labels the requirements
+	// allow, so pods can select them.
+	// +kubebuilder:validation:MaxItems=100
+	// +listType=atomic
+	// +optional
+	Requirements []NodeSelectorRequirementWithMinValues `json:"requirements,omitempty"`
+
+	// Taints are put on every node and must be tolerated by its pods.
+	// +listType=atomic
+	// +optional
+	Taints []Taint `json:"taints,omitempty"`
+
+	// StartupTaints are put on nodes at start and expected to be removed by
+	// another agent (a CNI, a GPU operator); pods need not tolerate them.
+	// +listType=atomic
+	// +optional
+	StartupTaints []Taint `json:"startupTaints,omitempty"`
+
+	// ExpireAfter is how long a machine may live before it is replaced
+	// ("720h"), or "Never".
+	// +kubebuilder:validation:Pattern=`^(([0-9]+(s|m|h))+|Never)$`
+	// +kubebuilder:default="720h"
+	// +optional
+	ExpireAfter string `json:"expireAfter,omitempty"`
+
+	// TerminationGracePeriod bounds how long draining a node may take when
+	// Joinery deletes its Machine (CAPI's nodeDrainTimeout); pods still
+	// there after it are removed whatever their PodDisruptionBudgets say.
+	// Unset means drain waits for as long as it takes.
+	// +kubebuilder:validation:Pattern=`^([0-9]+(s|m|h))+$`
+	// +kubebuilder:validation:Type=string
+	// +optional
+	TerminationGracePeriod *metav1.Duration `json:"terminationGracePeriod,omitempty"`
+
+	// InfrastructureTemplateRef names the template each machine's
+	// infrastructure is cloned from (an AWSMachineTemplate in this namespace).
+	InfrastructureTemplateRef TemplateReference `json:"infrastructureTemplateRef"`
+
+	// BootstrapTemplateRef names the template each machine's bootstrap
+	// config is cloned from (a KubeadmConfigTemplate in this namespace).
+	BootstrapTemplateRef TemplateReference `json:"bootstrapTemplateRef"`
+
+	// Kubelet shapes each node's allocatable resources, as it shapes the
+	// kubelet's own.
+	// +optional
+	Kubelet *KubeletConfiguration `json:"kubelet,omitempty"`
+}
+
+// NodeSelectorRequirementWithMinValues is a node selector requirement with
+// the extra operators Gte and Lte and an optional minimum number of
+// distinct values the pool must keep choosing from.
+//
+// +kubebuilder:validation:XValidation:rule="self.operator != 'In' || (has(self.values) && size(self.values) > 0)",message="requirements: operator In needs at least one value"
+// +kubebuilder:validation:XValidation:rule="!(self.operator in ['Exists', 'DoesNotExist']) || !has(self.values) || size(self.values) == 0",message="requirements: operators Exists and DoesNotExist take no values"
+// +kubebuilder:validation:XValidation:rule="!(self.operator in ['Gt', 'Lt', 'Gte', 'Lte']) || (has(self.values) && size(self.values) == 1 && self.values[0].matches('^[0-9]+$'))",message="requirements: operators Gt, Lt, Gte and Lte take exactly one value, a non-negative integer"
+// +kubebuilder:validation:XValidation:rule="!has(self.minValues) || (self.operator in ['In', 'Exists'] && (self.operator == 'Exists' || self.minValues <= size(self.values)))",message="requirements: minValues works with In (and may not exceed the number of values) or Exists"
+// +kubebuilder:validation:XValidation:rule="self.key != 'karpenter.sh/capacity-type' || !(self.operator in ['In', 'NotIn']) || self.values.all(v, v in ['spot', 'on-demand'])",message="requirements: karpenter.sh/capacity-type values are spot and on-demand"
+// +kubebuilder:validation:XValidation:rule="!(self.key in ['kubernetes.io/hostname', 'joinery.dev/nodepool', 'karpenter.sh/nodepool'])",message="requirements: kubernetes.io/hostname, joinery.dev/nodepool and karpenter.sh/nodepool are set by Joinery and cannot be required"
+// +kubebuilder:validation:XValidation:rule="!(self.key in ['karpenter.k8s.aws/instance-cpu', 'karpenter.k8s.aws/instance-memory', 'karpenter.k8s.aws/instance-generation', 'karpenter.k8s.aws/instance-gpu-count', 'karpenter.k8s.aws/instance-gpu-memory', 'karpenter.k8s.aws/instance-local-nvme', 'karpenter.k8s.aws/instance-network-bandwidth', 'joinery.dev/instance-cpu', 'joinery.dev/instance-memory', 'joinery.dev/instance-generation', 'joinery.dev/instance-gpu-count', 'joinery.dev/instance-gpu-memory', 'joinery.dev/instance-local-nvme', 'joinery.dev/instance-network-bandwidth']) || !(self.operator in ['In', 'NotIn']) || self.values.all(v, v.matches('^[0-9]+$'))",message="requirements: values of numeric instance attributes (instance-cpu, instance-memory, ...) are non-negative integers"
+type NodeSelectorRequirementWithMinValues struct {
+	// Key is a node label key, e.g. node.kubernetes.io/instance-type.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=316
+	// +kubebuilder:validation:Pattern=`^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$`
+	Key string `json:"key"`
+	// +kubebuilder:validation:Enum=In;NotIn;Exists;DoesNotExist;Gt;Lt;Gte;Lte
+	Operator NodeSelectorOperator `json:"operator"`
+	// +kubebuilder:validation:MaxItems=100
+	// +kubebuilder:validation:items:MaxLength=63
+	// +kubebuilder:validation:items:Pattern=`^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$`
+	// +listType=atomic
+	// +optional
+	Values []string `json:"values,omitempty"`
+	// MinValues is the least number of distinct values of Key the pool
+	// must keep choosing from (for flexibility, e.g. spot diversity).
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=50
+	// +optional
+	MinValues *int `json:"minValues,omitempty"`
+}
+
+// NodeSelectorOperator is a requirement operator.
+type NodeSelectorOperator string
+
+const (
+	OpIn           NodeSelectorOperator = "In"
+	OpNotIn        NodeSelectorOperator = "NotIn"
+	OpExists       NodeSelectorOperator = "Exists"
+	OpDoesNotExist NodeSelectorOperator = "DoesNotExist"
+	OpGt           NodeSelectorOperator = "Gt"
+	OpLt           NodeSelectorOperator = "Lt"
+	OpGte          NodeSelectorOperator = "Gte"
+	OpLte          NodeSelectorOperator = "Lte"
+)
+
+// Taint is a node taint as in corev1, validated at admission.
+type Taint struct {
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:Pattern=`^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$`
+	Key string `json:"key"`
+	// +kubebuilder:validation:Pattern=`^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$`
+	// +optional
+	Value string `json:"value,omitempty"`
+	// +kubebuilder:validation:Enum=NoSchedule;PreferNoSchedule;NoExecute
+	Effect corev1.TaintEffect `json:"effect"`
+}
+
+// ToCore returns the corev1 form of t.
+func (t Taint) ToCore() corev1.Taint {
+	return corev1.Taint{Key: t.Key, Value: t.Value, Effect: t.Effect}
+}
+
+// TemplateReference names a template in the NodePool's namespace.
+type TemplateReference struct {
+	// APIGroup of the template, e.g. infrastructure.cluster.x-k8s.io.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	APIGroup string `json:"apiGroup"`
+	// Kind of the template, e.g. AWSMachineTemplate.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[A-Z][A-Za-z0-9]*$`
+	Kind string `json:"kind"`
+	// Name of the template.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`
+	Name string `json:"name"`
+}
+
+// KubeletConfiguration is the part of the kubelet's configuration that
+// changes a node's allocatable resources; Joinery plans with it and passes
+// it to the bootstrap config.
+type KubeletConfiguration struct {
+	// MaxPods caps the pods per node (default: the instance type's ENI limit).
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000
+	// +optional
+	MaxPods *int32 `json:"maxPods,omitempty"`
+	// PodsPerCore caps the pods per node at this many per vCPU.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000
+	// +optional
+	PodsPerCore *int32 `json:"podsPerCore,omitempty"`
+	// SystemReserved is held back for OS daemons.
+	// +kubebuilder:validation:XValidation:rule="self.all(k, k in ['cpu', 'memory', 'ephemeral-storage', 'pid'])",message="kubelet.systemReserved keys are cpu, memory, ephemeral-storage and pid"
+	// +kubebuilder:validation:MaxProperties=4
+	// +optional
+	SystemReserved map[string]ReservedQuantity `json:"systemReserved,omitempty"`
+	// KubeReserved is held back for Kubernetes daemons (default: the EKS
+	// AMI formula by vCPU and max pods).
+	// +kubebuilder:validation:XValidation:rule="self.all(k, k in ['cpu', 'memory', 'ephemeral-storage', 'pid'])",message="kubelet.kubeReserved keys are cpu, memory, ephemeral-storage and pid"
+	// +kubebuilder:validation:MaxProperties=4
+	// +optional
+	KubeReserved map[string]ReservedQuantity `json:"kubeReserved,omitempty"`
+	// EvictionHard are the kubelet's hard eviction thresholds, as
+	// quantities ("100Mi") or percentages ("10%").
+	// +kubebuilder:validation:XValidation:rule="self.all(k, k in ['memory.available', 'nodefs.available', 'nodefs.inodesFree', 'imagefs.available', 'imagefs.inodesFree', 'pid.available'])",message="kubelet.evictionHard keys are memory.available, nodefs.available, nodefs.inodesFree, imagefs.available, imagefs.inodesFree and pid.available"
+	// +kubebuilder:validation:MaxProperties=6
+	// +optional
+	EvictionHard map[string]EvictionThreshold `json:"evictionHard,omitempty"`
+}
+
+// Disruption says when a pool's machines may be removed or replaced.
+type Disruption struct {
+	// ConsolidationPolicy: WhenEmpty removes only machines with no pods
+	// but DaemonSet pods; WhenEmptyOrUnderutilized also moves pods to
+	// pack them onto fewer or cheaper machines.
+	// +kubebuilder:validation:Enum=WhenEmpty;WhenEmptyOrUnderutilized
+	// +kubebuilder:default=WhenEmptyOrUnderutilized
+	// +optional
+	ConsolidationPolicy ConsolidationPolicy `json:"consolidationPolicy,omitempty"`
+	// ConsolidateAfter is how long a machine must stay unchanged (no pod
+	// added or removed) before it may be consolidated, or "Never".
+	// +kubebuilder:validation:Pattern=`^(([0-9]+(s|m|h))+|Never)$`
+	// +kubebuilder:default="0s"
+	// +optional
+	ConsolidateAfter string `json:"consolidateAfter,omitempty"`
+	// Budgets cap how many of the pool's nodes may be disrupting at once.
+	// The most restrictive active budget applies.
+	// +kubebuilder:validation:MaxItems=50
+	// +kubebuilder:default={{nodes: "10%"}}
+	// +listType=atomic
+	// +optional
+	Budgets []Budget `json:"budgets,omitempty"`
+}
+
+// ConsolidationPolicy is when a pool's machines may be consolidated.
+type ConsolidationPolicy string
+
+const (
+	ConsolidationPolicyWhenEmpty                ConsolidationPolicy = "WhenEmpty"
+	ConsolidationPolicyWhenEmptyOrUnderutilized ConsolidationPolicy = "WhenEmptyOrUnderutilized"
+)
+
+// Budget caps disruptions, optionally only during a schedule and only for
+// some reasons.
+//
+// +kubebuilder:validation:XValidation:rule="has(self.schedule) == has(self.duration)",message="budgets: schedule and duration go together: a schedule needs a duration (how long each window lasts) and a duration needs a schedule"
+type Budget struct {
+	// Nodes is how many nodes may be disrupting at once: a count ("3") or
+	// a percentage of the pool's nodes ("10%", rounded up).
+	// +kubebuilder:validation:Pattern=`^((100|[0-9]{1,2})%|[0-9]+)$`
+	// +kubebuilder:default="10%"
+	Nodes string `json:"nodes"`
+	// Schedule is a cron expression (UTC, five fields, or @yearly, @monthly,
+	// @weekly, @daily, @hourly) for when the budget starts being active.
+	// +kubebuilder:validation:Pattern=`^(@(annually|yearly|monthly|weekly|daily|midnight|hourly))|((.+)\s(.+)\s(.+)\s(.+)\s(.+))$`
+	// +optional
+	Schedule *string `json:"schedule,omitempty"`
+	// Duration is how long the budget is active after each scheduled start.
+	// +kubebuilder:validation:Pattern=`^([0-9]+(m|h))+$`
+	// +kubebuilder:validation:Type=string
+	// +optional
+	Duration *metav1.Duration `json:"duration,omitempty"`
+	// Reasons limits the budget to these disruption reasons (all when empty).
+	// +listType=atomic
+	// +optional
+	Reasons []DisruptionReason `json:"reasons,omitempty"`
+}
+
+// DisruptionReason is why a machine is disrupted, for budgets.
+// +kubebuilder:validation:Enum=Underutilized;Empty;Drifted;Expired
+type DisruptionReason string
+
+const (
+	DisruptionReasonUnderutilized DisruptionReason = "Underutilized"
+	DisruptionReasonEmpty         DisruptionReason = "Empty"
+	DisruptionReasonDrifted       DisruptionReason = "Drifted"
+	DisruptionReasonExpired       DisruptionReason = "Expired"
+)
+
+// NodePoolStatus is what the pool has made, per all the clusters it serves.
+type NodePoolStatus struct {
+	// Conditions: Ready says whether the pool can create machines, and if
+	// not, why, in words.
+	// +listType=map
+	// +listMapKey=type
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+	// Nodes is the number of the pool's machines that have a ready node.
+	// +optional
+	Nodes int32 `json:"nodes"`
+	// Machines is the number of the pool's machines, ready or not.
+	// +optional
+	Machines int32 `json:"machines"`
+	// Resources is the capacity of the pool's machines, added up.
+	// +optional
+	Resources corev1.ResourceList `json:"resources,omitempty"`
+	// PricePerHour is what the pool's machines cost, in USD per hour.
+	// +optional
+	PricePerHour string `json:"pricePerHour,omitempty"`
+	// Clusters is the state of each CAPI Cluster the pool serves.
+	// +listType=map
+	// +listMapKey=name
+	// +optional
+	Clusters []ClusterStatus `json:"clusters,omitempty"`
+	// ObservedGeneration is the spec generation this status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+}
+
+// ClusterStatus is a served cluster as the pool sees it.
+type ClusterStatus struct {
+	Name string `json:"name"`
+	// Reachable is false while the workload cluster's apiserver cannot be
+	// reached; the pool then makes no decision for that cluster.
+	Reachable bool `json:"reachable"`
+	// Message explains an unreachable cluster or a limit reached.
+	// +optional
+	Message string `json:"message,omitempty"`
+	// Machines is the number of the pool's machines in this cluster.
+	// +optional
+	Machines int32 `json:"machines"`
+}
+
+// Condition types and reasons of a NodePool.
+const (
+	ConditionReady = "Ready"
+)
+
+// NodePoolList is a list of NodePools.
+//
+// +kubebuilder:object:root=true
+type NodePoolList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []NodePool `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&NodePool{}, &NodePoolList{})
+}

@@ -1,0 +1,74 @@
+package v1alpha1
+
+// Well-known label keys. Requirement keys and node labels use the same names
+// as Karpenter v1 (and its AWS provider) where the concept is the same, so a
+// Karpenter NodePool's requirements mean the same thing here. Every
+// karpenter.k8s.aws/instance-* key also exists under joinery.dev/instance-*.
+const (
+	Group = "joinery.dev"
+
+	// LabelNodePool names the NodePool that created a node.
+	LabelNodePool = Group + "/nodepool"
+	// LabelCluster names the CAPI Cluster a Joinery Machine belongs to.
+	LabelCluster = Group + "/cluster"
+
+	LabelInstanceType = "node.kubernetes.io/instance-type"
+	LabelZone         = "topology.kubernetes.io/zone"
+	LabelRegion       = "topology.kubernetes.io/region"
+	LabelArch         = "kubernetes.io/arch"
+	LabelOS           = "kubernetes.io/os"
+	LabelHostname     = "kubernetes.io/hostname"
+
+	// LabelCapacityType is "spot" or "on-demand", as in Karpenter.
+	LabelCapacityType    = "karpenter.sh/capacity-type"
+	CapacityTypeSpot     = "spot"
+	CapacityTypeOnDemand = "on-demand"
+	// LabelKarpenterNodePool is set too, so tooling written for Karpenter
+	// (dashboards, affinities) keeps working on Joinery nodes.
+	LabelKarpenterNodePool = "karpenter.sh/nodepool"
+
+	// Zone ID (use1-az1) of the node's zone, as Karpenter's AWS provider labels it.
+	LabelZoneID = "topology.k8s.aws/zone-id"
+
+	AWSLabelPrefix     = "karpenter.k8s.aws/"
+	JoineryLabelPrefix = Group + "/"
+)
+
+// Instance attribute label suffixes. Each exists as AWSLabelPrefix+suffix
+// (karpenter.k8s.aws/instance-family) and JoineryLabelPrefix+suffix
+// (joinery.dev/instance-family).
+const (
+	SuffixInstanceFamily           = "instance-family"
+	SuffixInstanceCategory         = "instance-category"
+	SuffixInstanceGeneration       = "instance-generation"
+	SuffixInstanceSize             = "instance-size"
+	SuffixInstanceCPU              = "instance-cpu"
+	SuffixInstanceCPUManufacturer  = "instance-cpu-manufacturer"
+	SuffixInstanceMemory           = "instance-memory" // MiB
+	SuffixInstanceGPUName          = "instance-gpu-name"
+	SuffixInstanceGPUCount         = "instance-gpu-count"
+	SuffixInstanceGPUMemory        = "instance-gpu-memory" // MiB of one GPU
+	SuffixInstanceGPUManufacturer  = "instance-gpu-manufacturer"
+	SuffixInstanceAcceleratorName  = "instance-accelerator-name"
+	SuffixInstanceAcceleratorCount = "instance-accelerator-count"
+	SuffixInstanceLocalNVMe        = "instance-local-nvme"        // GB
+	SuffixInstanceNetworkBandwidth = "instance-network-bandwidth" // Mbps
+	SuffixInstanceHypervisor       = "instance-hypervisor"
+)
+
+// InstanceAttributeSuffixes lists every instance attribute, in documentation order.
+var InstanceAttributeSuffixes = []string{
+	SuffixInstanceFamily, SuffixInstanceCategory, SuffixInstanceGeneration, SuffixInstanceSize,
+	SuffixInstanceCPU, SuffixInstanceCPUManufacturer, SuffixInstanceMemory,
+	SuffixInstanceGPUName, SuffixInstanceGPUCount, SuffixInstanceGPUMemory, SuffixInstanceGPUManufacturer,
+	SuffixInstanceAcceleratorName, SuffixInstanceAcceleratorCount,
+	SuffixInstanceLocalNVMe, SuffixInstanceNetworkBandwidth, SuffixInstanceHypervisor,
+}
+
+// IntegerValuedSuffixes are the attributes whose values are integers, so
+// requirements on them may use Gt, Lt, Gte and Lte.
+var IntegerValuedSuffixes = []string{
+	SuffixInstanceGeneration, SuffixInstanceCPU, SuffixInstanceMemory, SuffixInstanceGPUCount,
+	SuffixInstanceGPUMemory, SuffixInstanceAcceleratorCount, SuffixInstanceLocalNVMe,
+	SuffixInstanceNetworkBandwidth,
+}
