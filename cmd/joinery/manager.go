@@ -20,15 +20,15 @@ import (
 // managerOptions are the flags of `joinery manager`, named as in every
 // kubebuilder/controller-runtime manager so operators find them.
 type managerOptions struct {
-	metricsAddr          string
-	probeAddr            string
-	leaderElect          bool
-	leaderElectionID     string
-	leaderElectionNS     string
-	leaseDuration        time.Duration
-	renewDeadline        time.Duration
-	retryPeriod          time.Duration
-	zap                  zap.Options
+	metricsAddr      string
+	probeAddr        string
+	leaderElect      bool
+	leaderElectionID string
+	leaderElectionNS string
+	leaseDuration    time.Duration
+	renewDeadline    time.Duration
+	retryPeriod      time.Duration
+	zap              zap.Options
 }
 
 func newManagerCommand() *cobra.Command {
