@@ -4,7 +4,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 generated=(config/crd config/rbac api cloud/data)
-snapshot() { find "${generated[@]}" -type f -print0 2>/dev/null | sort -z | xargs -0 -r sha256sum; }
+snapshot() {
+  local existing=()
+  for p in "${generated[@]}"; do [[ -e $p ]] && existing+=("$p"); done
+  find "${existing[@]}" -type f -print0 | sort -z | xargs -0 -r sha256sum
+}
 before=$(snapshot)
 make --no-print-directory manifests generate >/dev/null
 after=$(snapshot)
