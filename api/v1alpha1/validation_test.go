@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/dynamic"
 	"sigs.k8s.io/yaml"
 
+	"github.com/joinery-dev/joinery/internal/admission"
 	"github.com/joinery-dev/joinery/internal/testenv"
 )
 
@@ -103,6 +104,12 @@ func TestNodePoolAdmission(t *testing.T) {
 	})
 	client := dynamic.NewForConfigOrDie(cluster.Config).Resource(nodePoolGVR).Namespace("default")
 	ctx := context.Background()
+	// joinery simulate admits NodePools offline with the CRD's own schema;
+	// every case below must get the same verdict there as from the apiserver.
+	offline, err := admission.ForEmbeddedCRD("joinery.dev_nodepools.yaml", "v1alpha1")
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	invalid := []struct {
 		rule    string
@@ -180,6 +187,8 @@ func TestNodePoolAdmission(t *testing.T) {
 			[]string{"spec.disruption.budgets[0].schedule", "should match"}},
 		{"budget with an unknown reason", setBudget(map[string]any{"nodes": "1", "reasons": []any{"Bored"}}),
 			[]string{"spec.disruption.budgets[0].reasons[0]", `Unsupported value: "Bored"`}},
+		{"misspelt field", func(s map[string]any) { s["weigth"] = 5 },
+			[]string{"unknown field", "weigth"}},
 		{"weight of zero", func(s map[string]any) { s["weight"] = 0 },
 			[]string{"spec.weight", "greater than or equal to 1"}},
 		{"weight above 100", func(s map[string]any) { s["weight"] = 101 },
@@ -223,8 +232,11 @@ func TestNodePoolAdmission(t *testing.T) {
 			tc.mutate(spec)
 			_, err := client.Create(ctx, normalized(t, obj), createOpts)
 			g.Expect(err).To(HaveOccurred(), "the apiserver accepted a NodePool with %s", tc.rule)
+			offlineErrs := offline.Admit(ctx, normalized(t, obj).Object)
+			g.Expect(offlineErrs).NotTo(BeEmpty(), "offline admission accepted a NodePool with %s", tc.rule)
 			for _, want := range tc.message {
 				g.Expect(err.Error()).To(ContainSubstring(want))
+				g.Expect(offlineErrs.ToAggregate().Error()).To(ContainSubstring(want))
 			}
 		})
 	}
@@ -233,13 +245,18 @@ func TestNodePoolAdmission(t *testing.T) {
 		g := NewWithT(t)
 		created, err := client.Create(ctx, parseNodePool(t, validNodePool), createOpts)
 		g.Expect(err).NotTo(HaveOccurred())
-		spec := created.Object["spec"].(map[string]any)
-		g.Expect(template(spec)["expireAfter"]).To(Equal("720h"))
-		g.Expect(spec["disruption"]).To(Equal(map[string]any{
-			"consolidationPolicy": "WhenEmptyOrUnderutilized",
-			"consolidateAfter":    "0s",
-			"budgets":             []any{map[string]any{"nodes": "10%"}},
-		}))
+		offlineObj := parseNodePool(t, validNodePool)
+		g.Expect(offline.Admit(ctx, offlineObj.Object)).To(BeEmpty())
+		for _, spec := range []map[string]any{created.Object["spec"].(map[string]any), offlineObj.Object["spec"].(map[string]any)} {
+			g.Expect(template(spec)["expireAfter"]).To(Equal("720h"))
+			g.Expect(spec["disruption"]).To(Equal(map[string]any{
+				"consolidationPolicy": "WhenEmptyOrUnderutilized",
+				"consolidateAfter":    "0s",
+				"budgets":             []any{map[string]any{"nodes": "10%"}},
+			}))
+		}
+		// The offline defaults are the apiserver's, field for field.
+		g.Expect(offlineObj.Object["spec"]).To(Equal(created.Object["spec"]))
 	})
 
 	t.Run("accepts every sample in config/samples", func(t *testing.T) {
@@ -258,6 +275,9 @@ func TestNodePoolAdmission(t *testing.T) {
 					continue
 				}
 				obj.SetNamespace("default")
+				if errs := offline.Admit(ctx, obj.DeepCopy().Object); len(errs) > 0 {
+					t.Errorf("%s: NodePool %q rejected offline: %v", path, obj.GetName(), errs.ToAggregate())
+				}
 				if _, err := client.Create(ctx, obj, createOpts); err != nil {
 					t.Errorf("%s: NodePool %q rejected: %v", path, obj.GetName(), err)
 				}
@@ -266,7 +286,8 @@ func TestNodePoolAdmission(t *testing.T) {
 	})
 }
 
-var createOpts = metav1.CreateOptions{}
+// Strict, as kubectl sends it: unknown fields are errors, not warnings.
+var createOpts = metav1.CreateOptions{FieldValidation: "Strict"}
 
 // normalized round-trips obj through JSON so that the Go ints the cases
 // write become the float64s unstructured objects hold.
