@@ -1,0 +1,247 @@
+package cloud
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/joinery-dev/joinery/api/v1alpha1"
+)
+
+// Offering is one way to buy an instance type: a zone and a capacity type,
+// with its price. As in Karpenter, a type has one offering per zone and
+// capacity type.
+type Offering struct {
+	InstanceType string
+	Region       string
+	Zone         string // us-east-1a: the account's name for ZoneID
+	ZoneID       string // use1-az1
+	CapacityType string // v1alpha1.CapacityTypeOnDemand or v1alpha1.CapacityTypeSpot
+	PricePerHour float64
+	// Available is true for every offering the catalog returns: the
+	// snapshot knows nothing of current capacity. Callers that track
+	// insufficient-capacity errors set it to false.
+	Available bool
+}
+
+// Labels returns the labels a node launched from this offering carries on
+// top of InstanceType.Labels: zone, zone ID, region and capacity type.
+func (o Offering) Labels() map[string]string {
+	return map[string]string{
+		v1alpha1.LabelZone:         o.Zone,
+		v1alpha1.LabelZoneID:       o.ZoneID,
+		v1alpha1.LabelRegion:       o.Region,
+		v1alpha1.LabelCapacityType: o.CapacityType,
+	}
+}
+
+// InstanceTypeOfferings is an instance type with its offerings in one region.
+type InstanceTypeOfferings struct {
+	InstanceType InstanceType
+	// Offerings are ordered by zone (the region's zone order) and, within
+	// a zone, on-demand before spot.
+	Offerings []Offering
+}
+
+// OfferingOption tunes RegionOfferings.
+type OfferingOption func(*offeringOptions)
+
+type offeringOptions struct {
+	zoneNames map[string]string // zone ID -> name; nil means DefaultZoneNames
+	zones     []string          // zone names to keep; empty keeps all
+}
+
+// WithZoneNames gives the account's zone ID -> zone name mapping (EC2
+// DescribeAvailabilityZones), which differs between AWS accounts. It must
+// name every zone ID of the region; IDs of other regions are ignored, so one
+// map can serve a whole account.
+func WithZoneNames(zoneNames map[string]string) OfferingOption {
+	return func(o *offeringOptions) { o.zoneNames = zoneNames }
+}
+
+// WithZones keeps only offerings in these zones (names such as us-east-1a),
+// e.g. the failure domains of a CAPI Cluster. No names keeps every zone.
+func WithZones(zones ...string) OfferingOption {
+	return func(o *offeringOptions) { o.zones = zones }
+}
+
+// RegionOfferings returns, for every instance type the region offers, its
+// offerings, sorted by type name. The rules:
+//
+//   - The zones of a region are the zone IDs offerings.csv lists for it.
+//   - An on-demand offering exists in every zone where offerings.csv lists
+//     the type, if the type has an on-demand USD price for the region; its
+//     price is that price.
+//   - A spot offering exists in those same zones if spot-prices-sample.csv
+//     has the type for the region. Its price is spot_max_usd_per_hour, the
+//     highest of the sampled per-zone prices: the sample does not say which
+//     zone had which price, and pricing every zone at the worst one keeps
+//     the solver from choosing spot on a saving that may not exist.
+//   - Types without an architecture are not offered (no AMI, no arch label).
+//   - Zone names come from WithZoneNames, else DefaultZoneNames.
+//   - WithZones drops offerings outside the given zones; naming a zone the
+//     region does not have is an error, since it is most likely a typo in a
+//     Cluster's failure domains.
+//
+// Types with no offering left are omitted. An unknown region is an error.
+func (c *Catalog) RegionOfferings(region string, opts ...OfferingOption) ([]InstanceTypeOfferings, error) {
+	zoneIDs, ok := c.zoneIDs[region]
+	if !ok {
+		return nil, fmt.Errorf("region %q has no offerings in the catalog; regions with offerings: %s", region, knownList(c.Regions()))
+	}
+	var o offeringOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	names, err := zoneNamesFor(region, zoneIDs, o.zoneNames)
+	if err != nil {
+		return nil, err
+	}
+	keep, err := zoneFilter(region, zoneIDs, names, o.zones)
+	if err != nil {
+		return nil, err
+	}
+
+	onDemand, spot := c.onDemand[region], c.spot[region]
+	byType := c.zonesOf[region]
+	typeNames := sortedKeys(byType)
+	result := make([]InstanceTypeOfferings, 0, len(typeNames))
+	for _, name := range typeNames {
+		it := c.tables.InstanceTypes[c.typeIndex[name]]
+		if !it.offerable() {
+			continue
+		}
+		odPrice, hasOnDemand := onDemand[name]
+		spotPrice, hasSpot := spot[name]
+		var offerings []Offering
+		for _, zoneID := range byType[name] {
+			if !keep[zoneID] {
+				continue
+			}
+			offering := Offering{InstanceType: name, Region: region, Zone: names[zoneID], ZoneID: zoneID, Available: true}
+			if hasOnDemand {
+				offering.CapacityType, offering.PricePerHour = v1alpha1.CapacityTypeOnDemand, odPrice
+				offerings = append(offerings, offering)
+			}
+			if hasSpot {
+				offering.CapacityType, offering.PricePerHour = v1alpha1.CapacityTypeSpot, spotPrice.MaxUSDPerHour
+				offerings = append(offerings, offering)
+			}
+		}
+		if len(offerings) > 0 {
+			result = append(result, InstanceTypeOfferings{InstanceType: it, Offerings: offerings})
+		}
+	}
+	return result, nil
+}
+
+// ZoneNames returns the default zone ID -> name mapping of a region (see
+// DefaultZoneNames), nil for a region without offerings.
+func (c *Catalog) ZoneNames(region string) map[string]string {
+	ids, ok := c.zoneIDs[region]
+	if !ok {
+		return nil
+	}
+	return DefaultZoneNames(region, ids)
+}
+
+// DefaultZoneNames names zone IDs when the account's real mapping is not
+// known. AWS assigns names per account, so any fixed choice is a guess; this
+// one is deterministic: the IDs, sorted by their numeric suffix (az1, az2,
+// ..., az10), are named region+"a", region+"b", ... in that order. A region
+// whose catalog lists use1-az1, use1-az2 and use1-az4 gets us-east-1a,
+// us-east-1b and us-east-1c.
+func DefaultZoneNames(region string, zoneIDs []string) map[string]string {
+	ids := append([]string(nil), zoneIDs...)
+	sortZoneIDs(ids)
+	names := make(map[string]string, len(ids))
+	for i, id := range ids {
+		names[id] = region + zoneLetters(i)
+	}
+	return names
+}
+
+// zoneLetters returns a, b, ..., z, aa, ab, ... for 0, 1, ...; real regions
+// stop well before z, synthetic ones need not.
+func zoneLetters(i int) string {
+	var letters []byte
+	for n := i + 1; n > 0; n = (n - 1) / 26 {
+		letters = append([]byte{byte('a' + (n-1)%26)}, letters...)
+	}
+	return string(letters)
+}
+
+// zoneNamesFor resolves the zone names of a region's zone IDs and checks a
+// user-given mapping covers them without clashes.
+func zoneNamesFor(region string, zoneIDs []string, given map[string]string) (map[string]string, error) {
+	if given == nil {
+		return DefaultZoneNames(region, zoneIDs), nil
+	}
+	names := make(map[string]string, len(zoneIDs))
+	owner := make(map[string]string, len(zoneIDs))
+	for _, id := range zoneIDs {
+		name, ok := given[id]
+		if !ok || name == "" {
+			return nil, fmt.Errorf("zone names: zone ID %s of region %s has no name; give every zone ID of the region (%s) a name",
+				id, region, strings.Join(zoneIDs, ", "))
+		}
+		if other, dup := owner[name]; dup {
+			return nil, fmt.Errorf("zone names: zone IDs %s and %s are both named %s; each zone needs its own name", other, id, name)
+		}
+		owner[name] = id
+		names[id] = name
+	}
+	return names, nil
+}
+
+// zoneFilter returns the zone IDs to keep for a set of zone names.
+func zoneFilter(region string, zoneIDs []string, names map[string]string, zones []string) (map[string]bool, error) {
+	keep := make(map[string]bool, len(zoneIDs))
+	if len(zones) == 0 {
+		for _, id := range zoneIDs {
+			keep[id] = true
+		}
+		return keep, nil
+	}
+	idOf := make(map[string]string, len(names))
+	for id, name := range names {
+		idOf[name] = id
+	}
+	for _, zone := range zones {
+		id, ok := idOf[zone]
+		if !ok {
+			known := make([]string, 0, len(zoneIDs))
+			for _, id := range zoneIDs {
+				known = append(known, names[id])
+			}
+			return nil, fmt.Errorf("zone %q is not a zone of region %s in the catalog; its zones are %s (pass the account's zone names with WithZoneNames if they differ)",
+				zone, region, strings.Join(known, ", "))
+		}
+		keep[id] = true
+	}
+	return keep, nil
+}
+
+// zoneIDNumber returns N of a zone ID ending in "-azN".
+func zoneIDNumber(zoneID string) (int, error) {
+	if i := strings.LastIndex(zoneID, "-az"); i >= 0 {
+		if n, err := strconv.Atoi(zoneID[i+len("-az"):]); err == nil && n >= 0 {
+			return n, nil
+		}
+	}
+	return 0, fmt.Errorf("zone ID %q does not end in -az<number>; write zone IDs as EC2 does, e.g. use1-az1", zoneID)
+}
+
+// sortZoneIDs sorts zone IDs by their numeric suffix, then by name (zone
+// IDs of different prefixes can share a number).
+func sortZoneIDs(ids []string) {
+	sort.Slice(ids, func(i, j int) bool {
+		a, _ := zoneIDNumber(ids[i])
+		b, _ := zoneIDNumber(ids[j])
+		if a != b {
+			return a < b
+		}
+		return ids[i] < ids[j]
+	})
+}
