@@ -1,0 +1,263 @@
+// Package scenario reads the Kubernetes objects a planning run starts from
+// (pods, nodes, NodePools, DaemonSets, volumes) out of multi-document YAML
+// files, the way `joinery simulate` takes them. Every error names the file,
+// the document, the object and the field.
+package scenario
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	kjson "sigs.k8s.io/json"
+	"sigs.k8s.io/yaml"
+
+	"github.com/joinery-dev/joinery/api/v1alpha1"
+	"github.com/joinery-dev/joinery/internal/admission"
+)
+
+// Scenario is everything read from the files, in file order.
+type Scenario struct {
+	// Pods without spec.nodeName are pending; the others run on Nodes.
+	Pods                   []*corev1.Pod
+	Nodes                  []*corev1.Node
+	NodePools              []*v1alpha1.NodePool
+	DaemonSets             []*appsv1.DaemonSet
+	PersistentVolumes      []*corev1.PersistentVolume
+	PersistentVolumeClaims []*corev1.PersistentVolumeClaim
+}
+
+// InputError is a problem with the input; it says where.
+type InputError struct {
+	File     string
+	Document int    // 1-based position in the file
+	Object   string // Kind namespace/name, when known
+	Err      error
+}
+
+func (e *InputError) Error() string {
+	where := fmt.Sprintf("%s: document %d", e.File, e.Document)
+	if e.Object != "" {
+		where += " (" + e.Object + ")"
+	}
+	return where + ": " + e.Err.Error()
+}
+
+func (e *InputError) Unwrap() error { return e.Err }
+
+// LoadFiles reads every file ("-" is standard input) and returns all the
+// problems found, not only the first.
+func LoadFiles(paths ...string) (*Scenario, error) {
+	loader, err := newLoader()
+	if err != nil {
+		return nil, err
+	}
+	var errs []error
+	for _, path := range paths {
+		var data []byte
+		var err error
+		if path == "-" {
+			data, err = io.ReadAll(os.Stdin)
+		} else {
+			data, err = os.ReadFile(path)
+		}
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		errs = append(errs, loader.read(path, data)...)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return loader.scenario, nil
+}
+
+type loader struct {
+	scenario  *Scenario
+	nodePools *admission.Validator
+	seen      map[string]string // kind/namespace/name -> where first defined
+}
+
+func newLoader() (*loader, error) {
+	nodePools, err := admission.ForEmbeddedCRD("joinery.dev_nodepools.yaml", v1alpha1.GroupVersion.Version)
+	if err != nil {
+		return nil, err
+	}
+	return &loader{scenario: &Scenario{}, nodePools: nodePools, seen: map[string]string{}}, nil
+}
+
+func (l *loader) read(file string, data []byte) []error {
+	var errs []error
+	reader := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
+	for doc := 1; ; doc++ {
+		raw, err := reader.Read()
+		if err == io.EOF {
+			return errs
+		}
+		if err != nil {
+			return append(errs, &InputError{File: file, Document: doc, Err: err})
+		}
+		if len(bytes.TrimSpace(raw)) == 0 || isOnlyComments(raw) {
+			continue
+		}
+		if err := l.readObject(file, doc, raw); err != nil {
+			errs = append(errs, err)
+		}
+	}
+}
+
+func (l *loader) readObject(file string, doc int, raw []byte) error {
+	var head struct {
+		APIVersion string `json:"apiVersion"`
+		Kind       string `json:"kind"`
+		Metadata   struct {
+			Name      string `json:"name"`
+			Namespace string `json:"namespace"`
+		} `json:"metadata"`
+		Items []json `json:"items"`
+	}
+	fail := func(object string, err error) error {
+		return &InputError{File: file, Document: doc, Object: object, Err: err}
+	}
+	if err := yaml.Unmarshal(raw, &head); err != nil {
+		return fail("", fmt.Errorf("not a Kubernetes object: %w", err))
+	}
+	if head.Kind == "" || head.APIVersion == "" {
+		return fail("", errors.New("apiVersion and kind are required"))
+	}
+	if head.Kind == "List" {
+		var errs []error
+		for i, item := range head.Items {
+			if err := l.readObject(file, doc, item); err != nil {
+				errs = append(errs, fmt.Errorf("items[%d]: %w", i, err))
+			}
+		}
+		return errors.Join(errs...)
+	}
+	namespace := head.Metadata.Namespace
+	object := head.Kind + " " + head.Metadata.Name
+	if head.Metadata.Name == "" {
+		return fail(head.Kind, errors.New("metadata.name is required"))
+	}
+
+	var target runtime.Object
+	namespaced := true
+	switch gk := head.APIVersion + "/" + head.Kind; gk {
+	case "v1/Pod":
+		pod := &corev1.Pod{}
+		target = pod
+		defer func() { l.scenario.Pods = append(l.scenario.Pods, pod) }()
+	case "v1/Node":
+		node := &corev1.Node{}
+		target, namespaced = node, false
+		defer func() { l.scenario.Nodes = append(l.scenario.Nodes, node) }()
+	case "apps/v1/DaemonSet":
+		ds := &appsv1.DaemonSet{}
+		target = ds
+		defer func() { l.scenario.DaemonSets = append(l.scenario.DaemonSets, ds) }()
+	case "v1/PersistentVolume":
+		pv := &corev1.PersistentVolume{}
+		target, namespaced = pv, false
+		defer func() { l.scenario.PersistentVolumes = append(l.scenario.PersistentVolumes, pv) }()
+	case "v1/PersistentVolumeClaim":
+		pvc := &corev1.PersistentVolumeClaim{}
+		target = pvc
+		defer func() { l.scenario.PersistentVolumeClaims = append(l.scenario.PersistentVolumeClaims, pvc) }()
+	case v1alpha1.GroupVersion.String() + "/NodePool":
+		if namespace == "" {
+			namespace = "default"
+		}
+		pool, err := l.admitNodePool(raw, namespace)
+		if err != nil {
+			return fail("NodePool "+namespace+"/"+head.Metadata.Name, err)
+		}
+		if err := l.remember("NodePool", namespace, pool.Name, file, doc); err != nil {
+			return fail("NodePool "+namespace+"/"+pool.Name, err)
+		}
+		l.scenario.NodePools = append(l.scenario.NodePools, pool)
+		return nil
+	default:
+		return fail(object, fmt.Errorf("%s %s is not an input of a planning run: give Pods, Nodes, NodePools (%s), DaemonSets (apps/v1), PersistentVolumes and PersistentVolumeClaims (v1)",
+			head.APIVersion, head.Kind, v1alpha1.GroupVersion))
+	}
+	if namespaced && namespace == "" {
+		namespace = "default"
+	}
+	if namespaced {
+		object = head.Kind + " " + namespace + "/" + head.Metadata.Name
+	}
+	// Strict, as kubectl applies: a misspelt field is an error naming its
+	// path, not a silently ignored one.
+	jsonData, err := yaml.YAMLToJSON(raw)
+	if err != nil {
+		return fail(object, err)
+	}
+	strictErrs, err := kjson.UnmarshalStrict(jsonData, target)
+	if err != nil {
+		return fail(object, err)
+	}
+	if len(strictErrs) > 0 {
+		return fail(object, errors.Join(strictErrs...))
+	}
+	if m, ok := target.(interface{ SetNamespace(string) }); ok && namespaced {
+		m.SetNamespace(namespace)
+	}
+	if err := l.remember(head.Kind, namespace, head.Metadata.Name, file, doc); err != nil {
+		return fail(object, err)
+	}
+	return nil
+}
+
+func (l *loader) admitNodePool(raw []byte, namespace string) (*v1alpha1.NodePool, error) {
+	obj := map[string]any{}
+	if err := yaml.Unmarshal(raw, &obj); err != nil {
+		return nil, err
+	}
+	if errs := l.nodePools.Admit(context.Background(), obj); len(errs) > 0 {
+		return nil, errs.ToAggregate()
+	}
+	pool := &v1alpha1.NodePool{}
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(obj, pool); err != nil {
+		return nil, err
+	}
+	pool.Namespace = namespace
+	return pool, nil
+}
+
+func (l *loader) remember(kind, namespace, name, file string, doc int) error {
+	key := kind + "/" + namespace + "/" + name
+	here := fmt.Sprintf("%s document %d", file, doc)
+	if first, ok := l.seen[key]; ok {
+		return fmt.Errorf("defined twice: first in %s; give each object a unique name", first)
+	}
+	l.seen[key] = here
+	return nil
+}
+
+// json is a raw JSON or YAML value, kept as bytes for a second decoding.
+type json []byte
+
+func (j *json) UnmarshalJSON(data []byte) error {
+	*j = append((*j)[:0], data...)
+	return nil
+}
+
+func isOnlyComments(doc []byte) bool {
+	for _, line := range strings.Split(string(doc), "\n") {
+		line = strings.TrimSpace(line)
+		if line != "" && !strings.HasPrefix(line, "#") {
+			return false
+		}
+	}
+	return true
+}
