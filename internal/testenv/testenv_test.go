@@ -146,7 +146,9 @@ func TestTwoClustersRunAtOnceAndAreIsolated(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 }
 
-const helperEnv = "JOINERY_TESTENV_KILL_HELPER"
+// helperEnv carries, to the child test binary, the directory its cluster
+// uses: the parent owns it, so it is removed although the child is killed.
+const helperEnv = "JOINERY_TESTENV_KILL_HELPER_DIR"
 
 // TestNoProcessOutlivesAKilledTestBinary runs a cluster inside a child copy
 // of this test binary, kills that child with SIGKILL (no cleanup code can
@@ -158,7 +160,7 @@ func TestNoProcessOutlivesAKilledTestBinary(t *testing.T) {
 	}
 	g := NewWithT(t)
 	cmd := exec.Command(os.Args[0], "-test.run=^TestNoProcessOutlivesAKilledTestBinary$", "-test.v")
-	cmd.Env = append(os.Environ(), helperEnv+"=1")
+	cmd.Env = append(os.Environ(), helperEnv+"="+t.TempDir())
 	stdout, err := cmd.StdoutPipe()
 	g.Expect(err).NotTo(HaveOccurred())
 	cmd.Stderr = os.Stderr
@@ -197,7 +199,7 @@ func TestNoProcessOutlivesAKilledTestBinary(t *testing.T) {
 }
 
 func runClusterUntilKilled(t *testing.T) {
-	c := testenv.New(t, testenv.Options{Name: "killed"})
+	c := testenv.New(t, testenv.Options{Name: "killed", Dir: os.Getenv(helperEnv)})
 	_ = c
 	children, err := childPIDs(os.Getpid())
 	if err != nil {
