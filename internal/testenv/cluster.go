@@ -118,8 +118,6 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 		ControlPlaneStartTimeout: opts.StartTimeout,
 		ControlPlaneStopTimeout:  20 * time.Second,
 	}
-	// Keep everything envtest writes inside the cluster's directory.
-	c.env.WebhookInstallOptions.LocalServingCertDir = filepath.Join(c.Dir, "webhook-certs")
 	c.env.ControlPlane.Etcd = &envtest.Etcd{DataDir: filepath.Join(c.Dir, "etcd"), Out: etcdLog, Err: etcdLog}
 	apiServer := &envtest.APIServer{CertDir: filepath.Join(c.Dir, "pki"), Out: apiLog, Err: apiLog}
 	if !opts.WithControllerManager {
