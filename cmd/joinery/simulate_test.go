@@ -1,0 +1,152 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+)
+
+func runJoinery(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	cmd := newRootCommand()
+	var out bytes.Buffer
+	cmd.SetOut(&out)
+	cmd.SetErr(&out)
+	cmd.SetArgs(args)
+	err := cmd.Execute()
+	return out.String(), err
+}
+
+func TestSimulateJSONIsTheDocumentedShape(t *testing.T) {
+	out, err := runJoinery(t, "simulate", "-f", "../../internal/scenario/testdata/web.yaml", "-o", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(out), &raw); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, out)
+	}
+	if got, want := sortedKeys(raw), "lowerBoundPricePerHour nodes solveSeconds totalPricePerHour unschedulable"; got != want {
+		t.Errorf("top-level keys %q, want %q", got, want)
+	}
+	var nodes []map[string]json.RawMessage
+	if err := json.Unmarshal(raw["nodes"], &nodes); err != nil || len(nodes) == 0 {
+		t.Fatalf("nodes: %v %s", err, raw["nodes"])
+	}
+	for _, n := range nodes {
+		if got, want := sortedKeys(n), "capacityType existing instanceType name nodePool pods pricePerHour zone"; got != want {
+			t.Errorf("node keys %q, want %q", got, want)
+		}
+	}
+
+	var result simulateResult
+	if err := json.Unmarshal([]byte(out), &result); err != nil {
+		t.Fatal(err)
+	}
+	// Both pending pods are placed exactly once; the bound pod is not re-placed.
+	placed := map[string]int{}
+	var total float64
+	for _, n := range result.Nodes {
+		for _, p := range n.Pods {
+			placed[p]++
+		}
+		if !n.Existing {
+			total += n.PricePerHour
+			if n.NodePool != "general" || n.InstanceType == "" || n.Zone == "" || n.PricePerHour <= 0 {
+				t.Errorf("new node without a concrete offering: %+v", n)
+			}
+		}
+	}
+	if placed["shop/web-1"] != 1 || placed["default/web-2"] != 1 || placed["shop/db-0"] != 0 || len(placed) != 2 {
+		t.Errorf("placements: %v", placed)
+	}
+	if len(result.Unschedulable) != 0 {
+		t.Errorf("unschedulable: %+v", result.Unschedulable)
+	}
+	if diff := total - result.TotalPricePerHour; diff > 1e-9 || diff < -1e-9 {
+		t.Errorf("totalPricePerHour %v is not the sum of new nodes' prices %v", result.TotalPricePerHour, total)
+	}
+	if result.LowerBoundPricePerHour <= 0 || result.LowerBoundPricePerHour > result.TotalPricePerHour {
+		t.Errorf("lower bound %v must be in (0, total %v]", result.LowerBoundPricePerHour, result.TotalPricePerHour)
+	}
+}
+
+func TestSimulateReportsPodsThatFitNowhere(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "huge.yaml")
+	pool, err := os.ReadFile("../../internal/scenario/testdata/web.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := strings.SplitN(string(pool), "---", 2)[0] + `---
+apiVersion: v1
+kind: Pod
+metadata: {name: huge}
+spec:
+  containers: [{name: c, image: i, resources: {requests: {cpu: "5000"}}}]
+`
+	if err := os.WriteFile(path, []byte(doc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := runJoinery(t, "simulate", "-f", path, "-o", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var result simulateResult
+	if err := json.Unmarshal([]byte(out), &result); err != nil {
+		t.Fatal(err)
+	}
+	if len(result.Unschedulable) != 1 || result.Unschedulable[0].Pod != "default/huge" || !strings.Contains(result.Unschedulable[0].Reason, `"general"`) {
+		t.Errorf("want default/huge unschedulable with a reason naming pool \"general\", got %+v", result.Unschedulable)
+	}
+}
+
+func TestSimulateInputErrorsExitWithCodeTwo(t *testing.T) {
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	if err := os.WriteFile(bad, []byte("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: c, image: i}], nodeSelecter: {}}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	podOnly := filepath.Join(t.TempDir(), "pod-only.yaml")
+	if err := os.WriteFile(podOnly, []byte("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: c, image: i}]}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		rule string
+		args []string
+		want []string
+	}{
+		{"a misspelt field names file, object and field", []string{"simulate", "-f", bad}, []string{"bad.yaml: document 1 (Pod default/p)", `unknown field "spec.nodeSelecter"`}},
+		{"a missing file", []string{"simulate", "-f", "does-not-exist.yaml"}, []string{"does-not-exist.yaml"}},
+		{"no NodePool", []string{"simulate", "-f", podOnly}, []string{"no NodePool in the input"}},
+		{"an unknown region", []string{"simulate", "-f", "../../internal/scenario/testdata/web.yaml", "--region", "mars-1"}, []string{"--region", "mars-1"}},
+		{"an unknown output format", []string{"simulate", "-f", "../../internal/scenario/testdata/web.yaml", "-o", "yaml"}, []string{`-o "yaml"`, "json or table"}},
+		{"a catalog directory that is not one", []string{"simulate", "-f", "../../internal/scenario/testdata/web.yaml", "--catalog", t.TempDir()}, []string{"--catalog"}},
+	} {
+		t.Run(tc.rule, func(t *testing.T) {
+			_, err := runJoinery(t, tc.args...)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			if code := exitCode(err); code != 2 {
+				t.Errorf("exit code %d, want 2 (%v)", code, err)
+			}
+			for _, want := range tc.want {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error %q does not say %q", err, want)
+				}
+			}
+		})
+	}
+}
+
+func sortedKeys[V any](m map[string]V) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return strings.Join(keys, " ")
+}

@@ -1,0 +1,75 @@
+// Package solverinput turns what Kubernetes and the catalog say (NodePools,
+// pods, nodes, the EC2 offerings of a region) into the solver's input. It
+// is the seam between the API and cloud packages, which the solver must not
+// know, and the solver, which the controllers and `joinery simulate` call.
+package solverinput
+
+import (
+	"fmt"
+	"maps"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/joinery-dev/joinery/api/v1alpha1"
+	"github.com/joinery-dev/joinery/cloud"
+)
+
+// LaunchableType is an instance type a pool may launch, sized for the
+// pool's kubelet settings, with the offerings of the cluster's zones.
+type LaunchableType struct {
+	Name        string
+	Labels      map[string]string
+	Capacity    corev1.ResourceList
+	Allocatable corev1.ResourceList
+	Offerings   []cloud.Offering
+}
+
+// KubeletConfig is the catalog's view of a pool's kubelet settings.
+func KubeletConfig(k *v1alpha1.KubeletConfiguration) cloud.KubeletConfig {
+	if k == nil {
+		return cloud.KubeletConfig{}
+	}
+	return cloud.KubeletConfig{
+		MaxPods:        k.MaxPods,
+		PodsPerCore:    k.PodsPerCore,
+		SystemReserved: stringMap(k.SystemReserved),
+		KubeReserved:   stringMap(k.KubeReserved),
+		EvictionHard:   stringMap(k.EvictionHard),
+	}
+}
+
+// LaunchableTypes sizes every offered type for the pool's kubelet. Types
+// whose allocatable has no room for a pod (pods = 0, as for types whose ENI
+// limit is unknown) are left out: they could never run anything.
+func LaunchableTypes(pool *v1alpha1.NodePool, offered []cloud.InstanceTypeOfferings) ([]LaunchableType, error) {
+	kubelet := KubeletConfig(pool.Spec.Template.Spec.Kubelet)
+	if err := kubelet.Validate(); err != nil {
+		return nil, fmt.Errorf("NodePool %s/%s: spec.template.spec.%w", pool.Namespace, pool.Name, err)
+	}
+	types := make([]LaunchableType, 0, len(offered))
+	for _, o := range offered {
+		capacity, allocatable := cloud.Allocatable(o.InstanceType, kubelet)
+		if allocatable.Pods().IsZero() {
+			continue
+		}
+		types = append(types, LaunchableType{
+			Name:        o.InstanceType.Name,
+			Labels:      o.InstanceType.Labels(),
+			Capacity:    capacity,
+			Allocatable: allocatable,
+			Offerings:   o.Offerings,
+		})
+	}
+	return types, nil
+}
+
+func stringMap[V ~string](m map[string]V) map[string]string {
+	if m == nil {
+		return nil
+	}
+	out := make(map[string]string, len(m))
+	for k, v := range maps.All(m) {
+		out[k] = string(v)
+	}
+	return out
+}

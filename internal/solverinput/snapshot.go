@@ -1,0 +1,202 @@
+package solverinput
+
+import (
+	"fmt"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/joinery-dev/joinery/api/v1alpha1"
+	"github.com/joinery-dev/joinery/cloud"
+	"github.com/joinery-dev/joinery/solver"
+)
+
+// Objects is what one planning run looks at in one workload cluster.
+type Objects struct {
+	// Pods: those without spec.nodeName are pending; the others count on
+	// their nodes. Finished pods are ignored.
+	Pods                   []*corev1.Pod
+	Nodes                  []*corev1.Node
+	NodePools              []*v1alpha1.NodePool
+	DaemonSets             []*appsv1.DaemonSet
+	PersistentVolumes      []*corev1.PersistentVolume
+	PersistentVolumeClaims []*corev1.PersistentVolumeClaim
+	// InFlight names nodes (by node name) that are machines still booting.
+	InFlight map[string]bool
+}
+
+// Snapshot builds the solver's input. offered is the catalog for the
+// cluster's region and zones; prices of existing nodes, for the pools'
+// pricePerHour limits, are looked up there too.
+func Snapshot(objs Objects, offered []cloud.InstanceTypeOfferings, unavailable solver.UnavailableOfferings) (*solver.Snapshot, error) {
+	snap := &solver.Snapshot{
+		DaemonSets:             objs.DaemonSets,
+		PersistentVolumes:      objs.PersistentVolumes,
+		PersistentVolumeClaims: objs.PersistentVolumeClaims,
+		Unavailable:            unavailable,
+	}
+	bound := map[string][]*corev1.Pod{}
+	for _, pod := range objs.Pods {
+		if pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
+			continue
+		}
+		if pod.Spec.NodeName == "" {
+			snap.Pods = append(snap.Pods, pod)
+		} else {
+			bound[pod.Spec.NodeName] = append(bound[pod.Spec.NodeName], pod)
+		}
+	}
+	prices := NewPrices(offered)
+	inUse := map[string]*usage{}
+	for _, node := range objs.Nodes {
+		pool := node.Labels[v1alpha1.LabelNodePool]
+		snap.Nodes = append(snap.Nodes, &solver.Node{
+			Node:     node,
+			Pods:     bound[node.Name],
+			InFlight: objs.InFlight[node.Name],
+			Pool:     pool,
+		})
+		if pool == "" {
+			continue
+		}
+		u := inUse[pool]
+		if u == nil {
+			u = &usage{resources: corev1.ResourceList{}}
+			inUse[pool] = u
+		}
+		addTo(u.resources, node.Status.Capacity)
+		u.pricePerHour += prices.Of(node.Labels)
+	}
+	seen := map[string]string{}
+	for _, np := range objs.NodePools {
+		if other, ok := seen[np.Name]; ok && other != np.Namespace {
+			return nil, fmt.Errorf("NodePools %s/%s and %s/%s serve the same cluster under one name; rename one, since nodes record their pool by name", other, np.Name, np.Namespace, np.Name)
+		}
+		seen[np.Name] = np.Namespace
+		used := inUse[np.Name]
+		if used == nil {
+			used = &usage{}
+		}
+		pool, err := Pool(np, offered, used.resources, used.pricePerHour)
+		if err != nil {
+			return nil, err
+		}
+		snap.Pools = append(snap.Pools, pool)
+	}
+	return snap, nil
+}
+
+type usage struct {
+	resources    corev1.ResourceList
+	pricePerHour float64
+}
+
+// Pool is the solver's view of a NodePool: its requirements, labels,
+// taints, limits (and what its machines already use: inUse capacity and
+// inUsePricePerHour), and every type it may launch sized for its kubelet
+// settings.
+func Pool(np *v1alpha1.NodePool, offered []cloud.InstanceTypeOfferings, inUse corev1.ResourceList, inUsePricePerHour float64) (*solver.Pool, error) {
+	spec := np.Spec.Template.Spec
+	pool := &solver.Pool{
+		Name:          np.Name,
+		Requirements:  Requirements(spec.Requirements),
+		Labels:        stringMap(np.Spec.Template.ObjectMeta.Labels),
+		Taints:        coreTaints(spec.Taints),
+		StartupTaints: coreTaints(spec.StartupTaints),
+	}
+	if np.Spec.Weight != nil {
+		pool.Weight = *np.Spec.Weight
+	}
+	for name, quantity := range np.Spec.Limits {
+		if name == v1alpha1.LimitPricePerHour {
+			usd := quantity.AsApproximateFloat64()
+			pool.PricePerHourLimit = &usd
+			continue
+		}
+		if pool.Limits == nil {
+			pool.Limits = corev1.ResourceList{}
+		}
+		pool.Limits[name] = quantity
+	}
+	pool.InUse = inUse
+	pool.InUsePricePerHour = inUsePricePerHour
+	types, err := LaunchableTypes(np, offered)
+	if err != nil {
+		return nil, err
+	}
+	pool.InstanceTypes = make([]*solver.InstanceType, 0, len(types))
+	for _, t := range types {
+		it := &solver.InstanceType{
+			Name:        t.Name,
+			Labels:      t.Labels,
+			Capacity:    t.Capacity,
+			Allocatable: t.Allocatable,
+			Offerings:   make([]solver.Offering, 0, len(t.Offerings)),
+		}
+		for _, o := range t.Offerings {
+			it.Offerings = append(it.Offerings, solver.Offering{
+				Zone: o.Zone, ZoneID: o.ZoneID, CapacityType: o.CapacityType, PricePerHour: o.PricePerHour, Available: o.Available,
+			})
+		}
+		pool.InstanceTypes = append(pool.InstanceTypes, it)
+	}
+	return pool, nil
+}
+
+// Requirements converts a pool's requirements to the solver's algebra; the
+// operators mean the same in both.
+func Requirements(in []v1alpha1.NodeSelectorRequirementWithMinValues) solver.Requirements {
+	out := make(solver.Requirements, 0, len(in))
+	for _, r := range in {
+		out = append(out, solver.Requirement{
+			Key: r.Key, Operator: solver.Operator(r.Operator), Values: r.Values, MinValues: r.MinValues,
+		})
+	}
+	return out
+}
+
+func coreTaints(in []v1alpha1.Taint) []corev1.Taint {
+	if len(in) == 0 {
+		return nil
+	}
+	out := make([]corev1.Taint, len(in))
+	for i, t := range in {
+		out[i] = t.ToCore()
+	}
+	return out
+}
+
+func addTo(sum, add corev1.ResourceList) {
+	for name, q := range add {
+		total := sum[name]
+		total.Add(q)
+		sum[name] = total
+	}
+}
+
+// Prices finds what a running node costs from its labels.
+type Prices map[priceKey]float64
+
+type priceKey struct{ instanceType, zone, capacityType string }
+
+// NewPrices indexes the offerings' prices.
+func NewPrices(offered []cloud.InstanceTypeOfferings) Prices {
+	index := Prices{}
+	for _, o := range offered {
+		for _, off := range o.Offerings {
+			index[priceKey{off.InstanceType, off.Zone, off.CapacityType}] = off.PricePerHour
+		}
+	}
+	return index
+}
+
+// Of returns the node's price, 0 when the catalog does not know its
+// offering (a node not launched from this catalog). A node without a
+// capacity-type label is taken as on-demand, as EC2 launches by default.
+func (p Prices) Of(labels map[string]string) float64 {
+	capacityType := labels[v1alpha1.LabelCapacityType]
+	if capacityType == "" {
+		capacityType = v1alpha1.CapacityTypeOnDemand
+	}
+	return p[priceKey{labels[v1alpha1.LabelInstanceType], labels[v1alpha1.LabelZone], capacityType}]
+}

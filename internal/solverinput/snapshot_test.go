@@ -1,0 +1,141 @@
+package solverinput
+
+import (
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	"github.com/joinery-dev/joinery/api/v1alpha1"
+	"github.com/joinery-dev/joinery/cloud"
+)
+
+func usEast1(t *testing.T) []cloud.InstanceTypeOfferings {
+	t.Helper()
+	catalog, err := cloud.Embedded()
+	if err != nil {
+		t.Fatal(err)
+	}
+	offered, err := catalog.RegionOfferings("us-east-1", cloud.WithZones("us-east-1a", "us-east-1b", "us-east-1c"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return offered
+}
+
+func nodePool(name string, mutate func(*v1alpha1.NodePool)) *v1alpha1.NodePool {
+	np := &v1alpha1.NodePool{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
+		Spec: v1alpha1.NodePoolSpec{
+			ClusterName: "c1",
+			Template: v1alpha1.NodeClaimTemplate{
+				ObjectMeta: v1alpha1.TemplateMetadata{Labels: map[string]v1alpha1.LabelValue{"team": "a"}},
+				Spec: v1alpha1.NodeClaimSpec{
+					Requirements: []v1alpha1.NodeSelectorRequirementWithMinValues{{Key: v1alpha1.LabelCapacityType, Operator: v1alpha1.OpIn, Values: []string{"spot"}, MinValues: ptr.To(1)}},
+					Taints:       []v1alpha1.Taint{{Key: "gpu", Value: "true", Effect: corev1.TaintEffectNoSchedule}},
+				},
+			},
+		},
+	}
+	if mutate != nil {
+		mutate(np)
+	}
+	return np
+}
+
+func TestPoolCarriesTheNodePoolsPolicy(t *testing.T) {
+	offered := usEast1(t)
+	np := nodePool("gpu", func(np *v1alpha1.NodePool) {
+		np.Spec.Weight = ptr.To[int32](40)
+		np.Spec.Limits = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("64"), v1alpha1.LimitPricePerHour: resource.MustParse("12.5")}
+	})
+	pool, err := Pool(np, offered, corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("8")}, 1.25)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pool.Name != "gpu" || pool.Weight != 40 || pool.Labels["team"] != "a" || len(pool.Taints) != 1 || pool.Taints[0].Key != "gpu" {
+		t.Errorf("pool policy lost: %+v", pool)
+	}
+	if len(pool.Requirements) != 1 || pool.Requirements[0].Operator != "In" || *pool.Requirements[0].MinValues != 1 {
+		t.Errorf("requirements: %+v", pool.Requirements)
+	}
+	if pool.PricePerHourLimit == nil || *pool.PricePerHourLimit != 12.5 {
+		t.Errorf("pricePerHour limit: %v", pool.PricePerHourLimit)
+	}
+	if _, ok := pool.Limits[v1alpha1.LimitPricePerHour]; ok || pool.Limits.Cpu().Value() != 64 {
+		t.Errorf("resource limits must hold cpu only: %v", pool.Limits)
+	}
+	if pool.InUse.Cpu().Value() != 8 || pool.InUsePricePerHour != 1.25 {
+		t.Errorf("in use: %v %v", pool.InUse, pool.InUsePricePerHour)
+	}
+	if len(pool.InstanceTypes) < 500 {
+		t.Errorf("only %d instance types offered in us-east-1", len(pool.InstanceTypes))
+	}
+}
+
+func TestKubeletMaxPodsShapesAllocatable(t *testing.T) {
+	offered := usEast1(t)
+	pods := func(np *v1alpha1.NodePool, name string) int64 {
+		pool, err := Pool(np, offered, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, it := range pool.InstanceTypes {
+			if it.Name == name {
+				return it.Allocatable.Pods().Value()
+			}
+		}
+		t.Fatalf("%s not offered", name)
+		return 0
+	}
+	if got := pods(nodePool("default", nil), "m5.xlarge"); got != 58 {
+		t.Errorf("m5.xlarge default pods %d, want 58 (ENI limit)", got)
+	}
+	capped := nodePool("capped", func(np *v1alpha1.NodePool) {
+		np.Spec.Template.Spec.Kubelet = &v1alpha1.KubeletConfiguration{MaxPods: ptr.To[int32](20)}
+	})
+	if got := pods(capped, "m5.xlarge"); got != 20 {
+		t.Errorf("m5.xlarge with maxPods 20 has %d pods", got)
+	}
+}
+
+func TestSnapshotSplitsPendingFromBoundAndCountsPoolUsage(t *testing.T) {
+	offered := usEast1(t)
+	node := &corev1.Node{
+		ObjectMeta: metav1.ObjectMeta{Name: "n1", Labels: map[string]string{
+			v1alpha1.LabelNodePool: "general", v1alpha1.LabelInstanceType: "m5.large",
+			v1alpha1.LabelZone: "us-east-1a", v1alpha1.LabelCapacityType: "on-demand",
+		}},
+		Status: corev1.NodeStatus{Capacity: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("2")}},
+	}
+	pending := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "pending"}}
+	bound := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "bound"}, Spec: corev1.PodSpec{NodeName: "n1"}}
+	done := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "done"}, Status: corev1.PodStatus{Phase: corev1.PodSucceeded}}
+	snap, err := Snapshot(Objects{
+		Pods: []*corev1.Pod{pending, bound, done}, Nodes: []*corev1.Node{node},
+		NodePools: []*v1alpha1.NodePool{nodePool("general", nil)}, InFlight: map[string]bool{"n1": true},
+	}, offered, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(snap.Pods) != 1 || snap.Pods[0] != pending {
+		t.Errorf("pending pods: %v", snap.Pods)
+	}
+	if len(snap.Nodes) != 1 || len(snap.Nodes[0].Pods) != 1 || snap.Nodes[0].Pods[0] != bound || !snap.Nodes[0].InFlight || snap.Nodes[0].Pool != "general" {
+		t.Errorf("nodes: %+v", snap.Nodes[0])
+	}
+	pool := snap.Pools[0]
+	if pool.InUse.Cpu().Value() != 2 || pool.InUsePricePerHour != 0.096 {
+		t.Errorf("general in use: cpu %v, $%v/h; want 2 and m5.large's on-demand 0.096", pool.InUse.Cpu(), pool.InUsePricePerHour)
+	}
+}
+
+func TestSnapshotRejectsTwoPoolsOfOneName(t *testing.T) {
+	a, b := nodePool("general", nil), nodePool("general", nil)
+	b.Namespace = "other"
+	if _, err := Snapshot(Objects{NodePools: []*v1alpha1.NodePool{a, b}}, usEast1(t), nil); err == nil {
+		t.Error("two pools named general in different namespaces were accepted")
+	}
+}

@@ -1,0 +1,461 @@
+package solver
+
+import (
+	"math"
+	"sort"
+
+	v1alpha1 "github.com/joinery-dev/joinery/api/v1alpha1"
+)
+
+type evalMode uint8
+
+const (
+	// modeGrow may move a planned node to a bigger candidate.
+	modeGrow evalMode = iota
+	// modeSlack only uses room left in the planned node's current cheapest
+	// candidate: pods placed this way cost nothing extra.
+	modeSlack
+)
+
+const unlimited = math.MaxInt32
+
+// evaluation is the outcome of evaluate: how many pods of the group the node
+// takes, the domain pins that requires, and facts for the caller.
+type evaluation struct {
+	k    int
+	pins []pin
+	// perPod is the extra $/h per pod placed (0 when it fits in slack).
+	perPod float64
+	// zoneLimited is set when a non-hostname topology rule capped k, so the
+	// caller should revisit other nodes before opening more.
+	zoneLimited bool
+}
+
+// topoLimit is how many pods of g a domain d of rule t accepts (0: none).
+func topoLimit(t *topoGroup, selfSelects, owner bool, d string) int {
+	if !owner {
+		if t.kind == kindAntiAffinity && t.owners[d] > 0 {
+			return 0
+		}
+		return unlimited
+	}
+	switch t.kind {
+	case kindSpread:
+		c, min := t.counts[d], t.minCount()
+		if !selfSelects {
+			if c-min > t.maxSkew {
+				return 0
+			}
+			return unlimited
+		}
+		room := int(t.maxSkew + min - c)
+		if room <= 0 {
+			return 0
+		}
+		return room
+	case kindAffinity:
+		if t.counts[d] > 0 || (t.total == 0 && selfSelects) {
+			return unlimited
+		}
+		return 0
+	default:
+		if t.counts[d] > 0 {
+			return 0
+		}
+		if selfSelects {
+			return 1
+		}
+		return unlimited
+	}
+}
+
+// domainLimit applies every rule of g on key to domain d.
+func (g *podGroup) domainLimit(key, d string) int {
+	limit := unlimited
+	for i, t := range g.owned {
+		if t.key == key {
+			if l := topoLimit(t, g.ownedSelf(i), true, d); l < limit {
+				limit = l
+			}
+		}
+	}
+	for _, t := range g.countedBy {
+		if t.key == key {
+			if l := topoLimit(t, true, false, d); l < limit {
+				limit = l
+			}
+		}
+	}
+	return limit
+}
+
+// ownsRuleOn reports whether g owns a rule that needs a present domain on key.
+func (g *podGroup) needsDomain(key string) (needs bool, spread bool) {
+	for _, t := range g.owned {
+		if t.key == key && t.kind != kindAntiAffinity {
+			needs = true
+			if t.kind == kindSpread {
+				spread = true
+			}
+		}
+	}
+	return needs, spread
+}
+
+func (g *podGroup) ownedSelf(i int) bool { return g.ownedSelects[i] }
+
+// domainCount sums selected pods in d over g's rules on key (balance tie-break).
+func (g *podGroup) domainCount(key, d string) int32 {
+	var c int32
+	for _, t := range g.owned {
+		if t.key == key {
+			c += t.counts[d]
+		}
+	}
+	for _, t := range g.countedBy {
+		if t.key == key {
+			c += t.counts[d]
+		}
+	}
+	return c
+}
+
+// evaluate decides how many pods of g node n takes now (0: none). It does
+// not change anything; commit applies the result.
+func (s *state) evaluate(g *podGroup, n *nodeState, mode evalMode) *evaluation {
+	ev := &s.eval
+	ev.k, ev.pins, ev.perPod, ev.zoneLimited = 0, ev.pins[:0], math.Inf(1), false
+	want := g.remaining()
+	if want == 0 || !fitsAdd(n.maxAlloc, n.used, g.req) {
+		return ev
+	}
+	var cc *classCands
+	classKnown := true
+	if n.existing {
+		if !s.existingCompatible(n, g.class) {
+			return ev
+		}
+	} else {
+		cc = s.forClass(n.pool, g.class)
+		if len(cc.idx) == 0 {
+			return ev
+		}
+		classKnown = containsInt(n.classes, g.class.id)
+	}
+	if len(g.ports) > 0 {
+		if portsConflict(g.ports, n.ports) {
+			return ev
+		}
+		want = 1
+	}
+	limit := want
+	// Hostname rules: the node is its own domain.
+	if l := g.domainLimit(v1alpha1.LabelHostname, n.hostname); l < limit {
+		limit = l
+		if limit == 0 {
+			return ev
+		}
+	}
+	hostLimit := limit
+	var c0 *candidate
+	if !n.existing {
+		c0 = n.chosen()
+		// Slack mode skips pools with minValues: only plannedFit keeps them.
+		if mode == modeSlack && (c0 == nil || len(n.pool.minValues) > 0 || (!classKnown && !cc.mask[n.cands[0]])) {
+			return ev
+		}
+	}
+	for _, key := range s.pinKeysFor(g) {
+		if d, ok := n.domain(key); ok {
+			if l := g.domainLimit(key, d); l < limit {
+				limit = l
+			}
+		} else if n.existing {
+			if needs, _ := g.needsDomain(key); needs {
+				return ev
+			}
+			continue
+		} else {
+			v, l := s.chooseDomain(g, n, cc, classKnown, key, mode, c0)
+			if l == 0 {
+				return ev
+			}
+			ev.pins = append(ev.pins, pin{key, v})
+			if l < limit {
+				limit = l
+			}
+		}
+		if limit == 0 {
+			return ev
+		}
+	}
+	ev.zoneLimited = limit < hostLimit
+	kRes := 0
+	if n.existing {
+		kRes = fitCount(n.maxAlloc, n.used, g.req)
+	} else if mode == modeSlack {
+		if !matchesPins(c0, ev.pins) {
+			return ev
+		}
+		kRes = fitCount(c0.alloc, n.used, g.req)
+		ev.perPod = 0
+	} else {
+		kRes = s.plannedFit(g, n, cc, classKnown, limit, ev)
+		// Growing a node that already carries pods must beat opening a new one.
+		if len(n.groups) > 0 && ev.perPod > g.openCost*(1+1e-9) {
+			return ev
+		}
+	}
+	if kRes < limit {
+		limit = kRes
+		ev.zoneLimited = false
+	}
+	ev.k = limit
+	return ev
+}
+
+func matchesPins(c *candidate, pins []pin) bool {
+	for _, p := range pins {
+		if v, ok := c.Label(p.key); !ok || v != p.value {
+			return false
+		}
+	}
+	return true
+}
+
+func containsInt(list []int, x int) bool {
+	for _, v := range list {
+		if v == x {
+			return true
+		}
+	}
+	return false
+}
+
+// usable reports whether candidate i of planned node n can carry g given
+// class, pins chosen so far and pool limits.
+func (s *state) usable(n *nodeState, cc *classCands, classKnown bool, i int32, pins []pin, contrib *candidate) bool {
+	if !classKnown && !cc.mask[i] {
+		return false
+	}
+	c := &n.pool.cands[i]
+	if len(pins) > 0 && !matchesPins(c, pins) {
+		return false
+	}
+	return n.pool.withinLimits(contrib, c)
+}
+
+// chooseDomain picks the value of key a planned node commits to for g:
+// among values its usable candidates offer, one every rule accepts; spread
+// owners take the least loaded domain, everyone else the cheapest.
+func (s *state) chooseDomain(g *podGroup, n *nodeState, cc *classCands, classKnown bool, key string, mode evalMode, c0 *candidate) (string, int) {
+	vals := s.valScratch[:0]
+	prices := s.priceScratch[:0]
+	if mode == modeSlack {
+		if v, ok := c0.Label(key); ok {
+			vals, prices = append(vals, v), append(prices, c0.price)
+		}
+	} else {
+		for _, i := range n.cands {
+			if !s.usable(n, cc, classKnown, i, s.eval.pins, c0) {
+				continue
+			}
+			c := &n.pool.cands[i]
+			v, ok := c.Label(key)
+			if !ok || containsString(vals, v) || !fitsAdd(c.alloc, n.used, g.req) {
+				continue
+			}
+			vals, prices = append(vals, v), append(prices, c.price)
+		}
+	}
+	s.valScratch, s.priceScratch = vals, prices
+	_, spreadOwner := g.needsDomain(key)
+	best, bestLimit := -1, 0
+	var bestCount int32
+	for i, v := range vals {
+		l := g.domainLimit(key, v)
+		if l == 0 {
+			continue
+		}
+		cnt := g.domainCount(key, v)
+		if best >= 0 {
+			better := false
+			if spreadOwner {
+				better = cnt < bestCount || (cnt == bestCount && prices[i] < prices[best])
+			} else {
+				better = prices[i] < prices[best] || (prices[i] == prices[best] && cnt < bestCount)
+			}
+			if !better && !(cnt == bestCount && prices[i] == prices[best] && v < vals[best]) {
+				continue
+			}
+		}
+		best, bestLimit, bestCount = i, l, cnt
+	}
+	if best < 0 {
+		return "", 0
+	}
+	return vals[best], bestLimit
+}
+
+// plannedFit picks how many pods of g planned node n takes: for every usable
+// candidate c it prices the move as (price_c - price of the node's current
+// candidate) / pods c fits (capped by limit), and takes the cheapest per pod,
+// preferring more pods on ties. The count is then capped so the surviving
+// candidates still satisfy the pool's minValues.
+func (s *state) plannedFit(g *podGroup, n *nodeState, cc *classCands, classKnown bool, limit int, ev *evaluation) int {
+	mv := n.pool.minValues
+	var perValue []map[string]int
+	if len(mv) > 0 {
+		perValue = make([]map[string]int, len(mv))
+		for i := range perValue {
+			perValue[i] = map[string]int{}
+		}
+	}
+	contrib := n.chosen()
+	base := 0.0
+	if contrib != nil {
+		base = contrib.price
+	}
+	bestK, bestCost := 0, math.Inf(1)
+	for _, i := range n.cands {
+		if !s.usable(n, cc, classKnown, i, ev.pins, contrib) {
+			continue
+		}
+		c := &n.pool.cands[i]
+		f := fitCount(c.alloc, n.used, g.req)
+		if f == 0 {
+			continue
+		}
+		k := f
+		if k > limit {
+			k = limit
+		}
+		cost := (c.price - base) / float64(k)
+		if cost < bestCost-1e-12 || (cost <= bestCost+1e-12 && k > bestK) {
+			bestK, bestCost = k, cost
+		}
+		for j, r := range mv {
+			if v, ok := c.Label(r.Key); ok && f > perValue[j][v] {
+				perValue[j][v] = f
+			}
+		}
+	}
+	ev.perPod = bestCost
+	for j, r := range mv {
+		fits := make([]int, 0, len(perValue[j]))
+		for _, f := range perValue[j] {
+			fits = append(fits, f)
+		}
+		if len(fits) < *r.MinValues {
+			return 0
+		}
+		sort.Sort(sort.Reverse(sort.IntSlice(fits)))
+		if f := fits[*r.MinValues-1]; f < bestK {
+			bestK = f
+		}
+	}
+	return bestK
+}
+
+// commit places k pods of g on n with the pins evaluate chose.
+func (s *state) commit(g *podGroup, n *nodeState, k int, pins []pin) {
+	if !n.existing {
+		ps := n.pool
+		cc := s.forClass(ps, g.class)
+		classKnown := containsInt(n.classes, g.class.id)
+		contrib := n.chosen()
+		var kept []int32
+		if n.ownsCands {
+			kept = n.cands[:0]
+		} else {
+			kept = make([]int32, 0, len(n.cands))
+		}
+		for _, i := range n.cands {
+			if !s.usable(n, cc, classKnown, i, pins, contrib) {
+				continue
+			}
+			if fitCount(ps.cands[i].alloc, n.used, g.req) < k {
+				continue
+			}
+			kept = append(kept, i)
+		}
+		n.cands, n.ownsCands = kept, true
+		for i := range n.maxAlloc {
+			n.maxAlloc[i] = 0
+		}
+		for _, i := range n.cands {
+			n.maxAlloc.maxWith(ps.cands[i].alloc)
+		}
+		var c *candidate
+		if len(n.cands) > 0 {
+			c = &ps.cands[n.cands[0]]
+		}
+		if c != contrib {
+			if contrib != nil {
+				ps.used.sub(contrib.capacity)
+				ps.usedPrice -= contrib.price
+			}
+			if c != nil {
+				ps.used.add(c.capacity)
+				ps.usedPrice += c.price
+			}
+			ps.updateLimitSlack()
+		}
+		n.pins = append(n.pins, pins...)
+		if !classKnown {
+			n.classes = append(n.classes, g.class.id)
+		}
+	}
+	n.used.addScaled(g.req, int64(k))
+	for i := 0; i < k; i++ {
+		n.ports = append(n.ports, g.ports...)
+	}
+	if l := len(n.groups); l > 0 && n.groups[l-1].group == g {
+		n.groups[l-1].count += k
+	} else {
+		n.groups = append(n.groups, groupCount{group: g, count: k})
+	}
+	for _, p := range g.pods[g.placed : g.placed+k] {
+		n.placed = append(n.placed, p)
+		s.order = append(s.order, Placement{Pod: p, NodeName: n.name, New: !n.existing})
+	}
+	for _, t := range g.owned {
+		if t.kind == kindAntiAffinity {
+			if d, ok := n.domain(t.key); ok {
+				t.owners[d] += int32(k)
+			}
+		}
+	}
+	for _, t := range g.countedBy {
+		s.count(t, n, int32(k))
+	}
+	g.placed += k
+}
+
+// pinToChosen commits a planned node to its chosen candidate's value of key
+// (used when a rule created late must count pods already on the node).
+func (s *state) pinToChosen(n *nodeState, key string) {
+	if key == v1alpha1.LabelHostname {
+		return
+	}
+	if _, ok := n.pinned(key); ok {
+		return
+	}
+	c := n.chosen()
+	if c == nil {
+		return
+	}
+	v, ok := c.Label(key)
+	if !ok {
+		return
+	}
+	p := []pin{{key, v}}
+	var kept []int32
+	for _, i := range n.cands {
+		if matchesPins(&n.pool.cands[i], p) {
+			kept = append(kept, i)
+		}
+	}
+	n.cands, n.ownsCands = kept, true
+	n.pins = append(n.pins, p...)
+}

@@ -1,0 +1,332 @@
+package solver
+
+import (
+	"math"
+	"sort"
+
+	v1alpha1 "github.com/joinery-dev/joinery/api/v1alpha1"
+	corev1 "k8s.io/api/core/v1"
+)
+
+// candidate is one launchable (pool, instance type, offering). Each pool's
+// candidates are built once per solve and sorted by price, so "cheapest that
+// fits" is the first survivor of a filter.
+type candidate struct {
+	pool  *poolState
+	it    *InstanceType
+	off   Offering
+	price float64
+	// alloc is the type's allocatable minus the overhead of the daemonsets
+	// that would land on this node.
+	alloc    resVec
+	capacity resVec
+	dsPods   []int // indexes of state.daemonSets landing here
+}
+
+// Label resolves a label of the node this candidate would become.
+func (c *candidate) Label(key string) (string, bool) {
+	switch key {
+	case v1alpha1.LabelZone:
+		return c.off.Zone, c.off.Zone != ""
+	case v1alpha1.LabelCapacityType:
+		return c.off.CapacityType, c.off.CapacityType != ""
+	case v1alpha1.LabelZoneID:
+		if c.off.ZoneID != "" {
+			return c.off.ZoneID, true
+		}
+	case v1alpha1.LabelNodePool, v1alpha1.LabelKarpenterNodePool:
+		return c.pool.pool.Name, true
+	case v1alpha1.LabelInstanceType:
+		return c.it.Name, true
+	}
+	if v, ok := c.pool.pool.Labels[key]; ok {
+		return v, true
+	}
+	if v, ok := c.it.Labels[key]; ok {
+		return v, true
+	}
+	v, ok := c.pool.reqLabels[key]
+	return v, ok
+}
+
+// poolState is a pool indexed for the solve.
+type poolState struct {
+	pool  *Pool
+	order int
+	// reqLabels are labels the pool's requirements imply (single-value In).
+	reqLabels map[string]string
+	// taints block scheduling (startup taints excluded).
+	taints []corev1.Taint
+	cands  []candidate
+	// minValues are the pool requirements with MinValues > 1.
+	minValues []Requirement
+
+	hasLimits   bool
+	limits      resVec
+	limited     []int // resource indexes with a limit
+	priceLimit  float64
+	hasPriceLim bool
+	used        resVec
+	usedPrice   float64
+
+	// byClass caches, per constraint class id, the compatible candidate
+	// indexes (price order) and their element-wise max allocatable.
+	byClass map[int]*classCands
+	nextID  int
+
+	// maxCapacity and maxPrice bound any candidate; farFromLimits caches
+	// "no single candidate can push the pool over a limit" so the hot path
+	// skips the check for pools with generous limits.
+	maxCapacity   resVec
+	maxPrice      float64
+	farFromLimits bool
+}
+
+// updateLimitSlack recomputes farFromLimits after pool usage changed.
+func (ps *poolState) updateLimitSlack() {
+	far := true
+	if ps.hasLimits {
+		for _, r := range ps.limited {
+			if ps.used[r]+ps.maxCapacity[r] > ps.limits[r] {
+				far = false
+			}
+		}
+	}
+	if ps.hasPriceLim && ps.usedPrice+ps.maxPrice > ps.priceLimit {
+		far = false
+	}
+	ps.farFromLimits = far
+}
+
+type classCands struct {
+	idx      []int32
+	mask     []bool
+	maxAlloc resVec
+	// reason explains an empty idx.
+	reason string
+}
+
+// buildPool indexes a pool: candidates that satisfy the pool requirements,
+// are available and not recently refused, sorted by price (on-demand first
+// on ties: equal price, more reliable).
+func (s *state) buildPool(p *Pool, order int) *poolState {
+	ps := &poolState{pool: p, order: order, reqLabels: map[string]string{}, byClass: map[int]*classCands{}}
+	for _, r := range p.Requirements {
+		if r.Operator != OpIn || len(r.Values) == 0 {
+			continue
+		}
+		if _, ok := p.Labels[r.Key]; ok || isOfferingKey(r.Key) {
+			continue
+		}
+		definedByType := false
+		for _, it := range p.InstanceTypes {
+			if _, ok := it.Labels[r.Key]; ok {
+				definedByType = true
+				break
+			}
+		}
+		if !definedByType {
+			// A custom key: the node gets the first allowed value.
+			vals := append([]string(nil), r.Values...)
+			sort.Strings(vals)
+			ps.reqLabels[r.Key] = vals[0]
+		}
+	}
+	ps.taints = append(ps.taints, p.Taints...)
+	ps.minValues = p.Requirements.minValuesKeys()
+	reqs := make(Requirements, 0, len(p.Requirements))
+	for _, r := range p.Requirements {
+		reqs = append(reqs, Requirement{Key: r.Key, Operator: r.Operator, Values: r.Values})
+	}
+	if !hasKey(reqs, v1alpha1.LabelCapacityType) {
+		// Like Karpenter, a pool that says nothing about capacity type buys on-demand.
+		reqs = append(reqs, Requirement{Key: v1alpha1.LabelCapacityType, Operator: OpIn, Values: []string{v1alpha1.CapacityTypeOnDemand}})
+	}
+	for _, it := range p.InstanceTypes {
+		if it == nil {
+			continue
+		}
+		alloc := s.res.allocatableVec(it.Allocatable)
+		capacity := s.res.vec(it.Capacity)
+		if len(it.Capacity) == 0 {
+			capacity = alloc.clone()
+		}
+		for _, off := range it.Offerings {
+			if !off.Available || s.snap.Unavailable.Has(it.Name, off.Zone, off.CapacityType) {
+				continue
+			}
+			c := candidate{pool: ps, it: it, off: off, price: off.PricePerHour, capacity: capacity}
+			if !reqs.Matches(&c) {
+				continue
+			}
+			c.alloc = alloc.clone()
+			for di, ds := range s.daemonSets {
+				if ds.landsOn(&c, ps.taints) {
+					c.alloc.sub(ds.req)
+					c.dsPods = append(c.dsPods, di)
+				}
+			}
+			if !nonNegative(c.alloc) {
+				continue // daemonsets alone overflow this type
+			}
+			ps.cands = append(ps.cands, c)
+		}
+	}
+	sort.SliceStable(ps.cands, func(i, j int) bool {
+		a, b := &ps.cands[i], &ps.cands[j]
+		if a.price != b.price {
+			return a.price < b.price
+		}
+		if a.off.CapacityType != b.off.CapacityType {
+			return a.off.CapacityType == v1alpha1.CapacityTypeOnDemand
+		}
+		if a.it.Name != b.it.Name {
+			return a.it.Name < b.it.Name
+		}
+		return a.off.Zone < b.off.Zone
+	})
+	ps.used = s.res.vec(p.InUse)
+	ps.usedPrice = p.InUsePricePerHour
+	if len(p.Limits) > 0 {
+		ps.hasLimits = true
+		ps.limits = s.res.vec(p.Limits)
+		for n := range p.Limits {
+			if i, ok := s.res.index[n]; ok {
+				ps.limited = append(ps.limited, i)
+			}
+		}
+		sort.Ints(ps.limited)
+	}
+	if p.PricePerHourLimit != nil {
+		ps.hasPriceLim = true
+		ps.priceLimit = *p.PricePerHourLimit
+	}
+	ps.maxCapacity = make(resVec, s.res.size())
+	for i := range ps.cands {
+		ps.maxCapacity.maxWith(ps.cands[i].capacity)
+		ps.maxPrice = math.Max(ps.maxPrice, ps.cands[i].price)
+	}
+	ps.updateLimitSlack()
+	return ps
+}
+
+func isOfferingKey(key string) bool {
+	switch key {
+	case v1alpha1.LabelZone, v1alpha1.LabelCapacityType, v1alpha1.LabelZoneID, v1alpha1.LabelNodePool,
+		v1alpha1.LabelKarpenterNodePool, v1alpha1.LabelInstanceType, v1alpha1.LabelHostname:
+		return true
+	}
+	return false
+}
+
+// forClass returns the pool's candidates compatible with a constraint class.
+func (s *state) forClass(ps *poolState, cl *constraintClass) *classCands {
+	if cc := ps.byClass[cl.id]; cc != nil {
+		return cc
+	}
+	cc := &classCands{mask: make([]bool, len(ps.cands)), maxAlloc: make(resVec, s.res.size())}
+	ps.byClass[cl.id] = cc
+	if t, ok := tolerates(cl.tolerations, ps.taints); !ok {
+		cc.reason = "taint " + taintString(t) + " not tolerated"
+		return cc
+	}
+	for i := range ps.cands {
+		c := &ps.cands[i]
+		if cl.reqs.Matches(c) {
+			cc.mask[i] = true
+			cc.idx = append(cc.idx, int32(i))
+			cc.maxAlloc.maxWith(c.alloc)
+		}
+	}
+	if len(cc.idx) == 0 {
+		if len(ps.cands) == 0 {
+			cc.reason = "no available offering satisfies the pool requirements"
+		} else {
+			cc.reason = "no instance type satisfies requirements " + cl.reqs.String()
+		}
+	}
+	return cc
+}
+
+func taintString(t corev1.Taint) string {
+	if t.Value == "" {
+		return t.Key + ":" + string(t.Effect)
+	}
+	return t.Key + "=" + t.Value + ":" + string(t.Effect)
+}
+
+// withinLimits reports whether swapping the node's current contribution
+// (capacity and price of its chosen candidate, or nothing) for c keeps the
+// pool within its limits.
+func (ps *poolState) withinLimits(contrib *candidate, c *candidate) bool {
+	if ps.farFromLimits {
+		return true
+	}
+	if ps.hasLimits {
+		for _, r := range ps.limited {
+			v := ps.used[r] + c.capacity[r]
+			if contrib != nil {
+				v -= contrib.capacity[r]
+			}
+			if v > ps.limits[r] {
+				return false
+			}
+		}
+	}
+	if ps.hasPriceLim {
+		v := ps.usedPrice + c.price
+		if contrib != nil {
+			v -= contrib.price
+		}
+		if v > ps.priceLimit+1e-9 {
+			return false
+		}
+	}
+	return true
+}
+
+// daemonSetOverhead is a daemonset's pod template, reduced to what decides
+// where it lands and what it takes.
+type daemonSetOverhead struct {
+	name        string
+	req         resVec
+	selector    Requirements
+	terms       []Requirements
+	tolerations []corev1.Toleration
+}
+
+func (d *daemonSetOverhead) landsOn(c *candidate, taints []corev1.Taint) bool {
+	if _, ok := tolerates(d.tolerations, taints); !ok {
+		return false
+	}
+	if !d.selector.Matches(c) {
+		return false
+	}
+	if len(d.terms) == 0 {
+		return true
+	}
+	for _, t := range d.terms {
+		if t.Matches(c) {
+			return true
+		}
+	}
+	return false
+}
+
+func nonNegative(v resVec) bool {
+	for _, x := range v {
+		if x < 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func hasKey(rs Requirements, key string) bool {
+	for _, r := range rs {
+		if r.Key == key {
+			return true
+		}
+	}
+	return false
+}

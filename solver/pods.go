@@ -1,0 +1,349 @@
+package solver
+
+import (
+	"sort"
+	"strconv"
+	"strings"
+
+	v1alpha1 "github.com/joinery-dev/joinery/api/v1alpha1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/klog/v2"
+)
+
+// podGroup is a set of pending pods that are interchangeable for scheduling:
+// same namespace, labels, requests, node constraints, tolerations, topology
+// and host ports. The solver places a group in batches instead of pod by pod.
+type podGroup struct {
+	idx  int
+	key  string
+	pods []*corev1.Pod
+	// placed counts pods[:placed] that have a node.
+	placed int
+	// spec is the representative pod; a deep copy once preferences are relaxed.
+	spec    *corev1.Pod
+	relaxed bool
+	ns      string
+	labels  map[string]string
+	req     resVec
+	ports   []hostPort
+	// volumeReqs pin the group to the zones of its bound volumes.
+	volumeReqs Requirements
+
+	class *constraintClass
+	// owned are the topology groups this group's own constraints create.
+	owned []*topoGroup
+	// countedBy are the topology groups whose selector matches this group.
+	countedBy []*topoGroup
+	// pinKeys are the non-hostname topology keys a planned node must commit
+	// to before it can carry this group (so topology counts are exact).
+	pinKeys      []string
+	pinKeysValid bool
+	// ownedSelects[i] says whether owned[i]'s selector matches this group.
+	ownedSelects []bool
+	// openCost is the $/h per pod of opening a new node for this group (+Inf
+	// when none can open); growing a planned node must not cost more.
+	openCost float64
+	// relaxLog lists the soft constraints dropped, in order.
+	relaxLog []string
+}
+
+func (g *podGroup) remaining() int { return len(g.pods) - g.placed }
+
+// constraintClass is what decides node compatibility: label requirements and
+// tolerations. Many groups share one class (e.g. all unconstrained pods), so
+// candidate compatibility is computed once per class and pool.
+type constraintClass struct {
+	id          int
+	key         string
+	reqs        Requirements
+	tolerations []corev1.Toleration
+}
+
+type hostPort struct {
+	protocol corev1.Protocol
+	ip       string
+	port     int32
+}
+
+func (a hostPort) conflicts(b hostPort) bool {
+	if a.port != b.port || a.protocol != b.protocol {
+		return false
+	}
+	return a.ip == b.ip || a.ip == "" || b.ip == "" || a.ip == "0.0.0.0" || b.ip == "0.0.0.0"
+}
+
+func podHostPorts(pod *corev1.Pod) []hostPort {
+	var out []hostPort
+	for ci := range pod.Spec.Containers {
+		for _, p := range pod.Spec.Containers[ci].Ports {
+			if p.HostPort > 0 {
+				proto := p.Protocol
+				if proto == "" {
+					proto = corev1.ProtocolTCP
+				}
+				out = append(out, hostPort{protocol: proto, ip: p.HostIP, port: p.HostPort})
+			}
+		}
+	}
+	return out
+}
+
+func portsConflict(a, b []hostPort) bool {
+	for _, x := range a {
+		for _, y := range b {
+			if x.conflicts(y) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// volumeZoneRequirements returns zone requirements from the PVs bound to the
+// pod's claims: a pod cannot run outside its volumes' zones.
+func (s *state) volumeZoneRequirements(pod *corev1.Pod) Requirements {
+	var out Requirements
+	for _, vol := range pod.Spec.Volumes {
+		if vol.PersistentVolumeClaim == nil {
+			continue
+		}
+		pvc := s.pvcs[pod.Namespace+"/"+vol.PersistentVolumeClaim.ClaimName]
+		if pvc == nil || pvc.Spec.VolumeName == "" {
+			continue
+		}
+		pv := s.pvs[pvc.Spec.VolumeName]
+		if pv == nil {
+			continue
+		}
+		if z, ok := pv.Labels[v1alpha1.LabelZone]; ok {
+			out = append(out, Requirement{Key: v1alpha1.LabelZone, Operator: OpIn, Values: []string{z}})
+		}
+		if pv.Spec.NodeAffinity == nil || pv.Spec.NodeAffinity.Required == nil {
+			continue
+		}
+		// Terms are ORed; like Karpenter we take the first term's zone requirement.
+		for _, term := range pv.Spec.NodeAffinity.Required.NodeSelectorTerms {
+			for _, r := range term.MatchExpressions {
+				if r.Key == v1alpha1.LabelZone {
+					out = append(out, Requirement{Key: r.Key, Operator: Operator(r.Operator), Values: r.Values})
+				}
+			}
+			break
+		}
+	}
+	return out
+}
+
+// groupKey builds the identity of a pod's scheduling shape. Protobuf encoding
+// of the API structs is deterministic (map keys are sorted).
+func groupKey(pod *corev1.Pod, req resVec, volumeReqs Requirements) string {
+	var b strings.Builder
+	b.WriteString(pod.Namespace)
+	b.WriteByte(0)
+	writeSortedMap(&b, pod.Labels)
+	for _, x := range req {
+		b.WriteString(strconv.FormatInt(x, 36))
+		b.WriteByte(',')
+	}
+	b.WriteByte(0)
+	writeSortedMap(&b, pod.Spec.NodeSelector)
+	if pod.Spec.Affinity != nil {
+		data, _ := pod.Spec.Affinity.Marshal()
+		b.Write(data)
+	}
+	b.WriteByte(0)
+	for i := range pod.Spec.Tolerations {
+		data, _ := pod.Spec.Tolerations[i].Marshal()
+		b.Write(data)
+		b.WriteByte(1)
+	}
+	b.WriteByte(0)
+	for i := range pod.Spec.TopologySpreadConstraints {
+		data, _ := pod.Spec.TopologySpreadConstraints[i].Marshal()
+		b.Write(data)
+		b.WriteByte(1)
+	}
+	b.WriteByte(0)
+	for _, p := range podHostPorts(pod) {
+		b.WriteString(string(p.protocol) + p.ip + strconv.Itoa(int(p.port)))
+		b.WriteByte(1)
+	}
+	b.WriteByte(0)
+	b.WriteString(volumeReqs.String())
+	return b.String()
+}
+
+func writeSortedMap(b *strings.Builder, m map[string]string) {
+	if len(m) == 0 {
+		b.WriteByte(0)
+		return
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		b.WriteString(k)
+		b.WriteByte('=')
+		b.WriteString(m[k])
+		b.WriteByte(1)
+	}
+	b.WriteByte(0)
+}
+
+// groupPods buckets pods by shape and orders the buckets like Karpenter's
+// queue (cpu, then memory, descending) so big pods open nodes first.
+func (s *state) groupPods(pods []*corev1.Pod) []*podGroup {
+	byKey := map[string]*podGroup{}
+	var groups []*podGroup
+	for _, pod := range pods {
+		if pod == nil {
+			continue
+		}
+		req := s.res.podRequests(pod)
+		vreqs := s.volumeZoneRequirements(pod)
+		key := groupKey(pod, req, vreqs)
+		g := byKey[key]
+		if g == nil {
+			g = &podGroup{key: key, spec: pod, ns: pod.Namespace, labels: pod.Labels, req: req,
+				ports: podHostPorts(pod), volumeReqs: vreqs}
+			byKey[key] = g
+			groups = append(groups, g)
+		}
+		g.pods = append(g.pods, pod)
+	}
+	sort.SliceStable(groups, func(i, j int) bool {
+		a, b := groups[i].req, groups[j].req
+		if a[resCPU] != b[resCPU] {
+			return a[resCPU] > b[resCPU]
+		}
+		if a[resMemory] != b[resMemory] {
+			return a[resMemory] > b[resMemory]
+		}
+		return groups[i].key < groups[j].key
+	})
+	for i, g := range groups {
+		g.idx = i
+	}
+	return groups
+}
+
+// nodeRequirements returns the label requirements a pod's node must meet,
+// treating the first required affinity term and the heaviest preferred term
+// as required, as Karpenter does before relaxing them.
+func nodeRequirements(pod *corev1.Pod, volumeReqs Requirements) Requirements {
+	reqs := RequirementsFromLabels(pod.Spec.NodeSelector)
+	if aff := pod.Spec.Affinity; aff != nil && aff.NodeAffinity != nil {
+		na := aff.NodeAffinity
+		if na.RequiredDuringSchedulingIgnoredDuringExecution != nil && len(na.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms) > 0 {
+			reqs = append(reqs, RequirementsFromNodeSelector(na.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms[0].MatchExpressions)...)
+		}
+		if len(na.PreferredDuringSchedulingIgnoredDuringExecution) > 0 {
+			best := 0
+			for i, t := range na.PreferredDuringSchedulingIgnoredDuringExecution {
+				if t.Weight > na.PreferredDuringSchedulingIgnoredDuringExecution[best].Weight {
+					best = i
+				}
+			}
+			reqs = append(reqs, RequirementsFromNodeSelector(na.PreferredDuringSchedulingIgnoredDuringExecution[best].Preference.MatchExpressions)...)
+		}
+	}
+	return append(reqs, volumeReqs...)
+}
+
+// stripPreferences removes every soft constraint (Options.IgnorePreferences).
+func stripPreferences(pod *corev1.Pod) {
+	if aff := pod.Spec.Affinity; aff != nil {
+		if aff.NodeAffinity != nil {
+			aff.NodeAffinity.PreferredDuringSchedulingIgnoredDuringExecution = nil
+		}
+		if aff.PodAffinity != nil {
+			aff.PodAffinity.PreferredDuringSchedulingIgnoredDuringExecution = nil
+		}
+		if aff.PodAntiAffinity != nil {
+			aff.PodAntiAffinity.PreferredDuringSchedulingIgnoredDuringExecution = nil
+		}
+	}
+	var keep []corev1.TopologySpreadConstraint
+	for _, c := range pod.Spec.TopologySpreadConstraints {
+		if c.WhenUnsatisfiable != corev1.ScheduleAnyway {
+			keep = append(keep, c)
+		}
+	}
+	pod.Spec.TopologySpreadConstraints = keep
+}
+
+// relax removes one soft constraint in Karpenter's order (preferences.go):
+// an extra required node affinity term, a preferred pod affinity term, a
+// preferred pod anti-affinity term, a preferred node affinity term, a
+// ScheduleAnyway spread constraint. It reports what it removed, or "".
+func relax(pod *corev1.Pod) string {
+	if aff := pod.Spec.Affinity; aff != nil {
+		if na := aff.NodeAffinity; na != nil && na.RequiredDuringSchedulingIgnoredDuringExecution != nil &&
+			len(na.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms) > 1 {
+			na.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms = na.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms[1:]
+			return "required node affinity term"
+		}
+		if pa := aff.PodAffinity; pa != nil && len(pa.PreferredDuringSchedulingIgnoredDuringExecution) > 0 {
+			terms := pa.PreferredDuringSchedulingIgnoredDuringExecution
+			sort.SliceStable(terms, func(i, j int) bool { return terms[i].Weight > terms[j].Weight })
+			pa.PreferredDuringSchedulingIgnoredDuringExecution = terms[1:]
+			return "preferred pod affinity term"
+		}
+		if pa := aff.PodAntiAffinity; pa != nil && len(pa.PreferredDuringSchedulingIgnoredDuringExecution) > 0 {
+			terms := pa.PreferredDuringSchedulingIgnoredDuringExecution
+			sort.SliceStable(terms, func(i, j int) bool { return terms[i].Weight > terms[j].Weight })
+			pa.PreferredDuringSchedulingIgnoredDuringExecution = terms[1:]
+			return "preferred pod anti-affinity term"
+		}
+		if na := aff.NodeAffinity; na != nil && len(na.PreferredDuringSchedulingIgnoredDuringExecution) > 0 {
+			terms := na.PreferredDuringSchedulingIgnoredDuringExecution
+			sort.SliceStable(terms, func(i, j int) bool { return terms[i].Weight > terms[j].Weight })
+			na.PreferredDuringSchedulingIgnoredDuringExecution = terms[1:]
+			return "preferred node affinity term"
+		}
+	}
+	for i, c := range pod.Spec.TopologySpreadConstraints {
+		if c.WhenUnsatisfiable == corev1.ScheduleAnyway {
+			pod.Spec.TopologySpreadConstraints = append(pod.Spec.TopologySpreadConstraints[:i:i], pod.Spec.TopologySpreadConstraints[i+1:]...)
+			return "ScheduleAnyway topology spread constraint"
+		}
+	}
+	return ""
+}
+
+// tolerates reports whether tolerations tolerate every taint that blocks
+// scheduling (NoSchedule, NoExecute); PreferNoSchedule never blocks.
+func tolerates(tolerations []corev1.Toleration, taints []corev1.Taint) (corev1.Taint, bool) {
+	for i := range taints {
+		t := &taints[i]
+		if t.Effect == corev1.TaintEffectPreferNoSchedule {
+			continue
+		}
+		ok := false
+		for j := range tolerations {
+			if tolerations[j].ToleratesTaint(klog.Background(), t, true) {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			return *t, false
+		}
+	}
+	return corev1.Taint{}, true
+}
+
+// needsOwnNodes reports whether no two pods of the group can share a node.
+func (g *podGroup) needsOwnNodes() bool {
+	if len(g.ports) > 0 {
+		return true
+	}
+	for i, t := range g.owned {
+		if t.kind == kindAntiAffinity && t.key == v1alpha1.LabelHostname && g.ownedSelects[i] {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,125 @@
+// Package solver turns a snapshot of pending pods, existing nodes and node
+// pools into a provisioning plan: which machines to launch (one concrete
+// offering each, plus ordered fallbacks) and where every pod lands.
+//
+// It is pure: no Kubernetes client, no I/O. The semantics follow Karpenter's
+// scheduler (sigs.k8s.io/karpenter pkg/controllers/provisioning/scheduling),
+// but identical pods are grouped and placed in batches, offerings are indexed
+// once per pool, and feasibility on a planned node is kept incrementally.
+package solver
+
+import (
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+)
+
+// Snapshot is everything the solver looks at. It is never modified.
+type Snapshot struct {
+	// Pods are the pending pods to place.
+	Pods []*corev1.Pod
+	// Nodes are existing nodes and in-flight machines; they are filled before
+	// any new machine is planned.
+	Nodes []*Node
+	// DaemonSets add overhead to every new node their pod template would land on.
+	DaemonSets []*appsv1.DaemonSet
+	Pools      []*Pool
+	// PersistentVolumeClaims and PersistentVolumes pin pods to the zones of
+	// their bound volumes.
+	PersistentVolumeClaims []*corev1.PersistentVolumeClaim
+	PersistentVolumes      []*corev1.PersistentVolume
+	// Unavailable lists offerings the cloud refused recently; they are never chosen.
+	Unavailable UnavailableOfferings
+}
+
+// Node is an existing node or an in-flight machine.
+type Node struct {
+	Node *corev1.Node
+	// Pods are already bound to the node; their requests are subtracted from
+	// its allocatable and they count for topology.
+	Pods     []*corev1.Pod
+	InFlight bool
+	// Pool names the pool that launched the node ("" for unmanaged nodes).
+	Pool string
+}
+
+// Pool is a node pool: a template for new machines plus its limits.
+type Pool struct {
+	Name string
+	// Weight orders pools: higher is tried first.
+	Weight       int32
+	Requirements Requirements
+	Labels       map[string]string
+	Taints       []corev1.Taint
+	// StartupTaints are removed once the node is ready; they are ignored for
+	// scheduling.
+	StartupTaints []corev1.Taint
+	// Limits caps the total capacity of the pool's machines; nil means unlimited.
+	Limits            corev1.ResourceList
+	PricePerHourLimit *float64
+	// InUse and InUsePricePerHour are what the pool's existing and in-flight
+	// machines already use against Limits and PricePerHourLimit.
+	InUse             corev1.ResourceList
+	InUsePricePerHour float64
+	// InstanceTypes are what the pool may launch, allocatable already computed
+	// for the pool's kubelet settings.
+	InstanceTypes []*InstanceType
+}
+
+// InstanceType is one machine shape.
+type InstanceType struct {
+	Name string
+	// Labels are the well-known labels a node of this type carries
+	// (instance type, arch, os, instance family, ...).
+	Labels      map[string]string
+	Capacity    corev1.ResourceList
+	Allocatable corev1.ResourceList
+	Offerings   []Offering
+}
+
+// Offering is a place and a purchase option where a type can be launched.
+type Offering struct {
+	Zone         string
+	ZoneID       string
+	CapacityType string // "spot" or "on-demand"
+	PricePerHour float64
+	Available    bool
+}
+
+// OfferingKey identifies an offering of a type across snapshots.
+type OfferingKey struct {
+	InstanceType string
+	Zone         string
+	CapacityType string
+}
+
+// UnavailableOfferings is the set of offerings the cloud refused recently.
+type UnavailableOfferings map[OfferingKey]struct{}
+
+// Has reports whether the offering was refused recently.
+func (u UnavailableOfferings) Has(instanceType, zone, capacityType string) bool {
+	if len(u) == 0 {
+		return false
+	}
+	_, ok := u[OfferingKey{InstanceType: instanceType, Zone: zone, CapacityType: capacityType}]
+	return ok
+}
+
+// Options tunes the solver. The zero value is usable.
+type Options struct {
+	// MaxFallbacks caps the fallback offerings listed per new node
+	// (minValues may force more). Zero means 60, as Karpenter caps launch
+	// requests at 60 instance types.
+	MaxFallbacks int
+	// IgnorePreferences treats preferred affinities and ScheduleAnyway spread
+	// constraints as absent instead of trying them first.
+	IgnorePreferences bool
+	// SkipLowerBound leaves LowerBoundPricePerHour at zero.
+	SkipLowerBound bool
+}
+
+func (o Options) maxFallbacks() int {
+	if o.MaxFallbacks <= 0 {
+		return 60
+	}
+	return o.MaxFallbacks
+}

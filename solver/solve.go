@@ -1,0 +1,391 @@
+package solver
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+
+	v1alpha1 "github.com/joinery-dev/joinery/api/v1alpha1"
+	corev1 "k8s.io/api/core/v1"
+)
+
+// state is one solve in progress.
+type state struct {
+	snap *Snapshot
+	opts Options
+	res  *resourceIndex
+
+	pools      []*poolState // weight descending, then name
+	existing   []*nodeState
+	planned    []*nodeState
+	groups     []*podGroup
+	daemonSets []*daemonSetOverhead
+
+	classes  map[string]*constraintClass
+	topoByID map[string]*topoGroup
+	topos    []*topoGroup
+
+	pvcs map[string]*corev1.PersistentVolumeClaim
+	pvs  map[string]*corev1.PersistentVolume
+
+	order     []Placement
+	usedNames map[string]bool
+
+	// scratch reused across evaluations to keep the hot path allocation-free
+	eval         evaluation
+	valScratch   []string
+	priceScratch []float64
+}
+
+// Solve plans new machines and pod placements for a snapshot. The same
+// snapshot always yields the same plan.
+func Solve(snap *Snapshot, opts Options) (*Plan, error) {
+	if snap == nil {
+		return nil, errors.New("solver: nil snapshot")
+	}
+	s, err := newState(snap, opts)
+	if err != nil {
+		return nil, err
+	}
+	for _, g := range s.placementOrder() {
+		s.placeGroup(g)
+	}
+	s.retryAndRelax()
+	plan := s.buildPlan()
+	if !opts.SkipLowerBound {
+		plan.LowerBoundPricePerHour = s.lowerBound(plan)
+	}
+	return plan, nil
+}
+
+func newState(snap *Snapshot, opts Options) (*state, error) {
+	s := &state{
+		snap: snap, opts: opts, res: newResourceIndex(),
+		classes: map[string]*constraintClass{}, topoByID: map[string]*topoGroup{},
+		pvcs: map[string]*corev1.PersistentVolumeClaim{}, pvs: map[string]*corev1.PersistentVolume{},
+		usedNames: map[string]bool{},
+	}
+	seenPools := map[string]bool{}
+	for _, p := range snap.Pools {
+		if p == nil {
+			return nil, errors.New("solver: nil pool")
+		}
+		if seenPools[p.Name] {
+			return nil, fmt.Errorf("solver: duplicate pool %q", p.Name)
+		}
+		seenPools[p.Name] = true
+		s.res.observe(p.Limits, p.InUse)
+		for _, it := range p.InstanceTypes {
+			if it != nil {
+				s.res.observe(it.Allocatable, it.Capacity)
+			}
+		}
+	}
+	for _, n := range snap.Nodes {
+		if n == nil || n.Node == nil {
+			return nil, errors.New("solver: node without a Node object")
+		}
+		s.res.observe(n.Node.Status.Allocatable)
+		for _, p := range n.Pods {
+			if p != nil {
+				s.res.observePod(p)
+			}
+		}
+	}
+	for _, p := range snap.Pods {
+		if p != nil {
+			s.res.observePod(p)
+		}
+	}
+	for _, ds := range snap.DaemonSets {
+		if ds != nil {
+			s.res.observePod(&corev1.Pod{Spec: ds.Spec.Template.Spec})
+		}
+	}
+	for _, pvc := range snap.PersistentVolumeClaims {
+		if pvc != nil {
+			s.pvcs[pvc.Namespace+"/"+pvc.Name] = pvc
+		}
+	}
+	for _, pv := range snap.PersistentVolumes {
+		if pv != nil {
+			s.pvs[pv.Name] = pv
+		}
+	}
+	for _, ds := range snap.DaemonSets {
+		if ds == nil {
+			continue
+		}
+		spec := &ds.Spec.Template.Spec
+		d := &daemonSetOverhead{name: ds.Name, req: s.res.podRequests(&corev1.Pod{Spec: *spec}),
+			selector: RequirementsFromLabels(spec.NodeSelector), tolerations: spec.Tolerations}
+		if spec.Affinity != nil && spec.Affinity.NodeAffinity != nil && spec.Affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution != nil {
+			for _, t := range spec.Affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms {
+				d.terms = append(d.terms, RequirementsFromNodeSelector(t.MatchExpressions))
+			}
+		}
+		s.daemonSets = append(s.daemonSets, d)
+	}
+	pools := append([]*Pool(nil), snap.Pools...)
+	sort.SliceStable(pools, func(i, j int) bool {
+		if pools[i].Weight != pools[j].Weight {
+			return pools[i].Weight > pools[j].Weight
+		}
+		return pools[i].Name < pools[j].Name
+	})
+	for i, p := range pools {
+		s.pools = append(s.pools, s.buildPool(p, i))
+	}
+	for _, n := range snap.Nodes {
+		ns := s.buildExisting(n)
+		s.existing = append(s.existing, ns)
+		s.usedNames[ns.name] = true
+		s.usedNames[ns.hostname] = true
+	}
+	s.groups = s.groupPods(snap.Pods)
+	// Bound pods that repel others: their anti-affinity holds for new pods too.
+	for _, n := range s.existing {
+		for _, p := range n.boundPods {
+			for _, rule := range requiredAntiAffinityRules(p) {
+				t := s.ensureTopology(rule)
+				if d, ok := n.domain(t.key); ok {
+					t.owners[d]++
+				}
+			}
+		}
+	}
+	for _, g := range s.groups {
+		if s.opts.IgnorePreferences {
+			g.spec = g.spec.DeepCopy()
+			g.relaxed = true
+			stripPreferences(g.spec)
+		}
+		s.derive(g)
+	}
+	return s, nil
+}
+
+// derive computes a group's constraint class and topology rules from its
+// (possibly relaxed) spec.
+func (s *state) derive(g *podGroup) {
+	g.class = s.classFor(nodeRequirements(g.spec, g.volumeReqs), g.spec.Spec.Tolerations)
+	g.owned, g.ownedSelects = nil, nil
+	for _, rule := range topologyRules(g.spec) {
+		t := s.ensureTopology(rule)
+		dup := false
+		for _, o := range g.owned {
+			dup = dup || o == t
+		}
+		if !dup {
+			g.owned = append(g.owned, t)
+			g.ownedSelects = append(g.ownedSelects, t.selects(g.ns, g.labels))
+		}
+	}
+	g.pinKeysValid = false
+}
+
+func (s *state) classFor(reqs Requirements, tolerations []corev1.Toleration) *constraintClass {
+	var b strings.Builder
+	b.WriteString(reqs.String())
+	for i := range tolerations {
+		data, _ := tolerations[i].Marshal()
+		b.Write(data)
+		b.WriteByte(0)
+	}
+	key := b.String()
+	if cl := s.classes[key]; cl != nil {
+		return cl
+	}
+	cl := &constraintClass{id: len(s.classes), key: key, reqs: reqs, tolerations: tolerations}
+	s.classes[key] = cl
+	return cl
+}
+
+// pinKeysFor lists, sorted, the non-hostname keys whose domain a planned
+// node must fix before carrying g.
+func (s *state) pinKeysFor(g *podGroup) []string {
+	if g.pinKeysValid {
+		return g.pinKeys
+	}
+	var keys []string
+	add := func(k string) {
+		if k != v1alpha1.LabelHostname && !containsString(keys, k) {
+			keys = append(keys, k)
+		}
+	}
+	for _, list := range [][]*topoGroup{g.owned, g.countedBy} {
+		for _, t := range list {
+			add(t.key)
+			if t.kind == kindSpread {
+				for _, k := range t.filter.keys() {
+					add(k)
+				}
+			}
+		}
+	}
+	sort.Strings(keys)
+	g.pinKeys, g.pinKeysValid = keys, true
+	return keys
+}
+
+func (s *state) allNodes() []*nodeState {
+	out := make([]*nodeState, 0, len(s.existing)+len(s.planned))
+	out = append(out, s.existing...)
+	return append(out, s.planned...)
+}
+
+// placeGroup fills existing nodes first, then the slack of planned nodes
+// (free), then grows planned nodes, then opens new ones, until the group is
+// placed or nothing moves.
+func (s *state) placeGroup(g *podGroup) {
+	for g.remaining() > 0 {
+		before := g.placed
+		s.fill(g, s.existing, modeGrow)
+		s.fill(g, s.planned, modeSlack)
+		_, g.openCost = s.bestPool(g)
+		s.fill(g, s.planned, modeGrow)
+		for g.remaining() > 0 {
+			ok, zoneLimited := s.open(g)
+			if !ok || zoneLimited {
+				break
+			}
+		}
+		if g.placed == before {
+			return
+		}
+	}
+}
+
+func (s *state) fill(g *podGroup, nodes []*nodeState, mode evalMode) {
+	for _, n := range nodes {
+		if g.remaining() == 0 {
+			return
+		}
+		if ev := s.evaluate(g, n, mode); ev.k > 0 {
+			s.commit(g, n, ev.k, ev.pins)
+		}
+	}
+}
+
+func (s *state) virtualNode(ps *poolState, cc *classCands, cl *constraintClass) *nodeState {
+	return &nodeState{pool: ps, cands: cc.idx, maxAlloc: cc.maxAlloc.clone(),
+		used: make(resVec, s.res.size()), classes: []int{cl.id}, hostname: "\x00new"}
+}
+
+// bestPool finds the pool a new node for g should come from: the highest
+// weight that can take it, cheapest per pod among equal weights.
+func (s *state) bestPool(g *podGroup) (*poolState, float64) {
+	var best *poolState
+	bestCost := math.Inf(1)
+	for _, ps := range s.pools {
+		if best != nil && ps.pool.Weight < best.pool.Weight {
+			break
+		}
+		cc := s.forClass(ps, g.class)
+		if len(cc.idx) == 0 {
+			continue
+		}
+		ev := s.evaluate(g, s.virtualNode(ps, cc, g.class), modeGrow)
+		if ev.k == 0 {
+			continue
+		}
+		if best == nil || ev.perPod < bestCost {
+			best, bestCost = ps, ev.perPod
+		}
+	}
+	return best, bestCost
+}
+
+// open plans a new node for g on bestPool and places as many pods as the
+// cheapest-per-pod candidate takes.
+func (s *state) open(g *podGroup) (ok bool, zoneLimited bool) {
+	best, _ := s.bestPool(g)
+	if best == nil {
+		return false, false
+	}
+	n := s.virtualNode(best, s.forClass(best, g.class), g.class)
+	n.name = s.nextName(best)
+	n.hostname = n.name
+	ev := s.evaluate(g, n, modeGrow)
+	if ev.k == 0 {
+		return false, false
+	}
+	n.seq = len(s.planned)
+	s.planned = append(s.planned, n)
+	s.commit(g, n, ev.k, ev.pins)
+	return true, ev.zoneLimited
+}
+
+func (s *state) nextName(ps *poolState) string {
+	for {
+		ps.nextID++
+		name := fmt.Sprintf("%s-%d", ps.pool.Name, ps.nextID)
+		if !s.usedNames[name] {
+			s.usedNames[name] = true
+			return name
+		}
+	}
+}
+
+// retryAndRelax retries failed groups while that makes progress (a later
+// group may have created the domain an affinity needs), then relaxes soft
+// constraints one step at a time, as Karpenter's preferences do.
+func (s *state) retryAndRelax() {
+	for {
+		var failed []*podGroup
+		for _, g := range s.groups {
+			if g.remaining() > 0 {
+				failed = append(failed, g)
+			}
+		}
+		if len(failed) == 0 {
+			return
+		}
+		progress := false
+		for _, g := range failed {
+			before := g.placed
+			s.placeGroup(g)
+			progress = progress || g.placed > before
+		}
+		if progress {
+			continue
+		}
+		relaxed := false
+		for _, g := range failed {
+			if g.remaining() == 0 {
+				continue
+			}
+			if !g.relaxed {
+				g.spec = g.spec.DeepCopy()
+				g.relaxed = true
+			}
+			if what := relax(g.spec); what != "" {
+				g.relaxLog = append(g.relaxLog, what)
+				s.derive(g)
+				s.placeGroup(g)
+				relaxed = true
+			}
+		}
+		if !relaxed {
+			return
+		}
+	}
+}
+
+// placementOrder puts groups that need a node of their own per pod (self
+// hostname anti-affinity, host ports) first: those nodes are needed anyway,
+// and everything placed after fills their slack instead of opening more.
+// Within each tier the queue stays largest first.
+func (s *state) placementOrder() []*podGroup {
+	order := make([]*podGroup, 0, len(s.groups))
+	for pass := 0; pass < 2; pass++ {
+		for _, g := range s.groups {
+			if g.needsOwnNodes() == (pass == 0) {
+				order = append(order, g)
+			}
+		}
+	}
+	return order
+}

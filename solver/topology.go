@@ -1,0 +1,376 @@
+package solver
+
+import (
+	"sort"
+	"strconv"
+	"strings"
+
+	v1alpha1 "github.com/joinery-dev/joinery/api/v1alpha1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
+)
+
+type topoKind uint8
+
+const (
+	kindSpread topoKind = iota
+	kindAffinity
+	kindAntiAffinity
+)
+
+func (k topoKind) String() string {
+	switch k {
+	case kindSpread:
+		return "topology spread"
+	case kindAffinity:
+		return "pod affinity"
+	}
+	return "pod anti-affinity"
+}
+
+// topoGroup tracks one topology rule shared by all pods that declare it
+// (deduplicated like Karpenter's TopologyGroup): per domain, how many
+// selected pods it holds and, for anti-affinity, how many owners, so the
+// inverse rule (a pod must not land next to an owner that repels it) is O(1).
+type topoGroup struct {
+	kind       topoKind
+	key        string
+	allNS      bool
+	namespaces []string
+	selector   labels.Selector
+	maxSkew    int32
+	minDomains int32
+	// filter (spread only) decides which nodes count: nodeAffinityPolicy and
+	// nodeTaintsPolicy.
+	filter *nodeFilter
+	id     string
+
+	counts map[string]int32
+	owners map[string]int32
+	// total counts selected pods anywhere (affinity bootstrap rule).
+	total int32
+	// universe is every domain of key a pod could reach (spread, non-hostname).
+	universe []string
+}
+
+// nodeFilter is a spread constraint's view of which nodes are domains.
+type nodeFilter struct {
+	selector    Requirements
+	terms       []Requirements
+	honorTaints bool
+	tolerations []corev1.Toleration
+	key         string
+}
+
+func (f *nodeFilter) matches(l LabelGetter, taints []corev1.Taint) bool {
+	if f == nil {
+		return true
+	}
+	if !f.selector.Matches(l) {
+		return false
+	}
+	if len(f.terms) > 0 {
+		ok := false
+		for _, t := range f.terms {
+			if t.Matches(l) {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			return false
+		}
+	}
+	if f.honorTaints {
+		if _, ok := tolerates(f.tolerations, taints); !ok {
+			return false
+		}
+	}
+	return true
+}
+
+func (f *nodeFilter) keys() []string {
+	if f == nil {
+		return nil
+	}
+	var keys []string
+	for _, r := range f.selector {
+		keys = append(keys, r.Key)
+	}
+	for _, t := range f.terms {
+		for _, r := range t {
+			keys = append(keys, r.Key)
+		}
+	}
+	return keys
+}
+
+func (t *topoGroup) selects(ns string, podLabels map[string]string) bool {
+	if !t.allNS && !containsString(t.namespaces, ns) {
+		return false
+	}
+	return t.selector.Matches(labels.Set(podLabels))
+}
+
+// minCount is the global minimum for skew: zero for hostname (a new node is
+// always a possible empty domain) or when fewer than minDomains exist.
+func (t *topoGroup) minCount() int32 {
+	if t.key == v1alpha1.LabelHostname || len(t.universe) == 0 {
+		return 0
+	}
+	if t.minDomains > 0 && int32(len(t.universe)) < t.minDomains {
+		return 0
+	}
+	min := int32(1 << 30)
+	for _, d := range t.universe {
+		if c := t.counts[d]; c < min {
+			min = c
+		}
+	}
+	return min
+}
+
+func selectorFor(ls *metav1.LabelSelector, pod *corev1.Pod, matchKeys, mismatchKeys []string) labels.Selector {
+	if ls == nil {
+		return labels.Nothing()
+	}
+	sel, err := metav1.LabelSelectorAsSelector(ls)
+	if err != nil {
+		return labels.Nothing()
+	}
+	for _, k := range matchKeys {
+		if v, ok := pod.Labels[k]; ok {
+			if r, err := labels.NewRequirement(k, selection.In, []string{v}); err == nil {
+				sel = sel.Add(*r)
+			}
+		}
+	}
+	for _, k := range mismatchKeys {
+		if v, ok := pod.Labels[k]; ok {
+			if r, err := labels.NewRequirement(k, selection.NotIn, []string{v}); err == nil {
+				sel = sel.Add(*r)
+			}
+		}
+	}
+	return sel
+}
+
+func termNamespaces(term *corev1.PodAffinityTerm, pod *corev1.Pod) (bool, []string) {
+	if term.NamespaceSelector != nil && len(term.NamespaceSelector.MatchLabels) == 0 && len(term.NamespaceSelector.MatchExpressions) == 0 {
+		return true, nil // {} selects every namespace
+	}
+	if len(term.Namespaces) > 0 {
+		ns := append([]string(nil), term.Namespaces...)
+		sort.Strings(ns)
+		return false, ns
+	}
+	return false, []string{pod.Namespace}
+}
+
+// topologyRules reads the topology rules a (possibly relaxed) pod declares.
+// Preferred terms count as required until relaxed away, as in Karpenter.
+func topologyRules(pod *corev1.Pod) []*topoGroup {
+	var out []*topoGroup
+	for _, c := range pod.Spec.TopologySpreadConstraints {
+		t := &topoGroup{kind: kindSpread, key: c.TopologyKey, namespaces: []string{pod.Namespace}, maxSkew: c.MaxSkew,
+			selector: selectorFor(c.LabelSelector, pod, c.MatchLabelKeys, nil)}
+		if c.MinDomains != nil {
+			t.minDomains = *c.MinDomains
+		}
+		f := &nodeFilter{}
+		if c.NodeAffinityPolicy == nil || *c.NodeAffinityPolicy == corev1.NodeInclusionPolicyHonor {
+			f.selector = RequirementsFromLabels(pod.Spec.NodeSelector)
+			if aff := pod.Spec.Affinity; aff != nil && aff.NodeAffinity != nil && aff.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution != nil {
+				for _, term := range aff.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms {
+					f.terms = append(f.terms, RequirementsFromNodeSelector(term.MatchExpressions))
+				}
+			}
+		}
+		if c.NodeTaintsPolicy != nil && *c.NodeTaintsPolicy == corev1.NodeInclusionPolicyHonor {
+			f.honorTaints = true
+			f.tolerations = pod.Spec.Tolerations
+		}
+		f.key = filterKey(f)
+		if f.key == "" {
+			f = nil
+		}
+		t.filter = f
+		out = append(out, t)
+	}
+	aff := pod.Spec.Affinity
+	if aff == nil {
+		return out
+	}
+	addTerm := func(kind topoKind, term *corev1.PodAffinityTerm) {
+		t := &topoGroup{kind: kind, key: term.TopologyKey,
+			selector: selectorFor(term.LabelSelector, pod, term.MatchLabelKeys, term.MismatchLabelKeys)}
+		t.allNS, t.namespaces = termNamespaces(term, pod)
+		out = append(out, t)
+	}
+	if pa := aff.PodAffinity; pa != nil {
+		for i := range pa.RequiredDuringSchedulingIgnoredDuringExecution {
+			addTerm(kindAffinity, &pa.RequiredDuringSchedulingIgnoredDuringExecution[i])
+		}
+		for i := range pa.PreferredDuringSchedulingIgnoredDuringExecution {
+			addTerm(kindAffinity, &pa.PreferredDuringSchedulingIgnoredDuringExecution[i].PodAffinityTerm)
+		}
+	}
+	if pa := aff.PodAntiAffinity; pa != nil {
+		for i := range pa.RequiredDuringSchedulingIgnoredDuringExecution {
+			addTerm(kindAntiAffinity, &pa.RequiredDuringSchedulingIgnoredDuringExecution[i])
+		}
+		for i := range pa.PreferredDuringSchedulingIgnoredDuringExecution {
+			addTerm(kindAntiAffinity, &pa.PreferredDuringSchedulingIgnoredDuringExecution[i].PodAffinityTerm)
+		}
+	}
+	return out
+}
+
+func requiredAntiAffinityRules(pod *corev1.Pod) []*topoGroup {
+	if pod.Spec.Affinity == nil || pod.Spec.Affinity.PodAntiAffinity == nil {
+		return nil
+	}
+	var out []*topoGroup
+	for i := range pod.Spec.Affinity.PodAntiAffinity.RequiredDuringSchedulingIgnoredDuringExecution {
+		term := &pod.Spec.Affinity.PodAntiAffinity.RequiredDuringSchedulingIgnoredDuringExecution[i]
+		t := &topoGroup{kind: kindAntiAffinity, key: term.TopologyKey,
+			selector: selectorFor(term.LabelSelector, pod, term.MatchLabelKeys, term.MismatchLabelKeys)}
+		t.allNS, t.namespaces = termNamespaces(term, pod)
+		out = append(out, t)
+	}
+	return out
+}
+
+func filterKey(f *nodeFilter) string {
+	var b strings.Builder
+	b.WriteString(f.selector.String())
+	for _, t := range f.terms {
+		b.WriteString("|")
+		b.WriteString(t.String())
+	}
+	if f.honorTaints {
+		b.WriteString("|taints:")
+		for _, t := range f.tolerations {
+			b.WriteString(t.Key + "=" + t.Value + ":" + string(t.Effect) + string(t.Operator) + ";")
+		}
+	}
+	if b.String() == "[]" {
+		return ""
+	}
+	return b.String()
+}
+
+func (t *topoGroup) identity() string {
+	var b strings.Builder
+	b.WriteString(strconv.Itoa(int(t.kind)))
+	b.WriteByte('|')
+	b.WriteString(t.key)
+	b.WriteByte('|')
+	if t.allNS {
+		b.WriteString("*")
+	} else {
+		b.WriteString(strings.Join(t.namespaces, ","))
+	}
+	b.WriteByte('|')
+	b.WriteString(t.selector.String())
+	b.WriteByte('|')
+	b.WriteString(strconv.Itoa(int(t.maxSkew)))
+	b.WriteByte('|')
+	b.WriteString(strconv.Itoa(int(t.minDomains)))
+	if t.filter != nil {
+		b.WriteByte('|')
+		b.WriteString(t.filter.key)
+	}
+	return b.String()
+}
+
+// ensureTopology returns the shared group for a rule, creating it with counts
+// of everything already bound or placed.
+func (s *state) ensureTopology(spec *topoGroup) *topoGroup {
+	id := spec.identity()
+	if t := s.topoByID[id]; t != nil {
+		return t
+	}
+	t := spec
+	t.id = id
+	t.counts = map[string]int32{}
+	if t.kind == kindAntiAffinity {
+		t.owners = map[string]int32{}
+	}
+	s.topoByID[id] = t
+	s.topos = append(s.topos, t)
+	if t.kind == kindSpread && t.key != v1alpha1.LabelHostname {
+		t.universe = s.spreadUniverse(t)
+	}
+	// Count pods already bound to existing nodes.
+	for _, n := range s.existing {
+		for _, p := range n.boundPods {
+			if t.selects(p.Namespace, p.Labels) {
+				s.count(t, n, 1)
+			}
+		}
+	}
+	// Count pods this solve placed so far and link groups the rule selects.
+	for _, g := range s.groups {
+		if !t.selects(g.ns, g.labels) {
+			continue
+		}
+		g.countedBy = append(g.countedBy, t)
+		g.pinKeysValid = false
+	}
+	for _, n := range s.allNodes() {
+		for _, gc := range n.groups {
+			if t.selects(gc.group.ns, gc.group.labels) {
+				if !n.existing && t.key != v1alpha1.LabelHostname {
+					s.pinToChosen(n, t.key)
+					for _, k := range t.filter.keys() {
+						s.pinToChosen(n, k)
+					}
+				}
+				s.count(t, n, int32(gc.count))
+			}
+		}
+	}
+	return t
+}
+
+// count adds pods selected by t on node n to n's domain.
+func (s *state) count(t *topoGroup, n *nodeState, k int32) {
+	d, ok := n.domain(t.key)
+	if !ok {
+		return
+	}
+	if t.kind == kindSpread && t.filter != nil && !t.filter.matches(n.labelGetter(), n.taints()) {
+		return
+	}
+	t.counts[d] += k
+	t.total += k
+}
+
+// spreadUniverse lists every domain a spread rule's pods could land in:
+// values on existing nodes and on every launchable candidate, filtered by
+// the rule's node filter.
+func (s *state) spreadUniverse(t *topoGroup) []string {
+	seen := map[string]bool{}
+	for _, n := range s.existing {
+		if v, ok := n.labels[t.key]; ok && t.filter.matches(LabelMap(n.labels), n.nodeTaints) {
+			seen[v] = true
+		}
+	}
+	for _, ps := range s.pools {
+		for i := range ps.cands {
+			c := &ps.cands[i]
+			if v, ok := c.Label(t.key); ok && !seen[v] && t.filter.matches(c, ps.taints) {
+				seen[v] = true
+			}
+		}
+	}
+	out := make([]string, 0, len(seen))
+	for v := range seen {
+		out = append(out, v)
+	}
+	sort.Strings(out)
+	return out
+}
