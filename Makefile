@@ -60,6 +60,12 @@ test: tools ## Everything CI runs: generated files in sync, vet, unit and integr
 test-unit: ## Only the tests that need no cluster.
 	go test -count=1 -short ./...
 
+##@ Benchmark
+
+.PHONY: bench-compare
+bench-compare: ## Joinery's solver vs Karpenter v1.15.0 on Karpenter's benchmark workload (bench/README.md; BENCH_FLAGS='-sizes 1000,5000,20000 -rounds 5').
+	cd bench && GOTOOLCHAIN=auto go run -mod=mod ./cmd/bench-compare $(BENCH_FLAGS)
+
 ##@ Run
 
 .PHONY: run
