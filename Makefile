@@ -56,6 +56,10 @@ test: tools ## Everything CI runs: generated files in sync, vet, unit and integr
 	go test $(GO_TEST_FLAGS) -race $(RACE_PKGS)
 	go test $(GO_TEST_FLAGS) $$(go list ./... | grep -v -E '/internal/testenv($$|/)')
 
+.PHONY: e2e
+e2e: tools ## Only the end-to-end suite (e2e/, about 2.5 minutes): CAPI Machines on the testbed, drain, cloud faults.
+	go test -count=1 -timeout=15m ./e2e/... -args -ginkgo.v
+
 .PHONY: test-unit
 test-unit: ## Only the tests that need no cluster.
 	go test -count=1 -short ./...
@@ -69,10 +73,9 @@ bench-compare: ## Joinery's solver vs Karpenter v1.15.0 on Karpenter's benchmark
 ##@ Run
 
 .PHONY: run
-run: tools build ## The sandbox: a management cluster, workload clusters, a simulated AWS and Joinery.
-	@echo "The sandbox (joinery sandbox) lands with the testbed issue; for now this builds the binary and the control plane." >&2
-	$(BIN)/joinery --help
+run: tools build ## The sandbox: a management cluster, workload clusters, a simulated AWS and Joinery (state in .sandbox/, Ctrl-C stops it).
+	$(BIN)/joinery sandbox --dir $(ROOT)/.sandbox --samples $(ROOT)/config/samples $(SANDBOX_FLAGS)
 
 .PHONY: help
 help: ## Show this help.
-	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z_-]+:.*##/ { printf "  %-14s %s\n", $$1, $$2 } /^##@/ { printf "\n%s\n", substr($$0, 5) }' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z0-9_-]+:.*##/ { printf "  %-14s %s\n", $$1, $$2 } /^##@/ { printf "\n%s\n", substr($$0, 5) }' $(MAKEFILE_LIST)

@@ -26,7 +26,7 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newManagerCommand(), newSimulateCommand(), newVersionCommand())
+	root.AddCommand(newManagerCommand(), newSimulateCommand(), newSandboxCommand(), newVersionCommand())
 	return root
 }
 

@@ -187,6 +187,12 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 			"--manage-nodes-with-annotation-selector=" + KwokNodeAnnotation + "=" + KwokNodeAnnotationValue,
 			"--cidr=10.244.0.0/16",
 			"--node-ip=10.0.0.1",
+			// Renew each node's Lease in kube-node-lease. The stages only
+			// refresh node status every 10-20 minutes, and without leases
+			// kube-controller-manager's node lifecycle controller marks
+			// nodes Unknown after --node-monitor-grace-period (40s) and
+			// their pods NotReady. kwok's flag default is 0 (no leases).
+			"--node-lease-duration-seconds=40",
 		}
 		if err := c.startChild(ctx, binDir, "kwok", args); err != nil {
 			return c, err

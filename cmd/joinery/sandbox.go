@@ -1,0 +1,335 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/spf13/cobra"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/ptr"
+	infrav1 "sigs.k8s.io/cluster-api-provider-aws/v2/api/v1beta2"
+	bootstrapv1 "sigs.k8s.io/cluster-api/api/bootstrap/kubeadm/v1beta2"
+	clusterv1 "sigs.k8s.io/cluster-api/api/core/v1beta2"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/yaml"
+
+	"github.com/joinery-dev/joinery/internal/testbed"
+)
+
+type sandboxOptions struct {
+	dir      string
+	samples  string
+	clusters int
+}
+
+func newSandboxCommand() *cobra.Command {
+	opts := &sandboxOptions{}
+	cmd := &cobra.Command{
+		Use:   "sandbox",
+		Short: "Run a local CAPI management cluster, workload clusters, a simulated AWS and a demo workload",
+		Long: "Start a real Cluster API management cluster (CAPI's own reconcilers in-process), workload clusters\n" +
+			"with fake (kwok) nodes, and a simulated AWS that plays CAPA and EC2; apply the sample NodePools\n" +
+			"with the templates they reference and a demo workload, then run until interrupted (Ctrl-C).\n" +
+			"Needs the control plane binaries of `make tools` (bin/, or $JOINERY_BIN_DIR).",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runSandbox(cmd.Context(), cmd.OutOrStdout(), opts) },
+	}
+	f := cmd.Flags()
+	f.StringVar(&opts.dir, "dir", ".sandbox", "Directory for the clusters' data, kubeconfigs and logs; emptied at start.")
+	f.StringVar(&opts.samples, "samples", "config/samples", "Directory of NodePool samples to apply.")
+	f.IntVar(&opts.clusters, "clusters", 2, "Number of workload clusters (workload-1, workload-2, ...).")
+	return cmd
+}
+
+func runSandbox(parent context.Context, out io.Writer, opts *sandboxOptions) error {
+	if opts.clusters < 1 {
+		return usageError{fmt.Errorf("--clusters is %d; the sandbox needs at least 1 workload cluster", opts.clusters)}
+	}
+	if parent == nil {
+		parent = context.Background()
+	}
+	ctx, stop := signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	dir, err := filepath.Abs(opts.dir)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("creating the sandbox directory: %w", err)
+	}
+	logPath := filepath.Join(dir, "sandbox.log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return err
+	}
+	defer logFile.Close()
+	log := zap.New(zap.WriteTo(logFile), zap.JSONEncoder())
+	ctrl.SetLogger(log)
+	klog.SetLogger(log) // client-go and CAPI log through klog too
+
+	pools, err := readNodePools(opts.samples)
+	if err != nil {
+		return err
+	}
+
+	t0 := time.Now()
+	step := func(format string, args ...any) {
+		fmt.Fprintf(out, "[%5.1fs] %s\n", time.Since(t0).Seconds(), fmt.Sprintf(format, args...))
+	}
+	step("starting the sandbox in %s (component logs in <cluster>/logs, controller logs in %s)", dir, logPath)
+	tb, err := testbed.Start(ctx, testbed.Options{
+		Dir:              dir,
+		WorkloadClusters: opts.clusters,
+		ClusterLabels:    map[string]string{"env": "dev"},
+		Log:              log,
+		Progress:         func(s string) { step("%s", s) },
+	})
+	if err != nil {
+		if errors.Is(ctx.Err(), context.Canceled) {
+			return errors.New("interrupted while starting")
+		}
+		return err
+	}
+	defer func() {
+		step("stopping the sandbox")
+		if err := tb.Stop(); err != nil {
+			fmt.Fprintf(out, "error stopping the sandbox: %v\n", err)
+		}
+		step("stopped")
+	}()
+
+	step("applying %d sample NodePool(s) from %s and the templates they reference", len(pools), opts.samples)
+	if err := applySamples(ctx, tb, pools, log); err != nil {
+		return err
+	}
+	step("creating a demo Deployment with pending pods in each workload cluster")
+	for _, w := range tb.Workloads {
+		if err := w.Client.Create(ctx, demoDeployment()); err != nil {
+			return fmt.Errorf("creating the demo Deployment in %s: %w", w.Name, err)
+		}
+	}
+	if err := startJoinery(ctx, tb, log); err != nil {
+		return err
+	}
+	ready := time.Since(t0)
+
+	rss, procs := rssOfProcessTree()
+	fmt.Fprintf(out, "\nSandbox ready in %s; %d processes use %d MiB RSS.\n\n", ready.Round(100*time.Millisecond), procs, rss>>20)
+	fmt.Fprintf(out, "Management cluster:   export KUBECONFIG=%s\n", tb.Management.KubeconfigPath)
+	for _, w := range tb.Workloads {
+		fmt.Fprintf(out, "Workload %-11s  %s\n", w.Name+":", w.Cluster.KubeconfigPath)
+	}
+	k := filepath.Join(filepath.Dir(os.Args[0]), "kubectl")
+	if _, err := os.Stat(k); err != nil {
+		k = "kubectl"
+	}
+	fmt.Fprintf(out, `
+Try:
+  %[1]s --kubeconfig %[2]s get clusters,machines,awsmachines,kubeadmconfigs,nodepools -A
+  %[1]s --kubeconfig %[3]s get pods,nodes -o wide
+  # a worker Machine by hand (CAPI bootstraps it, the simulated cloud boots it):
+  %[1]s --kubeconfig %[2]s apply -f %[4]s
+
+Joinery's provisioning controller is not wired in yet: the demo pods stay Pending
+until it lands (see startJoinery in cmd/joinery/sandbox.go).
+
+Press Ctrl-C to stop everything.
+`, k, tb.Management.KubeconfigPath, tb.Workloads[0].Cluster.KubeconfigPath, writeExampleMachine(tb, dir))
+	<-ctx.Done()
+	fmt.Fprintln(out)
+	return nil
+}
+
+// startJoinery is where Joinery's manager (provisioning, disruption) will
+// be started in-process against tb.Management.Config, once it exists.
+func startJoinery(_ context.Context, _ *testbed.Testbed, log logr.Logger) error {
+	log.Info("Joinery's controllers are not started: provisioning has not landed yet")
+	return nil
+}
+
+// readNodePools reads every NodePool of the YAML files in dir.
+func readNodePools(dir string) ([]*unstructured.Unstructured, error) {
+	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
+	if err != nil {
+		return nil, err
+	}
+	if len(files) == 0 {
+		return nil, usageError{fmt.Errorf("no NodePool samples in %s: run from the repository root or pass --samples", dir)}
+	}
+	sort.Strings(files)
+	var pools []*unstructured.Unstructured
+	for _, file := range files {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			return nil, err
+		}
+		reader := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
+		for {
+			doc, err := reader.Read()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", file, err)
+			}
+			obj := &unstructured.Unstructured{}
+			if err := utilyaml.Unmarshal(doc, &obj.Object); err != nil {
+				return nil, fmt.Errorf("%s: %w", file, err)
+			}
+			if obj.GetKind() == "NodePool" {
+				pools = append(pools, obj)
+			}
+		}
+	}
+	return pools, nil
+}
+
+// applySamples creates the NodePools in the testbed's namespace, with an
+// AWSMachineTemplate and KubeadmConfigTemplate for every template they
+// reference. A pool naming a cluster the sandbox does not have is pointed
+// at workload-1.
+func applySamples(ctx context.Context, tb *testbed.Testbed, pools []*unstructured.Unstructured, log logr.Logger) error {
+	infra, bootstrap := map[string]bool{}, map[string]bool{}
+	for _, p := range pools {
+		p.SetNamespace(tb.Namespace)
+		if name, ok, _ := unstructured.NestedString(p.Object, "spec", "clusterName"); ok && tb.Workload(name) == nil {
+			log.Info("sample NodePool names a cluster the sandbox does not have; using the first", "nodePool", p.GetName(), "cluster", name)
+			_ = unstructured.SetNestedField(p.Object, tb.Workloads[0].Name, "spec", "clusterName")
+		}
+		if name, ok, _ := unstructured.NestedString(p.Object, "spec", "template", "spec", "infrastructureTemplateRef", "name"); ok {
+			infra[name] = true
+		}
+		if name, ok, _ := unstructured.NestedString(p.Object, "spec", "template", "spec", "bootstrapTemplateRef", "name"); ok {
+			bootstrap[name] = true
+		}
+	}
+	for name := range infra {
+		t := &infrav1.AWSMachineTemplate{
+			ObjectMeta: metav1.ObjectMeta{Namespace: tb.Namespace, Name: name},
+			Spec: infrav1.AWSMachineTemplateSpec{Template: infrav1.AWSMachineTemplateResource{Spec: infrav1.AWSMachineSpec{
+				// Joinery replaces the instance type (and market) per launch.
+				InstanceType:       "m5.large",
+				IAMInstanceProfile: "nodes.cluster-api-provider-aws.sigs.k8s.io",
+				CloudInit:          infrav1.CloudInit{InsecureSkipSecretsManager: true},
+			}}},
+		}
+		if err := tb.Client.Create(ctx, t); err != nil {
+			return fmt.Errorf("creating AWSMachineTemplate %s/%s: %w", t.Namespace, t.Name, err)
+		}
+	}
+	for name := range bootstrap {
+		t := &bootstrapv1.KubeadmConfigTemplate{ObjectMeta: metav1.ObjectMeta{Namespace: tb.Namespace, Name: name}}
+		if err := tb.Client.Create(ctx, t); err != nil {
+			return fmt.Errorf("creating KubeadmConfigTemplate %s/%s: %w", t.Namespace, t.Name, err)
+		}
+	}
+	for _, p := range pools {
+		if err := tb.Client.Create(ctx, p); err != nil {
+			return fmt.Errorf("creating NodePool %s (fix the sample or the CRD): %w", p.GetName(), err)
+		}
+	}
+	return nil
+}
+
+func demoDeployment() *appsv1.Deployment {
+	labels := map[string]string{"app": "demo"}
+	return &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Namespace: metav1.NamespaceDefault, Name: "demo"},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: ptr.To[int32](6),
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{
+					Name: "app", Image: "registry.k8s.io/pause:3.10",
+					Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{
+						corev1.ResourceCPU: resource.MustParse("1500m"), corev1.ResourceMemory: resource.MustParse("2Gi"),
+					}},
+				}}},
+			},
+		},
+	}
+}
+
+// writeExampleMachine writes a worker Machine (with its KubeadmConfig and
+// AWSMachine) to try by hand, and returns the file's path.
+func writeExampleMachine(tb *testbed.Testbed, dir string) string {
+	config, awsMachine, machine := tb.WorkerObjects(testbed.WorkerMachine{
+		Cluster: tb.Workloads[0].Name, Name: "by-hand", InstanceType: "m5.large", Zone: tb.Cloud.Region() + "a",
+	})
+	config.TypeMeta = metav1.TypeMeta{APIVersion: bootstrapv1.GroupVersion.String(), Kind: "KubeadmConfig"}
+	awsMachine.TypeMeta = metav1.TypeMeta{APIVersion: infrav1.GroupVersion.String(), Kind: "AWSMachine"}
+	machine.TypeMeta = metav1.TypeMeta{APIVersion: clusterv1.GroupVersion.String(), Kind: "Machine"}
+	var buf bytes.Buffer
+	for _, obj := range []any{config, awsMachine, machine} {
+		data, err := yamlOf(obj)
+		if err != nil {
+			continue
+		}
+		buf.WriteString("---\n")
+		buf.Write(data)
+	}
+	path := filepath.Join(dir, "example-machine.yaml")
+	_ = os.WriteFile(path, buf.Bytes(), 0o644)
+	return path
+}
+
+// rssOfProcessTree sums the resident memory of this process and its
+// children (etcd, kube-apiserver, ... of every cluster), from /proc.
+func rssOfProcessTree() (bytes int64, processes int) {
+	self := os.Getpid()
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		status, err := os.ReadFile(filepath.Join("/proc", e.Name(), "status"))
+		if err != nil {
+			continue
+		}
+		var ppid int
+		var rss int64
+		for _, line := range strings.Split(string(status), "\n") {
+			fields := strings.Fields(line)
+			if len(fields) < 2 {
+				continue
+			}
+			switch fields[0] {
+			case "PPid:":
+				ppid, _ = strconv.Atoi(fields[1])
+			case "VmRSS:":
+				kb, _ := strconv.ParseInt(fields[1], 10, 64)
+				rss = kb << 10
+			}
+		}
+		if pid == self || ppid == self {
+			bytes += rss
+			processes++
+		}
+	}
+	return bytes, processes
+}
+
+func yamlOf(obj any) ([]byte, error) { return yaml.Marshal(obj) }

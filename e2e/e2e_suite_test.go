@@ -1,0 +1,76 @@
+package e2e
+
+import (
+	"context"
+	"os"
+	"testing"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	"k8s.io/klog/v2"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/joinery-dev/joinery/internal/cloudsim"
+	"github.com/joinery-dev/joinery/internal/testbed"
+)
+
+func TestE2E(t *testing.T) {
+	RegisterFailHandler(Fail)
+	RunSpecs(t, "Joinery end-to-end")
+}
+
+var (
+	tb *testbed.Testbed
+	// interruptions receives the spot interruption notices of the
+	// simulated cloud (where SQS messages will be sent).
+	interruptions = make(chan cloudsim.Interruption, 16)
+)
+
+// workload is the name of the one workload cluster the suite uses.
+const workload = "workload-1"
+
+var _ = BeforeSuite(func(ctx SpecContext) {
+	log := zap.New(zap.WriteTo(GinkgoWriter), zap.UseDevMode(true))
+	ctrl.SetLogger(log)
+	klog.SetLogger(log)
+	var err error
+	tb, err = testbed.Start(ctx, testbed.Options{
+		WorkloadClusters: 1,
+		// E2E_DIR keeps every cluster's data and component logs there.
+		Dir: os.Getenv("E2E_DIR"),
+		Log: log,
+		Cloud: cloudsim.Options{
+			BootDelay:               time.Second,
+			JoinDelay:               200 * time.Millisecond,
+			SpotInterruptionWarning: 3 * time.Second,
+			LaunchRetryInterval:     time.Second,
+			OnSpotInterruption:      func(i cloudsim.Interruption) { interruptions <- i },
+		},
+		Progress: func(step string) { GinkgoWriter.Println(step) },
+	})
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(func() {
+		if CurrentSpecReport().Failed() || os.Getenv("E2E_DUMP_LOGS") != "" {
+			tb.Management.DumpLogs(GinkgoWriter, 8<<10)
+			for _, w := range tb.Workloads {
+				w.Cluster.DumpLogs(GinkgoWriter, 8<<10)
+			}
+		}
+		Expect(tb.Stop()).To(Succeed())
+	})
+}, NodeTimeout(3*time.Minute))
+
+var _ = ReportAfterEach(func(report SpecReport) {
+	if report.Failed() && tb != nil {
+		tb.Management.DumpLogs(GinkgoWriter, 8<<10)
+	}
+})
+
+// within bounds how long one step of a spec may take.
+const within = 60 * time.Second
+
+func eventually(ctx context.Context, f any) AsyncAssertion {
+	return Eventually(ctx, f).WithTimeout(within).WithPolling(100 * time.Millisecond)
+}
