@@ -4,44 +4,58 @@ import (
 	"math"
 
 	v1alpha1 "github.com/joinery-dev/joinery/api/v1alpha1"
-	"gonum.org/v1/gonum/mat"
-	"gonum.org/v1/gonum/optimize/convex/lp"
 )
 
 // lowerBound returns a valid lower bound on the price of any set of new
-// machines that carries the pods this plan puts on new machines:
+// machines that carries the pods this plan puts on new machines.
 //
-//	min Σ price_t·x_t  s.t.  Σ alloc_t,r·x_t ≥ demand_r (every resource r),
-//	                         Σ x_t ≥ pods that pairwise repel on hostname,
-//	                         x ≥ 0
+// A node of type t can only carry a load that is a sum of whole pods, each
+// of which fits t on its own. So its usage vector lies in
 //
-// over the (pool, type) columns compatible with some constraint class on a
-// planned node, each at its cheapest offering and largest allocatable — a
-// relaxation of every integral packing, so never above the plan's price.
+//	P_t = cone{requests of the pods that fit t} ∩ {u ≤ allocatable_t}
+//
+// (the convex cone of their (cpu, memory, pods) vectors, box bounds for
+// other resources). The bound starts from the LP
+//
+//	min Σ price_t·λ_{t,v}  s.t.  Σ v·λ_{t,v} ≥ demand,  λ ≥ 0
+//
+// over the vertices v of every P_t (plus a row counting nodes when pods
+// pairwise repel on hostname). Any packing maps into it: a node's usage is
+// a convex combination of the vertices of its P_t (0 included). Unlike
+// "Σ allocatable ≥ demand" it does not buy cpu from one type and memory from
+// another as if a pod could be split between them. Types that hold only a
+// few pods are priced by whole-pod patterns instead, and a short branch and
+// bound on whole node counts follows (see boundLP).
+//
+// Every number reported comes from dual prices re-checked against every
+// column (and every whole-pod pattern) and scaled down if needed, so
+// floating point error can only weaken the bound.
 func (s *state) lowerBound(plan *Plan) float64 {
 	if len(s.planned) == 0 {
 		return 0
 	}
 	R := s.res.size()
 	demand := make(resVec, R)
+	counts := map[*podGroup]int{}
 	classes := map[int]bool{}
 	for _, n := range s.planned {
 		demand.add(n.used)
 		for _, c := range n.classes {
 			classes[c] = true
 		}
+		for _, gc := range n.groups {
+			counts[gc.group] += gc.count
+		}
 	}
-	// Columns: per pool and type, cheapest price and largest allocatable.
-	type column struct {
-		price float64
-		alloc []float64
-	}
-	var cols []column
+	// Columns: per pool and type, cheapest compatible offering and largest
+	// allocatable among its offerings.
+	var cols []coneColumn
+	classList := s.classList()
 	for _, ps := range s.pools {
 		byType := map[*InstanceType]int{}
 		for i := range ps.cands {
 			ok := false
-			for _, cl := range s.classList() {
+			for _, cl := range classList {
 				if classes[cl.id] && s.forClass(ps, cl).mask[i] {
 					ok = true
 					break
@@ -53,74 +67,28 @@ func (s *state) lowerBound(plan *Plan) float64 {
 			c := &ps.cands[i]
 			j, seen := byType[c.it]
 			if !seen {
-				j = len(cols)
-				byType[c.it] = j
-				cols = append(cols, column{price: c.price, alloc: make([]float64, R)})
-				for r := range c.alloc {
-					cols[j].alloc[r] = float64(c.alloc[r])
-				}
+				byType[c.it] = len(cols)
+				cols = append(cols, coneColumn{price: c.price, alloc: c.alloc.clone()})
 				continue
 			}
 			cols[j].price = math.Min(cols[j].price, c.price)
-			for r := range c.alloc {
-				cols[j].alloc[r] = math.Max(cols[j].alloc[r], float64(c.alloc[r]))
-			}
+			cols[j].alloc.maxWith(c.alloc)
 		}
 	}
 	if len(cols) == 0 {
 		return 0
 	}
-	// Rows, each scaled so its right-hand side is 1 (conditioning).
-	var rows [][]float64
-	for r := 0; r < R; r++ {
-		if demand[r] <= 0 {
-			continue
-		}
-		row := make([]float64, len(cols))
-		for j := range cols {
-			row[j] = cols[j].alloc[r] / float64(demand[r])
-		}
-		rows = append(rows, row)
+	reqs := make([]resVec, 0, len(counts))
+	ns := make([]int, 0, len(counts))
+	for g, n := range counts {
+		reqs = append(reqs, g.req)
+		ns = append(ns, n)
 	}
-	if nodes := s.repellingPodsOnNewNodes(); nodes > 1 {
-		row := make([]float64, len(cols))
-		for j := range row {
-			row[j] = 1 / float64(nodes)
-		}
-		rows = append(rows, row)
+	b := newBoundLP(reqs, ns, cols, demand, s.repellingPodsOnNewNodes())
+	if b == nil {
+		return 0
 	}
-	// Simple bound (always valid): each row alone, by its cheapest column.
-	simple := 0.0
-	for _, row := range rows {
-		best := math.Inf(1)
-		for j := range cols {
-			if row[j] > 0 {
-				best = math.Min(best, cols[j].price/row[j])
-			}
-		}
-		if !math.IsInf(best, 1) {
-			simple = math.Max(simple, best)
-		}
-	}
-	bound := simple
-	// Standard form: [A -I][x; slack] = 1.
-	m, nc := len(rows), len(cols)
-	A := mat.NewDense(m, nc+m, nil)
-	b := make([]float64, m)
-	c := make([]float64, nc+m)
-	for i, row := range rows {
-		for j := range cols {
-			A.Set(i, j, row[j])
-		}
-		A.Set(i, nc+i, -1)
-		b[i] = 1
-	}
-	for j := range cols {
-		c[j] = cols[j].price
-	}
-	if opt, _, err := lp.Simplex(c, A, b, 1e-10, nil); err == nil && opt > bound && opt <= plan.TotalPricePerHour*(1+1e-6) {
-		bound = opt
-	}
+	bound := b.branchBound(lbSolves)
 	// Guard floating point: a bound must never exceed the plan it bounds.
 	bound *= 1 - 1e-9
 	if bound > plan.TotalPricePerHour {
@@ -129,11 +97,16 @@ func (s *state) lowerBound(plan *Plan) float64 {
 	return bound
 }
 
+// classList returns the classes by id (cached until a class is added).
 func (s *state) classList() []*constraintClass {
+	if len(s.classByID) == len(s.classes) {
+		return s.classByID
+	}
 	out := make([]*constraintClass, len(s.classes))
 	for _, cl := range s.classes {
 		out[cl.id] = cl
 	}
+	s.classByID = out
 	return out
 }
 
@@ -162,3 +135,6 @@ func (s *state) repellingPodsOnNewNodes() int {
 	}
 	return best
 }
+
+// lbSolves caps the LPs the bound solves (see branchBound).
+const lbSolves = 15

@@ -23,7 +23,9 @@ type Plan struct {
 	TotalPricePerHour float64
 	// LowerBoundPricePerHour is a valid lower bound on the price of any set of
 	// new machines that carries the pods this plan puts on new machines (an LP
-	// relaxation); it is never above TotalPricePerHour.
+	// relaxation that keeps each pod whole on one node, tightened by whole-pod
+	// patterns on small types and by branching on whole node counts); it is
+	// never above TotalPricePerHour.
 	LowerBoundPricePerHour float64
 }
 

@@ -32,6 +32,8 @@ type state struct {
 
 	order     []Placement
 	usedNames map[string]bool
+	classByID []*constraintClass
+	podGroup  map[*corev1.Pod]*podGroup
 
 	// scratch reused across evaluations to keep the hot path allocation-free
 	eval         evaluation
@@ -49,10 +51,17 @@ func Solve(snap *Snapshot, opts Options) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
+	var free []*podGroup
 	for _, g := range s.placementOrder() {
+		if g.packable() {
+			free = append(free, g)
+			continue
+		}
 		s.placeGroup(g)
 	}
+	s.placeFree(free)
 	s.retryAndRelax()
+	s.improve()
 	plan := s.buildPlan()
 	if !opts.SkipLowerBound {
 		plan.LowerBoundPricePerHour = s.lowerBound(plan)
