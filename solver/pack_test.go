@@ -163,3 +163,17 @@ func TestPackingRules(t *testing.T) {
 }
 
 func resourceQ(s string) resource.Quantity { return resource.MustParse(s) }
+
+// Rebalancing moves pods that carry spread, affinity and anti-affinity
+// rules; the checker replays every plan of the diverse benchmark workload
+// over several seeds.
+func TestDiverseWorkloadPlansStayValid(t *testing.T) {
+	seeds := 12
+	if testing.Short() {
+		seeds = 4
+	}
+	for seed := int64(1); seed <= int64(seeds); seed++ {
+		p := solveChecked(t, genericSnapshot(400+int(seed)*50, seed))
+		wantAllPlaced(t, p)
+	}
+}
