@@ -34,7 +34,7 @@ build: ## Build the joinery binary into bin/.
 .PHONY: manifests
 manifests: tools ## Generate CRDs and RBAC from the API types and kubebuilder markers.
 	$(CONTROLLER_GEN) crd:allowDangerousTypes=false paths="./api/..." output:crd:artifacts:config=config/crd/bases
-	$(CONTROLLER_GEN) rbac:roleName=joinery-manager paths="./cmd/...;./controllers/..." output:rbac:artifacts:config=config/rbac
+	$(CONTROLLER_GEN) rbac:roleName=joinery-manager paths="./cmd/...;./controllers/...;./internal/manager/..." output:rbac:artifacts:config=config/rbac
 
 .PHONY: generate
 generate: tools ## Generate deepcopy code and embedded data (go generate).

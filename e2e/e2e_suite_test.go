@@ -28,8 +28,15 @@ var (
 	interruptions = make(chan cloudsim.Interruption, 16)
 )
 
-// workload is the name of the one workload cluster the suite uses.
-const workload = "workload-1"
+// workload is the workload cluster the specs without Joinery use;
+// provisioning specs use both.
+const (
+	workload  = "workload-1"
+	workload2 = "workload-2"
+)
+
+// joinery is Joinery's manager, a process of its own.
+var joinery *joineryProcess
 
 var _ = BeforeSuite(func(ctx SpecContext) {
 	log := zap.New(zap.WriteTo(GinkgoWriter), zap.UseDevMode(true))
@@ -37,7 +44,8 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	klog.SetLogger(log)
 	var err error
 	tb, err = testbed.Start(ctx, testbed.Options{
-		WorkloadClusters: 1,
+		WorkloadClusters: 2,
+		ClusterLabels:    map[string]string{"env": "e2e"},
 		// E2E_DIR keeps every cluster's data and component logs there.
 		Dir: os.Getenv("E2E_DIR"),
 		Log: log,
@@ -51,7 +59,16 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 		Progress: func(step string) { GinkgoWriter.Println(step) },
 	})
 	Expect(err).NotTo(HaveOccurred())
+	dir := os.Getenv("E2E_DIR")
+	if dir == "" {
+		dir = GinkgoT().TempDir()
+	}
+	joinery = newJoineryProcess(dir, "--kubeconfig="+tb.Management.KubeconfigPath,
+		"--leader-elect=false", "--metrics-bind-address=0", "--health-probe-bind-address=0",
+		"--registration-timeout=3m")
+	Expect(joinery.start()).To(Succeed())
 	DeferCleanup(func() {
+		joinery.stop()
 		if CurrentSpecReport().Failed() || os.Getenv("E2E_DUMP_LOGS") != "" {
 			tb.Management.DumpLogs(GinkgoWriter, 8<<10)
 			for _, w := range tb.Workloads {
@@ -65,6 +82,9 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 var _ = ReportAfterEach(func(report SpecReport) {
 	if report.Failed() && tb != nil {
 		tb.Management.DumpLogs(GinkgoWriter, 8<<10)
+		if joinery != nil {
+			GinkgoWriter.Printf("----- joinery manager log (tail) -----\n%s\n", joinery.tail(24<<10))
+		}
 	}
 })
 

@@ -396,7 +396,12 @@ type ClusterStatus struct {
 
 // Condition types and reasons of a NodePool.
 const (
+	// ConditionReady is True when the pool can create machines: its
+	// templates exist.
 	ConditionReady = "Ready"
+	// ConditionLimitReached is True while pending pods in some served
+	// cluster would need more than spec.limits allows.
+	ConditionLimitReached = "LimitReached"
 )
 
 // NodePoolList is a list of NodePools.

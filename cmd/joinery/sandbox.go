@@ -33,6 +33,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/yaml"
 
+	"github.com/joinery-dev/joinery/internal/manager"
 	"github.com/joinery-dev/joinery/internal/testbed"
 )
 
@@ -151,8 +152,8 @@ Try:
   # a worker Machine by hand (CAPI bootstraps it, the simulated cloud boots it):
   %[1]s --kubeconfig %[2]s apply -f %[4]s
 
-Joinery's provisioning controller is not wired in yet: the demo pods stay Pending
-until it lands (see startJoinery in cmd/joinery/sandbox.go).
+Joinery is running: the demo pods become Machines, then Nodes, then Running pods.
+  %[1]s --kubeconfig %[2]s get nodepools,machines -A -w
 
 Press Ctrl-C to stop everything.
 `, k, tb.Management.KubeconfigPath, tb.Workloads[0].Cluster.KubeconfigPath, writeExampleMachine(tb, dir))
@@ -161,10 +162,24 @@ Press Ctrl-C to stop everything.
 	return nil
 }
 
-// startJoinery is where Joinery's manager (provisioning, disruption) will
-// be started in-process against tb.Management.Config, once it exists.
-func startJoinery(_ context.Context, _ *testbed.Testbed, log logr.Logger) error {
-	log.Info("Joinery's controllers are not started: provisioning has not landed yet")
+// startJoinery runs Joinery's manager in-process against the sandbox's
+// management cluster, as `joinery manager` would run beside CAPI; it stops
+// with ctx.
+func startJoinery(ctx context.Context, tb *testbed.Testbed, log logr.Logger) error {
+	opts := manager.DefaultOptions()
+	opts.MetricsAddr, opts.ProbeAddr, opts.LeaderElect = "0", "0", false
+	opts.Logger = log.WithName("joinery")
+	// CAPI's ClusterCache controller is also in the testbed's manager.
+	opts.SkipNameValidation = true
+	mgr, err := manager.New(ctx, tb.Management.Config, opts)
+	if err != nil {
+		return err
+	}
+	go func() {
+		if err := mgr.Start(ctx); err != nil {
+			log.Error(err, "Joinery's manager stopped")
+		}
+	}()
 	return nil
 }
 

@@ -158,12 +158,16 @@ func BuildMachine(l LaunchSpec, infraRef, bootstrapRef v1alpha1.TemplateReferenc
 				AnnotationPricePerHour: fmt.Sprintf("%.6f", l.Decision.Offering.PricePerHour),
 			},
 			// Deleting a NodePool deletes its Machines (CAPI drains them), as
-			// deleting a Karpenter NodePool deletes its NodeClaims.
+			// deleting a Karpenter NodePool deletes its NodeClaims. The pool
+			// is the controller: CAPI then does not adopt the Machine as a
+			// standalone Machine of the Cluster, whose ownership would keep
+			// it alive after its pool is gone.
 			OwnerReferences: []metav1.OwnerReference{{
 				APIVersion: v1alpha1.GroupVersion.String(),
 				Kind:       "NodePool",
 				Name:       l.NodePool.Name,
 				UID:        l.NodePool.UID,
+				Controller: ptr.To(true),
 			}},
 		},
 		Spec: clusterv1.MachineSpec{

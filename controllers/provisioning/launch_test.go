@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 	clusterv1 "sigs.k8s.io/cluster-api/api/core/v1beta2"
 
 	"github.com/joinery-dev/joinery/api/v1alpha1"
@@ -85,7 +86,7 @@ func TestBuildMachineRecordsTheDecision(t *testing.T) {
 	if m.Labels[clusterv1.ClusterNameLabel] != "workload-1" || m.Labels[v1alpha1.LabelNodePool] != "general" || m.Labels[v1alpha1.LabelCapacityType] != "spot" {
 		t.Errorf("labels: %v", m.Labels)
 	}
-	if len(m.OwnerReferences) != 1 || m.OwnerReferences[0].Kind != "NodePool" || m.OwnerReferences[0].UID != "pool-uid" {
+	if len(m.OwnerReferences) != 1 || m.OwnerReferences[0].Kind != "NodePool" || m.OwnerReferences[0].UID != "pool-uid" || !ptr.Deref(m.OwnerReferences[0].Controller, false) {
 		t.Errorf("owner: %+v", m.OwnerReferences)
 	}
 	var d Decision

@@ -166,3 +166,17 @@ func (c *Cluster) DumpLogs(w io.Writer, maxBytes int64) {
 		_ = f.Close()
 	}
 }
+
+// StartTied starts cmd so that it is killed when the test process dies,
+// however it dies: SIGKILL as parent-death signal, forked from the thread
+// that never exits. For processes a test starts besides the clusters (a
+// manager it kills and restarts).
+func StartTied(cmd *exec.Cmd) error {
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
+	started := make(chan error, 1)
+	spawnThread() <- func() { started <- cmd.Start() }
+	return <-started
+}

@@ -1,0 +1,232 @@
+// Package poolstatus keeps each NodePool's status: how many machines and
+// ready nodes it has, their capacity and hourly price, the state of every
+// cluster it serves, and conditions that say in words whether it can
+// create machines and whether it hit its limits.
+package poolstatus
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	clusterv1 "sigs.k8s.io/cluster-api/api/core/v1beta2"
+	"sigs.k8s.io/cluster-api/util/conditions"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	"github.com/joinery-dev/joinery/api/v1alpha1"
+	"github.com/joinery-dev/joinery/cloud"
+	"github.com/joinery-dev/joinery/controllers/provisioning"
+	"github.com/joinery-dev/joinery/internal/solverinput"
+)
+
+// resync refreshes status that nothing else triggers (a template deleted).
+const resync = time.Minute
+
+// Reconciler writes NodePool status.
+type Reconciler struct {
+	Client  client.Client
+	Catalog *cloud.Catalog
+	Reports *provisioning.Reports
+
+	mapper  meta.RESTMapper
+	changes chan event.TypedGenericEvent[*v1alpha1.NodePool]
+}
+
+// +kubebuilder:rbac:groups=joinery.dev,resources=nodepools,verbs=get;list;watch
+// +kubebuilder:rbac:groups=joinery.dev,resources=nodepools/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=cluster.x-k8s.io,resources=clusters;machines,verbs=get;list;watch
+
+// SetupWithManager registers the controller.
+func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
+	r.mapper = mgr.GetRESTMapper()
+	r.changes = make(chan event.TypedGenericEvent[*v1alpha1.NodePool], 1024)
+	r.Reports.OnChange(func(pool types.NamespacedName) {
+		np := &v1alpha1.NodePool{ObjectMeta: metav1.ObjectMeta{Namespace: pool.Namespace, Name: pool.Name}}
+		select {
+		case r.changes <- event.TypedGenericEvent[*v1alpha1.NodePool]{Object: np}:
+		default: // a full channel already holds enough wake-ups
+		}
+	})
+	joineryOnly := predicate.NewPredicateFuncs(func(o client.Object) bool {
+		_, ok := o.GetLabels()[v1alpha1.LabelNodePool]
+		return ok
+	})
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("poolstatus").
+		For(&v1alpha1.NodePool{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&clusterv1.Machine{}, handler.EnqueueRequestsFromMapFunc(poolOfMachine), builder.WithPredicates(joineryOnly)).
+		Watches(&clusterv1.Cluster{}, handler.EnqueueRequestsFromMapFunc(r.poolsOfCluster)).
+		WatchesRawSource(source.Channel(r.changes, &handler.TypedEnqueueRequestForObject[*v1alpha1.NodePool]{})).
+		Complete(r)
+}
+
+func poolOfMachine(_ context.Context, o client.Object) []reconcile.Request {
+	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: o.GetLabels()[v1alpha1.LabelNodePool]}}}
+}
+
+func (r *Reconciler) poolsOfCluster(ctx context.Context, o client.Object) []reconcile.Request {
+	var pools v1alpha1.NodePoolList
+	if err := r.Client.List(ctx, &pools, client.InNamespace(o.GetNamespace())); err != nil {
+		return nil
+	}
+	out := make([]reconcile.Request, 0, len(pools.Items))
+	for i := range pools.Items {
+		out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&pools.Items[i])})
+	}
+	return out
+}
+
+// Reconcile recomputes one pool's status from its Machines, the Clusters
+// it serves and the provisioning loop's reports.
+func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (ctrl.Result, error) {
+	pool := &v1alpha1.NodePool{}
+	if err := r.Client.Get(ctx, req.NamespacedName, pool); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	var machines clusterv1.MachineList
+	if err := r.Client.List(ctx, &machines, client.InNamespace(pool.Namespace), client.MatchingLabels{v1alpha1.LabelNodePool: pool.Name}); err != nil {
+		return ctrl.Result{}, err
+	}
+	var clusters clusterv1.ClusterList
+	if err := r.Client.List(ctx, &clusters, client.InNamespace(pool.Namespace)); err != nil {
+		return ctrl.Result{}, err
+	}
+	status := r.compute(ctx, pool, machines.Items, clusters.Items)
+	if equality.Semantic.DeepEqual(status, pool.Status) {
+		return ctrl.Result{RequeueAfter: resync}, nil
+	}
+	patch := client.MergeFrom(pool.DeepCopy())
+	pool.Status = status
+	if err := r.Client.Status().Patch(ctx, pool, patch, client.FieldOwner(provisioning.FieldOwner)); err != nil {
+		if apierrors.IsNotFound(err) {
+			return ctrl.Result{}, nil
+		}
+		return ctrl.Result{}, err
+	}
+	return ctrl.Result{RequeueAfter: resync}, nil
+}
+
+func (r *Reconciler) compute(ctx context.Context, pool *v1alpha1.NodePool, machines []clusterv1.Machine, clusters []clusterv1.Cluster) v1alpha1.NodePoolStatus {
+	status := v1alpha1.NodePoolStatus{ObservedGeneration: pool.Generation, Conditions: slices.Clone(pool.Status.Conditions)}
+	kubelet := solverinput.KubeletConfig(pool.Spec.Template.Spec.Kubelet)
+	resources := corev1.ResourceList{}
+	price := 0.0
+	perCluster := map[string]int32{}
+	for i := range machines {
+		m := &machines[i]
+		if !metav1.IsControlledBy(m, pool) && !ownedBy(m, pool) {
+			continue
+		}
+		status.Machines++
+		perCluster[m.Spec.ClusterName]++
+		if m.Status.NodeRef.IsDefined() && conditions.IsTrue(m, clusterv1.MachineNodeReadyCondition) {
+			status.Nodes++
+		}
+		if p, err := strconv.ParseFloat(m.Annotations[provisioning.AnnotationPricePerHour], 64); err == nil {
+			price += p
+		}
+		if it, ok := r.Catalog.InstanceType(m.Labels[v1alpha1.LabelInstanceType]); ok {
+			capacity, _ := cloud.Allocatable(it, kubelet)
+			for name, q := range capacity {
+				sum := resources[name]
+				sum.Add(q)
+				resources[name] = sum
+			}
+		}
+	}
+	if len(resources) > 0 {
+		status.Resources = resources
+	}
+	status.PricePerHour = fmt.Sprintf("%.4f", price)
+
+	reports := r.Reports.Get(client.ObjectKeyFromObject(pool))
+	var limited []string
+	for i := range clusters {
+		c := &clusters[i]
+		if !provisioning.Serves(pool, c) {
+			continue
+		}
+		cs := v1alpha1.ClusterStatus{Name: c.Name, Machines: perCluster[c.Name]}
+		if rep, ok := reports[c.Name]; ok {
+			cs.Reachable, cs.Message = rep.Reachable, rep.Message
+			if rep.LimitReached {
+				limited = append(limited, c.Name+": "+rep.Message)
+			}
+		} else {
+			cs.Message = "not planned for yet"
+		}
+		status.Clusters = append(status.Clusters, cs)
+	}
+	sort.Slice(status.Clusters, func(i, j int) bool { return status.Clusters[i].Name < status.Clusters[j].Name })
+
+	ready := metav1.Condition{Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: "TemplatesFound",
+		Message: "the infrastructure and bootstrap templates exist; the pool can create machines", ObservedGeneration: pool.Generation}
+	if problems := r.missingTemplates(ctx, pool); len(problems) > 0 {
+		ready.Status, ready.Reason = metav1.ConditionFalse, "TemplateNotFound"
+		ready.Message = strings.Join(problems, "; ")
+	}
+	meta.SetStatusCondition(&status.Conditions, ready)
+	limit := metav1.Condition{Type: v1alpha1.ConditionLimitReached, Status: metav1.ConditionFalse, Reason: "WithinLimits",
+		Message: "every planned machine fits within spec.limits", ObservedGeneration: pool.Generation}
+	if len(limited) > 0 {
+		sort.Strings(limited)
+		limit.Status, limit.Reason = metav1.ConditionTrue, "LimitReached"
+		limit.Message = strings.Join(limited, "; ") + " (raise spec.limits or free capacity)"
+	}
+	meta.SetStatusCondition(&status.Conditions, limit)
+	return status
+}
+
+func ownedBy(m *clusterv1.Machine, pool *v1alpha1.NodePool) bool {
+	for _, ref := range m.OwnerReferences {
+		if ref.UID == pool.UID {
+			return true
+		}
+	}
+	return false
+}
+
+// missingTemplates names the pool's templates that cannot be read, and
+// what to do.
+func (r *Reconciler) missingTemplates(ctx context.Context, pool *v1alpha1.NodePool) []string {
+	var problems []string
+	for field, ref := range map[string]v1alpha1.TemplateReference{
+		"spec.template.spec.infrastructureTemplateRef": pool.Spec.Template.Spec.InfrastructureTemplateRef,
+		"spec.template.spec.bootstrapTemplateRef":      pool.Spec.Template.Spec.BootstrapTemplateRef,
+	} {
+		mapping, err := r.mapper.RESTMapping(schema.GroupKind{Group: ref.APIGroup, Kind: ref.Kind})
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("%s: the management cluster serves no %s in API group %s; install its provider or fix the reference", field, ref.Kind, ref.APIGroup))
+			continue
+		}
+		obj := &metav1.PartialObjectMetadata{}
+		obj.SetGroupVersionKind(mapping.GroupVersionKind)
+		if err := r.Client.Get(ctx, types.NamespacedName{Namespace: pool.Namespace, Name: ref.Name}, obj); err != nil {
+			if apierrors.IsNotFound(err) {
+				problems = append(problems, fmt.Sprintf("%s: %s %s/%s does not exist; create it or fix the name", field, ref.Kind, pool.Namespace, ref.Name))
+			} else {
+				problems = append(problems, fmt.Sprintf("%s: reading %s %s/%s: %v", field, ref.Kind, pool.Namespace, ref.Name, err))
+			}
+		}
+	}
+	sort.Strings(problems)
+	return problems
+}

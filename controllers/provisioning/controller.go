@@ -1,0 +1,359 @@
+package provisioning
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/utils/ptr"
+	infrav1 "sigs.k8s.io/cluster-api-provider-aws/v2/api/v1beta2"
+	clusterv1 "sigs.k8s.io/cluster-api/api/core/v1beta2"
+	"sigs.k8s.io/cluster-api/controllers/clustercache"
+	"sigs.k8s.io/cluster-api/util/conditions"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/joinery-dev/joinery/api/v1alpha1"
+	"github.com/joinery-dev/joinery/cloud"
+	"github.com/joinery-dev/joinery/solver"
+)
+
+// FieldOwner names Joinery in managedFields of everything it writes.
+const FieldOwner = "joinery"
+
+// Options tune the provisioning loop; the manager's flags set them.
+type Options struct {
+	// BatchIdle and BatchMax bound a batch window (1 s and 10 s).
+	BatchIdle, BatchMax time.Duration
+	// UnavailableTTL is how long a refused offering is avoided (3 min).
+	UnavailableTTL time.Duration
+	// RegistrationTimeout is how long a Machine may go without a Node
+	// before it is deleted (15 min).
+	RegistrationTimeout time.Duration
+	// Replan is how often pods that stay pending are planned for again
+	// when nothing else changed (30 s): capacity may have come back.
+	Replan time.Duration
+	// Concurrency is how many clusters are planned for at once.
+	Concurrency int
+}
+
+// DefaultOptions are the defaults of the manager's flags.
+func DefaultOptions() Options {
+	return Options{
+		BatchIdle: time.Second, BatchMax: 10 * time.Second, UnavailableTTL: 3 * time.Minute,
+		RegistrationTimeout: 15 * time.Minute, Replan: 30 * time.Second, Concurrency: 4,
+	}
+}
+
+// Provisioner is the provisioning controller. It reconciles CAPI Clusters
+// that some NodePool serves: one key per workload cluster, so one
+// cluster's slow apiserver or big batch never holds up another (the
+// workqueue serves keys in turn, Concurrency at a time).
+type Provisioner struct {
+	Client       client.Client
+	APIReader    client.Reader
+	ClusterCache clustercache.ClusterCache
+	Catalog      *cloud.Catalog
+	Recorder     record.EventRecorder
+	Options      Options
+	// Reports receives what each pass found per pool and cluster, for the
+	// pool status controller.
+	Reports *Reports
+	// Now is the clock (tests set it).
+	Now func() time.Time
+
+	controller  controller.Controller
+	batches     *Batches
+	unavailable *UnavailableOfferings
+	templates   *templates
+	events      *workloadEvents
+	offerings   *offeringsCache
+
+	mu       sync.Mutex
+	clusters map[types.NamespacedName]*clusterState
+}
+
+// clusterState is what the loop remembers of one cluster between passes;
+// losing it (a restart) costs at most one batch window.
+type clusterState struct {
+	// seen are the pending pods already counted in a batch window.
+	seen      map[types.UID]bool
+	lastPlan  time.Time
+	lastError string
+}
+
+// +kubebuilder:rbac:groups=cluster.x-k8s.io,resources=clusters,verbs=get;list;watch
+// +kubebuilder:rbac:groups=cluster.x-k8s.io,resources=machines,verbs=get;list;watch;create;delete
+// +kubebuilder:rbac:groups=infrastructure.cluster.x-k8s.io,resources=awsmachines,verbs=get;list;watch;create
+// +kubebuilder:rbac:groups=infrastructure.cluster.x-k8s.io,resources=awsmachinetemplates;awsclusters,verbs=get;list;watch
+// +kubebuilder:rbac:groups=bootstrap.cluster.x-k8s.io,resources=kubeadmconfigs,verbs=get;list;watch;create
+// +kubebuilder:rbac:groups=bootstrap.cluster.x-k8s.io,resources=kubeadmconfigtemplates,verbs=get;list;watch
+// +kubebuilder:rbac:groups=controlplane.cluster.x-k8s.io,resources=*,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
+
+// SetupWithManager registers the controller.
+func (p *Provisioner) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
+	if p.Now == nil {
+		p.Now = time.Now
+	}
+	if p.Reports == nil {
+		p.Reports = NewReports()
+	}
+	p.batches = NewBatches(p.Options.BatchIdle, p.Options.BatchMax)
+	p.unavailable = NewUnavailableOfferings(p.Options.UnavailableTTL)
+	p.templates = &templates{client: p.Client, mapper: mgr.GetRESTMapper()}
+	p.events = newWorkloadEvents(p.ClusterCache)
+	p.offerings = &offeringsCache{catalog: p.Catalog}
+	p.clusters = map[types.NamespacedName]*clusterState{}
+
+	joineryOnly := predicate.NewPredicateFuncs(func(o client.Object) bool {
+		_, ok := o.GetLabels()[v1alpha1.LabelNodePool]
+		return ok
+	})
+	c, err := ctrl.NewControllerManagedBy(mgr).
+		Named("provisioning").
+		For(&clusterv1.Cluster{}).
+		Watches(&v1alpha1.NodePool{}, handler.EnqueueRequestsFromMapFunc(p.clustersOfPool)).
+		Watches(&clusterv1.Machine{}, handler.EnqueueRequestsFromMapFunc(clusterOfObject), builder.WithPredicates(joineryOnly)).
+		Watches(&infrav1.AWSMachine{}, handler.EnqueueRequestsFromMapFunc(clusterOfObject), builder.WithPredicates(joineryOnly)).
+		WatchesRawSource(p.ClusterCache.GetClusterSource("provisioning", func(_ context.Context, o client.Object) []reconcile.Request {
+			return []reconcile.Request{{NamespacedName: client.ObjectKeyFromObject(o)}}
+		})).
+		WithOptions(controller.Options{MaxConcurrentReconciles: max(1, p.Options.Concurrency)}).
+		Build(p)
+	if err != nil {
+		return err
+	}
+	p.controller = c
+	return nil
+}
+
+func clusterOfObject(_ context.Context, o client.Object) []reconcile.Request {
+	name := o.GetLabels()[clusterv1.ClusterNameLabel]
+	if name == "" {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: name}}}
+}
+
+func (p *Provisioner) clustersOfPool(ctx context.Context, o client.Object) []reconcile.Request {
+	pool, ok := o.(*v1alpha1.NodePool)
+	if !ok {
+		return nil
+	}
+	var clusters clusterv1.ClusterList
+	if err := p.Client.List(ctx, &clusters, client.InNamespace(pool.Namespace)); err != nil {
+		return nil
+	}
+	var out []reconcile.Request
+	for i := range clusters.Items {
+		if Serves(pool, &clusters.Items[i]) {
+			out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&clusters.Items[i])})
+		}
+	}
+	return out
+}
+
+// Serves reports whether pool serves cluster (same namespace, by name or
+// by label selector).
+func Serves(pool *v1alpha1.NodePool, cluster *clusterv1.Cluster) bool {
+	if pool.Namespace != cluster.Namespace {
+		return false
+	}
+	if pool.Spec.ClusterName != "" {
+		return pool.Spec.ClusterName == cluster.Name
+	}
+	if pool.Spec.ClusterSelector == nil {
+		return false
+	}
+	sel, err := metav1.LabelSelectorAsSelector(pool.Spec.ClusterSelector)
+	if err != nil {
+		return false
+	}
+	return sel.Matches(labels.Set(cluster.Labels))
+}
+
+func (p *Provisioner) state(key types.NamespacedName) *clusterState {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s := p.clusters[key]
+	if s == nil {
+		s = &clusterState{seen: map[types.UID]bool{}}
+		p.clusters[key] = s
+	}
+	return s
+}
+
+func (p *Provisioner) forget(key types.NamespacedName) {
+	p.mu.Lock()
+	delete(p.clusters, key)
+	p.mu.Unlock()
+	p.batches.Close(key.String())
+	p.events.forget(key)
+}
+
+// Reconcile makes one pass over one workload cluster: repair and clean
+// up its Machines, label its new Nodes, and, once a batch window closed,
+// plan for its pending pods and launch the plan's machines.
+func (p *Provisioner) Reconcile(ctx context.Context, req reconcile.Request) (ctrl.Result, error) {
+	log := ctrl.LoggerFrom(ctx)
+	cluster := &clusterv1.Cluster{}
+	if err := p.Client.Get(ctx, req.NamespacedName, cluster); err != nil {
+		if apierrors.IsNotFound(err) {
+			p.forget(req.NamespacedName)
+			p.Reports.ForgetCluster(req.NamespacedName)
+			return ctrl.Result{}, nil
+		}
+		return ctrl.Result{}, err
+	}
+	if !cluster.DeletionTimestamp.IsZero() || ptr.Deref(cluster.Spec.Paused, false) || cluster.Annotations[clusterv1.PausedAnnotation] != "" {
+		return ctrl.Result{}, nil
+	}
+	pools, err := p.poolsFor(ctx, cluster)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if len(pools) == 0 {
+		p.forget(req.NamespacedName)
+		p.Reports.ForgetCluster(req.NamespacedName)
+		return ctrl.Result{}, nil
+	}
+	if !ptr.Deref(cluster.Status.Initialization.InfrastructureProvisioned, false) || !conditions.IsTrue(cluster, clusterv1.ClusterControlPlaneInitializedCondition) {
+		p.report(cluster, pools, false, "waiting for the Cluster's infrastructure to be provisioned and its control plane initialized")
+		return ctrl.Result{RequeueAfter: 10 * time.Second}, nil
+	}
+	w, err := p.connect(ctx, cluster)
+	if err != nil {
+		if errors.Is(err, clustercache.ErrClusterNotConnected) {
+			msg := "workload cluster apiserver not reachable through CAPI's ClusterCache; no decision is made for it until it is"
+			p.report(cluster, pools, false, msg)
+			log.V(1).Info(msg)
+			return ctrl.Result{RequeueAfter: 15 * time.Second}, nil
+		}
+		return ctrl.Result{}, err
+	}
+
+	pass := &pass{Provisioner: p, ctx: ctx, log: log, cluster: cluster, pools: pools, workload: w, now: p.Now()}
+	result, err := pass.run()
+	if err != nil {
+		p.state(req.NamespacedName).lastError = err.Error()
+		return ctrl.Result{}, err
+	}
+	return result, nil
+}
+
+func (p *Provisioner) poolsFor(ctx context.Context, cluster *clusterv1.Cluster) ([]*v1alpha1.NodePool, error) {
+	var list v1alpha1.NodePoolList
+	if err := p.Client.List(ctx, &list, client.InNamespace(cluster.Namespace)); err != nil {
+		return nil, err
+	}
+	var out []*v1alpha1.NodePool
+	for i := range list.Items {
+		np := &list.Items[i]
+		if np.DeletionTimestamp.IsZero() && Serves(np, cluster) {
+			out = append(out, np)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+func (p *Provisioner) report(cluster *clusterv1.Cluster, pools []*v1alpha1.NodePool, reachable bool, message string) {
+	for _, np := range pools {
+		p.Reports.Set(client.ObjectKeyFromObject(np), cluster.Name, ClusterReport{Reachable: reachable, Message: message})
+	}
+}
+
+// workload is the read side of one workload cluster: CAPI's ClusterCache
+// keeps informers on its Pods and Nodes (and on what planning lists), so a
+// pass reads memory, not the apiserver.
+type workload struct {
+	reader client.Reader
+	client client.Client
+}
+
+func (p *Provisioner) connect(ctx context.Context, cluster *clusterv1.Cluster) (*workload, error) {
+	key := client.ObjectKeyFromObject(cluster)
+	toCluster := func(context.Context, client.Object) []reconcile.Request {
+		return []reconcile.Request{{NamespacedName: key}}
+	}
+	// A Pod event matters when it may change what is pending; bound pods
+	// count on their nodes but are read at plan time.
+	pendingPods := predicate.NewPredicateFuncs(func(o client.Object) bool {
+		pod, ok := o.(*corev1.Pod)
+		return ok && pod.Spec.NodeName == ""
+	})
+	if err := p.ClusterCache.Watch(ctx, key, clustercache.NewWatcher(clustercache.WatcherOptions{
+		Name: "provisioning-pods", Watcher: p.controller, Kind: &corev1.Pod{},
+		EventHandler: handler.EnqueueRequestsFromMapFunc(toCluster), Predicates: []predicate.Predicate{pendingPods},
+	})); err != nil {
+		return nil, err
+	}
+	if err := p.ClusterCache.Watch(ctx, key, clustercache.NewWatcher(clustercache.WatcherOptions{
+		Name: "provisioning-nodes", Watcher: p.controller, Kind: &corev1.Node{},
+		EventHandler: handler.EnqueueRequestsFromMapFunc(toCluster),
+	})); err != nil {
+		return nil, err
+	}
+	reader, err := p.ClusterCache.GetReader(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	c, err := p.ClusterCache.GetClient(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	return &workload{reader: reader, client: client.WithFieldOwner(c, FieldOwner)}, nil
+}
+
+// offeringsCache keeps each region's offerings per set of zones: the
+// catalog does not change while the manager runs.
+type offeringsCache struct {
+	catalog *cloud.Catalog
+	mu      sync.Mutex
+	byKey   map[string][]cloud.InstanceTypeOfferings
+}
+
+func (o *offeringsCache) get(region string, zones []string) ([]cloud.InstanceTypeOfferings, error) {
+	key := region + "/" + strings.Join(zones, ",")
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if got, ok := o.byKey[key]; ok {
+		return got, nil
+	}
+	var opts []cloud.OfferingOption
+	if len(zones) > 0 {
+		opts = append(opts, cloud.WithZones(zones...))
+	}
+	offered, err := o.catalog.RegionOfferings(region, opts...)
+	if err != nil {
+		return nil, err
+	}
+	if o.byKey == nil {
+		o.byKey = map[string][]cloud.InstanceTypeOfferings{}
+	}
+	o.byKey[key] = offered
+	return offered, nil
+}
+
+// unavailableKey is the offering a Machine's decision chose.
+func unavailableKey(d Decision) solver.OfferingKey {
+	return solver.OfferingKey{InstanceType: d.Offering.InstanceType, Zone: d.Offering.Zone, CapacityType: d.Offering.CapacityType}
+}
+
+func fmtPrice(usd float64) string { return fmt.Sprintf("$%.4f/h", usd) }

@@ -1,0 +1,580 @@
+package provisioning
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/go-logr/logr"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
+	infrav1 "sigs.k8s.io/cluster-api-provider-aws/v2/api/v1beta2"
+	clusterv1 "sigs.k8s.io/cluster-api/api/core/v1beta2"
+	v1beta1conditions "sigs.k8s.io/cluster-api/util/deprecated/v1beta1/conditions"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/joinery-dev/joinery/api/v1alpha1"
+	"github.com/joinery-dev/joinery/internal/solverinput"
+	"github.com/joinery-dev/joinery/solver"
+)
+
+// insufficientCapacity is the EC2 error code CAPA copies into the
+// AWSMachine's InstanceReady condition when RunInstances is refused.
+const insufficientCapacity = "InsufficientInstanceCapacity"
+
+// pass is one reconcile of one cluster.
+type pass struct {
+	*Provisioner
+	ctx      context.Context
+	log      logr.Logger
+	cluster  *clusterv1.Cluster
+	pools    []*v1alpha1.NodePool
+	workload *workload
+	now      time.Time
+
+	key     types.NamespacedName
+	region  string
+	offered []solverinput.LaunchableType
+	byPool  map[string]*v1alpha1.NodePool
+	types   map[string]map[string]*solverinput.LaunchableType // pool → type name → sized type
+}
+
+func (ps *pass) run() (ctrl.Result, error) {
+	ps.key = client.ObjectKeyFromObject(ps.cluster)
+	ps.byPool = map[string]*v1alpha1.NodePool{}
+	for _, np := range ps.pools {
+		ps.byPool[np.Name] = np
+	}
+	region, zones, err := ps.regionAndZones()
+	if err != nil {
+		ps.report(ps.cluster, ps.pools, true, err.Error())
+		return ctrl.Result{RequeueAfter: 30 * time.Second}, nil
+	}
+	ps.region = region
+	offered, err := ps.offerings.get(region, zones)
+	if err != nil {
+		ps.report(ps.cluster, ps.pools, true, err.Error())
+		return ctrl.Result{RequeueAfter: 30 * time.Second}, nil
+	}
+	ps.types = map[string]map[string]*solverinput.LaunchableType{}
+	for _, np := range ps.pools {
+		sized, err := solverinput.LaunchableTypes(np, offered)
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		byName := make(map[string]*solverinput.LaunchableType, len(sized))
+		for i := range sized {
+			byName[sized[i].Name] = &sized[i]
+		}
+		ps.types[np.Name] = byName
+	}
+
+	var machines clusterv1.MachineList
+	if err := ps.Client.List(ps.ctx, &machines, client.InNamespace(ps.cluster.Namespace),
+		client.MatchingLabels{clusterv1.ClusterNameLabel: ps.cluster.Name}, client.HasLabels{v1alpha1.LabelNodePool}); err != nil {
+		return ctrl.Result{}, err
+	}
+	var nodes corev1.NodeList
+	if err := ps.workload.reader.List(ps.ctx, &nodes); err != nil {
+		return ctrl.Result{}, err
+	}
+	nodeByName := make(map[string]*corev1.Node, len(nodes.Items))
+	for i := range nodes.Items {
+		nodeByName[nodes.Items[i].Name] = &nodes.Items[i]
+	}
+
+	st := ps.state(ps.key)
+	objs := solverinput.Objects{NodePools: ps.pools, InFlight: map[string]bool{}}
+	for i := range nodes.Items {
+		if !nodeReady(&nodes.Items[i]) {
+			objs.InFlight[nodes.Items[i].Name] = true
+		}
+	}
+	requeue := time.Duration(0)
+	for i := range machines.Items {
+		m := &machines.Items[i]
+		if !m.DeletionTimestamp.IsZero() {
+			continue
+		}
+		d, err := ReadDecision(m)
+		if err != nil {
+			ps.log.Error(err, "ignoring a Machine whose decision cannot be read", "machine", m.Name)
+			continue
+		}
+		pool := ps.byPool[d.NodePool]
+		if pool == nil {
+			// Its pool no longer serves this cluster (or was deleted: then
+			// garbage collection removes the Machine).
+			continue
+		}
+		gone, wait, err := ps.checkMachine(m, pool, d)
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		if gone {
+			continue
+		}
+		if wait > 0 && (requeue == 0 || wait < requeue) {
+			requeue = wait
+		}
+		if m.Status.NodeRef.IsDefined() {
+			if node := nodeByName[m.Status.NodeRef.Name]; node != nil {
+				labelled, err := ps.labelNode(node, pool, d)
+				if err != nil {
+					return ctrl.Result{}, err
+				}
+				// Planning sees the node as it is about to be, not as the
+				// cache last saw it, so a node registered a moment ago
+				// without its attribute labels does not cause a launch.
+				nodeByName[node.Name] = labelled
+				continue
+			}
+		}
+		// No Node yet: the Machine is capacity on its way.
+		t := ps.types[pool.Name][d.Offering.InstanceType]
+		if t == nil {
+			continue
+		}
+		n := InFlightNode(m, pool, d, t, ps.region)
+		objs.Nodes = append(objs.Nodes, n)
+		objs.InFlight[n.Name] = true
+	}
+
+	for i := range nodes.Items {
+		objs.Nodes = append(objs.Nodes, nodeByName[nodes.Items[i].Name])
+	}
+
+	var pods corev1.PodList
+	if err := ps.workload.reader.List(ps.ctx, &pods); err != nil {
+		return ctrl.Result{}, err
+	}
+	var pending []*corev1.Pod
+	for i := range pods.Items {
+		pod := &pods.Items[i]
+		switch {
+		case pod.Spec.NodeName != "":
+			objs.Pods = append(objs.Pods, pod)
+		case IsProvisionable(pod):
+			objs.Pods = append(objs.Pods, pod)
+			pending = append(pending, pod)
+		}
+	}
+	if len(pending) == 0 {
+		pendingPods.WithLabelValues(ps.key.String()).Set(0)
+		ps.batches.Close(ps.key.String())
+		st.seen = map[types.UID]bool{}
+		ps.reportPlan(nil)
+		return ctrl.Result{RequeueAfter: requeue}, nil
+	}
+
+	newPods := false
+	for _, pod := range pending {
+		if !st.seen[pod.UID] {
+			st.seen[pod.UID] = true
+			newPods = true
+		}
+	}
+	_, open := ps.batches.Ready(ps.key.String(), ps.now)
+	switch {
+	case newPods:
+		ps.batches.PodPending(ps.key.String(), ps.now)
+	case open == 0 && ps.now.Sub(st.lastPlan) >= ps.Options.Replan:
+		// Nothing new, but pods still wait: plan again, at once.
+		ps.batches.PodPending(ps.key.String(), ps.now.Add(-ps.Options.BatchIdle))
+	}
+	ready, wait := ps.batches.Ready(ps.key.String(), ps.now)
+	if !ready {
+		if wait == 0 {
+			wait = ps.Options.Replan - ps.now.Sub(st.lastPlan)
+		}
+		return ctrl.Result{RequeueAfter: minPositive(wait, requeue)}, nil
+	}
+	ps.batches.Close(ps.key.String())
+
+	if err := ps.listPlanningObjects(&objs); err != nil {
+		return ctrl.Result{}, err
+	}
+	snap, err := solverinput.Snapshot(objs, offered, ps.unavailable.At(ps.now))
+	if err != nil {
+		ps.report(ps.cluster, ps.pools, true, err.Error())
+		return ctrl.Result{RequeueAfter: ps.Options.Replan}, nil
+	}
+	t0 := time.Now()
+	plan, err := solver.Solve(snap, solver.Options{SkipLowerBound: true})
+	if err != nil {
+		return ctrl.Result{}, fmt.Errorf("planning for %d pending pods: %w", len(pending), err)
+	}
+	solveDuration.WithLabelValues(ps.key.String()).Observe(time.Since(t0).Seconds())
+	pendingPods.WithLabelValues(ps.key.String()).Set(float64(len(pending)))
+	ps.log.Info("planned", "pending", len(pending), "newMachines", len(plan.NewNodes), "unschedulable", len(plan.Unschedulable),
+		"pricePerHour", plan.TotalPricePerHour, "took", time.Since(t0).String())
+
+	// Pods seen before and gone now are forgotten.
+	st.seen = make(map[types.UID]bool, len(pending))
+	for _, pod := range pending {
+		st.seen[pod.UID] = true
+	}
+	st.lastPlan = ps.now
+
+	created, err := ps.launchPlan(plan)
+	if err != nil {
+		// What was launched stays; what was not is planned again in the
+		// next window.
+		ps.batches.PodPending(ps.key.String(), ps.now)
+		return ctrl.Result{}, err
+	}
+	ps.reportPlan(plan)
+	if err := ps.waitForCache(created); err != nil {
+		return ctrl.Result{}, err
+	}
+	return ctrl.Result{RequeueAfter: minPositive(ps.Options.Replan, requeue)}, nil
+}
+
+func minPositive(a, b time.Duration) time.Duration {
+	switch {
+	case a <= 0:
+		return b
+	case b <= 0:
+		return a
+	}
+	return min(a, b)
+}
+
+func nodeReady(n *corev1.Node) bool {
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// regionAndZones reads the cluster's region from its AWSCluster and its
+// zones from the failure domains CAPI copied to the Cluster.
+func (ps *pass) regionAndZones() (string, []string, error) {
+	ref := ps.cluster.Spec.InfrastructureRef
+	if ref.Kind != "AWSCluster" {
+		return "", nil, fmt.Errorf("Cluster %s: spec.infrastructureRef is a %s; Joinery serves clusters whose infrastructure is an AWSCluster", ps.key, ref.Kind)
+	}
+	aws := &infrav1.AWSCluster{}
+	if err := ps.Client.Get(ps.ctx, types.NamespacedName{Namespace: ps.cluster.Namespace, Name: ref.Name}, aws); err != nil {
+		return "", nil, fmt.Errorf("reading AWSCluster %s/%s: %w", ps.cluster.Namespace, ref.Name, err)
+	}
+	if aws.Spec.Region == "" {
+		return "", nil, fmt.Errorf("AWSCluster %s/%s has no spec.region", aws.Namespace, aws.Name)
+	}
+	var zones []string
+	for _, fd := range ps.cluster.Status.FailureDomains {
+		zones = append(zones, fd.Name)
+	}
+	return aws.Spec.Region, zones, nil
+}
+
+func (ps *pass) listPlanningObjects(objs *solverinput.Objects) error {
+	var daemonSets appsv1.DaemonSetList
+	if err := ps.workload.reader.List(ps.ctx, &daemonSets); err != nil {
+		return err
+	}
+	for i := range daemonSets.Items {
+		objs.DaemonSets = append(objs.DaemonSets, &daemonSets.Items[i])
+	}
+	var pvcs corev1.PersistentVolumeClaimList
+	if err := ps.workload.reader.List(ps.ctx, &pvcs); err != nil {
+		return err
+	}
+	for i := range pvcs.Items {
+		objs.PersistentVolumeClaims = append(objs.PersistentVolumeClaims, &pvcs.Items[i])
+	}
+	var pvs corev1.PersistentVolumeList
+	if err := ps.workload.reader.List(ps.ctx, &pvs); err != nil {
+		return err
+	}
+	for i := range pvs.Items {
+		objs.PersistentVolumes = append(objs.PersistentVolumes, &pvs.Items[i])
+	}
+	return nil
+}
+
+// checkMachine deletes a Machine the cloud refused or whose node never
+// registered, and recreates the infrastructure and bootstrap objects a
+// crash may have left uncreated. gone says the Machine was deleted; wait,
+// when it is positive, is when to look at it again.
+func (ps *pass) checkMachine(m *clusterv1.Machine, pool *v1alpha1.NodePool, d Decision) (gone bool, wait time.Duration, err error) {
+	if m.Status.NodeRef.IsDefined() {
+		return false, 0, nil
+	}
+	aws := &infrav1.AWSMachine{}
+	err = ps.Client.Get(ps.ctx, types.NamespacedName{Namespace: m.Namespace, Name: m.Spec.InfrastructureRef.Name}, aws)
+	switch {
+	case apierrors.IsNotFound(err):
+		if err := ps.ensureMachineObjects(m, pool, d); err != nil {
+			return false, 0, err
+		}
+	case err != nil:
+		return false, 0, err
+	default:
+		if refusal := insufficientCapacityMessage(aws); refusal != "" {
+			ps.unavailable.MarkUnavailable(unavailableKey(d), ps.now)
+			msg := fmt.Sprintf("EC2 has no %s capacity for %s in %s; the offering is avoided for %s and the pods are planned again with the fallbacks: %s",
+				d.Offering.CapacityType, d.Offering.InstanceType, d.Offering.Zone, ps.Options.UnavailableTTL, refusal)
+			return true, 0, ps.deleteMachine(m, pool, "InsufficientCapacity", msg)
+		}
+		if err := ps.ensureBootstrap(m, pool, d); err != nil {
+			return false, 0, err
+		}
+	}
+	age := ps.now.Sub(m.CreationTimestamp.Time)
+	if age >= ps.Options.RegistrationTimeout {
+		msg := fmt.Sprintf("no Node registered within %s of the Machine's creation; deleting it so its pods are planned again", ps.Options.RegistrationTimeout)
+		return true, 0, ps.deleteMachine(m, pool, "RegistrationTimeout", msg)
+	}
+	return false, ps.Options.RegistrationTimeout - age, nil
+}
+
+// insufficientCapacityMessage returns CAPA's message when the AWSMachine's
+// launch was refused for capacity ("" otherwise).
+func insufficientCapacityMessage(aws *infrav1.AWSMachine) string {
+	c := v1beta1conditions.Get(aws, infrav1.InstanceReadyCondition)
+	if c == nil || c.Status != corev1.ConditionFalse || c.Reason != infrav1.InstanceProvisionFailedReason {
+		return ""
+	}
+	if !strings.Contains(c.Message, insufficientCapacity) {
+		return ""
+	}
+	return c.Message
+}
+
+func (ps *pass) deleteMachine(m *clusterv1.Machine, pool *v1alpha1.NodePool, reason, msg string) error {
+	ps.log.Info("deleting Machine", "machine", m.Name, "reason", reason, "message", msg)
+	err := ps.Client.Delete(ps.ctx, m, client.Preconditions{UID: &m.UID})
+	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+		return fmt.Errorf("deleting Machine %s/%s (%s): %w", m.Namespace, m.Name, reason, err)
+	}
+	ps.Recorder.Event(m, corev1.EventTypeWarning, reason, msg)
+	ps.Recorder.Eventf(pool, corev1.EventTypeWarning, reason, "Machine %s in cluster %s: %s", m.Name, ps.cluster.Name, msg)
+	machinesDeleted.WithLabelValues(pool.Name, reason).Inc()
+	// Its pods are planned again in the next batch window.
+	ps.batches.PodPending(ps.key.String(), ps.now)
+	return nil
+}
+
+// labelNode gives a registered node the labels and taints of its pool
+// that neither the kubelet nor CAPI's label sync set, and returns the node
+// as labelled.
+func (ps *pass) labelNode(node *corev1.Node, pool *v1alpha1.NodePool, d Decision) (*corev1.Node, error) {
+	var typeLabels map[string]string
+	if t := ps.types[pool.Name][d.Offering.InstanceType]; t != nil {
+		typeLabels = t.Labels
+	}
+	labels, taints := MissingNodeMetadata(node, NodeLabels(pool, d, typeLabels), pool)
+	if len(labels) == 0 && len(taints) == 0 {
+		return node, nil
+	}
+	patched := node.DeepCopy()
+	if patched.Labels == nil {
+		patched.Labels = map[string]string{}
+	}
+	for k, v := range labels {
+		patched.Labels[k] = v
+	}
+	patched.Spec.Taints = append(patched.Spec.Taints, taints...)
+	if err := ps.workload.client.Patch(ps.ctx, patched.DeepCopy(), client.MergeFromWithOptions(node, client.MergeFromWithOptimisticLock{})); err != nil {
+		if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
+			return patched, nil // the next event brings the node again
+		}
+		return nil, fmt.Errorf("labelling node %s of cluster %s: %w", node.Name, ps.cluster.Name, err)
+	}
+	ps.log.V(1).Info("labelled node", "node", node.Name, "labels", len(labels), "taints", len(taints))
+	return patched, nil
+}
+
+// launchPlan creates a Machine (then its AWSMachine and bootstrap config)
+// for every new node of the plan and tells each pod which Machine it
+// waits for.
+func (ps *pass) launchPlan(plan *solver.Plan) ([]string, error) {
+	if len(plan.NewNodes) == 0 {
+		return nil, nil
+	}
+	version, err := ps.kubernetesVersion()
+	if err != nil {
+		for _, np := range ps.pools {
+			ps.Recorder.Event(np, corev1.EventTypeWarning, "NoKubernetesVersion", err.Error())
+		}
+		return nil, err
+	}
+	recorder := ps.events.recorder(ps.ctx, ps.key)
+	var created []string
+	for _, node := range plan.NewNodes {
+		pool := ps.byPool[node.Pool]
+		d := NewDecision(node, metav1.NewTime(ps.now))
+		m, err := BuildMachine(LaunchSpec{Cluster: ps.cluster, NodePool: pool, Node: node, Version: version, Decision: d},
+			pool.Spec.Template.Spec.InfrastructureTemplateRef, pool.Spec.Template.Spec.BootstrapTemplateRef)
+		if err != nil {
+			return created, err
+		}
+		if err := ps.Client.Create(ps.ctx, m, client.FieldOwner(FieldOwner)); err != nil {
+			if !apierrors.IsAlreadyExists(err) {
+				return created, fmt.Errorf("creating Machine %s/%s: %w", m.Namespace, m.Name, err)
+			}
+			// The same decision was made before a restart; carry on with
+			// the Machine that exists.
+			if err := ps.APIReader.Get(ps.ctx, client.ObjectKeyFromObject(m), m); err != nil {
+				return created, err
+			}
+			if d, err = ReadDecision(m); err != nil {
+				return created, err
+			}
+		} else {
+			machinesCreated.WithLabelValues(pool.Name, d.Offering.CapacityType).Inc()
+			ps.Recorder.Eventf(pool, corev1.EventTypeNormal, "Launched", "Machine %s in cluster %s: %s %s in %s at %s for %d pod(s)",
+				m.Name, ps.cluster.Name, d.Offering.CapacityType, d.Offering.InstanceType, d.Offering.Zone, fmtPrice(d.Offering.PricePerHour), d.PodCount)
+		}
+		created = append(created, m.Name)
+		if err := ps.ensureMachineObjects(m, pool, d); err != nil {
+			return created, err
+		}
+		if recorder != nil {
+			for _, pod := range node.Pods {
+				recorder.Eventf(pod, corev1.EventTypeNormal, "Nominated", "Pod should schedule on Machine %s/%s (%s %s in %s, NodePool %s) once its node registers",
+					m.Namespace, m.Name, d.Offering.CapacityType, d.Offering.InstanceType, d.Offering.Zone, pool.Name)
+			}
+		}
+	}
+	return created, nil
+}
+
+// ensureMachineObjects creates the Machine's AWSMachine and bootstrap
+// config from the pool's templates and the Machine's decision, unless they
+// exist. It is what a launch does after creating the Machine, and what a
+// later pass does for a Machine a crash left without them.
+func (ps *pass) ensureMachineObjects(m *clusterv1.Machine, pool *v1alpha1.NodePool, d Decision) error {
+	spec := pool.Spec.Template.Spec
+	infraTemplate, infraRef, err := ps.templates.get(ps.ctx, m.Namespace, spec.InfrastructureTemplateRef)
+	if err != nil {
+		return fmt.Errorf("NodePool %s: spec.template.spec.infrastructureTemplateRef: %w", pool.Name, err)
+	}
+	infra, err := BuildInfrastructure(infraTemplate, infraRef, m, d)
+	if err != nil {
+		return err
+	}
+	if err := ps.Client.Create(ps.ctx, infra, client.FieldOwner(FieldOwner)); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("creating %s %s/%s: %w", infra.GetKind(), infra.GetNamespace(), infra.GetName(), err)
+	}
+	return ps.ensureBootstrap(m, pool, d)
+}
+
+// ensureBootstrap creates the Machine's bootstrap config unless the
+// cache (metadata only) already holds it, so a crash between the
+// AWSMachine and the bootstrap config heals on the next pass.
+func (ps *pass) ensureBootstrap(m *clusterv1.Machine, pool *v1alpha1.NodePool, d Decision) error {
+	ref := m.Spec.Bootstrap.ConfigRef
+	gvk, err := ps.templates.kindVersion(ref.APIGroup, ref.Kind)
+	if err != nil {
+		return err
+	}
+	obj := &metav1.PartialObjectMetadata{}
+	obj.SetGroupVersionKind(gvk)
+	err = ps.Client.Get(ps.ctx, types.NamespacedName{Namespace: m.Namespace, Name: ref.Name}, obj)
+	if !apierrors.IsNotFound(err) {
+		return err
+	}
+	return ps.createBootstrap(m, pool, d)
+}
+
+func (ps *pass) createBootstrap(m *clusterv1.Machine, pool *v1alpha1.NodePool, d Decision) error {
+	spec := pool.Spec.Template.Spec
+	bootstrapTemplate, bootstrapRef, err := ps.templates.get(ps.ctx, m.Namespace, spec.BootstrapTemplateRef)
+	if err != nil {
+		return fmt.Errorf("NodePool %s: spec.template.spec.bootstrapTemplateRef: %w", pool.Name, err)
+	}
+	// The kubelet registers the node with the pool's own labels; the
+	// instance type's attribute labels (a dozen or more) would overflow
+	// the 1024 bytes CAPI allows a kubelet argument, and labelNode adds
+	// them once the node registers.
+	bootstrap, err := BuildBootstrap(bootstrapTemplate, bootstrapRef, m, NodeLabels(pool, d, nil), NodeTaints(pool))
+	if err != nil {
+		return err
+	}
+	if err := ps.Client.Create(ps.ctx, bootstrap, client.FieldOwner(FieldOwner)); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("creating %s %s/%s: %w", bootstrap.GetKind(), bootstrap.GetNamespace(), bootstrap.GetName(), err)
+	}
+	return nil
+}
+
+// kubernetesVersion is the version new Machines run: the topology's, or
+// the control plane's spec.version (the CAPI control plane contract).
+func (ps *pass) kubernetesVersion() (string, error) {
+	if ps.cluster.Spec.Topology.Version != "" {
+		return ps.cluster.Spec.Topology.Version, nil
+	}
+	ref := ps.cluster.Spec.ControlPlaneRef
+	if ref.Name == "" {
+		return "", fmt.Errorf("Cluster %s has neither spec.topology.version nor spec.controlPlaneRef; Joinery cannot tell which Kubernetes version its Machines run", ps.key)
+	}
+	cp, err := ps.templates.getObject(ps.ctx, ps.cluster.Namespace, ref.APIGroup, ref.Kind, ref.Name)
+	if err != nil {
+		return "", fmt.Errorf("Cluster %s: reading its control plane %s %s: %w", ps.key, ref.Kind, ref.Name, err)
+	}
+	v, _, _ := unstructuredString(cp.Object, "spec", "version")
+	if v == "" {
+		return "", fmt.Errorf("Cluster %s: control plane %s %s has no spec.version", ps.key, ref.Kind, ref.Name)
+	}
+	return v, nil
+}
+
+// waitForCache returns once the manager's cache holds the Machines just
+// created, so the next pass counts them as in-flight capacity and cannot
+// launch for the same pods again.
+func (ps *pass) waitForCache(names []string) error {
+	if len(names) == 0 {
+		return nil
+	}
+	return wait.PollUntilContextTimeout(ps.ctx, 20*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		for _, name := range names {
+			m := &clusterv1.Machine{}
+			if err := ps.Client.Get(ctx, types.NamespacedName{Namespace: ps.cluster.Namespace, Name: name}, m); err != nil {
+				if apierrors.IsNotFound(err) {
+					return false, nil
+				}
+				return false, err
+			}
+		}
+		return true, nil
+	})
+}
+
+// reportPlan tells the pool status controller what this cluster's last
+// plan could not do, pool by pool.
+func (ps *pass) reportPlan(plan *solver.Plan) {
+	limited := map[string]int{}
+	if plan != nil {
+		for _, u := range plan.Unschedulable {
+			for _, np := range ps.pools {
+				if strings.Contains(u.Reason, fmt.Sprintf("nodepool %q: pool limits reached", np.Name)) {
+					limited[np.Name]++
+				}
+			}
+		}
+		recorder := ps.events.recorder(ps.ctx, ps.key)
+		if recorder != nil {
+			for _, u := range plan.Unschedulable {
+				recorder.Eventf(u.Pod, corev1.EventTypeWarning, "FailedProvisioning", "Joinery found no machine for the pod: %s", u.Reason)
+			}
+		}
+	}
+	for _, np := range ps.pools {
+		r := ClusterReport{Reachable: true}
+		if n := limited[np.Name]; n > 0 {
+			r.LimitReached = true
+			r.Message = fmt.Sprintf("limits reached: %d pending pod(s) would need more than spec.limits allows", n)
+			ps.Recorder.Eventf(np, corev1.EventTypeWarning, "LimitReached", "cluster %s: %s", ps.cluster.Name, r.Message)
+		}
+		ps.Reports.Set(client.ObjectKeyFromObject(np), ps.cluster.Name, r)
+	}
+}

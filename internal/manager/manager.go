@@ -1,0 +1,211 @@
+// Package manager assembles Joinery's controller manager: the scheme, the
+// caches CAPI's managers use, CAPI's ClusterCache (through which every
+// workload cluster is reached) and Joinery's controllers. `joinery
+// manager`, the sandbox and the end-to-end tests run this same assembly.
+package manager
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/spf13/pflag"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/selection"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
+	infrav1 "sigs.k8s.io/cluster-api-provider-aws/v2/api/v1beta2"
+	bootstrapv1 "sigs.k8s.io/cluster-api/api/bootstrap/kubeadm/v1beta2"
+	clusterv1 "sigs.k8s.io/cluster-api/api/core/v1beta2"
+	"sigs.k8s.io/cluster-api/controllers/clustercache"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	joineryv1alpha1 "github.com/joinery-dev/joinery/api/v1alpha1"
+	"github.com/joinery-dev/joinery/cloud"
+	"github.com/joinery-dev/joinery/controllers/poolstatus"
+	"github.com/joinery-dev/joinery/controllers/provisioning"
+)
+
+// Options are the manager's settings; BindFlags names them as every
+// kubebuilder/controller-runtime manager does, so operators find them.
+type Options struct {
+	MetricsAddr      string
+	ProbeAddr        string
+	LeaderElect      bool
+	LeaderElectionID string
+	LeaderElectionNS string
+	LeaseDuration    time.Duration
+	RenewDeadline    time.Duration
+	RetryPeriod      time.Duration
+	// WorkloadQPS and WorkloadBurst bound requests to each workload
+	// cluster's apiserver.
+	WorkloadQPS   float32
+	WorkloadBurst int
+	Provisioning  provisioning.Options
+	// SkipNameValidation lets several managers run in one process (tests).
+	SkipNameValidation bool
+	// Logger, when set, replaces controller-runtime's global logger.
+	Logger logr.Logger
+}
+
+// DefaultOptions are the flags' defaults.
+func DefaultOptions() Options {
+	return Options{
+		MetricsAddr: ":8080", ProbeAddr: ":8081", LeaderElect: true, LeaderElectionID: "joinery-manager.joinery.dev",
+		LeaseDuration: 15 * time.Second, RenewDeadline: 10 * time.Second, RetryPeriod: 2 * time.Second,
+		WorkloadQPS: 20, WorkloadBurst: 30, Provisioning: provisioning.DefaultOptions(),
+	}
+}
+
+// BindFlags registers the options as flags, with o's values as defaults.
+func BindFlags(f *pflag.FlagSet, o *Options) {
+	f.StringVar(&o.MetricsAddr, "metrics-bind-address", o.MetricsAddr, "Address the Prometheus metrics endpoint binds to; \"0\" disables it.")
+	f.StringVar(&o.ProbeAddr, "health-probe-bind-address", o.ProbeAddr, "Address the /healthz and /readyz endpoints bind to; \"0\" disables them.")
+	f.BoolVar(&o.LeaderElect, "leader-elect", o.LeaderElect, "Elect a leader so only one replica acts at a time.")
+	f.StringVar(&o.LeaderElectionID, "leader-election-id", o.LeaderElectionID, "Name of the Lease used for leader election.")
+	f.StringVar(&o.LeaderElectionNS, "leader-election-namespace", o.LeaderElectionNS, "Namespace of the leader election Lease (default: the manager's own namespace).")
+	f.DurationVar(&o.LeaseDuration, "leader-elect-lease-duration", o.LeaseDuration, "How long a non-leader waits before trying to take over.")
+	f.DurationVar(&o.RenewDeadline, "leader-elect-renew-deadline", o.RenewDeadline, "How long the leader keeps trying to renew before giving up.")
+	f.DurationVar(&o.RetryPeriod, "leader-elect-retry-period", o.RetryPeriod, "How often leader election is retried.")
+	f.Float32Var(&o.WorkloadQPS, "workload-cluster-qps", o.WorkloadQPS, "Requests per second to each workload cluster's apiserver.")
+	f.IntVar(&o.WorkloadBurst, "workload-cluster-burst", o.WorkloadBurst, "Burst of requests to each workload cluster's apiserver.")
+	p := &o.Provisioning
+	f.DurationVar(&p.BatchIdle, "batch-idle-duration", p.BatchIdle, "A batch of pending pods closes after this long without a new one.")
+	f.DurationVar(&p.BatchMax, "batch-max-duration", p.BatchMax, "A batch of pending pods closes at the latest this long after it opened.")
+	f.DurationVar(&p.UnavailableTTL, "unavailable-offerings-ttl", p.UnavailableTTL, "How long an offering EC2 refused for lack of capacity is avoided.")
+	f.DurationVar(&p.RegistrationTimeout, "registration-timeout", p.RegistrationTimeout, "A Machine whose Node has not registered after this long is deleted.")
+	f.DurationVar(&p.Replan, "replan-interval", p.Replan, "How often pods that stay pending are planned for again.")
+	f.IntVar(&p.Concurrency, "cluster-concurrency", p.Concurrency, "How many workload clusters are planned for at once.")
+}
+
+// Validate names the flag of a bad value and what it should be.
+func (o Options) Validate() error {
+	p := o.Provisioning
+	for _, d := range []struct {
+		flag  string
+		value time.Duration
+	}{{"--batch-idle-duration", p.BatchIdle}, {"--batch-max-duration", p.BatchMax}, {"--unavailable-offerings-ttl", p.UnavailableTTL},
+		{"--registration-timeout", p.RegistrationTimeout}, {"--replan-interval", p.Replan}} {
+		if d.value <= 0 {
+			return fmt.Errorf("%s=%s: must be a positive duration such as 10s", d.flag, d.value)
+		}
+	}
+	if p.BatchMax < p.BatchIdle {
+		return fmt.Errorf("--batch-max-duration=%s is shorter than --batch-idle-duration=%s; make it at least as long", p.BatchMax, p.BatchIdle)
+	}
+	if p.Concurrency < 1 {
+		return fmt.Errorf("--cluster-concurrency=%d: must be at least 1", p.Concurrency)
+	}
+	return nil
+}
+
+// Scheme knows the Kubernetes, CAPI core and kubeadm bootstrap, CAPA and
+// Joinery types.
+func Scheme() (*runtime.Scheme, error) {
+	s := runtime.NewScheme()
+	for _, add := range []func(*runtime.Scheme) error{
+		clientgoscheme.AddToScheme, clusterv1.AddToScheme, bootstrapv1.AddToScheme, infrav1.AddToScheme, joineryv1alpha1.AddToScheme,
+	} {
+		if err := add(s); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// The manager's own needs: leader election and Events.
+// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// New builds the manager with Joinery's controllers; Start runs it.
+func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	scheme, err := Scheme()
+	if err != nil {
+		return nil, err
+	}
+	catalog, err := cloud.Embedded()
+	if err != nil {
+		return nil, fmt.Errorf("reading the embedded EC2 catalog: %w", err)
+	}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                  scheme,
+		Logger:                  o.Logger,
+		Metrics:                 metricsserver.Options{BindAddress: o.MetricsAddr},
+		HealthProbeBindAddress:  o.ProbeAddr,
+		LeaderElection:          o.LeaderElect,
+		LeaderElectionID:        o.LeaderElectionID,
+		LeaderElectionNamespace: o.LeaderElectionNS,
+		LeaseDuration:           &o.LeaseDuration,
+		RenewDeadline:           &o.RenewDeadline,
+		RetryPeriod:             &o.RetryPeriod,
+		// A killed leader must not keep acting: release on clean stop only.
+		LeaderElectionReleaseOnCancel: true,
+		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
+			// Only the Secrets CAPI's ClusterCache reads: kubeconfigs, which
+			// carry the cluster-name label.
+			&corev1.Secret{}: {Label: clusterNameLabelSelector()},
+		}},
+		Controller: config.Controller{SkipNameValidation: ptr.To(o.SkipNameValidation)},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("creating manager: %w", err)
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return nil, err
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		return nil, err
+	}
+	clusterCache, err := clustercache.SetupWithManager(ctx, mgr, clustercache.Options{
+		SecretClient: mgr.GetClient(),
+		Cache: clustercache.CacheOptions{
+			// Pods are what the provisioning loop reads most; managed
+			// fields are never read.
+			DefaultTransform: cache.TransformStripManagedFields(),
+		},
+		Client: clustercache.ClientOptions{QPS: o.WorkloadQPS, Burst: o.WorkloadBurst, UserAgent: "joinery"},
+	}, controller.Options{MaxConcurrentReconciles: 10})
+	if err != nil {
+		return nil, fmt.Errorf("setting up CAPI's ClusterCache: %w", err)
+	}
+	reports := provisioning.NewReports()
+	if err := (&provisioning.Provisioner{
+		Client:       mgr.GetClient(),
+		APIReader:    mgr.GetAPIReader(),
+		ClusterCache: clusterCache,
+		Catalog:      catalog,
+		Recorder:     mgr.GetEventRecorderFor("joinery-provisioning"),
+		Options:      o.Provisioning,
+		Reports:      reports,
+	}).SetupWithManager(ctx, mgr); err != nil {
+		return nil, fmt.Errorf("setting up the provisioning controller: %w", err)
+	}
+	if err := (&poolstatus.Reconciler{Client: mgr.GetClient(), Catalog: catalog, Reports: reports}).SetupWithManager(mgr); err != nil {
+		return nil, fmt.Errorf("setting up the pool status controller: %w", err)
+	}
+	return mgr, nil
+}
+
+// clusterNameLabelSelector selects objects labelled with a CAPI cluster
+// name, as CAPI's own managers cache Secrets.
+func clusterNameLabelSelector() labels.Selector {
+	req, err := labels.NewRequirement(clusterv1.ClusterNameLabel, selection.Exists, nil)
+	if err != nil {
+		panic(err) // a constant label key and operator
+	}
+	return labels.NewSelector().Add(*req)
+}
