@@ -70,6 +70,10 @@ test-unit: ## Only the tests that need no cluster.
 bench-compare: ## Joinery's solver vs Karpenter v1.15.0 on Karpenter's benchmark workload (bench/README.md; BENCH_FLAGS='-sizes 1000,5000,20000 -rounds 5').
 	cd bench && GOTOOLCHAIN=auto go run -mod=mod ./cmd/bench-compare $(BENCH_FLAGS)
 
+.PHONY: bench-e2e
+bench-e2e: tools ## Provisioning end to end on the testbed: 1000 pending pods in one cluster, then 20 clusters x 100 (BENCH_E2E_FLAGS='-scenarios 1x1000').
+	go run ./hack/bench-e2e $(BENCH_E2E_FLAGS)
+
 ##@ Run
 
 .PHONY: run

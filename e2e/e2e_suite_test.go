@@ -36,7 +36,7 @@ const (
 )
 
 // joinery is Joinery's manager, a process of its own.
-var joinery *joineryProcess
+var joinery *testbed.JoineryProcess
 
 var _ = BeforeSuite(func(ctx SpecContext) {
 	log := zap.New(zap.WriteTo(GinkgoWriter), zap.UseDevMode(true))
@@ -63,12 +63,12 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	if dir == "" {
 		dir = GinkgoT().TempDir()
 	}
-	joinery = newJoineryProcess(dir, "--kubeconfig="+tb.Management.KubeconfigPath,
+	joinery = testbed.NewJoineryProcess(dir, "--kubeconfig="+tb.Management.KubeconfigPath,
 		"--leader-elect=false", "--metrics-bind-address=0", "--health-probe-bind-address=0",
 		"--registration-timeout=3m")
-	Expect(joinery.start()).To(Succeed())
+	Expect(joinery.Start()).To(Succeed())
 	DeferCleanup(func() {
-		joinery.stop()
+		joinery.Stop()
 		if CurrentSpecReport().Failed() || os.Getenv("E2E_DUMP_LOGS") != "" {
 			tb.Management.DumpLogs(GinkgoWriter, 8<<10)
 			for _, w := range tb.Workloads {
@@ -83,7 +83,7 @@ var _ = ReportAfterEach(func(report SpecReport) {
 	if report.Failed() && tb != nil {
 		tb.Management.DumpLogs(GinkgoWriter, 8<<10)
 		if joinery != nil {
-			GinkgoWriter.Printf("----- joinery manager log (tail) -----\n%s\n", joinery.tail(24<<10))
+			GinkgoWriter.Printf("----- joinery manager log (tail) -----\n%s\n", joinery.Tail(24<<10))
 		}
 	}
 })

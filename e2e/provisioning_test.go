@@ -257,7 +257,7 @@ func managementEvents(ctx context.Context, kind, name string) []string {
 var _ = Describe("Provisioning: pending pods become CAPI Machines", func() {
 	BeforeEach(func(ctx SpecContext) {
 		ensureWorkerTemplates(ctx)
-		Expect(joinery.running()).To(BeTrue(), "Joinery's manager is not running")
+		Expect(joinery.Running()).To(BeTrue(), "Joinery's manager is not running")
 	})
 
 	It("launches machines for 50 pending pods over two workload clusters; every pod runs and the bill is the plan", func(ctx SpecContext) {
@@ -448,8 +448,8 @@ var _ = Describe("Provisioning: pending pods become CAPI Machines", func() {
 			req(v1alpha1.AWSLabelPrefix+v1alpha1.SuffixInstanceCPU, v1alpha1.OpLte, "8"))
 		createNodePool(ctx, pool)
 		DeferCleanup(func() {
-			if !joinery.running() {
-				Expect(joinery.start()).To(Succeed())
+			if !joinery.Running() {
+				Expect(joinery.Start()).To(Succeed())
 			}
 		})
 		workloadDeployment(ctx, workload, "burst", 300, "200m", "256Mi")
@@ -458,9 +458,9 @@ var _ = Describe("Provisioning: pending pods become CAPI Machines", func() {
 		kills := 0
 		for end := time.Now().Add(40 * time.Second); time.Now().Before(end); {
 			time.Sleep(time.Duration(1500+rng.IntN(2500)) * time.Millisecond)
-			joinery.kill()
+			joinery.Kill()
 			kills++
-			Expect(joinery.start()).To(Succeed())
+			Expect(joinery.Start()).To(Succeed())
 		}
 		GinkgoWriter.Printf("killed the manager %d times\n", kills)
 		Eventually(ctx, readyPods(ctx, workload, "burst")).WithTimeout(4 * time.Minute).WithPolling(2 * time.Second).Should(Equal(300))

@@ -117,7 +117,7 @@ func (p *Provisioner) SetupWithManager(ctx context.Context, mgr ctrl.Manager) er
 	p.batches = NewBatches(p.Options.BatchIdle, p.Options.BatchMax)
 	p.unavailable = NewUnavailableOfferings(p.Options.UnavailableTTL)
 	p.templates = &templates{client: p.Client, mapper: mgr.GetRESTMapper()}
-	p.events = newWorkloadEvents(p.ClusterCache)
+	p.events = newWorkloadEvents(ctx, p.ClusterCache)
 	p.offerings = &offeringsCache{catalog: p.Catalog}
 	p.clusters = map[types.NamespacedName]*clusterState{}
 

@@ -17,6 +17,9 @@ import (
 // waiting for a Machine), one broadcaster per cluster: a person looking at
 // a pending pod with kubectl describe sees which Machine it waits for.
 type workloadEvents struct {
+	// ctx is the manager's: broadcasters live until it stops, not for one
+	// reconcile.
+	ctx          context.Context
 	clusterCache clustercache.ClusterCache
 
 	mu        sync.Mutex
@@ -28,8 +31,8 @@ type clusterRecorder struct {
 	recorder    record.EventRecorder
 }
 
-func newWorkloadEvents(cc clustercache.ClusterCache) *workloadEvents {
-	return &workloadEvents{clusterCache: cc, recorders: map[types.NamespacedName]*clusterRecorder{}}
+func newWorkloadEvents(ctx context.Context, cc clustercache.ClusterCache) *workloadEvents {
+	return &workloadEvents{ctx: ctx, clusterCache: cc, recorders: map[types.NamespacedName]*clusterRecorder{}}
 }
 
 // recorder returns the cluster's recorder, nil when the cluster cannot be
@@ -48,7 +51,7 @@ func (e *workloadEvents) recorder(ctx context.Context, cluster types.NamespacedN
 	if err != nil {
 		return nil
 	}
-	b := record.NewBroadcaster(record.WithContext(ctx))
+	b := record.NewBroadcaster(record.WithContext(e.ctx))
 	b.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: cs.CoreV1().Events("")})
 	r := &clusterRecorder{broadcaster: b, recorder: b.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "joinery"})}
 	e.recorders[cluster] = r

@@ -92,6 +92,11 @@ type Options struct {
 	// MachineConcurrency is how many Machines, KubeadmConfigs and
 	// AWSMachines are reconciled at once (default 10).
 	MachineConcurrency int
+	// WorkloadsWithoutControllerManager leaves kube-controller-manager out
+	// of the workload clusters, for fleets of many clusters that run only
+	// bare pods (no Deployments, no garbage collection, no node
+	// lifecycle).
+	WorkloadsWithoutControllerManager bool
 }
 
 // Testbed is a running management cluster with its workload clusters.
@@ -223,7 +228,7 @@ func Start(ctx context.Context, opts Options) (tb *Testbed, err error) {
 	wg.Add(len(names) + 1)
 	go startCluster(0, testenv.Options{Name: "management", CRDs: crds, WithoutScheduler: true, WithoutKwok: true, WithControllerManager: true})
 	for i, name := range names {
-		go startCluster(i+1, testenv.Options{Name: name, WithControllerManager: true})
+		go startCluster(i+1, testenv.Options{Name: name, WithControllerManager: !opts.WorkloadsWithoutControllerManager})
 	}
 	wg.Wait()
 	var errs []error

@@ -1,0 +1,506 @@
+// Command bench-e2e measures provisioning end to end on the testbed: a
+// burst of pending pods in one or many workload clusters, Joinery's manager
+// running as a process of its own, and what it takes until every pod has
+// its Machine. `make bench-e2e` runs it.
+//
+// It reports, per scenario (clusters x pods per cluster):
+//   - until machines: from the pods' creation until Machines exist for all
+//     of them (the decisions' pod counts cover every pod);
+//   - pending to Machine: per pod, from when the bench saw the scheduler
+//     mark it Unschedulable to when it saw the Machine whose decision names
+//     it, p50 and p99, and the same measured from the close of the pod's
+//     cluster's batch window (the last pending pod seen plus the idle
+//     window, or the first plus the maximum window);
+//   - the manager's Go heap (go_memstats_heap_alloc_bytes, scraped from its
+//     metrics endpoint every 250 ms), P95 and max.
+//
+// Times are taken by the bench's own watches on one clock; a watch event
+// arrives some milliseconds after the write it reports, for pods and
+// Machines alike.
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/utils/ptr"
+	infrav1 "sigs.k8s.io/cluster-api-provider-aws/v2/api/v1beta2"
+	bootstrapv1 "sigs.k8s.io/cluster-api/api/bootstrap/kubeadm/v1beta2"
+	clusterv1 "sigs.k8s.io/cluster-api/api/core/v1beta2"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/joinery-dev/joinery/api/v1alpha1"
+	"github.com/joinery-dev/joinery/controllers/provisioning"
+	"github.com/joinery-dev/joinery/internal/cloudsim"
+	"github.com/joinery-dev/joinery/internal/manager"
+	"github.com/joinery-dev/joinery/internal/testbed"
+)
+
+const (
+	batchIdle = time.Second
+	batchMax  = 10 * time.Second
+)
+
+func main() {
+	manager.RunChildIfRequested()
+	scenarios := flag.String("scenarios", "1x1000,20x100", "comma-separated CLUSTERSxPODS scenarios (pods per cluster)")
+	dir := flag.String("dir", "", "where clusters keep data and logs (default: a temporary directory)")
+	out := flag.String("json", "", "also write the results as JSON to this file")
+	flag.Parse()
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer cancel()
+	var results []result
+	for _, s := range strings.Split(*scenarios, ",") {
+		var clusters, pods int
+		if _, err := fmt.Sscanf(strings.TrimSpace(s), "%dx%d", &clusters, &pods); err != nil || clusters < 1 || pods < 1 {
+			fmt.Fprintf(os.Stderr, "-scenarios: %q is not CLUSTERSxPODS (for example 20x100)\n", s)
+			os.Exit(2)
+		}
+		r, err := run(ctx, *dir, clusters, pods)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "scenario %s: %v\n", s, err)
+			os.Exit(1)
+		}
+		r.print(os.Stdout)
+		results = append(results, r)
+	}
+	if *out != "" {
+		b, _ := json.MarshalIndent(results, "", "  ")
+		if err := os.WriteFile(*out, b, 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+	}
+}
+
+type result struct {
+	Clusters            int                `json:"clusters"`
+	PodsPerCluster      int                `json:"podsPerCluster"`
+	Machines            int                `json:"machines"`
+	UntilMachinesSec    float64            `json:"untilMachinesSeconds"`
+	PendingToMachineP50 float64            `json:"pendingToMachineP50Seconds"`
+	PendingToMachineP99 float64            `json:"pendingToMachineP99Seconds"`
+	AfterBatchP50       float64            `json:"afterBatchCloseP50Seconds"`
+	AfterBatchP99       float64            `json:"afterBatchCloseP99Seconds"`
+	HeapP95MB           float64            `json:"heapP95MB"`
+	HeapMaxMB           float64            `json:"heapMaxMB"`
+	PerClusterP99       map[string]float64 `json:"perClusterPendingToMachineP99Seconds,omitempty"`
+}
+
+func (r result) print(w *os.File) {
+	fmt.Fprintf(w, "\n%d cluster(s) x %d pods: %d Machines\n", r.Clusters, r.PodsPerCluster, r.Machines)
+	fmt.Fprintf(w, "  until all Machines exist     %6.2f s\n", r.UntilMachinesSec)
+	fmt.Fprintf(w, "  pending to Machine           p50 %5.2f s   p99 %5.2f s\n", r.PendingToMachineP50, r.PendingToMachineP99)
+	fmt.Fprintf(w, "  after the batch window closed p50 %5.2f s   p99 %5.2f s\n", r.AfterBatchP50, r.AfterBatchP99)
+	fmt.Fprintf(w, "  manager heap                 P95 %5.1f MB  max %5.1f MB\n", r.HeapP95MB, r.HeapMaxMB)
+	if len(r.PerClusterP99) > 1 {
+		names := make([]string, 0, len(r.PerClusterP99))
+		for n := range r.PerClusterP99 {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		fmt.Fprint(w, "  per-cluster pending to Machine p99 (s):")
+		for _, n := range names {
+			fmt.Fprintf(w, " %s=%.2f", n, r.PerClusterP99[n])
+		}
+		fmt.Fprintln(w)
+	}
+}
+
+// observations are the bench's own sightings, keyed cluster/namespace/name.
+type observations struct {
+	mu       sync.Mutex
+	pending  map[string]time.Time
+	machined map[string]time.Time
+	podCount map[string]int // Machine name -> pods its decision is for
+}
+
+func (o *observations) seePending(key string, at time.Time) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if _, ok := o.pending[key]; !ok {
+		o.pending[key] = at
+	}
+}
+
+func (o *observations) seeMachine(m *clusterv1.Machine, at time.Time) {
+	d, err := provisioning.ReadDecision(m)
+	if err != nil {
+		return
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if _, ok := o.podCount[m.Name]; ok {
+		return
+	}
+	o.podCount[m.Name] = d.PodCount
+	for _, p := range d.Pods {
+		key := m.Spec.ClusterName + "/" + p
+		if _, ok := o.machined[key]; !ok {
+			o.machined[key] = at
+		}
+	}
+}
+
+func (o *observations) covered() (pods, machines int) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, n := range o.podCount {
+		pods += n
+	}
+	return pods, len(o.podCount)
+}
+
+func run(ctx context.Context, dir string, clusters, podsPerCluster int) (result, error) {
+	r := result{Clusters: clusters, PodsPerCluster: podsPerCluster}
+	fmt.Printf("starting a testbed with %d workload cluster(s)...\n", clusters)
+	tb, err := testbed.Start(ctx, testbed.Options{
+		Dir: dir, WorkloadClusters: clusters, ClusterLabels: map[string]string{"env": "bench"},
+		WorkloadsWithoutControllerManager: true, MachineConcurrency: 20,
+		Cloud: cloudsim.Options{BootDelay: time.Second, JoinDelay: 200 * time.Millisecond},
+	})
+	if err != nil {
+		return r, err
+	}
+	defer func() { _ = tb.Stop() }()
+
+	if err := createPool(ctx, tb); err != nil {
+		return r, err
+	}
+	metricsAddr, err := freeAddr()
+	if err != nil {
+		return r, err
+	}
+	joinery := testbed.NewJoineryProcess(tb.Dir(), "--kubeconfig="+tb.Management.KubeconfigPath, "--leader-elect=false",
+		"--metrics-bind-address="+metricsAddr, "--health-probe-bind-address=0")
+	if err := joinery.Start(); err != nil {
+		return r, err
+	}
+	defer joinery.Stop()
+	heap := &heapSampler{url: "http://" + metricsAddr + "/metrics"}
+	if err := heap.waitUp(ctx, time.Minute); err != nil {
+		return r, fmt.Errorf("joinery's metrics endpoint: %w (log: %s)", err, filepath.Join(tb.Dir(), "joinery.log"))
+	}
+	sampleCtx, stopSampling := context.WithCancel(ctx)
+	defer stopSampling()
+	go heap.run(sampleCtx)
+
+	obs := &observations{pending: map[string]time.Time{}, machined: map[string]time.Time{}, podCount: map[string]int{}}
+	watchCtx, stopWatches := context.WithCancel(ctx)
+	defer stopWatches()
+	if err := watchMachines(watchCtx, tb, obs); err != nil {
+		return r, err
+	}
+	for _, w := range tb.Workloads {
+		if err := watchPending(watchCtx, w, obs); err != nil {
+			return r, err
+		}
+	}
+	// Let the manager connect to every cluster before the burst.
+	time.Sleep(3 * time.Second)
+
+	t0 := time.Now()
+	var wg sync.WaitGroup
+	errs := make(chan error, len(tb.Workloads))
+	for _, w := range tb.Workloads {
+		wg.Add(1)
+		go func(w *testbed.Workload) {
+			defer wg.Done()
+			errs <- createPods(ctx, w, podsPerCluster)
+		}(w)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			return r, err
+		}
+	}
+	total := clusters * podsPerCluster
+	deadline := time.Now().Add(5 * time.Minute)
+	for {
+		covered, machines := obs.covered()
+		if covered >= total {
+			r.UntilMachinesSec = time.Since(t0).Seconds()
+			r.Machines = machines
+			break
+		}
+		if time.Now().After(deadline) {
+			return r, fmt.Errorf("after 5 minutes, Machines cover %d of %d pods (log: %s)", covered, total, filepath.Join(tb.Dir(), "joinery.log"))
+		}
+		select {
+		case <-ctx.Done():
+			return r, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	stopSampling()
+	r.HeapP95MB, r.HeapMaxMB = heap.summary()
+
+	obs.mu.Lock()
+	defer obs.mu.Unlock()
+	type window struct{ first, last time.Time }
+	windows := map[string]*window{}
+	for key, at := range obs.pending {
+		cluster := strings.SplitN(key, "/", 2)[0]
+		w := windows[cluster]
+		if w == nil {
+			w = &window{first: at, last: at}
+			windows[cluster] = w
+		}
+		if at.Before(w.first) {
+			w.first = at
+		}
+		if at.After(w.last) {
+			w.last = at
+		}
+	}
+	var latency, afterClose []float64
+	perCluster := map[string][]float64{}
+	for key, pendingAt := range obs.pending {
+		machinedAt, ok := obs.machined[key]
+		if !ok {
+			continue // named past the decision's first 100 pods
+		}
+		cluster := strings.SplitN(key, "/", 2)[0]
+		w := windows[cluster]
+		closed := w.last.Add(batchIdle)
+		if maxClose := w.first.Add(batchMax); maxClose.Before(closed) {
+			closed = maxClose
+		}
+		l := machinedAt.Sub(pendingAt).Seconds()
+		latency = append(latency, l)
+		afterClose = append(afterClose, max(0, machinedAt.Sub(closed).Seconds()))
+		perCluster[cluster] = append(perCluster[cluster], l)
+	}
+	if len(latency) == 0 {
+		return r, errors.New("no pod was both seen pending and named by a Machine's decision")
+	}
+	r.PendingToMachineP50, r.PendingToMachineP99 = percentile(latency, 50), percentile(latency, 99)
+	r.AfterBatchP50, r.AfterBatchP99 = percentile(afterClose, 50), percentile(afterClose, 99)
+	if clusters > 1 {
+		r.PerClusterP99 = map[string]float64{}
+		for c, ls := range perCluster {
+			r.PerClusterP99[c] = percentile(ls, 99)
+		}
+	}
+	return r, nil
+}
+
+func percentile(values []float64, p float64) float64 {
+	s := append([]float64(nil), values...)
+	sort.Float64s(s)
+	i := int(float64(len(s)-1) * p / 100)
+	return s[i]
+}
+
+func createPool(ctx context.Context, tb *testbed.Testbed) error {
+	name := "bench-workers"
+	if err := tb.Client.Create(ctx, &infrav1.AWSMachineTemplate{
+		ObjectMeta: metav1.ObjectMeta{Namespace: tb.Namespace, Name: name},
+		Spec: infrav1.AWSMachineTemplateSpec{Template: infrav1.AWSMachineTemplateResource{Spec: infrav1.AWSMachineSpec{
+			InstanceType: "m5.large", IAMInstanceProfile: "nodes.cluster-api-provider-aws.sigs.k8s.io",
+			CloudInit: infrav1.CloudInit{InsecureSkipSecretsManager: true},
+		}}},
+	}); err != nil {
+		return err
+	}
+	if err := tb.Client.Create(ctx, &bootstrapv1.KubeadmConfigTemplate{ObjectMeta: metav1.ObjectMeta{Namespace: tb.Namespace, Name: name}}); err != nil {
+		return err
+	}
+	return tb.Client.Create(ctx, &v1alpha1.NodePool{
+		ObjectMeta: metav1.ObjectMeta{Namespace: tb.Namespace, Name: "bench"},
+		Spec: v1alpha1.NodePoolSpec{
+			ClusterSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"env": "bench"}},
+			Template: v1alpha1.NodeClaimTemplate{Spec: v1alpha1.NodeClaimSpec{
+				Requirements: []v1alpha1.NodeSelectorRequirementWithMinValues{
+					{Key: v1alpha1.LabelCapacityType, Operator: v1alpha1.OpIn, Values: []string{v1alpha1.CapacityTypeOnDemand}},
+					{Key: v1alpha1.AWSLabelPrefix + v1alpha1.SuffixInstanceCategory, Operator: v1alpha1.OpIn, Values: []string{"c", "m", "r"}},
+					// Machines of at most 16 vCPUs hold at most 64 of the
+					// bench's pods: every decision names all its pods.
+					{Key: v1alpha1.AWSLabelPrefix + v1alpha1.SuffixInstanceCPU, Operator: v1alpha1.OpLte, Values: []string{"16"}},
+				},
+				InfrastructureTemplateRef: v1alpha1.TemplateReference{APIGroup: infrav1.GroupVersion.Group, Kind: "AWSMachineTemplate", Name: name},
+				BootstrapTemplateRef:      v1alpha1.TemplateReference{APIGroup: bootstrapv1.GroupVersion.Group, Kind: "KubeadmConfigTemplate", Name: name},
+			}},
+		},
+	})
+}
+
+// createPods creates bare pods (the bench's workload clusters run no
+// controller manager), eight writers at a time.
+func createPods(ctx context.Context, w *testbed.Workload, n int) error {
+	cs, err := w.Clientset()
+	if err != nil {
+		return err
+	}
+	jobs := make(chan int)
+	errs := make(chan error, 8)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range jobs {
+				pod := &corev1.Pod{
+					ObjectMeta: metav1.ObjectMeta{Namespace: metav1.NamespaceDefault, Name: fmt.Sprintf("burst-%05d", i), Labels: map[string]string{"app": "burst"}},
+					Spec: corev1.PodSpec{
+						TerminationGracePeriodSeconds: ptr.To[int64](0),
+						Containers: []corev1.Container{{Name: "app", Image: "registry.k8s.io/pause:3.10", Resources: corev1.ResourceRequirements{
+							Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("250m"), corev1.ResourceMemory: resource.MustParse("512Mi")},
+						}}},
+					},
+				}
+				if _, err := cs.CoreV1().Pods(pod.Namespace).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+					errs <- fmt.Errorf("creating pod %s in %s: %w", pod.Name, w.Name, err)
+					return
+				}
+			}
+		}()
+	}
+	for i := range n {
+		jobs <- i
+	}
+	close(jobs)
+	wg.Wait()
+	close(errs)
+	return <-errs
+}
+
+func watchPending(ctx context.Context, w *testbed.Workload, obs *observations) error {
+	cs, err := w.Clientset()
+	if err != nil {
+		return err
+	}
+	lw := cache.NewListWatchFromClient(cs.CoreV1().RESTClient(), "pods", metav1.NamespaceDefault, fields.Everything())
+	see := func(obj any) {
+		pod, ok := obj.(*corev1.Pod)
+		if !ok || !provisioning.IsProvisionable(pod) {
+			return
+		}
+		obs.seePending(w.Name+"/"+pod.Namespace+"/"+pod.Name, time.Now())
+	}
+	return runInformer(ctx, lw, &corev1.Pod{}, see)
+}
+
+func watchMachines(ctx context.Context, tb *testbed.Testbed, obs *observations) error {
+	informer, err := tb.Manager.GetCache().GetInformer(ctx, &clusterv1.Machine{})
+	if err != nil {
+		return err
+	}
+	_, err = informer.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: func(obj any) {
+		if m, ok := obj.(*clusterv1.Machine); ok {
+			obs.seeMachine(m, time.Now())
+		}
+	}})
+	return err
+}
+
+func runInformer(ctx context.Context, lw cache.ListerWatcher, obj client.Object, see func(any)) error {
+	informer := cache.NewSharedIndexInformer(lw, obj, 0, cache.Indexers{})
+	if _, err := informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: see, UpdateFunc: func(_, n any) { see(n) },
+	}); err != nil {
+		return err
+	}
+	go informer.Run(ctx.Done())
+	if !cache.WaitForCacheSync(ctx.Done(), informer.HasSynced) {
+		return errors.New("pod informer did not sync")
+	}
+	return nil
+}
+
+// heapSampler scrapes the manager's Go heap size from its metrics.
+type heapSampler struct {
+	url     string
+	mu      sync.Mutex
+	samples []float64
+}
+
+func (h *heapSampler) waitUp(ctx context.Context, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		if _, err := h.scrape(); err == nil {
+			return nil
+		} else if time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func (h *heapSampler) run(ctx context.Context) {
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if v, err := h.scrape(); err == nil {
+				h.mu.Lock()
+				h.samples = append(h.samples, v)
+				h.mu.Unlock()
+			}
+		}
+	}
+}
+
+func (h *heapSampler) scrape() (float64, error) {
+	resp, err := http.Get(h.url)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "go_memstats_heap_alloc_bytes "); ok {
+			return strconv.ParseFloat(strings.TrimSpace(v), 64)
+		}
+	}
+	return 0, errors.New("no go_memstats_heap_alloc_bytes in the metrics")
+}
+
+func (h *heapSampler) summary() (p95MB, maxMB float64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.samples) == 0 {
+		return 0, 0
+	}
+	return percentile(h.samples, 95) / (1 << 20), percentile(h.samples, 100) / (1 << 20)
+}
+
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
