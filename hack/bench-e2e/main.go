@@ -38,15 +38,20 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/klog/v2"
 	"k8s.io/utils/ptr"
 	infrav1 "sigs.k8s.io/cluster-api-provider-aws/v2/api/v1beta2"
 	bootstrapv1 "sigs.k8s.io/cluster-api/api/bootstrap/kubeadm/v1beta2"
 	clusterv1 "sigs.k8s.io/cluster-api/api/core/v1beta2"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/joinery-dev/joinery/api/v1alpha1"
@@ -63,6 +68,10 @@ const (
 
 func main() {
 	manager.RunChildIfRequested()
+	// The testbed's CAPI reconcilers log through controller-runtime and
+	// klog; the bench prints only its results.
+	ctrl.SetLogger(logr.Discard())
+	klog.SetLogger(logr.Discard())
 	scenarios := flag.String("scenarios", "1x1000,20x100", "comma-separated CLUSTERSxPODS scenarios (pods per cluster)")
 	dir := flag.String("dir", "", "where clusters keep data and logs (default: a temporary directory)")
 	out := flag.String("json", "", "also write the results as JSON to this file")
@@ -350,7 +359,11 @@ func createPool(ctx context.Context, tb *testbed.Testbed) error {
 // createPods creates bare pods (the bench's workload clusters run no
 // controller manager), eight writers at a time.
 func createPods(ctx context.Context, w *testbed.Workload, n int) error {
-	cs, err := w.Clientset()
+	// A burst as a Deployment controller would make it: no client-side
+	// throttling in the bench itself.
+	cfg := rest.CopyConfig(w.Cluster.Config)
+	cfg.QPS, cfg.Burst = 1000, 1000
+	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return err
 	}
@@ -503,4 +516,3 @@ func freeAddr() (string, error) {
 	defer l.Close()
 	return l.Addr().String(), nil
 }
-
