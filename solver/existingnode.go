@@ -66,20 +66,21 @@ func (s *state) buildExisting(n *Node) *nodeState {
 		boundPods:  n.Pods,
 		classOK:    map[int]bool{},
 	}
-	ns.maxAlloc = s.res.allocatableVec(n.Node.Status.Allocatable)
-	ns.used = make(resVec, s.res.size())
-	for _, p := range n.Pods {
-		if p == nil || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
-			continue
-		}
-		ns.used.add(s.res.podRequests(p))
-		ns.ports = append(ns.ports, podHostPorts(p)...)
+	if cn := s.cacheOf(n); cn != nil {
+		ns.maxAlloc, ns.used = cn.maxAlloc.clone(), cn.used.clone()
+		ns.ports = append([]hostPort(nil), cn.ports...)
+		ns.boundSets, ns.boundAnti = cn.sets, cn.anti
+		return ns
 	}
-	if n.Node.Spec.Unschedulable {
-		// A cordoned node takes nothing: make it look full.
-		ns.maxAlloc = make(resVec, s.res.size())
-	}
+	ns.maxAlloc, ns.used, ns.ports = nodeUsage(s.res, n)
 	return ns
+}
+
+func (s *state) cacheOf(n *Node) *cachedNode {
+	if s.cache == nil {
+		return nil
+	}
+	return s.cache.nodes[n]
 }
 
 // existingCompatible checks labels and taints of an existing node against a

@@ -59,7 +59,7 @@ func (s *state) improve() {
 		if removed[v] || v.chosen() == nil {
 			continue
 		}
-		if s.tryEmpty(v, nodes, removed, podGroupOf, moved) {
+		if s.tryEmpty(v, nodes, removed, podGroupOf, moved, v.chosen().price) {
 			removed[v] = true
 		}
 	}
@@ -94,9 +94,9 @@ type move struct {
 }
 
 // tryEmpty plans moving every pod of v elsewhere; it applies the moves and
-// reports true when they cost less than v.
-func (s *state) tryEmpty(v *nodeState, nodes []*nodeState, removed map[*nodeState]bool, podGroupOf map[*corev1.Pod]*podGroup, moved map[*corev1.Pod]*nodeState) bool {
-	price := v.chosen().price
+// reports true when they cost less than budget (v's price to save money,
+// +Inf to save a machine at any price).
+func (s *state) tryEmpty(v *nodeState, nodes []*nodeState, removed map[*nodeState]bool, podGroupOf map[*corev1.Pod]*podGroup, moved map[*corev1.Pod]*nodeState, budget float64) bool {
 	extra := map[*nodeState]resVec{}
 	cost := map[*nodeState]float64{} // current tentative extra cost per target
 	total := 0.0
@@ -142,7 +142,7 @@ func (s *state) tryEmpty(v *nodeState, nodes []*nodeState, removed map[*nodeStat
 				return false
 			}
 			total += bestDelta
-			if total >= price-1e-9 {
+			if total >= budget-1e-9 {
 				return false
 			}
 			if extra[best] == nil {

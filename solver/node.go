@@ -24,7 +24,11 @@ type nodeState struct {
 	labels     map[string]string
 	nodeTaints []corev1.Taint
 	boundPods  []*corev1.Pod
-	classOK    map[int]bool
+	// boundSets counts boundPods by label set (nodeCache.sets) when cached.
+	boundSets []setCount
+	// boundAnti counts boundPods by anti-affinity rule (nodeCache.antiRules).
+	boundAnti []setCount
+	classOK   map[int]bool
 
 	// planned nodes
 	pool *poolState

@@ -13,9 +13,10 @@ import (
 
 // state is one solve in progress.
 type state struct {
-	snap *Snapshot
-	opts Options
-	res  *resourceIndex
+	snap  *Snapshot
+	opts  Options
+	res   *resourceIndex
+	cache *nodeCache // nil unless many solves share the existing nodes
 
 	pools      []*poolState // weight descending, then name
 	existing   []*nodeState
@@ -47,7 +48,17 @@ func Solve(snap *Snapshot, opts Options) (*Plan, error) {
 	if snap == nil {
 		return nil, errors.New("solver: nil snapshot")
 	}
-	s, err := newState(snap, opts)
+	s, err := place(snap, opts, nil)
+	if err != nil {
+		return nil, err
+	}
+	return s.plan(), nil
+}
+
+// place runs every placement phase; the state then holds the decisions
+// (consolidation inspects and narrows them before the plan is built).
+func place(snap *Snapshot, opts Options, cache *nodeCache) (*state, error) {
+	s, err := newStateWith(snap, opts, cache)
 	if err != nil {
 		return nil, err
 	}
@@ -62,55 +73,37 @@ func Solve(snap *Snapshot, opts Options) (*Plan, error) {
 	s.placeFree(free)
 	s.retryAndRelax()
 	s.improve()
+	return s, nil
+}
+
+// plan builds the answer from a placed state.
+func (s *state) plan() *Plan {
 	plan := s.buildPlan()
-	if !opts.SkipLowerBound {
+	if !s.opts.SkipLowerBound {
 		plan.LowerBoundPricePerHour = s.lowerBound(plan)
 	}
-	return plan, nil
+	return plan
 }
 
 func newState(snap *Snapshot, opts Options) (*state, error) {
+	return newStateWith(snap, opts, nil)
+}
+
+// newStateWith builds a solve's state; cache, when set, already indexed the
+// snapshot's resources and existing nodes (see nodeCache).
+func newStateWith(snap *Snapshot, opts Options, cache *nodeCache) (*state, error) {
 	s := &state{
-		snap: snap, opts: opts, res: newResourceIndex(),
+		snap: snap, opts: opts, cache: cache,
 		classes: map[string]*constraintClass{}, topoByID: map[string]*topoGroup{},
 		pvcs: map[string]*corev1.PersistentVolumeClaim{}, pvs: map[string]*corev1.PersistentVolume{},
 		usedNames: map[string]bool{},
 	}
-	seenPools := map[string]bool{}
-	for _, p := range snap.Pools {
-		if p == nil {
-			return nil, errors.New("solver: nil pool")
-		}
-		if seenPools[p.Name] {
-			return nil, fmt.Errorf("solver: duplicate pool %q", p.Name)
-		}
-		seenPools[p.Name] = true
-		s.res.observe(p.Limits, p.InUse)
-		for _, it := range p.InstanceTypes {
-			if it != nil {
-				s.res.observe(it.Allocatable, it.Capacity)
-			}
-		}
-	}
-	for _, n := range snap.Nodes {
-		if n == nil || n.Node == nil {
-			return nil, errors.New("solver: node without a Node object")
-		}
-		s.res.observe(n.Node.Status.Allocatable)
-		for _, p := range n.Pods {
-			if p != nil {
-				s.res.observePod(p)
-			}
-		}
-	}
-	for _, p := range snap.Pods {
-		if p != nil {
-			s.res.observePod(p)
-		}
-	}
-	for _, ds := range snap.DaemonSets {
-		if ds != nil {
-			s.res.observePod(&corev1.Pod{Spec: ds.Spec.Template.Spec})
+	if cache != nil {
+		s.res = cache.res.clone()
+	} else {
+		s.res = newResourceIndex()
+		if err := observeSnapshot(s.res, snap); err != nil {
+			return nil, err
 		}
 	}
 	for _, pvc := range snap.PersistentVolumeClaims {
@@ -154,17 +147,7 @@ func newState(snap *Snapshot, opts Options) (*state, error) {
 		s.usedNames[ns.hostname] = true
 	}
 	s.groups = s.groupPods(snap.Pods)
-	// Bound pods that repel others: their anti-affinity holds for new pods too.
-	for _, n := range s.existing {
-		for _, p := range n.boundPods {
-			for _, rule := range requiredAntiAffinityRules(p) {
-				t := s.ensureTopology(rule)
-				if d, ok := n.domain(t.key); ok {
-					t.owners[d]++
-				}
-			}
-		}
-	}
+	s.countBoundOwners()
 	for _, g := range s.groups {
 		if s.opts.IgnorePreferences {
 			g.spec = g.spec.DeepCopy()
@@ -397,4 +380,47 @@ func (s *state) placementOrder() []*podGroup {
 		}
 	}
 	return order
+}
+
+// observeSnapshot registers every resource name the snapshot mentions and
+// rejects malformed input.
+func observeSnapshot(res *resourceIndex, snap *Snapshot) error {
+	seenPools := map[string]bool{}
+	for _, p := range snap.Pools {
+		if p == nil {
+			return errors.New("solver: nil pool")
+		}
+		if seenPools[p.Name] {
+			return fmt.Errorf("solver: duplicate pool %q", p.Name)
+		}
+		seenPools[p.Name] = true
+		res.observe(p.Limits, p.InUse)
+		for _, it := range p.InstanceTypes {
+			if it != nil {
+				res.observe(it.Allocatable, it.Capacity)
+			}
+		}
+	}
+	for _, n := range snap.Nodes {
+		if n == nil || n.Node == nil {
+			return errors.New("solver: node without a Node object")
+		}
+		res.observe(n.Node.Status.Allocatable)
+		for _, p := range n.Pods {
+			if p != nil {
+				res.observePod(p)
+			}
+		}
+	}
+	for _, p := range snap.Pods {
+		if p != nil {
+			res.observePod(p)
+		}
+	}
+	for _, ds := range snap.DaemonSets {
+		if ds != nil {
+			res.observePod(&corev1.Pod{Spec: ds.Spec.Template.Spec})
+		}
+	}
+	return nil
 }

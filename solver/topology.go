@@ -304,14 +304,7 @@ func (s *state) ensureTopology(spec *topoGroup) *topoGroup {
 	if t.kind == kindSpread && t.key != v1alpha1.LabelHostname {
 		t.universe = s.spreadUniverse(t)
 	}
-	// Count pods already bound to existing nodes.
-	for _, n := range s.existing {
-		for _, p := range n.boundPods {
-			if t.selects(p.Namespace, p.Labels) {
-				s.count(t, n, 1)
-			}
-		}
-	}
+	s.countBound(t)
 	// Count pods this solve placed so far and link groups the rule selects.
 	for _, g := range s.groups {
 		if !t.selects(g.ns, g.labels) {
