@@ -35,6 +35,10 @@ const (
 	workload2 = "workload-2"
 )
 
+// interruptionQueue is the simulated SQS queue Joinery polls for EC2's
+// interruption events.
+const interruptionQueue = "joinery-interruptions"
+
 // joinery is Joinery's manager, a process of its own.
 var joinery *testbed.JoineryProcess
 
@@ -55,6 +59,8 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 			SpotInterruptionWarning: 3 * time.Second,
 			LaunchRetryInterval:     time.Second,
 			OnSpotInterruption:      func(i cloudsim.Interruption) { interruptions <- i },
+			// EC2's events reach Joinery through a local SQS endpoint.
+			SQSQueue: interruptionQueue,
 		},
 		Progress: func(step string) { GinkgoWriter.Println(step) },
 	})
@@ -65,7 +71,8 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	}
 	joinery = testbed.NewJoineryProcess(dir, "--kubeconfig="+tb.Management.KubeconfigPath,
 		"--leader-elect=false", "--metrics-bind-address=0", "--health-probe-bind-address=0",
-		"--registration-timeout=3m")
+		"--registration-timeout=3m", "--disruption-validation-delay=3s", "--disruption-interval=2s",
+		"--interruption-queue="+interruptionQueue, "--aws-region="+tb.Cloud.Region(), "--aws-endpoint="+tb.Cloud.SQSEndpoint())
 	Expect(joinery.Start()).To(Succeed())
 	DeferCleanup(func() {
 		joinery.Stop()

@@ -79,6 +79,8 @@ func newNodePool(name, cluster string, reqs ...v1alpha1.NodeSelectorRequirementW
 			}},
 		},
 	}
+	// Provisioning specs keep what they launch: no consolidation.
+	np.Spec.Disruption.ConsolidateAfter = "Never"
 	if cluster != "" {
 		np.Spec.ClusterName = cluster
 	} else {

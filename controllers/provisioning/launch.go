@@ -131,6 +131,9 @@ type LaunchSpec struct {
 	// plane's); CAPI's bootstrap needs it.
 	Version  string
 	Decision Decision
+	// Replacing names the Machines this one replaces (disruption), so a
+	// replacement for the same pods made later gets a name of its own.
+	Replacing []string
 }
 
 // BuildMachine returns the Machine of a launch. It references its
@@ -142,6 +145,9 @@ func BuildMachine(l LaunchSpec, infraRef, bootstrapRef v1alpha1.TemplateReferenc
 		return nil, err
 	}
 	name := MachineName(l.Cluster.Name, l.NodePool.Name, l.Node.Pods)
+	if len(l.Replacing) > 0 {
+		name = MachineName(l.Cluster.Name+"\x00"+strings.Join(l.Replacing, ","), l.NodePool.Name, l.Node.Pods)
+	}
 	m := &clusterv1.Machine{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:      name,
@@ -156,6 +162,7 @@ func BuildMachine(l LaunchSpec, infraRef, bootstrapRef v1alpha1.TemplateReferenc
 			Annotations: map[string]string{
 				AnnotationDecision:     string(decision),
 				AnnotationPricePerHour: fmt.Sprintf("%.6f", l.Decision.Offering.PricePerHour),
+				AnnotationPoolHash:     PoolHash(l.NodePool),
 			},
 			// Deleting a NodePool deletes its Machines (CAPI drains them), as
 			// deleting a Karpenter NodePool deletes its NodeClaims. The pool

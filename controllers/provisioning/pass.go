@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/joinery-dev/joinery/api/v1alpha1"
+	"github.com/joinery-dev/joinery/cloud"
 	"github.com/joinery-dev/joinery/internal/solverinput"
 	"github.com/joinery-dev/joinery/solver"
 )
@@ -38,41 +39,19 @@ type pass struct {
 	workload *workload
 	now      time.Time
 
-	key     types.NamespacedName
-	region  string
-	offered []solverinput.LaunchableType
-	byPool  map[string]*v1alpha1.NodePool
-	types   map[string]map[string]*solverinput.LaunchableType // pool → type name → sized type
+	key    types.NamespacedName
+	region string
+	// replacing names the Machines a disruption replaces (see LaunchSpec).
+	replacing []string
+	byPool    map[string]*v1alpha1.NodePool
+	types     map[string]map[string]*solverinput.LaunchableType // pool → type name → sized type
 }
 
 func (ps *pass) run() (ctrl.Result, error) {
-	ps.key = client.ObjectKeyFromObject(ps.cluster)
-	ps.byPool = map[string]*v1alpha1.NodePool{}
-	for _, np := range ps.pools {
-		ps.byPool[np.Name] = np
-	}
-	region, zones, err := ps.regionAndZones()
+	offered, err := ps.prepare()
 	if err != nil {
 		ps.report(ps.cluster, ps.pools, true, err.Error())
 		return ctrl.Result{RequeueAfter: 30 * time.Second}, nil
-	}
-	ps.region = region
-	offered, err := ps.offerings.get(region, zones)
-	if err != nil {
-		ps.report(ps.cluster, ps.pools, true, err.Error())
-		return ctrl.Result{RequeueAfter: 30 * time.Second}, nil
-	}
-	ps.types = map[string]map[string]*solverinput.LaunchableType{}
-	for _, np := range ps.pools {
-		sized, err := solverinput.LaunchableTypes(np, offered)
-		if err != nil {
-			return ctrl.Result{}, err
-		}
-		byName := make(map[string]*solverinput.LaunchableType, len(sized))
-		for i := range sized {
-			byName[sized[i].Name] = &sized[i]
-		}
-		ps.types[np.Name] = byName
 	}
 
 	var machines clusterv1.MachineList
@@ -85,8 +64,12 @@ func (ps *pass) run() (ctrl.Result, error) {
 		return ctrl.Result{}, err
 	}
 	nodeByName := make(map[string]*corev1.Node, len(nodes.Items))
+	nodeByProviderID := make(map[string]*corev1.Node, len(nodes.Items))
 	for i := range nodes.Items {
 		nodeByName[nodes.Items[i].Name] = &nodes.Items[i]
+		if id := nodes.Items[i].Spec.ProviderID; id != "" {
+			nodeByProviderID[id] = &nodes.Items[i]
+		}
 	}
 
 	st := ps.state(ps.key)
@@ -123,8 +106,8 @@ func (ps *pass) run() (ctrl.Result, error) {
 		if wait > 0 && (requeue == 0 || wait < requeue) {
 			requeue = wait
 		}
-		if m.Status.NodeRef.IsDefined() {
-			if node := nodeByName[m.Status.NodeRef.Name]; node != nil {
+		if node := registeredNode(m, nodeByName, nodeByProviderID); node != nil {
+			{
 				labelled, err := ps.labelNode(node, pool, d)
 				if err != nil {
 					return ctrl.Result{}, err
@@ -236,6 +219,38 @@ func (ps *pass) run() (ctrl.Result, error) {
 	return ctrl.Result{RequeueAfter: minPositive(ps.Options.Replan, requeue)}, nil
 }
 
+// prepare reads the cluster's region and zones and sizes every pool's
+// instance types for them.
+func (ps *pass) prepare() ([]cloud.InstanceTypeOfferings, error) {
+	ps.key = client.ObjectKeyFromObject(ps.cluster)
+	ps.byPool = map[string]*v1alpha1.NodePool{}
+	for _, np := range ps.pools {
+		ps.byPool[np.Name] = np
+	}
+	region, zones, err := ps.regionAndZones()
+	if err != nil {
+		return nil, err
+	}
+	ps.region = region
+	offered, err := ps.offerings.get(region, zones)
+	if err != nil {
+		return nil, err
+	}
+	ps.types = map[string]map[string]*solverinput.LaunchableType{}
+	for _, np := range ps.pools {
+		sized, err := solverinput.LaunchableTypes(np, offered)
+		if err != nil {
+			return nil, err
+		}
+		byName := make(map[string]*solverinput.LaunchableType, len(sized))
+		for i := range sized {
+			byName[sized[i].Name] = &sized[i]
+		}
+		ps.types[np.Name] = byName
+	}
+	return offered, nil
+}
+
 func minPositive(a, b time.Duration) time.Duration {
 	switch {
 	case a <= 0:
@@ -297,6 +312,23 @@ func (ps *pass) listPlanningObjects(objs *solverinput.Objects) error {
 	}
 	for i := range pvs.Items {
 		objs.PersistentVolumes = append(objs.PersistentVolumes, &pvs.Items[i])
+	}
+	return nil
+}
+
+// registeredNode is the Machine's Node: by nodeRef, or, in the seconds
+// between the kubelet registering and CAPI setting nodeRef, by the
+// provider ID the infrastructure reported. Without the second, a node
+// would count twice (itself and the in-flight Machine) and the next plan
+// would launch too little.
+func registeredNode(m *clusterv1.Machine, byName, byProviderID map[string]*corev1.Node) *corev1.Node {
+	if m.Status.NodeRef.IsDefined() {
+		if n := byName[m.Status.NodeRef.Name]; n != nil {
+			return n
+		}
+	}
+	if m.Spec.ProviderID != "" {
+		return byProviderID[m.Spec.ProviderID]
 	}
 	return nil
 }
@@ -413,7 +445,7 @@ func (ps *pass) launchPlan(plan *solver.Plan) ([]string, error) {
 	for _, node := range plan.NewNodes {
 		pool := ps.byPool[node.Pool]
 		d := NewDecision(node, metav1.NewTime(ps.now))
-		m, err := BuildMachine(LaunchSpec{Cluster: ps.cluster, NodePool: pool, Node: node, Version: version, Decision: d},
+		m, err := BuildMachine(LaunchSpec{Cluster: ps.cluster, NodePool: pool, Node: node, Version: version, Decision: d, Replacing: ps.replacing},
 			pool.Spec.Template.Spec.InfrastructureTemplateRef, pool.Spec.Template.Spec.BootstrapTemplateRef)
 		if err != nil {
 			return created, err

@@ -161,8 +161,19 @@ type Options struct {
 	// backoff; a fixed interval keeps the simulation predictable.
 	LaunchRetryInterval time.Duration
 	// OnSpotInterruption is called when a spot interruption is announced.
-	// This is where the SQS message of the interruption will be sent.
 	OnSpotInterruption func(Interruption)
+	// SQSQueue, when set, starts a local SQS endpoint (see SQS) with a
+	// queue of this name, and the cloud sends EventBridge events to it as
+	// EC2 would through an EventBridge rule: a spot interruption warning
+	// for every interruption it announces, and the events of
+	// RecommendRebalance, ScheduleChange and NotifyStateChange.
+	SQSQueue string
+	// SQSAddr is where the SQS endpoint listens (default 127.0.0.1 on a
+	// free port).
+	SQSAddr string
+	// AccountID is the account of queue URLs and events (default
+	// DefaultAccountID).
+	AccountID string
 	// Log receives the simulator's structured logs.
 	Log logr.Logger
 }
@@ -185,6 +196,8 @@ type Cloud struct {
 	client  client.Client
 	trigger chan event.TypedGenericEvent[client.Object]
 	stopped bool
+
+	sqs *SQS // nil without Options.SQSQueue
 }
 
 type slowBoot struct {
@@ -226,14 +239,38 @@ func New(opts Options) (*Cloud, error) {
 	if opts.Log.GetSink() == nil {
 		opts.Log = logr.Discard()
 	}
-	return &Cloud{
+	c := &Cloud{
 		opts:      opts,
 		instances: map[string]*Instance{},
 		byMachine: map[types.UID]string{},
 		clusters:  map[types.NamespacedName]client.Client{},
 		timers:    map[string]*time.Timer{},
 		trigger:   make(chan event.TypedGenericEvent[client.Object], 1024),
-	}, nil
+	}
+	if opts.SQSQueue != "" {
+		c.sqs = NewSQS(opts.AccountID)
+		if err := c.sqs.Start(opts.SQSAddr); err != nil {
+			return nil, err
+		}
+		if _, err := c.sqs.CreateQueue(opts.SQSQueue); err != nil {
+			_ = c.sqs.Close()
+			return nil, fmt.Errorf("simulated SQS: creating queue %q (cloudsim.Options.SQSQueue): %w", opts.SQSQueue, err)
+		}
+		opts.Log.Info("simulated SQS serving", "endpoint", c.sqs.URL(), "queue", c.sqs.QueueURL(opts.SQSQueue))
+	}
+	return c, nil
+}
+
+// SQS is the cloud's SQS endpoint, nil without Options.SQSQueue.
+func (c *Cloud) SQS() *SQS { return c.sqs }
+
+// SQSEndpoint is the URL of the cloud's SQS endpoint (the
+// --aws-endpoint of a client), empty without Options.SQSQueue.
+func (c *Cloud) SQSEndpoint() string {
+	if c.sqs == nil {
+		return ""
+	}
+	return c.sqs.URL()
 }
 
 // Region is the region the cloud runs instances in.
@@ -259,15 +296,20 @@ func (c *Cloud) workloadClient(cluster types.NamespacedName) (client.Client, boo
 	return cl, ok
 }
 
-// Stop cancels pending spot terminations. The reconciler stops with its
-// manager.
+// Stop cancels pending spot terminations and stops the SQS endpoint. The
+// reconciler stops with its manager.
 func (c *Cloud) Stop() {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	c.stopped = true
 	for id, t := range c.timers {
 		t.Stop()
 		delete(c.timers, id)
+	}
+	c.mu.Unlock()
+	if c.sqs != nil {
+		if err := c.sqs.Close(); err != nil {
+			c.opts.Log.Error(err, "stopping the simulated SQS endpoint")
+		}
 	}
 }
 
@@ -325,9 +367,18 @@ func (c *Cloud) TerminateInstance(ctx context.Context, instanceID string) error 
 }
 
 // InterruptSpotInstance announces a spot interruption for a running spot
-// instance (calling Options.OnSpotInterruption) and terminates it after
+// instance (calling Options.OnSpotInterruption and, with
+// Options.SQSQueue, sending EC2's "EC2 Spot Instance Interruption
+// Warning" to the queue) and terminates it after
 // Options.SpotInterruptionWarning.
 func (c *Cloud) InterruptSpotInstance(ctx context.Context, instanceID string) (Interruption, error) {
+	return c.InterruptSpotInstanceAfter(ctx, instanceID, c.opts.SpotInterruptionWarning)
+}
+
+// InterruptSpotInstanceAfter is InterruptSpotInstance with its own warning
+// time instead of Options.SpotInterruptionWarning (tests of different
+// speeds share one cloud).
+func (c *Cloud) InterruptSpotInstanceAfter(ctx context.Context, instanceID string, warning time.Duration) (Interruption, error) {
 	c.mu.Lock()
 	inst, ok := c.instances[instanceID]
 	if !ok {
@@ -346,18 +397,22 @@ func (c *Cloud) InterruptSpotInstance(ctx context.Context, instanceID string) (I
 	inst.InterruptionNotice = now
 	notice := Interruption{
 		InstanceID: inst.ID, Offering: inst.Offering, AWSMachine: inst.AWSMachine,
-		NoticeTime: now, TerminationTime: now.Add(c.opts.SpotInterruptionWarning),
+		NoticeTime: now, TerminationTime: now.Add(warning),
 	}
 	if !c.stopped {
-		c.timers[instanceID] = time.AfterFunc(c.opts.SpotInterruptionWarning, func() {
+		c.timers[instanceID] = time.AfterFunc(warning, func() {
 			if err := c.terminate(context.Background(), instanceID, "spot interruption"); err != nil {
 				c.opts.Log.Error(err, "terminating interrupted spot instance", "instance", instanceID)
 			}
 		})
 	}
 	hook := c.opts.OnSpotInterruption
+	snapshot := *inst
 	c.mu.Unlock()
 	c.opts.Log.Info("spot interruption notice", "instance", instanceID, "offering", inst.Offering.String(), "terminationTime", notice.TerminationTime)
+	if c.sqs != nil {
+		c.sendSpotInterruption(snapshot, notice)
+	}
 	if hook != nil {
 		hook(notice)
 	}

@@ -7,6 +7,7 @@ package manager
 import (
 	"context"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -32,6 +33,8 @@ import (
 
 	joineryv1alpha1 "github.com/joinery-dev/joinery/api/v1alpha1"
 	"github.com/joinery-dev/joinery/cloud"
+	"github.com/joinery-dev/joinery/controllers/disruption"
+	"github.com/joinery-dev/joinery/controllers/interruption"
 	"github.com/joinery-dev/joinery/controllers/poolstatus"
 	"github.com/joinery-dev/joinery/controllers/provisioning"
 )
@@ -52,6 +55,9 @@ type Options struct {
 	WorkloadQPS   float32
 	WorkloadBurst int
 	Provisioning  provisioning.Options
+	Disruption    disruption.Options
+	// Interruption configures the interruption queue (off without one).
+	Interruption interruption.Options
 	// SkipNameValidation lets several managers run in one process (tests).
 	SkipNameValidation bool
 	// Logger, when set, replaces controller-runtime's global logger.
@@ -63,7 +69,7 @@ func DefaultOptions() Options {
 	return Options{
 		MetricsAddr: ":8080", ProbeAddr: ":8081", LeaderElect: true, LeaderElectionID: "joinery-manager.joinery.dev",
 		LeaseDuration: 15 * time.Second, RenewDeadline: 10 * time.Second, RetryPeriod: 2 * time.Second,
-		WorkloadQPS: 20, WorkloadBurst: 30, Provisioning: provisioning.DefaultOptions(),
+		WorkloadQPS: 20, WorkloadBurst: 30, Provisioning: provisioning.DefaultOptions(), Disruption: disruption.DefaultOptions(),
 	}
 }
 
@@ -86,6 +92,14 @@ func BindFlags(f *pflag.FlagSet, o *Options) {
 	f.DurationVar(&p.RegistrationTimeout, "registration-timeout", p.RegistrationTimeout, "A Machine whose Node has not registered after this long is deleted.")
 	f.DurationVar(&p.Replan, "replan-interval", p.Replan, "How often pods that stay pending are planned for again.")
 	f.IntVar(&p.Concurrency, "cluster-concurrency", p.Concurrency, "How many workload clusters are planned for at once.")
+	d := &o.Disruption
+	f.DurationVar(&d.ValidationDelay, "disruption-validation-delay", d.ValidationDelay, "How long a disruption decision waits before it is checked again and carried out.")
+	f.DurationVar(&d.Interval, "disruption-interval", d.Interval, "How often each cluster is looked at for machines to disrupt.")
+	f.BoolVar(&d.SpotToSpot, "spot-to-spot-consolidation", d.SpotToSpot, "Replace spot machines with cheaper spot machines (keeping at least 15 cheaper instance types as options).")
+	i := &o.Interruption
+	f.StringVar(&i.Queue, "interruption-queue", i.Queue, "Name or URL of the SQS queue EventBridge sends EC2 spot interruption, rebalance, state-change and AWS Health events to; empty turns interruption handling off.")
+	f.StringVar(&i.Region, "aws-region", i.Region, "AWS region of the interruption queue (default: $AWS_REGION).")
+	f.StringVar(&i.Endpoint, "aws-endpoint", i.Endpoint, "SQS endpoint URL replacing the region's (a VPC endpoint, or a local one in tests).")
 }
 
 // Validate names the flag of a bad value and what it should be.
@@ -95,7 +109,8 @@ func (o Options) Validate() error {
 		flag  string
 		value time.Duration
 	}{{"--batch-idle-duration", p.BatchIdle}, {"--batch-max-duration", p.BatchMax}, {"--unavailable-offerings-ttl", p.UnavailableTTL},
-		{"--registration-timeout", p.RegistrationTimeout}, {"--replan-interval", p.Replan}} {
+		{"--registration-timeout", p.RegistrationTimeout}, {"--replan-interval", p.Replan},
+		{"--disruption-validation-delay", o.Disruption.ValidationDelay}, {"--disruption-interval", o.Disruption.Interval}} {
 		if d.value <= 0 {
 			return fmt.Errorf("%s=%s: must be a positive duration such as 10s", d.flag, d.value)
 		}
@@ -105,6 +120,9 @@ func (o Options) Validate() error {
 	}
 	if p.Concurrency < 1 {
 		return fmt.Errorf("--cluster-concurrency=%d: must be at least 1", p.Concurrency)
+	}
+	if i := o.Interruption; i.Enabled() && i.Region == "" {
+		return fmt.Errorf("--interruption-queue=%s needs the queue's region: set --aws-region or $AWS_REGION", i.Queue)
 	}
 	return nil
 }
@@ -130,6 +148,9 @@ func Scheme() (*runtime.Scheme, error) {
 
 // New builds the manager with Joinery's controllers; Start runs it.
 func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, error) {
+	if o.Interruption.Enabled() && o.Interruption.Region == "" {
+		o.Interruption.Region = os.Getenv("AWS_REGION")
+	}
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
@@ -183,7 +204,7 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, error)
 		return nil, fmt.Errorf("setting up CAPI's ClusterCache: %w", err)
 	}
 	reports := provisioning.NewReports()
-	if err := (&provisioning.Provisioner{
+	provisioner := &provisioning.Provisioner{
 		Client:       mgr.GetClient(),
 		APIReader:    mgr.GetAPIReader(),
 		ClusterCache: clusterCache,
@@ -191,8 +212,28 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, error)
 		Recorder:     mgr.GetEventRecorderFor("joinery-provisioning"),
 		Options:      o.Provisioning,
 		Reports:      reports,
-	}).SetupWithManager(ctx, mgr); err != nil {
+	}
+	if err := provisioner.SetupWithManager(ctx, mgr); err != nil {
 		return nil, fmt.Errorf("setting up the provisioning controller: %w", err)
+	}
+	if err := (&disruption.Controller{
+		Client:      mgr.GetClient(),
+		Provisioner: provisioner,
+		Recorder:    mgr.GetEventRecorderFor("joinery-disruption"),
+		Options:     o.Disruption,
+	}).SetupWithManager(mgr); err != nil {
+		return nil, fmt.Errorf("setting up the disruption controller: %w", err)
+	}
+	if i := o.Interruption; i.Enabled() {
+		if err := (&interruption.Controller{
+			Client:      mgr.GetClient(),
+			SQS:         interruption.NewSQSClient(i.Region, i.Endpoint),
+			Queue:       i.Queue,
+			Recorder:    mgr.GetEventRecorderFor("joinery-interruption"),
+			Unavailable: provisioner.Unavailable(),
+		}).SetupWithManager(ctx, mgr); err != nil {
+			return nil, fmt.Errorf("setting up the interruption controller: %w", err)
+		}
 	}
 	if err := (&poolstatus.Reconciler{Client: mgr.GetClient(), Catalog: catalog, Reports: reports}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setting up the pool status controller: %w", err)

@@ -1,0 +1,229 @@
+package disruption
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	clusterv1 "sigs.k8s.io/cluster-api/api/core/v1beta2"
+
+	"github.com/joinery-dev/joinery/api/v1alpha1"
+	"github.com/joinery-dev/joinery/controllers/provisioning"
+	"github.com/joinery-dev/joinery/solver"
+)
+
+// Annotations that keep a node and its pods where they are, as in
+// Karpenter (its key works too, so workloads need no change).
+const (
+	AnnotationDoNotDisrupt          = v1alpha1.Group + "/do-not-disrupt"
+	AnnotationKarpenterDoNotDisrupt = "karpenter.sh/do-not-disrupt"
+	// TaintDisrupted keeps new pods off a node from the moment Joinery
+	// decides to remove it; pods that arrived before the taint are checked
+	// again after it is set.
+	TaintDisrupted = v1alpha1.Group + "/disrupted"
+)
+
+// Method names, in the order they are tried.
+const (
+	MethodExpiration    = "Expiration"
+	MethodDrift         = "Drift"
+	MethodEmptiness     = "Emptiness"
+	MethodConsolidation = "Consolidation"
+)
+
+// Candidate is a Machine whose registered node may be disrupted.
+type Candidate struct {
+	Machine  *clusterv1.Machine
+	Node     *corev1.Node
+	Pool     *v1alpha1.NodePool
+	Decision provisioning.Decision
+	// Pods are the node's pods that would have to move (DaemonSet and
+	// mirror pods stay with the node and are not counted).
+	Pods []*corev1.Pod
+	// LastPodChange is when a pod last arrived on or left the node, as
+	// far as the pods' own timestamps tell.
+	LastPodChange time.Time
+}
+
+// Blocked says why a candidate may not be disrupted now ("" if it may).
+func Blocked(c *Candidate, pdbs []policyv1.PodDisruptionBudget) string {
+	if doNotDisrupt(c.Node.Annotations) {
+		return fmt.Sprintf("node %s is annotated do-not-disrupt", c.Node.Name)
+	}
+	for _, p := range c.Pods {
+		if doNotDisrupt(p.Annotations) {
+			return fmt.Sprintf("pod %s/%s is annotated do-not-disrupt", p.Namespace, p.Name)
+		}
+	}
+	if reason := pdbBlocks(c.Pods, pdbs); reason != "" {
+		return reason
+	}
+	return ""
+}
+
+func doNotDisrupt(annotations map[string]string) bool {
+	return annotations[AnnotationDoNotDisrupt] == "true" || annotations[AnnotationKarpenterDoNotDisrupt] == "true"
+}
+
+// pdbBlocks reports a PodDisruptionBudget that allows no eviction now of
+// a pod on the node: CAPI's drain respects it, so a disruption started now
+// would not finish (Karpenter does not start those either). A budget that
+// allows some evictions lets the drain go on at its pace.
+func pdbBlocks(pods []*corev1.Pod, pdbs []policyv1.PodDisruptionBudget) string {
+	for i := range pdbs {
+		pdb := &pdbs[i]
+		sel, err := metav1.LabelSelectorAsSelector(pdb.Spec.Selector)
+		if err != nil || sel.Empty() {
+			continue
+		}
+		evicting := 0
+		for _, p := range pods {
+			if p.Namespace == pdb.Namespace && sel.Matches(labels.Set(p.Labels)) {
+				evicting++
+			}
+		}
+		if evicting > 0 && pdb.Status.DisruptionsAllowed == 0 {
+			return fmt.Sprintf("PodDisruptionBudget %s/%s allows no disruption now and %d of its pods are on the node", pdb.Namespace, pdb.Name, evicting)
+		}
+	}
+	return ""
+}
+
+// MovablePods are the pods that would have to go somewhere else.
+func MovablePods(pods []*corev1.Pod) []*corev1.Pod {
+	var out []*corev1.Pod
+	for _, p := range pods {
+		if p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed || p.DeletionTimestamp != nil {
+			continue
+		}
+		if _, mirror := p.Annotations[corev1.MirrorPodAnnotationKey]; mirror {
+			continue
+		}
+		if owner := metav1.GetControllerOf(p); owner != nil && owner.Kind == "DaemonSet" {
+			continue
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// lastPodChange is the latest pod creation or deletion on the node.
+func lastPodChange(node *corev1.Node, pods []*corev1.Pod) time.Time {
+	last := node.CreationTimestamp.Time
+	for _, p := range pods {
+		if p.CreationTimestamp.After(last) {
+			last = p.CreationTimestamp.Time
+		}
+	}
+	return last
+}
+
+// Expired reports whether the Machine outlived the pool's expireAfter.
+func Expired(c *Candidate, now time.Time) (bool, string) {
+	d, ok, err := parseDurationOrNever(c.Pool.Spec.Template.Spec.ExpireAfter)
+	if err != nil || !ok {
+		return false, ""
+	}
+	age := now.Sub(c.Machine.CreationTimestamp.Time)
+	if age < d {
+		return false, ""
+	}
+	return true, fmt.Sprintf("Machine is %s old; the pool's expireAfter is %s", age.Round(time.Second), d)
+}
+
+// Drifted reports whether the Machine no longer matches its pool: the
+// pool's template (labels, taints, kubelet, template references) hashes
+// differently from when the Machine was made, or its node's labels no
+// longer satisfy the pool's requirements.
+func Drifted(c *Candidate) (bool, string) {
+	if recorded := c.Machine.Annotations[provisioning.AnnotationPoolHash]; recorded != "" && recorded != provisioning.PoolHash(c.Pool) {
+		return true, "the NodePool's template (labels, taints, kubelet, infrastructure or bootstrap template) changed since the Machine was made"
+	}
+	// Only labels the node has are judged: the instance attribute labels
+	// arrive a moment after registration (the provisioning loop adds
+	// them), and a label not there yet is not a label that changed.
+	reqs := make(solver.Requirements, 0, len(c.Pool.Spec.Template.Spec.Requirements))
+	for _, r := range c.Pool.Spec.Template.Spec.Requirements {
+		if _, has := c.Node.Labels[r.Key]; !has {
+			continue
+		}
+		reqs = append(reqs, solver.Requirement{Key: r.Key, Operator: solver.Operator(r.Operator), Values: r.Values})
+	}
+	if r, bad := reqs.FirstMismatch(labelMap(c.Node.Labels)); bad {
+		return true, fmt.Sprintf("the node's labels no longer satisfy the NodePool's requirement %s", r.String())
+	}
+	return false, ""
+}
+
+type labelMap map[string]string
+
+func (l labelMap) Label(key string) (string, bool) { v, ok := l[key]; return v, ok }
+
+// Empty reports whether the node has had nothing to move for the pool's
+// consolidateAfter.
+func Empty(c *Candidate, now time.Time) (bool, string) {
+	if len(c.Pods) > 0 {
+		return false, ""
+	}
+	after, ok, err := parseDurationOrNever(c.Pool.Spec.Disruption.ConsolidateAfter)
+	if err != nil || !ok {
+		return false, ""
+	}
+	if since := now.Sub(c.LastPodChange); since < after {
+		return false, ""
+	}
+	return true, "the node runs no pods but DaemonSet pods"
+}
+
+// Consolidatable reports whether the pool lets a non-empty node be
+// consolidated now.
+func Consolidatable(c *Candidate, now time.Time) bool {
+	if c.Pool.Spec.Disruption.ConsolidationPolicy == v1alpha1.ConsolidationPolicyWhenEmpty {
+		return false
+	}
+	after, ok, err := parseDurationOrNever(c.Pool.Spec.Disruption.ConsolidateAfter)
+	if err != nil || !ok {
+		return false
+	}
+	return now.Sub(c.LastPodChange) >= after
+}
+
+// parseDurationOrNever reads "720h", "30s" or "Never" (ok false).
+func parseDurationOrNever(s string) (time.Duration, bool, error) {
+	if s == "" || s == "Never" {
+		return 0, false, nil
+	}
+	d, err := time.ParseDuration(s)
+	return d, err == nil, err
+}
+
+// DisruptionCost orders consolidation candidates, cheapest to disrupt
+// first: fewer pods, and pods with a lower deletion cost (Karpenter's
+// order, without the lifetime factor).
+func DisruptionCost(pods []*corev1.Pod) float64 {
+	cost := 1.0
+	for _, p := range pods {
+		cost += 1
+		if v, ok := p.Annotations["controller.kubernetes.io/pod-deletion-cost"]; ok {
+			var n float64
+			if _, err := fmt.Sscanf(v, "%g", &n); err == nil {
+				cost += n / (1 << 27)
+			}
+		}
+	}
+	return cost
+}
+
+func names(cs []*Candidate) string {
+	out := make([]string, len(cs))
+	for i, c := range cs {
+		out[i] = c.Machine.Name
+	}
+	sort.Strings(out)
+	return strings.Join(out, ", ")
+}

@@ -1,0 +1,162 @@
+package disruption
+
+import (
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	clusterv1 "sigs.k8s.io/cluster-api/api/core/v1beta2"
+
+	"github.com/joinery-dev/joinery/api/v1alpha1"
+	"github.com/joinery-dev/joinery/controllers/provisioning"
+)
+
+var t0 = time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC)
+
+func candidate() *Candidate {
+	pool := &v1alpha1.NodePool{
+		ObjectMeta: metav1.ObjectMeta{Name: "general"},
+		Spec: v1alpha1.NodePoolSpec{
+			Template: v1alpha1.NodeClaimTemplate{Spec: v1alpha1.NodeClaimSpec{
+				ExpireAfter: "720h",
+				Requirements: []v1alpha1.NodeSelectorRequirementWithMinValues{
+					{Key: v1alpha1.LabelCapacityType, Operator: v1alpha1.OpIn, Values: []string{"on-demand"}},
+					{Key: "karpenter.k8s.aws/instance-category", Operator: v1alpha1.OpIn, Values: []string{"c", "m"}},
+				},
+			}},
+			Disruption: v1alpha1.Disruption{ConsolidationPolicy: v1alpha1.ConsolidationPolicyWhenEmptyOrUnderutilized, ConsolidateAfter: "30s"},
+		},
+	}
+	m := &clusterv1.Machine{ObjectMeta: metav1.ObjectMeta{Name: "general-abc", CreationTimestamp: metav1.NewTime(t0),
+		Annotations: map[string]string{provisioning.AnnotationPoolHash: provisioning.PoolHash(pool)}}}
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "ip-10-0-1-5", CreationTimestamp: metav1.NewTime(t0.Add(time.Minute)),
+		Labels: map[string]string{v1alpha1.LabelCapacityType: "on-demand", "karpenter.k8s.aws/instance-category": "c"}}}
+	return &Candidate{Machine: m, Node: node, Pool: pool, LastPodChange: node.CreationTimestamp.Time}
+}
+
+func appPod(name string, annotations map[string]string) *corev1.Pod {
+	return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: name, Labels: map[string]string{"app": "web"}, Annotations: annotations}}
+}
+
+func TestExpired(t *testing.T) {
+	c := candidate()
+	if ok, _ := Expired(c, t0.Add(719*time.Hour)); ok {
+		t.Error("expired before expireAfter")
+	}
+	if ok, why := Expired(c, t0.Add(721*time.Hour)); !ok || why == "" {
+		t.Errorf("not expired after expireAfter (%q)", why)
+	}
+	c.Pool.Spec.Template.Spec.ExpireAfter = "Never"
+	if ok, _ := Expired(c, t0.Add(10000*time.Hour)); ok {
+		t.Error("expireAfter Never expired")
+	}
+}
+
+func TestDrifted(t *testing.T) {
+	if ok, why := Drifted(candidate()); ok {
+		t.Errorf("a fresh Machine drifted: %s", why)
+	}
+	c := candidate()
+	c.Pool.Spec.Template.Spec.InfrastructureTemplateRef.Name = "workers-v2"
+	if ok, _ := Drifted(c); !ok {
+		t.Error("a changed infrastructure template reference is not drift")
+	}
+	c = candidate()
+	c.Pool.Spec.Template.Spec.Requirements[1].Values = []string{"r"}
+	if ok, why := Drifted(c); !ok {
+		t.Error("a node outside the pool's requirements is not drift")
+	} else if why == "" {
+		t.Error("drift without a reason")
+	}
+	c = candidate()
+	delete(c.Node.Labels, "karpenter.k8s.aws/instance-category")
+	if ok, why := Drifted(c); ok {
+		t.Errorf("a label not set yet counts as drift: %s", why)
+	}
+	c = candidate()
+	c.Pool.Spec.Limits = corev1.ResourceList{corev1.ResourceCPU: resourceQ("100")}
+	c.Pool.Spec.Template.Spec.ExpireAfter = "1h"
+	if ok, why := Drifted(c); ok {
+		t.Errorf("limits and expireAfter are not part of a machine: %s", why)
+	}
+}
+
+func TestEmptyAndConsolidatable(t *testing.T) {
+	c := candidate()
+	if ok, _ := Empty(c, c.LastPodChange.Add(10*time.Second)); ok {
+		t.Error("empty before consolidateAfter")
+	}
+	if ok, _ := Empty(c, c.LastPodChange.Add(time.Minute)); !ok {
+		t.Error("not empty after consolidateAfter")
+	}
+	c.Pods = []*corev1.Pod{appPod("web-1", nil)}
+	if ok, _ := Empty(c, c.LastPodChange.Add(time.Minute)); ok {
+		t.Error("a node with a pod is empty")
+	}
+	if !Consolidatable(c, c.LastPodChange.Add(time.Minute)) {
+		t.Error("WhenEmptyOrUnderutilized does not consolidate")
+	}
+	c.Pool.Spec.Disruption.ConsolidationPolicy = v1alpha1.ConsolidationPolicyWhenEmpty
+	if Consolidatable(c, c.LastPodChange.Add(time.Minute)) {
+		t.Error("WhenEmpty consolidates a node with pods")
+	}
+	c.Pool.Spec.Disruption.ConsolidateAfter = "Never"
+	c.Pods = nil
+	if ok, _ := Empty(c, c.LastPodChange.Add(1000*time.Hour)); ok {
+		t.Error("consolidateAfter Never removed an empty node")
+	}
+}
+
+func TestMovablePodsLeaveDaemonSetsAndFinishedPods(t *testing.T) {
+	ds := appPod("ds-1", nil)
+	ds.OwnerReferences = []metav1.OwnerReference{{Kind: "DaemonSet", Name: "ds", Controller: ptr.To(true)}}
+	done := appPod("job-1", nil)
+	done.Status.Phase = corev1.PodSucceeded
+	mirror := appPod("static", map[string]string{corev1.MirrorPodAnnotationKey: "x"})
+	web := appPod("web-1", nil)
+	if got := MovablePods([]*corev1.Pod{ds, done, mirror, web}); len(got) != 1 || got[0] != web {
+		t.Errorf("movable = %v, want only web-1", got)
+	}
+}
+
+func TestBlocked(t *testing.T) {
+	pdb := func(allowed int32) []policyv1.PodDisruptionBudget {
+		return []policyv1.PodDisruptionBudget{{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web"},
+			Spec:       policyv1.PodDisruptionBudgetSpec{Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}}},
+			Status:     policyv1.PodDisruptionBudgetStatus{DisruptionsAllowed: allowed},
+		}}
+	}
+	for _, tc := range []struct {
+		name    string
+		mutate  func(*Candidate)
+		pdbs    []policyv1.PodDisruptionBudget
+		blocked bool
+	}{
+		{"nothing", func(c *Candidate) { c.Pods = []*corev1.Pod{appPod("web-1", nil)} }, nil, false},
+		{"a pod says do-not-disrupt (Karpenter's key)", func(c *Candidate) {
+			c.Pods = []*corev1.Pod{appPod("web-1", map[string]string{AnnotationKarpenterDoNotDisrupt: "true"})}
+		}, nil, true},
+		{"a pod says do-not-disrupt (Joinery's key)", func(c *Candidate) {
+			c.Pods = []*corev1.Pod{appPod("web-1", map[string]string{AnnotationDoNotDisrupt: "true"})}
+		}, nil, true},
+		{"the node says do-not-disrupt", func(c *Candidate) { c.Node.Annotations = map[string]string{AnnotationDoNotDisrupt: "true"} }, nil, true},
+		{"a PDB allows no disruption", func(c *Candidate) { c.Pods = []*corev1.Pod{appPod("web-1", nil)} }, pdb(0), true},
+		{"a PDB allows one, two pods here: the drain goes at its pace", func(c *Candidate) {
+			c.Pods = []*corev1.Pod{appPod("web-1", nil), appPod("web-2", nil)}
+		}, pdb(1), false},
+		{"a PDB allows none, but none of its pods are here", func(c *Candidate) {}, pdb(0), false},
+	} {
+		c := candidate()
+		tc.mutate(c)
+		if got := Blocked(c, tc.pdbs) != ""; got != tc.blocked {
+			t.Errorf("%s: blocked = %v, want %v", tc.name, got, tc.blocked)
+		}
+	}
+}
+
+func resourceQ(s string) resource.Quantity { return resource.MustParse(s) }

@@ -1,0 +1,661 @@
+// Package disruption removes or replaces the Machines Joinery made when
+// they are expired, drifted, empty or underused, in Karpenter's order, by
+// deleting Machines (CAPI cordons and drains) after creating any
+// replacement and waiting for it to be Ready. Every decision waits a
+// validation delay and is checked again before it is carried out;
+// budgets, PodDisruptionBudgets and do-not-disrupt annotations are
+// promises it keeps.
+package disruption
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/utils/ptr"
+	clusterv1 "sigs.k8s.io/cluster-api/api/core/v1beta2"
+	"sigs.k8s.io/cluster-api/util/conditions"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/joinery-dev/joinery/api/v1alpha1"
+	"github.com/joinery-dev/joinery/controllers/provisioning"
+	"github.com/joinery-dev/joinery/solver"
+)
+
+// Annotations on a Machine being replaced: what replaces it and why.
+// They make a replacement survive a restart of the manager.
+const (
+	AnnotationReplacedBy = v1alpha1.Group + "/replaced-by"
+	AnnotationDisruption = v1alpha1.Group + "/disruption"
+)
+
+// Options tune the disruption loop.
+type Options struct {
+	// ValidationDelay is how long a decision waits before it is checked
+	// again and carried out (15 s).
+	ValidationDelay time.Duration
+	// Interval is how often each cluster is looked at (10 s).
+	Interval time.Duration
+	// SpotToSpot allows replacing spot nodes with cheaper spot nodes.
+	SpotToSpot bool
+}
+
+// DefaultOptions are the flags' defaults.
+func DefaultOptions() Options {
+	return Options{ValidationDelay: 15 * time.Second, Interval: 10 * time.Second}
+}
+
+// Controller is the disruption controller: one key per CAPI Cluster.
+type Controller struct {
+	Client      client.Client
+	Provisioner *provisioning.Provisioner
+	Recorder    record.EventRecorder
+	Options     Options
+	Now         func() time.Time
+
+	mu      sync.Mutex
+	pending map[types.NamespacedName]*action
+}
+
+// action is a decision waiting for its validation delay.
+type action struct {
+	method     string
+	reason     v1alpha1.DisruptionReason
+	why        string
+	candidates []*Candidate
+	// replacements are the new nodes the moved pods need (none for a
+	// plain deletion).
+	replacements []*solver.NewNode
+	savings      float64
+	decidedAt    time.Time
+}
+
+func (a *action) describe() string {
+	s := fmt.Sprintf("%s of %s: %s", a.method, names(a.candidates), a.why)
+	if len(a.replacements) > 0 {
+		var r []string
+		for _, n := range a.replacements {
+			r = append(r, fmt.Sprintf("%s %s in %s ($%.4f/h)", n.Offering.CapacityType, n.InstanceType.Name, n.Offering.Zone, n.Offering.PricePerHour))
+		}
+		s += "; replaced by " + strings.Join(r, ", ")
+	}
+	if a.savings > 0 {
+		s += fmt.Sprintf("; saves $%.4f/h", a.savings)
+	}
+	return s
+}
+
+// +kubebuilder:rbac:groups=cluster.x-k8s.io,resources=clusters,verbs=get;list;watch
+// +kubebuilder:rbac:groups=cluster.x-k8s.io,resources=machines,verbs=get;list;watch;create;delete;patch;update
+// +kubebuilder:rbac:groups=joinery.dev,resources=nodepools,verbs=get;list;watch
+
+// SetupWithManager registers the controller.
+func (c *Controller) SetupWithManager(mgr ctrl.Manager) error {
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	c.pending = map[types.NamespacedName]*action{}
+	joineryOnly := predicate.NewPredicateFuncs(func(o client.Object) bool {
+		_, ok := o.GetLabels()[v1alpha1.LabelNodePool]
+		return ok
+	})
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("disruption").
+		For(&clusterv1.Cluster{}).
+		Watches(&clusterv1.Machine{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
+			name := o.GetLabels()[clusterv1.ClusterNameLabel]
+			if name == "" {
+				return nil
+			}
+			return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: name}}}
+		}), builder.WithPredicates(joineryOnly)).
+		WithOptions(controller.Options{MaxConcurrentReconciles: 4}).
+		Complete(c)
+}
+
+// Reconcile looks at one cluster: carries on replacements, checks and
+// carries out a decision whose delay passed, or looks for a new one.
+func (c *Controller) Reconcile(ctx context.Context, req reconcile.Request) (ctrl.Result, error) {
+	log := ctrl.LoggerFrom(ctx)
+	cluster := &clusterv1.Cluster{}
+	if err := c.Client.Get(ctx, req.NamespacedName, cluster); err != nil {
+		if apierrors.IsNotFound(err) {
+			c.setPending(req.NamespacedName, nil)
+		}
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !cluster.DeletionTimestamp.IsZero() || ptr.Deref(cluster.Spec.Paused, false) {
+		return ctrl.Result{}, nil
+	}
+	st, err := c.Provisioner.State(ctx, cluster)
+	if err != nil || st == nil {
+		// Not served, or not reachable: provisioning reports it.
+		return ctrl.Result{RequeueAfter: c.Options.Interval}, nil
+	}
+	now := c.Now()
+	r := &round{Controller: c, ctx: ctx, log: log, st: st, now: now}
+	if done, err := r.continueReplacements(); err != nil || done {
+		return ctrl.Result{RequeueAfter: 2 * time.Second}, err
+	}
+	candidates := r.candidates()
+	if a := c.getPending(req.NamespacedName); a != nil {
+		if wait := a.decidedAt.Add(c.Options.ValidationDelay).Sub(now); wait > 0 {
+			return ctrl.Result{RequeueAfter: wait}, nil
+		}
+		c.setPending(req.NamespacedName, nil)
+		if why := r.stillValid(a, candidates); why != "" {
+			r.event(a, corev1.EventTypeNormal, "DisruptionCancelled", fmt.Sprintf("%s; cancelled: %s", a.describe(), why))
+			return ctrl.Result{RequeueAfter: c.Options.Interval}, nil
+		}
+		if err := r.execute(a); err != nil {
+			return ctrl.Result{}, err
+		}
+		return ctrl.Result{RequeueAfter: 2 * time.Second}, nil
+	}
+	if st.Pending > 0 || r.booting() {
+		// Provisioning is at work: what is pending may need the room.
+		return ctrl.Result{RequeueAfter: c.Options.Interval}, nil
+	}
+	a, err := r.decide(candidates)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if a == nil {
+		return ctrl.Result{RequeueAfter: c.Options.Interval}, nil
+	}
+	a.decidedAt = now
+	c.setPending(req.NamespacedName, a)
+	log.Info("disruption decided; validating", "action", a.describe(), "after", c.Options.ValidationDelay)
+	return ctrl.Result{RequeueAfter: c.Options.ValidationDelay}, nil
+}
+
+func (c *Controller) getPending(key types.NamespacedName) *action {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.pending[key]
+}
+
+func (c *Controller) setPending(key types.NamespacedName, a *action) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if a == nil {
+		delete(c.pending, key)
+	} else {
+		c.pending[key] = a
+	}
+}
+
+// round is one look at one cluster.
+type round struct {
+	*Controller
+	ctx context.Context
+	log logr.Logger
+	st  *provisioning.ClusterState
+	now time.Time
+
+	pdbs []policyv1.PodDisruptionBudget
+}
+
+func (r *round) pool(name string) *v1alpha1.NodePool {
+	for _, p := range r.st.Pools {
+		if p.Name == name {
+			return p
+		}
+	}
+	return nil
+}
+
+// booting reports a Joinery Machine of the cluster without a node yet:
+// capacity on its way, which pending pods may be waiting for.
+func (r *round) booting() bool {
+	for i := range r.st.Machines {
+		m := &r.st.Machines[i]
+		if m.DeletionTimestamp.IsZero() && !m.Status.NodeRef.IsDefined() {
+			return true
+		}
+	}
+	return false
+}
+
+// candidates are the cluster's Joinery Machines with a Ready node that
+// are not being deleted or replaced.
+func (r *round) candidates() []*Candidate {
+	// A replacement stays out until the Machine it replaces is gone: its
+	// node looks empty while the pods are still draining towards it.
+	replacements := map[string]bool{}
+	for i := range r.st.Machines {
+		for _, name := range strings.Split(r.st.Machines[i].Annotations[AnnotationReplacedBy], ",") {
+			replacements[name] = true
+		}
+	}
+	var out []*Candidate
+	for i := range r.st.Machines {
+		m := &r.st.Machines[i]
+		if !m.DeletionTimestamp.IsZero() || m.Annotations[AnnotationReplacedBy] != "" || !m.Status.NodeRef.IsDefined() || replacements[m.Name] {
+			continue
+		}
+		node := r.st.Nodes[m.Status.NodeRef.Name]
+		if node == nil || !conditions.IsTrue(m, clusterv1.MachineNodeReadyCondition) {
+			continue
+		}
+		d, err := provisioning.ReadDecision(m)
+		if err != nil {
+			continue
+		}
+		pool := r.pool(d.NodePool)
+		if pool == nil {
+			continue
+		}
+		pods := MovablePods(r.st.Pods[node.Name])
+		out = append(out, &Candidate{Machine: m, Node: node, Pool: pool, Decision: d, Pods: pods, LastPodChange: lastPodChange(node, r.st.Pods[node.Name])})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Machine.Name < out[j].Machine.Name })
+	return out
+}
+
+func (r *round) podDisruptionBudgets() []policyv1.PodDisruptionBudget {
+	if r.pdbs == nil {
+		var list policyv1.PodDisruptionBudgetList
+		if err := r.st.Live.List(r.ctx, &list); err == nil {
+			r.pdbs = list.Items
+		} else {
+			r.pdbs = []policyv1.PodDisruptionBudget{}
+		}
+	}
+	return r.pdbs
+}
+
+// disrupting counts a pool's Machines being deleted or replaced.
+func (r *round) disrupting(pool string) (disrupting, total int) {
+	for i := range r.st.Machines {
+		m := &r.st.Machines[i]
+		if m.Labels[v1alpha1.LabelNodePool] != pool {
+			continue
+		}
+		total++
+		if !m.DeletionTimestamp.IsZero() || m.Annotations[AnnotationReplacedBy] != "" {
+			disrupting++
+		}
+	}
+	return disrupting, total
+}
+
+// allowed filters candidates by their pools' budgets for reason, keeping
+// their order.
+func (r *round) allowed(cands []*Candidate, reason v1alpha1.DisruptionReason) []*Candidate {
+	left := map[string]int{}
+	var out []*Candidate
+	for _, c := range cands {
+		n, ok := left[c.Pool.Name]
+		if !ok {
+			disrupting, total := r.disrupting(c.Pool.Name)
+			var err error
+			n, err = AllowedDisruptions(c.Pool.Spec.Disruption.Budgets, reason, total, disrupting, r.now)
+			if err != nil {
+				r.Recorder.Eventf(c.Pool, corev1.EventTypeWarning, "InvalidBudget", "%v", err)
+				n = 0
+			}
+		}
+		if n > 0 {
+			out = append(out, c)
+			n--
+		}
+		left[c.Pool.Name] = n
+	}
+	return out
+}
+
+func (r *round) unblocked(cands []*Candidate) []*Candidate {
+	var out []*Candidate
+	for _, c := range cands {
+		if Blocked(c, r.podDisruptionBudgets()) == "" {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// decide tries the methods in Karpenter's order and returns the first
+// action found.
+func (r *round) decide(all []*Candidate) (*action, error) {
+	cands := r.unblocked(all)
+	if len(cands) == 0 {
+		return nil, nil
+	}
+	for _, m := range []struct {
+		method string
+		reason v1alpha1.DisruptionReason
+		test   func(*Candidate) (bool, string)
+	}{
+		{MethodExpiration, v1alpha1.DisruptionReasonExpired, func(c *Candidate) (bool, string) { return Expired(c, r.now) }},
+		{MethodDrift, v1alpha1.DisruptionReasonDrifted, Drifted},
+	} {
+		var picked []*Candidate
+		var why []string
+		for _, c := range cands {
+			if ok, reason := m.test(c); ok {
+				picked = append(picked, c)
+				why = append(why, c.Machine.Name+": "+reason)
+			}
+		}
+		picked = r.allowed(picked, m.reason)
+		if len(picked) == 0 {
+			continue
+		}
+		// One at a time: each replacement is made Ready before the next.
+		picked = picked[:1]
+		plan, err := r.simulate(picked)
+		if err != nil {
+			return nil, err
+		}
+		if plan == nil {
+			continue
+		}
+		return &action{method: m.method, reason: m.reason, why: why[0], candidates: picked, replacements: plan.NewNodes}, nil
+	}
+
+	var empty []*Candidate
+	for _, c := range cands {
+		if ok, _ := Empty(c, r.now); ok {
+			empty = append(empty, c)
+		}
+	}
+	if empty = r.allowed(empty, v1alpha1.DisruptionReasonEmpty); len(empty) > 0 {
+		saves := 0.0
+		for _, c := range empty {
+			saves += c.Decision.Offering.PricePerHour
+		}
+		return &action{method: MethodEmptiness, reason: v1alpha1.DisruptionReasonEmpty, why: "the nodes run no pods but DaemonSet pods", candidates: empty, savings: saves}, nil
+	}
+
+	var consolidatable []*Candidate
+	for _, c := range cands {
+		if Consolidatable(c, r.now) {
+			consolidatable = append(consolidatable, c)
+		}
+	}
+	consolidatable = r.allowed(consolidatable, v1alpha1.DisruptionReasonUnderutilized)
+	if len(consolidatable) == 0 {
+		return nil, nil
+	}
+	return r.consolidate(consolidatable)
+}
+
+// simulate plans the candidates' pods without the candidates' nodes; nil
+// when some pod would have nowhere to go.
+func (r *round) simulate(cands []*Candidate) (*solver.Plan, error) {
+	snap, err := r.st.Snapshot(r.Provisioner.Unavailable().At(r.now))
+	if err != nil {
+		return nil, err
+	}
+	remove := make([]string, len(cands))
+	for i, c := range cands {
+		remove[i] = c.Node.Name
+	}
+	plan, err := solver.SimulateRemoval(snap, remove, solver.Options{SkipLowerBound: true})
+	if err != nil {
+		return nil, err
+	}
+	if len(plan.Unschedulable) > 0 {
+		return nil, nil
+	}
+	return plan, nil
+}
+
+func (r *round) consolidate(cands []*Candidate) (*action, error) {
+	snap, err := r.st.Snapshot(r.Provisioner.Unavailable().At(r.now))
+	if err != nil {
+		return nil, err
+	}
+	byNode := map[string]*Candidate{}
+	in := make([]solver.Candidate, 0, len(cands))
+	for _, c := range cands {
+		byNode[c.Node.Name] = c
+		in = append(in, solver.Candidate{Name: c.Node.Name, PricePerHour: c.Decision.Offering.PricePerHour,
+			CapacityType: c.Decision.Offering.CapacityType, DisruptionCost: DisruptionCost(c.Pods)})
+	}
+	act, err := solver.Consolidate(snap, in, solver.ConsolidationOptions{SpotToSpot: r.Options.SpotToSpot})
+	if err != nil || act == nil {
+		return nil, err
+	}
+	a := &action{method: MethodConsolidation, reason: v1alpha1.DisruptionReasonUnderutilized, why: act.Reason, savings: act.SavingsPerHour}
+	for _, name := range act.Remove {
+		a.candidates = append(a.candidates, byNode[name])
+	}
+	if act.Replacement != nil {
+		a.replacements = []*solver.NewNode{act.Replacement}
+	}
+	return a, nil
+}
+
+// stillValid checks a decision again after the delay ("" if it holds).
+func (r *round) stillValid(a *action, now []*Candidate) string {
+	current := map[string]*Candidate{}
+	for _, c := range now {
+		current[c.Machine.Name] = c
+	}
+	var fresh []*Candidate
+	for _, c := range a.candidates {
+		n := current[c.Machine.Name]
+		if n == nil {
+			return fmt.Sprintf("Machine %s is no longer a candidate", c.Machine.Name)
+		}
+		if why := Blocked(n, r.podDisruptionBudgets()); why != "" {
+			return why
+		}
+		fresh = append(fresh, n)
+	}
+	if len(r.allowed(fresh, a.reason)) < len(fresh) {
+		return "the pool's disruption budget no longer allows it"
+	}
+	switch a.method {
+	case MethodEmptiness:
+		for _, c := range fresh {
+			if ok, _ := Empty(c, r.now); !ok {
+				return fmt.Sprintf("node %s is no longer empty", c.Node.Name)
+			}
+		}
+	case MethodConsolidation:
+		// The same search, on just these candidates, must still find
+		// this removal profitable.
+		again, err := r.consolidate(fresh)
+		if err != nil || again == nil || len(again.candidates) != len(fresh) {
+			return "moving the pods no longer saves money"
+		}
+		a.replacements, a.savings, a.why = again.replacements, again.savings, again.why
+	default:
+		plan, err := r.simulate(fresh)
+		if err != nil || plan == nil {
+			return "the pods would no longer fit elsewhere"
+		}
+		a.replacements = plan.NewNodes
+	}
+	a.candidates = fresh
+	return ""
+}
+
+// execute taints the nodes so nothing new lands on them, checks their
+// pods once more (closing the race with a do-not-disrupt pod that arrived
+// after the decision), then deletes the Machines, or first launches their
+// replacements and records them on the Machines.
+func (r *round) execute(a *action) error {
+	for _, c := range a.candidates {
+		if err := r.taint(c.Node, true); err != nil {
+			return err
+		}
+	}
+	for _, c := range a.candidates {
+		var pods corev1.PodList
+		if err := r.st.Live.List(r.ctx, &pods, client.MatchingFields{"spec.nodeName": c.Node.Name}); err != nil {
+			return r.untaintAll(a, err)
+		}
+		live := make([]*corev1.Pod, 0, len(pods.Items))
+		for i := range pods.Items {
+			live = append(live, &pods.Items[i])
+		}
+		recheck := *c
+		recheck.Pods = MovablePods(live)
+		if why := Blocked(&recheck, r.podDisruptionBudgets()); why != "" {
+			r.event(a, corev1.EventTypeNormal, "DisruptionCancelled", fmt.Sprintf("%s; cancelled: %s", a.describe(), why))
+			return r.untaintAll(a, nil)
+		}
+	}
+	if len(a.replacements) > 0 {
+		replacing := make([]string, len(a.candidates))
+		for i, c := range a.candidates {
+			replacing[i] = c.Machine.Name
+		}
+		names, err := r.Provisioner.Launch(r.ctx, r.st, a.replacements, replacing)
+		if err != nil {
+			return r.untaintAll(a, err)
+		}
+		for _, c := range a.candidates {
+			patch := client.MergeFrom(c.Machine.DeepCopy())
+			if c.Machine.Annotations == nil {
+				c.Machine.Annotations = map[string]string{}
+			}
+			c.Machine.Annotations[AnnotationReplacedBy] = strings.Join(names, ",")
+			c.Machine.Annotations[AnnotationDisruption] = a.describe()
+			if err := r.Client.Patch(r.ctx, c.Machine, patch, client.FieldOwner(provisioning.FieldOwner)); err != nil {
+				return err
+			}
+		}
+		r.event(a, corev1.EventTypeNormal, "Replacing", a.describe()+"; the Machines are deleted once the replacements are Ready")
+		return nil
+	}
+	for _, c := range a.candidates {
+		if err := r.delete(c.Machine, c.Pool, a.method, a.describe()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *round) untaintAll(a *action, cause error) error {
+	for _, c := range a.candidates {
+		if err := r.taint(c.Node, false); err != nil && cause == nil {
+			cause = err
+		}
+	}
+	return cause
+}
+
+// taint adds or removes TaintDisrupted on a node.
+func (r *round) taint(node *corev1.Node, on bool) error {
+	fresh := &corev1.Node{}
+	if err := r.st.Live.Get(r.ctx, client.ObjectKeyFromObject(node), fresh); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	has := false
+	var kept []corev1.Taint
+	for _, t := range fresh.Spec.Taints {
+		if t.Key == TaintDisrupted {
+			has = true
+			continue
+		}
+		kept = append(kept, t)
+	}
+	if has == on {
+		return nil
+	}
+	patch := client.MergeFromWithOptions(fresh.DeepCopy(), client.MergeFromWithOptimisticLock{})
+	if on {
+		kept = append(kept, corev1.Taint{Key: TaintDisrupted, Effect: corev1.TaintEffectNoSchedule})
+	}
+	fresh.Spec.Taints = kept
+	return r.st.Workload.Patch(r.ctx, fresh, patch)
+}
+
+// continueReplacements deletes Machines whose replacements are Ready,
+// and gives up on replacements that failed (their Machines are gone):
+// the old Machine is untainted and kept, to be decided on again.
+func (r *round) continueReplacements() (busy bool, err error) {
+	byName := map[string]*clusterv1.Machine{}
+	for i := range r.st.Machines {
+		byName[r.st.Machines[i].Name] = &r.st.Machines[i]
+	}
+	for i := range r.st.Machines {
+		m := &r.st.Machines[i]
+		replacedBy := m.Annotations[AnnotationReplacedBy]
+		if replacedBy == "" || !m.DeletionTimestamp.IsZero() {
+			continue
+		}
+		busy = true
+		ready, failed := true, false
+		for _, name := range strings.Split(replacedBy, ",") {
+			rm := byName[name]
+			switch {
+			case rm == nil || !rm.DeletionTimestamp.IsZero():
+				failed = true
+			case !conditions.IsTrue(rm, clusterv1.MachineNodeReadyCondition):
+				ready = false
+			}
+		}
+		pool := r.pool(m.Labels[v1alpha1.LabelNodePool])
+		switch {
+		case failed:
+			patch := client.MergeFrom(m.DeepCopy())
+			delete(m.Annotations, AnnotationReplacedBy)
+			delete(m.Annotations, AnnotationDisruption)
+			if err := r.Client.Patch(r.ctx, m, patch, client.FieldOwner(provisioning.FieldOwner)); err != nil {
+				return busy, err
+			}
+			if m.Status.NodeRef.IsDefined() {
+				if node := r.st.Nodes[m.Status.NodeRef.Name]; node != nil {
+					if err := r.taint(node, false); err != nil {
+						return busy, err
+					}
+				}
+			}
+			if pool != nil {
+				r.Recorder.Eventf(m, corev1.EventTypeWarning, "ReplacementFailed", "replacement Machine(s) %s are gone; keeping this Machine", replacedBy)
+			}
+		case ready && pool != nil:
+			if err := r.delete(m, pool, "", m.Annotations[AnnotationDisruption]); err != nil {
+				return busy, err
+			}
+		}
+	}
+	return busy, nil
+}
+
+func (r *round) delete(m *clusterv1.Machine, pool *v1alpha1.NodePool, method, why string) error {
+	err := r.Client.Delete(r.ctx, m, client.Preconditions{UID: &m.UID})
+	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+		return fmt.Errorf("deleting Machine %s/%s: %w", m.Namespace, m.Name, err)
+	}
+	if method == "" {
+		method, _, _ = strings.Cut(why, " of ")
+	}
+	r.log.Info("disrupting", "machine", m.Name, "method", method, "why", why)
+	r.Recorder.Eventf(m, corev1.EventTypeNormal, "Disrupting", "%s", why)
+	r.Recorder.Eventf(pool, corev1.EventTypeNormal, "Disrupting", "Machine %s in cluster %s: %s", m.Name, m.Spec.ClusterName, why)
+	disruptedMachines.WithLabelValues(pool.Name, method, reasonOf(method)).Inc()
+	return nil
+}
+
+func (r *round) event(a *action, eventType, reason, msg string) {
+	seen := map[string]bool{}
+	for _, c := range a.candidates {
+		r.Recorder.Event(c.Machine, eventType, reason, msg)
+		if !seen[c.Pool.Name] {
+			seen[c.Pool.Name] = true
+			r.Recorder.Event(c.Pool, eventType, reason, msg)
+		}
+	}
+}

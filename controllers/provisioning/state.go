@@ -1,0 +1,178 @@
+package provisioning
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	clusterv1 "sigs.k8s.io/cluster-api/api/core/v1beta2"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/joinery-dev/joinery/api/v1alpha1"
+	"github.com/joinery-dev/joinery/cloud"
+	"github.com/joinery-dev/joinery/internal/solverinput"
+	"github.com/joinery-dev/joinery/solver"
+)
+
+// AnnotationPoolHash records, on a Machine, the hash of its pool's
+// template when it was made; a different hash now means the Machine
+// drifted.
+const AnnotationPoolHash = v1alpha1.Group + "/nodepool-hash"
+
+// PoolHash hashes what a Machine takes from its pool at creation and
+// cannot change afterwards: the template's labels and annotations, taints,
+// startup taints, kubelet settings and template references. Requirements
+// are checked against the node's labels instead, and limits, weight,
+// disruption settings and expireAfter do not make a machine different.
+func PoolHash(np *v1alpha1.NodePool) string {
+	spec := np.Spec.Template.Spec
+	b, _ := json.Marshal(struct {
+		Metadata       v1alpha1.TemplateMetadata
+		Taints         []v1alpha1.Taint
+		StartupTaints  []v1alpha1.Taint
+		Kubelet        *v1alpha1.KubeletConfiguration
+		Infrastructure v1alpha1.TemplateReference
+		Bootstrap      v1alpha1.TemplateReference
+	}{np.Spec.Template.ObjectMeta, spec.Taints, spec.StartupTaints, spec.Kubelet, spec.InfrastructureTemplateRef, spec.BootstrapTemplateRef})
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:8])
+}
+
+// ClusterState is one workload cluster as the disruption controller needs
+// it: what the provisioning loop plans with, without pending pods.
+type ClusterState struct {
+	Cluster *clusterv1.Cluster
+	Pools   []*v1alpha1.NodePool
+	// Objects hold the cluster's nodes (Machines still booting as
+	// in-flight nodes), bound pods, DaemonSets and volumes.
+	Objects solverinput.Objects
+	Offered []cloud.InstanceTypeOfferings
+	// Machines are Joinery's Machines of the cluster, deleting or not.
+	Machines []clusterv1.Machine
+	// Nodes are the registered nodes by name; Pods the bound pods by node.
+	Nodes map[string]*corev1.Node
+	Pods  map[string][]*corev1.Pod
+	// Pending counts pods the scheduler marked unschedulable.
+	Pending int
+	// Workload writes to the workload cluster; Live reads it uncached.
+	Workload client.Client
+	Live     client.Reader
+}
+
+// Snapshot is the solver's input for the state: nothing pending.
+func (s *ClusterState) Snapshot(unavailable solver.UnavailableOfferings) (*solver.Snapshot, error) {
+	return solverinput.Snapshot(s.Objects, s.Offered, unavailable)
+}
+
+// Unavailable returns the offerings EC2 refused recently.
+func (p *Provisioner) Unavailable() *UnavailableOfferings { return p.unavailable }
+
+// State reads a cluster's state for planning disruptions. It changes
+// nothing.
+func (p *Provisioner) State(ctx context.Context, cluster *clusterv1.Cluster) (*ClusterState, error) {
+	pools, err := p.poolsFor(ctx, cluster)
+	if err != nil || len(pools) == 0 {
+		return nil, err
+	}
+	w, err := p.connect(ctx, cluster)
+	if err != nil {
+		return nil, err
+	}
+	ps := &pass{Provisioner: p, ctx: ctx, log: ctrl.LoggerFrom(ctx), cluster: cluster, pools: pools, workload: w, now: p.Now()}
+	offered, err := ps.prepare()
+	if err != nil {
+		return nil, err
+	}
+	live, err := p.ClusterCache.GetUncachedClient(ctx, ps.key)
+	if err != nil {
+		return nil, err
+	}
+	st := &ClusterState{Cluster: cluster, Pools: pools, Offered: offered, Nodes: map[string]*corev1.Node{}, Pods: map[string][]*corev1.Pod{},
+		Workload: w.client, Live: live, Objects: solverinput.Objects{NodePools: pools, InFlight: map[string]bool{}}}
+	var machines clusterv1.MachineList
+	if err := p.Client.List(ctx, &machines, client.InNamespace(cluster.Namespace),
+		client.MatchingLabels{clusterv1.ClusterNameLabel: cluster.Name}, client.HasLabels{v1alpha1.LabelNodePool}); err != nil {
+		return nil, err
+	}
+	st.Machines = machines.Items
+	var nodes corev1.NodeList
+	if err := w.reader.List(ctx, &nodes); err != nil {
+		return nil, err
+	}
+	byProviderID := map[string]*corev1.Node{}
+	for i := range nodes.Items {
+		n := &nodes.Items[i]
+		st.Nodes[n.Name] = n
+		if n.Spec.ProviderID != "" {
+			byProviderID[n.Spec.ProviderID] = n
+		}
+		st.Objects.Nodes = append(st.Objects.Nodes, n)
+		if !nodeReady(n) {
+			st.Objects.InFlight[n.Name] = true
+		}
+	}
+	for i := range st.Machines {
+		m := &st.Machines[i]
+		if !m.DeletionTimestamp.IsZero() || registeredNode(m, st.Nodes, byProviderID) != nil {
+			continue
+		}
+		d, err := ReadDecision(m)
+		if err != nil {
+			continue
+		}
+		pool := ps.byPool[d.NodePool]
+		if pool == nil {
+			continue
+		}
+		if t := ps.types[pool.Name][d.Offering.InstanceType]; t != nil {
+			n := InFlightNode(m, pool, d, t, ps.region)
+			st.Objects.Nodes = append(st.Objects.Nodes, n)
+			st.Objects.InFlight[n.Name] = true
+		}
+	}
+	var pods corev1.PodList
+	if err := w.reader.List(ctx, &pods); err != nil {
+		return nil, err
+	}
+	for i := range pods.Items {
+		pod := &pods.Items[i]
+		switch {
+		case pod.Spec.NodeName != "":
+			if pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
+				continue
+			}
+			st.Objects.Pods = append(st.Objects.Pods, pod)
+			st.Pods[pod.Spec.NodeName] = append(st.Pods[pod.Spec.NodeName], pod)
+		case IsProvisionable(pod):
+			st.Pending++
+		}
+	}
+	if err := ps.listPlanningObjects(&st.Objects); err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// Launch creates Machines for new nodes of a plan made from a
+// ClusterState: replacements the disruption controller starts before it
+// removes the Machines named by replacing. It returns their names once the
+// cache holds them.
+func (p *Provisioner) Launch(ctx context.Context, st *ClusterState, nodes []*solver.NewNode, replacing []string) ([]string, error) {
+	w, err := p.connect(ctx, st.Cluster)
+	if err != nil {
+		return nil, err
+	}
+	ps := &pass{Provisioner: p, ctx: ctx, log: ctrl.LoggerFrom(ctx), cluster: st.Cluster, pools: st.Pools, workload: w, now: p.Now(), replacing: replacing}
+	if _, err := ps.prepare(); err != nil {
+		return nil, err
+	}
+	created, err := ps.launchPlan(&solver.Plan{NewNodes: nodes})
+	if err != nil {
+		return created, fmt.Errorf("launching replacements: %w", err)
+	}
+	return created, ps.waitForCache(created)
+}

@@ -1,0 +1,280 @@
+package e2e
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/utils/ptr"
+	infrav1 "sigs.k8s.io/cluster-api-provider-aws/v2/api/v1beta2"
+	clusterv1 "sigs.k8s.io/cluster-api/api/core/v1beta2"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/joinery-dev/joinery/api/v1alpha1"
+	"github.com/joinery-dev/joinery/controllers/disruption"
+	"github.com/joinery-dev/joinery/internal/testbed"
+)
+
+// disruptingPool is a pool that consolidates at once, with the given
+// budgets.
+func disruptingPool(name, cluster string, budgets []v1alpha1.Budget, reqs ...v1alpha1.NodeSelectorRequirementWithMinValues) *v1alpha1.NodePool {
+	np := newNodePool(name, cluster, append([]v1alpha1.NodeSelectorRequirementWithMinValues{
+		req(v1alpha1.LabelCapacityType, v1alpha1.OpIn, v1alpha1.CapacityTypeOnDemand),
+		req(v1alpha1.AWSLabelPrefix+v1alpha1.SuffixInstanceCategory, v1alpha1.OpIn, "c", "m"),
+	}, reqs...)...)
+	np.Spec.Disruption = v1alpha1.Disruption{
+		ConsolidationPolicy: v1alpha1.ConsolidationPolicyWhenEmptyOrUnderutilized,
+		ConsolidateAfter:    "0s",
+		Budgets:             budgets,
+	}
+	return np
+}
+
+// deletingMachinesWatch watches a pool's Machines and records the most
+// that were being deleted at once.
+func deletingMachinesWatch(ctx context.Context, pool string) (maxDeleting func() int) {
+	scheme, err := testbed.Scheme()
+	Expect(err).NotTo(HaveOccurred())
+	wc, err := client.NewWithWatch(tb.Management.Config, client.Options{Scheme: scheme})
+	Expect(err).NotTo(HaveOccurred())
+	var list clusterv1.MachineList
+	w, err := wc.Watch(ctx, &list, client.InNamespace(tb.Namespace), client.MatchingLabels{v1alpha1.LabelNodePool: pool})
+	Expect(err).NotTo(HaveOccurred())
+	var mu sync.Mutex
+	deleting := map[string]bool{}
+	most := 0
+	go func() {
+		defer GinkgoRecover()
+		for ev := range w.ResultChan() {
+			m, ok := ev.Object.(*clusterv1.Machine)
+			if !ok {
+				continue
+			}
+			mu.Lock()
+			if ev.Type == watch.Deleted {
+				delete(deleting, m.Name)
+			} else if m.DeletionTimestamp != nil {
+				deleting[m.Name] = true
+			}
+			most = max(most, len(deleting))
+			mu.Unlock()
+		}
+	}()
+	DeferCleanup(w.Stop)
+	return func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return most
+	}
+}
+
+// minReadyWatch watches an app's pods and records the fewest ready at
+// any moment after arm() is called.
+func minReadyWatch(ctx context.Context, cluster, app string) (arm func(), fewest func() int) {
+	cs, err := tb.Workload(cluster).Clientset()
+	Expect(err).NotTo(HaveOccurred())
+	w, err := cs.CoreV1().Pods(metav1.NamespaceDefault).Watch(ctx, metav1.ListOptions{LabelSelector: "app=" + app})
+	Expect(err).NotTo(HaveOccurred())
+	var mu sync.Mutex
+	ready := map[string]bool{}
+	armed := false
+	least := 1 << 30
+	go func() {
+		defer GinkgoRecover()
+		for ev := range w.ResultChan() {
+			p, ok := ev.Object.(*corev1.Pod)
+			if !ok {
+				continue
+			}
+			mu.Lock()
+			if ev.Type == watch.Deleted || !podReady(p) {
+				delete(ready, p.Name)
+			} else {
+				ready[p.Name] = true
+			}
+			if armed {
+				least = min(least, len(ready))
+			}
+			mu.Unlock()
+		}
+	}()
+	DeferCleanup(w.Stop)
+	return func() {
+			mu.Lock()
+			armed, least = true, len(ready)
+			mu.Unlock()
+		}, func() int {
+			mu.Lock()
+			defer mu.Unlock()
+			return least
+		}
+}
+
+func poolPricePerHour(ctx context.Context, pool string) float64 {
+	total := 0.0
+	for _, m := range poolMachines(ctx, pool) {
+		total += decisionOf(&m).Offering.PricePerHour
+	}
+	return total
+}
+
+var _ = Describe("Disruption: removing and replacing Machines", func() {
+	BeforeEach(func(ctx SpecContext) {
+		ensureWorkerTemplates(ctx)
+		Expect(joinery.Running()).To(BeTrue(), "Joinery's manager is not running")
+	})
+
+	It("consolidates a 200-pod deployment scaled down to 20: within 5% of a fresh plan, no PodDisruptionBudget violated", func(ctx SpecContext) {
+		pool := disruptingPool("shrink", workload, []v1alpha1.Budget{{Nodes: "100%"}},
+			req(v1alpha1.AWSLabelPrefix+v1alpha1.SuffixInstanceCPU, v1alpha1.OpLte, "8"))
+		createNodePool(ctx, pool)
+		workloadDeployment(ctx, workload, "shrink", 200, "250m", "256Mi")
+		pdb := &policyv1.PodDisruptionBudget{
+			ObjectMeta: metav1.ObjectMeta{Namespace: metav1.NamespaceDefault, Name: "shrink"},
+			Spec: policyv1.PodDisruptionBudgetSpec{
+				MaxUnavailable: ptr.To(intstr.FromInt32(2)),
+				Selector:       &metav1.LabelSelector{MatchLabels: map[string]string{"app": "shrink"}},
+			},
+		}
+		c := tb.Workload(workload).Client
+		Expect(c.Create(ctx, pdb)).To(Succeed())
+		DeferCleanup(func(ctx SpecContext) { Expect(client.IgnoreNotFound(c.Delete(ctx, pdb))).To(Succeed()) })
+		Eventually(ctx, readyPods(ctx, workload, "shrink")).WithTimeout(provisioningWithin).WithPolling(time.Second).Should(Equal(200))
+		before := len(poolMachines(ctx, "shrink"))
+
+		arm, fewest := minReadyWatch(ctx, workload, "shrink")
+		d := &appsv1.Deployment{}
+		Expect(c.Get(ctx, client.ObjectKey{Namespace: metav1.NamespaceDefault, Name: "shrink"}, d)).To(Succeed())
+		patch := client.MergeFrom(d.DeepCopy())
+		d.Spec.Replicas = ptr.To[int32](20)
+		Expect(c.Patch(ctx, d, patch)).To(Succeed())
+		Eventually(ctx, func() int { return len(appPods(ctx, workload, "shrink")) }).WithTimeout(within).Should(Equal(20))
+		Eventually(ctx, readyPods(ctx, workload, "shrink")).WithTimeout(within).Should(Equal(20))
+		arm()
+
+		plan := freshPlan(pool, appPods(ctx, workload, "shrink"))
+		Eventually(ctx, func(g Gomega) {
+			g.Expect(poolPricePerHour(ctx, "shrink")).To(BeNumerically("<=", plan.TotalPricePerHour*1.05+1e-9))
+			for _, m := range poolMachines(ctx, "shrink") {
+				g.Expect(m.DeletionTimestamp).To(BeNil(), "Machine %s is still being deleted", m.Name)
+				g.Expect(m.Status.NodeRef.IsDefined()).To(BeTrue(), "Machine %s has no node yet", m.Name)
+			}
+			g.Expect(readyPods(ctx, workload, "shrink")()).To(Equal(20))
+		}).WithTimeout(4 * time.Minute).WithPolling(2 * time.Second).Should(Succeed())
+		after := len(poolMachines(ctx, "shrink"))
+		GinkgoWriter.Printf("shrink: %d machines before, %d after, $%.4f/h vs a fresh plan's $%.4f/h; fewest ready pods %d\n",
+			before, after, poolPricePerHour(ctx, "shrink"), plan.TotalPricePerHour, fewest())
+		Expect(after).To(BeNumerically("<", before))
+		Expect(fewest()).To(BeNumerically(">=", 18), "the PodDisruptionBudget allows 2 unavailable of 20")
+		Expect(managementEvents(ctx, "NodePool", "shrink")).To(ContainElement(HavePrefix("Disrupting: ")))
+	})
+
+	It("never disrupts more than one node at a time with a budget of nodes: 1", func(ctx SpecContext) {
+		pool := disruptingPool("one-at-a-time", workload2, []v1alpha1.Budget{{Nodes: "1"}})
+		createNodePool(ctx, pool)
+		most := deletingMachinesWatch(ctx, "one-at-a-time")
+		c := tb.Workload(workload2).Client
+		workloadDeployment(ctx, workload2, "spread-out", 5, "250m", "256Mi", func(s *corev1.PodSpec) {
+			s.Affinity = &corev1.Affinity{PodAntiAffinity: &corev1.PodAntiAffinity{
+				RequiredDuringSchedulingIgnoredDuringExecution: []corev1.PodAffinityTerm{{
+					TopologyKey:   v1alpha1.LabelHostname,
+					LabelSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "spread-out"}},
+				}},
+			}}
+		})
+		Eventually(ctx, readyPods(ctx, workload2, "spread-out")).WithTimeout(provisioningWithin).WithPolling(time.Second).Should(Equal(5))
+		Expect(poolMachines(ctx, "one-at-a-time")).To(HaveLen(5))
+
+		By("emptying the five nodes at once")
+		Expect(c.Delete(ctx, &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: metav1.NamespaceDefault, Name: "spread-out"}})).To(Succeed())
+		Eventually(ctx, func() int { return len(poolMachines(ctx, "one-at-a-time")) }).WithTimeout(4 * time.Minute).WithPolling(time.Second).Should(BeZero())
+		Expect(most()).To(Equal(1), "Machines being deleted at once")
+	})
+
+	It("keeps an expired node while a pod on it says do-not-disrupt, then replaces it before removing it", func(ctx SpecContext) {
+		pool := disruptingPool("expiring", workload2, []v1alpha1.Budget{{Nodes: "100%"}})
+		pool.Spec.Template.Spec.ExpireAfter = "20s"
+		pool.Spec.Disruption.ConsolidateAfter = "Never"
+		createNodePool(ctx, pool)
+		workloadDeployment(ctx, workload2, "precious", 1, "500m", "512Mi")
+		Eventually(ctx, readyPods(ctx, workload2, "precious")).WithTimeout(provisioningWithin).WithPolling(time.Second).Should(Equal(1))
+		pod := appPods(ctx, workload2, "precious")[0]
+		patch := client.MergeFrom(pod.DeepCopy())
+		pod.Annotations = map[string]string{disruption.AnnotationKarpenterDoNotDisrupt: "true"}
+		Expect(tb.Workload(workload2).Client.Patch(ctx, &pod, patch)).To(Succeed())
+		first := poolMachines(ctx, "expiring")
+		Expect(first).To(HaveLen(1))
+
+		By("the Machine expires but stays while the pod says do-not-disrupt")
+		Consistently(ctx, func() []string { return machineStates(ctx, "expiring") }).WithTimeout(30 * time.Second).WithPolling(time.Second).
+			Should(Equal([]string{first[0].Name}))
+
+		By("without the annotation, a replacement becomes Ready, then the expired Machine goes")
+		patch = client.MergeFrom(pod.DeepCopy())
+		delete(pod.Annotations, disruption.AnnotationKarpenterDoNotDisrupt)
+		Expect(tb.Workload(workload2).Client.Patch(ctx, &pod, patch)).To(Succeed())
+		Eventually(ctx, func(g Gomega) {
+			machines := poolMachines(ctx, "expiring")
+			g.Expect(machines).NotTo(BeEmpty())
+			for _, m := range machines {
+				g.Expect(m.Name).NotTo(Equal(first[0].Name))
+			}
+			g.Expect(readyPods(ctx, workload2, "precious")()).To(Equal(1))
+		}).WithTimeout(2 * time.Minute).WithPolling(time.Second).Should(Succeed())
+		events := managementEvents(ctx, "NodePool", "expiring")
+		Expect(events).To(ContainElement(HavePrefix("Replacing: Expiration of " + first[0].Name)))
+	})
+
+	It("replaces a Machine whose pool now references another AWSMachineTemplate (drift)", func(ctx SpecContext) {
+		v2 := &infrav1.AWSMachineTemplate{}
+		Expect(tb.Client.Get(ctx, key(workerTemplates), v2)).To(Succeed())
+		v2 = &infrav1.AWSMachineTemplate{ObjectMeta: metav1.ObjectMeta{Namespace: tb.Namespace, Name: workerTemplates + "-v2"}, Spec: v2.Spec}
+		v2.Spec.Template.Spec.AdditionalTags = infrav1.Tags{"generation": "2"}
+		Expect(client.IgnoreAlreadyExists(tb.Client.Create(ctx, v2))).To(Succeed())
+
+		pool := disruptingPool("drifting", workload2, []v1alpha1.Budget{{Nodes: "100%"}})
+		pool.Spec.Disruption.ConsolidateAfter = "Never"
+		createNodePool(ctx, pool)
+		workloadDeployment(ctx, workload2, "drifter", 2, "500m", "512Mi")
+		Eventually(ctx, readyPods(ctx, workload2, "drifter")).WithTimeout(provisioningWithin).WithPolling(time.Second).Should(Equal(2))
+		old := machineStates(ctx, "drifting")
+
+		np := &v1alpha1.NodePool{}
+		Expect(tb.Client.Get(ctx, key("drifting"), np)).To(Succeed())
+		patch := client.MergeFrom(np.DeepCopy())
+		np.Spec.Template.Spec.InfrastructureTemplateRef.Name = v2.Name
+		Expect(tb.Client.Patch(ctx, np, patch)).To(Succeed())
+
+		Eventually(ctx, func(g Gomega) {
+			machines := poolMachines(ctx, "drifting")
+			g.Expect(machines).NotTo(BeEmpty())
+			for _, m := range machines {
+				g.Expect(old).NotTo(ContainElement(m.Name))
+				aws := &infrav1.AWSMachine{}
+				g.Expect(tb.Client.Get(ctx, key(m.Name), aws)).To(Succeed())
+				g.Expect(aws.Spec.AdditionalTags).To(HaveKeyWithValue("generation", "2"))
+			}
+			g.Expect(readyPods(ctx, workload2, "drifter")()).To(Equal(2))
+		}).WithTimeout(3 * time.Minute).WithPolling(time.Second).Should(Succeed())
+		Expect(managementEvents(ctx, "NodePool", "drifting")).To(ContainElement(HavePrefix("Replacing: Drift of ")))
+	})
+})
+
+// machineStates names a pool's Machines that are not being deleted.
+func machineStates(ctx context.Context, pool string) []string {
+	var out []string
+	for _, m := range poolMachines(ctx, pool) {
+		if m.DeletionTimestamp == nil {
+			out = append(out, m.Name)
+		}
+	}
+	return out
+}
