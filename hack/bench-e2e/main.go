@@ -10,8 +10,8 @@
 //   - pending to Machine: per pod, from when the bench saw the scheduler
 //     mark it Unschedulable to when it saw the Machine whose decision names
 //     it, p50 and p99, and the same measured from the close of the pod's
-//     cluster's batch window (the last pending pod seen plus the idle
-//     window, or the first plus the maximum window);
+//     batch window (replayed from the sightings with the manager's 1 s
+//     idle and 10 s maximum windows);
 //   - the manager's Go heap (go_memstats_heap_alloc_bytes, scraped from its
 //     metrics endpoint every 250 ms), P95 and max.
 //
@@ -294,20 +294,42 @@ func run(ctx context.Context, dir string, clusters, podsPerCluster int) (result,
 
 	obs.mu.Lock()
 	defer obs.mu.Unlock()
-	type window struct{ first, last time.Time }
-	windows := map[string]*window{}
-	for key, at := range obs.pending {
+	// Replay each cluster's batch windows from the pending sightings: a
+	// window opens with a pod, closes batchIdle after the last pod in it
+	// or batchMax after it opened; a pod seen later opens the next one.
+	closes := map[string]time.Time{} // pod key -> close of its window
+	byCluster := map[string][]string{}
+	for key := range obs.pending {
 		cluster := strings.SplitN(key, "/", 2)[0]
-		w := windows[cluster]
-		if w == nil {
-			w = &window{first: at, last: at}
-			windows[cluster] = w
+		byCluster[cluster] = append(byCluster[cluster], key)
+	}
+	for _, keys := range byCluster {
+		sort.Slice(keys, func(i, j int) bool { return obs.pending[keys[i]].Before(obs.pending[keys[j]]) })
+		var members []string
+		var opened, last time.Time
+		flush := func() {
+			closed := last.Add(batchIdle)
+			if maxClose := opened.Add(batchMax); maxClose.Before(closed) {
+				closed = maxClose
+			}
+			for _, k := range members {
+				closes[k] = closed
+			}
+			members = nil
 		}
-		if at.Before(w.first) {
-			w.first = at
+		for _, k := range keys {
+			at := obs.pending[k]
+			if len(members) > 0 && (at.After(last.Add(batchIdle)) || at.After(opened.Add(batchMax))) {
+				flush()
+			}
+			if len(members) == 0 {
+				opened = at
+			}
+			members = append(members, k)
+			last = at
 		}
-		if at.After(w.last) {
-			w.last = at
+		if len(members) > 0 {
+			flush()
 		}
 	}
 	var latency, afterClose []float64
@@ -318,11 +340,7 @@ func run(ctx context.Context, dir string, clusters, podsPerCluster int) (result,
 			continue // named past the decision's first 100 pods
 		}
 		cluster := strings.SplitN(key, "/", 2)[0]
-		w := windows[cluster]
-		closed := w.last.Add(batchIdle)
-		if maxClose := w.first.Add(batchMax); maxClose.Before(closed) {
-			closed = maxClose
-		}
+		closed := closes[key]
 		l := machinedAt.Sub(pendingAt).Seconds()
 		latency = append(latency, l)
 		afterClose = append(afterClose, max(0, machinedAt.Sub(closed).Seconds()))
