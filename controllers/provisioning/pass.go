@@ -195,8 +195,14 @@ func (ps *pass) run() (ctrl.Result, error) {
 	}
 	solveDuration.WithLabelValues(ps.key.String()).Observe(time.Since(t0).Seconds())
 	pendingPods.WithLabelValues(ps.key.String()).Set(float64(len(pending)))
+	onExisting := map[string]int{}
+	for _, pl := range plan.Existing {
+		if pl.Pod.Spec.NodeName == "" {
+			onExisting[pl.NodeName]++
+		}
+	}
 	ps.log.Info("planned", "pending", len(pending), "newMachines", len(plan.NewNodes), "unschedulable", len(plan.Unschedulable),
-		"pricePerHour", plan.TotalPricePerHour, "took", time.Since(t0).String())
+		"pricePerHour", plan.TotalPricePerHour, "took", time.Since(t0).String(), "pendingOnExistingNodes", onExisting)
 
 	// Pods seen before and gone now are forgotten.
 	st.seen = make(map[types.UID]bool, len(pending))
