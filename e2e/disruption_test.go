@@ -133,10 +133,13 @@ var _ = Describe("Disruption: removing and replacing Machines", func() {
 	})
 
 	It("consolidates a 200-pod deployment scaled down to 20: within 5% of a fresh plan, no PodDisruptionBudget violated", func(ctx SpecContext) {
+		// Consolidation replaces at most one node per action, as
+		// Karpenter's does; with xlarge and 2xlarge only, a single machine
+		// can be as cheap as any fresh plan of the 20 pods.
 		pool := disruptingPool("shrink", workload, []v1alpha1.Budget{{Nodes: "100%"}},
-			req(v1alpha1.AWSLabelPrefix+v1alpha1.SuffixInstanceCPU, v1alpha1.OpLte, "8"))
+			req(v1alpha1.AWSLabelPrefix+v1alpha1.SuffixInstanceSize, v1alpha1.OpIn, "xlarge", "2xlarge"))
 		createNodePool(ctx, pool)
-		workloadDeployment(ctx, workload, "shrink", 200, "250m", "256Mi")
+		workloadDeployment(ctx, workload, "shrink", 200, "250m", "256Mi", onPool("shrink"))
 		pdb := &policyv1.PodDisruptionBudget{
 			ObjectMeta: metav1.ObjectMeta{Namespace: metav1.NamespaceDefault, Name: "shrink"},
 			Spec: policyv1.PodDisruptionBudgetSpec{
@@ -182,7 +185,7 @@ var _ = Describe("Disruption: removing and replacing Machines", func() {
 		createNodePool(ctx, pool)
 		most := deletingMachinesWatch(ctx, "one-at-a-time")
 		c := tb.Workload(workload2).Client
-		workloadDeployment(ctx, workload2, "spread-out", 5, "250m", "256Mi", func(s *corev1.PodSpec) {
+		workloadDeployment(ctx, workload2, "spread-out", 5, "250m", "256Mi", onPool("one-at-a-time"), func(s *corev1.PodSpec) {
 			s.Affinity = &corev1.Affinity{PodAntiAffinity: &corev1.PodAntiAffinity{
 				RequiredDuringSchedulingIgnoredDuringExecution: []corev1.PodAffinityTerm{{
 					TopologyKey:   v1alpha1.LabelHostname,
@@ -204,7 +207,7 @@ var _ = Describe("Disruption: removing and replacing Machines", func() {
 		pool.Spec.Template.Spec.ExpireAfter = "20s"
 		pool.Spec.Disruption.ConsolidateAfter = "Never"
 		createNodePool(ctx, pool)
-		workloadDeployment(ctx, workload2, "precious", 1, "500m", "512Mi")
+		workloadDeployment(ctx, workload2, "precious", 1, "500m", "512Mi", onPool("expiring"))
 		Eventually(ctx, readyPods(ctx, workload2, "precious")).WithTimeout(provisioningWithin).WithPolling(time.Second).Should(Equal(1))
 		pod := appPods(ctx, workload2, "precious")[0]
 		patch := client.MergeFrom(pod.DeepCopy())
@@ -243,7 +246,7 @@ var _ = Describe("Disruption: removing and replacing Machines", func() {
 		pool := disruptingPool("drifting", workload2, []v1alpha1.Budget{{Nodes: "100%"}})
 		pool.Spec.Disruption.ConsolidateAfter = "Never"
 		createNodePool(ctx, pool)
-		workloadDeployment(ctx, workload2, "drifter", 2, "500m", "512Mi")
+		workloadDeployment(ctx, workload2, "drifter", 2, "500m", "512Mi", onPool("drifting"))
 		Eventually(ctx, readyPods(ctx, workload2, "drifter")).WithTimeout(provisioningWithin).WithPolling(time.Second).Should(Equal(2))
 		old := machineStates(ctx, "drifting")
 

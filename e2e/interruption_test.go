@@ -28,7 +28,7 @@ var _ = Describe("Interruption: EC2's spot interruption warning, through SQS", f
 			req(v1alpha1.LabelCapacityType, v1alpha1.OpIn, v1alpha1.CapacityTypeSpot),
 			req(v1alpha1.AWSLabelPrefix+v1alpha1.SuffixInstanceCategory, v1alpha1.OpIn, "c", "m", "r"),
 			req(v1alpha1.LabelArch, v1alpha1.OpIn, "amd64")))
-		workloadDeployment(ctx, workload, "interrupted", 2, "500m", "512Mi")
+		workloadDeployment(ctx, workload, "interrupted", 2, "500m", "512Mi", onPool("spot-only"))
 		Eventually(ctx, readyPods(ctx, workload, "interrupted")).WithTimeout(provisioningWithin).WithPolling(time.Second).Should(Equal(2))
 
 		By("the pods run on one spot Machine")

@@ -160,6 +160,14 @@ func workloadDeployment(ctx context.Context, cluster, name string, replicas int3
 	})
 }
 
+// onPool keeps a spec's pods on its own pool's nodes: nodes other specs
+// left behind (or are still removing) must not take them.
+func onPool(pool string) func(*corev1.PodSpec) {
+	return func(s *corev1.PodSpec) {
+		s.NodeSelector = map[string]string{v1alpha1.LabelNodePool: pool}
+	}
+}
+
 func appPods(ctx context.Context, cluster, app string) []corev1.Pod {
 	var pods corev1.PodList
 	Expect(tb.Workload(cluster).Client.List(ctx, &pods, client.InNamespace(metav1.NamespaceDefault), client.MatchingLabels{"app": app})).To(Succeed())
@@ -270,7 +278,7 @@ var _ = Describe("Provisioning: pending pods become CAPI Machines", func() {
 		pool.Spec.Template.ObjectMeta.Labels = map[string]v1alpha1.LabelValue{"team": "web"}
 		createNodePool(ctx, pool)
 		for _, cluster := range []string{workload, workload2} {
-			workloadDeployment(ctx, cluster, "fleet-web", 25, "500m", "512Mi")
+			workloadDeployment(ctx, cluster, "fleet-web", 25, "500m", "512Mi", onPool("fleet"))
 		}
 		for _, cluster := range []string{workload, workload2} {
 			Eventually(ctx, readyPods(ctx, cluster, "fleet-web")).WithTimeout(provisioningWithin).WithPolling(time.Second).Should(Equal(25),
@@ -354,13 +362,13 @@ var _ = Describe("Provisioning: pending pods become CAPI Machines", func() {
 		gpu.Spec.Template.Spec.Taints = []v1alpha1.Taint{{Key: "nvidia.com/gpu", Value: "true", Effect: corev1.TaintEffectNoSchedule}}
 		createNodePool(ctx, gpu)
 
-		workloadDeployment(ctx, workload2, "spread", 6, "1", "1Gi", func(s *corev1.PodSpec) {
+		workloadDeployment(ctx, workload2, "spread", 6, "1", "1Gi", onPool("cheap"), func(s *corev1.PodSpec) {
 			s.TopologySpreadConstraints = []corev1.TopologySpreadConstraint{{
 				MaxSkew: 1, TopologyKey: v1alpha1.LabelZone, WhenUnsatisfiable: corev1.DoNotSchedule,
 				LabelSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "spread"}},
 			}}
 		})
-		workloadDeployment(ctx, workload2, "trainer", 1, "2", "8Gi", func(s *corev1.PodSpec) {
+		workloadDeployment(ctx, workload2, "trainer", 1, "2", "8Gi", onPool("gpu"), func(s *corev1.PodSpec) {
 			s.Containers[0].Resources.Requests["nvidia.com/gpu"] = resource.MustParse("1")
 			s.Containers[0].Resources.Limits = corev1.ResourceList{"nvidia.com/gpu": resource.MustParse("1")}
 			s.Tolerations = []corev1.Toleration{{Key: "nvidia.com/gpu", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule}}
@@ -396,7 +404,7 @@ var _ = Describe("Provisioning: pending pods become CAPI Machines", func() {
 		createNodePool(ctx, capped)
 		// One m5.xlarge (4 vCPU) holds two of these pods; the third would
 		// need a second machine, beyond 4 cpu.
-		workloadDeployment(ctx, workload2, "capped", 3, "1500m", "1Gi")
+		workloadDeployment(ctx, workload2, "capped", 3, "1500m", "1Gi", onPool("capped"))
 
 		Eventually(ctx, readyPods(ctx, workload2, "capped")).WithTimeout(provisioningWithin).WithPolling(time.Second).Should(Equal(2))
 		Eventually(ctx, poolCondition(ctx, "capped", v1alpha1.ConditionLimitReached)).WithTimeout(within).Should(HavePrefix("True: "))
@@ -423,7 +431,7 @@ var _ = Describe("Provisioning: pending pods become CAPI Machines", func() {
 		DeferCleanup(func() { tb.Cloud.ClearInsufficientCapacity(refused) })
 
 		createNodePool(ctx, pool)
-		workloadDeployment(ctx, workload2, "fallback", 1, "1", "1Gi")
+		workloadDeployment(ctx, workload2, "fallback", 1, "1", "1Gi", onPool("fallback"))
 		Eventually(ctx, readyPods(ctx, workload2, "fallback")).WithTimeout(provisioningWithin).WithPolling(time.Second).Should(Equal(1))
 
 		machines := poolMachines(ctx, "fallback")
@@ -454,7 +462,7 @@ var _ = Describe("Provisioning: pending pods become CAPI Machines", func() {
 				Expect(joinery.Start()).To(Succeed())
 			}
 		})
-		workloadDeployment(ctx, workload, "burst", 300, "200m", "256Mi")
+		workloadDeployment(ctx, workload, "burst", 300, "200m", "256Mi", onPool("burst"))
 
 		rng := rand.New(rand.NewPCG(uint64(GinkgoRandomSeed()), 7))
 		kills := 0
