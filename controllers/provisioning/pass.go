@@ -11,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	infrav1 "sigs.k8s.io/cluster-api-provider-aws/v2/api/v1beta2"
@@ -107,17 +108,15 @@ func (ps *pass) run() (ctrl.Result, error) {
 			requeue = wait
 		}
 		if node := registeredNode(m, nodeByName, nodeByProviderID); node != nil {
-			{
-				labelled, err := ps.labelNode(node, pool, d)
-				if err != nil {
-					return ctrl.Result{}, err
-				}
-				// Planning sees the node as it is about to be, not as the
-				// cache last saw it, so a node registered a moment ago
-				// without its attribute labels does not cause a launch.
-				nodeByName[node.Name] = labelled
-				continue
+			labelled, err := ps.labelNode(node, pool, d)
+			if err != nil {
+				return ctrl.Result{}, err
 			}
+			// Planning sees the node as it is about to be, not as the
+			// cache last saw it, so a node registered a moment ago
+			// without its attribute labels does not cause a launch.
+			nodeByName[node.Name] = labelled
+			continue
 		}
 		// No Node yet: the Machine is capacity on its way.
 		t := ps.types[pool.Name][d.Offering.InstanceType]
@@ -559,7 +558,7 @@ func (ps *pass) kubernetesVersion() (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("Cluster %s: reading its control plane %s %s: %w", ps.key, ref.Kind, ref.Name, err)
 	}
-	v, _, _ := unstructuredString(cp.Object, "spec", "version")
+	v, _, _ := unstructured.NestedString(cp.Object, "spec", "version")
 	if v == "" {
 		return "", fmt.Errorf("Cluster %s: control plane %s %s has no spec.version", ps.key, ref.Kind, ref.Name)
 	}

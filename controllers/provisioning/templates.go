@@ -52,7 +52,3 @@ func (t *templates) get(ctx context.Context, namespace string, ref v1alpha1.Temp
 	}
 	return obj, TemplateObjectReference(namespace, ref, obj.GroupVersionKind().Version), nil
 }
-
-func unstructuredString(obj map[string]any, fields ...string) (string, bool, error) {
-	return unstructured.NestedString(obj, fields...)
-}
