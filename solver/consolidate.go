@@ -92,13 +92,28 @@ type ConsolidationAction struct {
 // Karpenter: they compete for the room the moved pods need, and a plan
 // that needs a machine for them counts that machine as the replacement.
 func Consolidate(snap *Snapshot, candidates []Candidate, opts ConsolidationOptions) (*ConsolidationAction, error) {
+	action, _, err := ConsolidateWithReasons(snap, candidates, opts)
+	return action, err
+}
+
+// Kept is a candidate no consolidation removes, and why.
+type Kept struct {
+	Name   string
+	Reason string
+}
+
+// ConsolidateWithReasons is Consolidate that, when nothing saves money,
+// also says why each candidate stays (in the candidates' given order).
+// The reasons come from the single-node simulations Consolidate runs
+// anyway, so they cost nothing extra.
+func ConsolidateWithReasons(snap *Snapshot, candidates []Candidate, opts ConsolidationOptions) (*ConsolidationAction, []Kept, error) {
 	c, err := newConsolidator(snap, candidates, opts)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	action, err := c.multiNode()
 	if action != nil || err != nil {
-		return action, err
+		return action, nil, err
 	}
 	return c.singleNode()
 }
@@ -214,7 +229,7 @@ func (c *consolidator) multiNode() (*ConsolidationAction, error) {
 	var best *ConsolidationAction
 	for lo <= hi {
 		mid := (lo + hi) / 2
-		action, err := c.evaluate(cands[:mid])
+		action, _, err := c.evaluate(cands[:mid])
 		if err != nil {
 			return nil, err
 		}
@@ -227,15 +242,23 @@ func (c *consolidator) multiNode() (*ConsolidationAction, error) {
 	return best, nil
 }
 
-// singleNode returns the first candidate that can go on its own.
-func (c *consolidator) singleNode() (*ConsolidationAction, error) {
+// singleNode returns the first candidate that can go on its own, or why
+// none can.
+func (c *consolidator) singleNode() (*ConsolidationAction, []Kept, error) {
+	kept := make([]Kept, 0, len(c.cands))
 	for i := range c.cands {
-		action, err := c.evaluate(c.cands[i : i+1])
+		action, why, err := c.evaluate(c.cands[i : i+1])
 		if action != nil || err != nil {
-			return action, err
+			return action, nil, err
 		}
+		kept = append(kept, Kept{Name: c.cands[i].Name, Reason: why})
 	}
-	return nil, nil
+	given := make(map[string]int, len(c.cands))
+	for _, nc := range c.cands {
+		given[nc.Name] = nc.given
+	}
+	sort.Slice(kept, func(i, j int) bool { return given[kept[i].Name] < given[kept[j].Name] })
+	return nil, kept, nil
 }
 
 // roomBound is the longest prefix whose moved requests could still fit in
@@ -295,16 +318,16 @@ func (c *consolidator) mayPay(set []*nodeCandidate, price float64) bool {
 	return false
 }
 
-// evaluate simulates removing set and returns the action, or nil when the
-// moved pods do not all fit, more than one machine is needed, or nothing is
-// saved.
-func (c *consolidator) evaluate(set []*nodeCandidate) (*ConsolidationAction, error) {
+// evaluate simulates removing set and returns the action, or nil and why
+// not: the moved pods do not all fit, more than one machine is needed, or
+// nothing is saved.
+func (c *consolidator) evaluate(set []*nodeCandidate) (*ConsolidationAction, string, error) {
 	price := 0.0
 	for _, nc := range set {
 		price += nc.PricePerHour
 	}
 	if !c.mayPay(set, price) {
-		return nil, nil
+		return nil, fmt.Sprintf("its pods need more room than the other nodes have free, and no machine cheaper than $%.3f/h covers the rest", price), nil
 	}
 	idx := make([]int, len(set))
 	for i, nc := range set {
@@ -313,12 +336,12 @@ func (c *consolidator) evaluate(set []*nodeCandidate) (*ConsolidationAction, err
 	sort.Ints(idx)
 	s, err := place(removalSnapshot(c.snap, idx), c.solverOpts, c.cache)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	for _, g := range s.groups {
 		for _, p := range g.pods[g.placed:] {
 			if !c.pending[p] {
-				return nil, nil // a moved pod has nowhere to go
+				return nil, "pod " + p.Namespace + "/" + p.Name + " would have nowhere to go", nil
 			}
 		}
 	}
@@ -326,11 +349,14 @@ func (c *consolidator) evaluate(set []*nodeCandidate) (*ConsolidationAction, err
 	if several {
 		s.mergePlanned()
 		if repl, several = s.onlyMachine(); several {
-			return nil, nil // Karpenter never turns nodes into several
+			// Karpenter never turns nodes into several.
+			return nil, "its pods would need more than one new machine", nil
 		}
 	}
-	if repl != nil && !c.narrowReplacement(repl, set, price) {
-		return nil, nil
+	if repl != nil {
+		if why := c.narrowReplacement(repl, set, price); why != "" {
+			return nil, why, nil
+		}
 	}
 	plan := s.plan()
 	action := &ConsolidationAction{SavingsPerHour: price, Plan: plan}
@@ -339,7 +365,7 @@ func (c *consolidator) evaluate(set []*nodeCandidate) (*ConsolidationAction, err
 		action.SavingsPerHour -= action.Replacement.Offering.PricePerHour
 	}
 	if action.SavingsPerHour <= 0 {
-		return nil, nil
+		return nil, fmt.Sprintf("the machines its pods need cost at least the $%.3f/h it saves", price), nil
 	}
 	given := append([]*nodeCandidate(nil), set...)
 	sort.Slice(given, func(i, j int) bool { return given[i].given < given[j].given })
@@ -347,7 +373,7 @@ func (c *consolidator) evaluate(set []*nodeCandidate) (*ConsolidationAction, err
 		action.Remove = append(action.Remove, nc.Name)
 	}
 	action.Reason = c.reason(set, action)
-	return action, nil
+	return action, "", nil
 }
 
 // narrowReplacement keeps the replacement's (type, offering) candidates
@@ -362,9 +388,9 @@ func (c *consolidator) evaluate(set []*nodeCandidate) (*ConsolidationAction, err
 //     it again;
 //   - the pool's minValues still hold.
 //
-// The cheapest survivor becomes the chosen offering. It reports false when
-// none survives.
-func (c *consolidator) narrowReplacement(n *nodeState, set []*nodeCandidate, price float64) bool {
+// The cheapest survivor becomes the chosen offering. It says why when none
+// survives ("" when one does).
+func (c *consolidator) narrowReplacement(n *nodeState, set []*nodeCandidate, price float64) string {
 	ps := n.pool
 	var sameType map[string]float64
 	allSpot := true
@@ -392,9 +418,12 @@ func (c *consolidator) narrowReplacement(n *nodeState, set []*nodeCandidate, pri
 		kept = append(kept, i)
 		spot = spot || cand.off.CapacityType == v1alpha1.CapacityTypeSpot
 	}
+	if len(kept) == 0 {
+		return fmt.Sprintf("no replacement that carries its pods costs less than $%.3f/h", price)
+	}
 	if allSpot && spot {
 		if !c.opts.SpotToSpot {
-			return false
+			return "spot nodes are only deleted, not replaced, while spot-to-spot consolidation is off"
 		}
 		kept = keepCands(kept, func(i int32) bool { return ps.cands[i].off.CapacityType == v1alpha1.CapacityTypeSpot })
 		if len(set) == 1 {
@@ -406,7 +435,7 @@ func (c *consolidator) narrowReplacement(n *nodeState, set []*nodeCandidate, pri
 				}
 			}
 			if len(types) < want {
-				return false
+				return fmt.Sprintf("only %d spot instance types are cheaper; replacing a spot node needs %d", len(types), want)
 			}
 			if len(ps.minValues) == 0 {
 				types = types[:want]
@@ -422,7 +451,7 @@ func (c *consolidator) narrowReplacement(n *nodeState, set []*nodeCandidate, pri
 			}
 		}
 		if len(values) < *r.MinValues {
-			return false
+			return fmt.Sprintf("the cheaper replacements offer %d values of %s, below the pool's minValues %d", len(values), r.Key, *r.MinValues)
 		}
 	}
 	// A new chosen offering must keep the pool within its limits.
@@ -431,7 +460,7 @@ func (c *consolidator) narrowReplacement(n *nodeState, set []*nodeCandidate, pri
 		kept = kept[1:]
 	}
 	if len(kept) == 0 {
-		return false
+		return "every cheaper replacement would exceed the pool's limits"
 	}
 	if now := &ps.cands[kept[0]]; now != old {
 		ps.used.sub(old.capacity)
@@ -440,7 +469,7 @@ func (c *consolidator) narrowReplacement(n *nodeState, set []*nodeCandidate, pri
 		ps.updateLimitSlack()
 	}
 	n.cands, n.ownsCands = kept, true
-	return true
+	return ""
 }
 
 // onlyMachine returns the one planned machine, if any, and whether there

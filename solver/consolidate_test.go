@@ -3,6 +3,7 @@ package solver_test
 import (
 	"math"
 	"reflect"
+	"strings"
 	"testing"
 
 	v1alpha1 "github.com/joinery-dev/joinery/api/v1alpha1"
@@ -554,4 +555,83 @@ func TestConsolidateClusterMatchesFreshSolve(t *testing.T) {
 			}
 		}
 	}
+}
+
+func TestConsolidateWithReasons(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		snap       func() *Snapshot
+		candidates []Candidate
+		opts       ConsolidationOptions
+		want       []Kept // Reason is a substring
+	}{
+		{name: "a full node on the cheapest type",
+			snap: func() *Snapshot {
+				s := &Snapshot{Pools: []*Pool{testPool("default", mLadder())}}
+				s.Nodes = []*Node{existingNode("n1", "zone-a", 2, 8, pods(1, "a", "1500m", "6Gi"), ofType("m.large"))}
+				return s
+			},
+			candidates: []Candidate{cand("n1", 0.10, 1)},
+			want:       []Kept{{"n1", "no machine cheaper than $0.100/h covers the rest"}}},
+		{name: "a pod bound by its node selector to the candidate's zone",
+			snap: func() *Snapshot {
+				s := &Snapshot{Pools: []*Pool{testPool("default", mLadder(), func(p *Pool) {
+					p.Requirements = append(p.Requirements, Requirement{Key: v1alpha1.LabelZone, Operator: OpIn, Values: []string{"zone-b"}})
+				})}}
+				pinned := pods(1, "a", "1", "1Gi", withNodeSelector(v1alpha1.LabelZone, "zone-a"))
+				s.Nodes = []*Node{
+					existingNode("n1", "zone-a", 4, 16, pinned, ofType("m.xlarge")),
+					existingNode("n2", "zone-b", 4, 16, nil, ofType("m.xlarge")),
+				}
+				return s
+			},
+			candidates: []Candidate{cand("n1", 0.20, 1)},
+			want:       []Kept{{"n1", "pod default/a-0 would have nowhere to go"}}},
+		{name: "a spot node with spot-to-spot off",
+			snap:       spotSnapshot,
+			candidates: []Candidate{spotCand("big", 0.56, 1)},
+			want:       []Kept{{"big", "spot-to-spot consolidation is off"}}},
+		{name: "a spot node with too few cheaper spot types",
+			snap:       spotSnapshot,
+			candidates: []Candidate{spotCand("big", 0.56, 1)},
+			opts:       ConsolidationOptions{SpotToSpot: true},
+			want:       []Kept{{"big", "spot instance types are cheaper; replacing a spot node needs 15"}}},
+		{name: "reasons come in the given order",
+			snap: func() *Snapshot {
+				s := &Snapshot{Pools: []*Pool{testPool("default", mLadder())}}
+				s.Nodes = []*Node{
+					existingNode("n1", "zone-a", 2, 8, pods(1, "a", "1500m", "6Gi"), ofType("m.large")),
+					existingNode("n2", "zone-a", 2, 8, pods(1, "b", "1500m", "6Gi"), ofType("m.large")),
+				}
+				return s
+			},
+			candidates: []Candidate{cand("n2", 0.10, 5), cand("n1", 0.10, 1)},
+			want:       []Kept{{"n2", "cheaper than $0.100/h"}, {"n1", "cheaper than $0.100/h"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a, kept, err := ConsolidateWithReasons(tc.snap(), tc.candidates, tc.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if a != nil {
+				t.Fatalf("want no action, got %s", a.Reason)
+			}
+			if len(kept) != len(tc.want) {
+				t.Fatalf("kept %+v, want %+v", kept, tc.want)
+			}
+			for i, w := range tc.want {
+				if kept[i].Name != w.Name || !strings.Contains(kept[i].Reason, w.Reason) {
+					t.Errorf("kept[%d] = %+v, want %s: ...%s...", i, kept[i], w.Name, w.Reason)
+				}
+			}
+		})
+	}
+	t.Run("no reasons when an action is found", func(t *testing.T) {
+		s := onePool(nil)
+		s.Nodes = []*Node{existingNode("idle", "zone-a", 4, 16, nil)}
+		a, kept, err := ConsolidateWithReasons(s, []Candidate{cand("idle", 0.2, 0)}, ConsolidationOptions{})
+		if err != nil || a == nil || kept != nil {
+			t.Fatalf("action %v, kept %v, err %v", a, kept, err)
+		}
+	})
 }

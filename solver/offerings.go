@@ -60,6 +60,9 @@ type poolState struct {
 	cands  []candidate
 	// minValues are the pool requirements with MinValues > 1.
 	minValues []Requirement
+	// reqs are the pool's requirements as candidates are matched against
+	// them (capacity type defaulted).
+	reqs Requirements
 
 	hasLimits   bool
 	limits      resVec
@@ -142,6 +145,7 @@ func (s *state) buildPool(p *Pool, order int) *poolState {
 		// Like Karpenter, a pool that says nothing about capacity type buys on-demand.
 		reqs = append(reqs, Requirement{Key: v1alpha1.LabelCapacityType, Operator: OpIn, Values: []string{v1alpha1.CapacityTypeOnDemand}})
 	}
+	ps.reqs = reqs
 	for _, it := range p.InstanceTypes {
 		if it == nil {
 			continue

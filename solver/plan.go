@@ -47,7 +47,10 @@ type NewNode struct {
 	Offering Offering
 	// Fallbacks also fit Pods and every constraint, cheapest first.
 	Fallbacks []Fallback
-	Pods      []*corev1.Pod
+	// Rejected explains the cheaper offerings passed over, by reason
+	// (only with Options.RecordRejections).
+	Rejected []Rejection
+	Pods     []*corev1.Pod
 	// Labels the node will carry: pool labels, instance type labels, zone,
 	// capacity type, node pool and hostname.
 	Labels map[string]string
@@ -94,6 +97,9 @@ func (s *state) buildPlan() *Plan {
 			Labels:       s.nodeLabels(n, c),
 			Taints:       n.pool.pool.Taints,
 			Requests:     s.res.list(req),
+		}
+		if s.opts.RecordRejections {
+			nn.Rejected = s.rejections(n, c)
 		}
 		plan.NewNodes = append(plan.NewNodes, nn)
 		plan.TotalPricePerHour += c.off.PricePerHour

@@ -115,6 +115,10 @@ type Options struct {
 	IgnorePreferences bool
 	// SkipLowerBound leaves LowerBoundPricePerHour at zero.
 	SkipLowerBound bool
+	// RecordRejections fills NewNode.Rejected: why each cheaper offering
+	// was passed over. It costs a scan of the pool's cheaper candidates per
+	// new node, so only callers that record decisions ask for it.
+	RecordRejections bool
 }
 
 func (o Options) maxFallbacks() int {
