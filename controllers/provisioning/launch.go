@@ -56,11 +56,21 @@ type Decision struct {
 	Offering Offering `json:"offering"`
 	// Fallbacks fit the same pods, cheapest first (the first few).
 	Fallbacks []Offering `json:"fallbacks,omitempty"`
+	// Rejected are the cheaper offerings passed over, grouped by why.
+	Rejected []Rejected `json:"rejected,omitempty"`
 	// Pods are the pending pods the machine is for (the first few), as
 	// namespace/name, and how many there were.
 	Pods      []string    `json:"pods"`
 	PodCount  int         `json:"podCount"`
 	DecidedAt metav1.Time `json:"decidedAt"`
+}
+
+// Rejected is one reason cheaper offerings were passed over: the cheapest
+// few of them and how many there were.
+type Rejected struct {
+	Reason    string     `json:"reason"`
+	Offerings []Offering `json:"offerings"`
+	Count     int        `json:"count"`
 }
 
 // Offering is one (instance type, zone, capacity type) and its price.
@@ -85,6 +95,13 @@ func NewDecision(node *solver.NewNode, now metav1.Time) Decision {
 			break
 		}
 		d.Fallbacks = append(d.Fallbacks, offering(f.InstanceType.Name, f.Offering))
+	}
+	for _, r := range node.Rejected {
+		rec := Rejected{Reason: r.Reason, Count: r.Count}
+		for _, o := range r.Offerings {
+			rec.Offerings = append(rec.Offerings, offering(o.InstanceType.Name, o.Offering))
+		}
+		d.Rejected = append(d.Rejected, rec)
 	}
 	for _, p := range node.Pods {
 		if len(d.Pods) == maxRecordedPods {

@@ -28,7 +28,9 @@ func launchSpec() LaunchSpec {
 		Name: "general-1", Pool: "general", InstanceType: m5,
 		Offering:  solver.Offering{Zone: "us-east-1b", ZoneID: "use1-az2", CapacityType: "spot", PricePerHour: 0.035},
 		Fallbacks: []solver.Fallback{{InstanceType: c5, Offering: solver.Offering{Zone: "us-east-1b", CapacityType: "spot", PricePerHour: 0.05}}},
-		Pods:      []*corev1.Pod{pod("shop", "web-1", "uid-1"), pod("shop", "web-2", "uid-2")},
+		Rejected: []solver.Rejection{{Reason: "refused by the cloud recently (insufficient capacity)", Count: 4,
+			Offerings: []solver.Fallback{{InstanceType: &solver.InstanceType{Name: "t3.large"}, Offering: solver.Offering{Zone: "us-east-1a", CapacityType: "spot", PricePerHour: 0.025}}}}},
+		Pods: []*corev1.Pod{pod("shop", "web-1", "uid-1"), pod("shop", "web-2", "uid-2")},
 	}
 	grace := metav1.Duration{Duration: 48 * time.Hour}
 	return LaunchSpec{
@@ -95,6 +97,9 @@ func TestBuildMachineRecordsTheDecision(t *testing.T) {
 	}
 	if d.Offering.InstanceType != "m5.large" || d.Offering.PricePerHour != 0.035 || len(d.Fallbacks) != 1 || d.Fallbacks[0].InstanceType != "c5.xlarge" || d.PodCount != 2 || d.Pods[0] != "shop/web-1" {
 		t.Errorf("decision: %+v", d)
+	}
+	if len(d.Rejected) != 1 || d.Rejected[0].Count != 4 || d.Rejected[0].Offerings[0].InstanceType != "t3.large" || d.Rejected[0].Offerings[0].Zone != "us-east-1a" {
+		t.Errorf("rejected: %+v", d.Rejected)
 	}
 }
 

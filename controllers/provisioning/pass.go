@@ -188,7 +188,7 @@ func (ps *pass) run() (ctrl.Result, error) {
 		return ctrl.Result{RequeueAfter: ps.Options.Replan}, nil
 	}
 	t0 := time.Now()
-	plan, err := solver.Solve(snap, solver.Options{SkipLowerBound: true})
+	plan, err := solver.Solve(snap, solver.Options{SkipLowerBound: true, RecordRejections: true})
 	if err != nil {
 		return ctrl.Result{}, fmt.Errorf("planning for %d pending pods: %w", len(pending), err)
 	}
