@@ -219,6 +219,7 @@ var _ = Describe("Disruption: removing and replacing Machines", func() {
 		By("the Machine expires but stays while the pod says do-not-disrupt")
 		Consistently(ctx, func() []string { return machineStates(ctx, "expiring") }).WithTimeout(30 * time.Second).WithPolling(time.Second).
 			Should(Equal([]string{first[0].Name}))
+		Expect(explainText(ctx, "machine", first[0].Name, "")).To(ContainSubstring("Kept: pod default/" + pod.Name + " is annotated do-not-disrupt"))
 
 		By("without the annotation, a replacement becomes Ready, then the expired Machine goes")
 		patch = client.MergeFrom(pod.DeepCopy())

@@ -413,6 +413,19 @@ var _ = Describe("Provisioning: pending pods become CAPI Machines", func() {
 		// Another batch window and a replan later, still one machine.
 		Consistently(ctx, func() int { return len(poolMachines(ctx, "capped")) }).WithTimeout(5 * time.Second).Should(Equal(1))
 		Expect(readyPods(ctx, workload2, "capped")()).To(Equal(2))
+
+		By("joinery explain says why the third pod waits, from the pod's FailedProvisioning Event")
+		var pending string
+		for _, p := range appPods(ctx, workload2, "capped") {
+			if p.Spec.NodeName == "" {
+				pending = p.Name
+			}
+		}
+		Expect(pending).NotTo(BeEmpty())
+		Eventually(ctx, func() string { return explainText(ctx, "pod", pending, "") }).WithTimeout(within).
+			Should(And(ContainSubstring("in cluster "+tb.Namespace+"/"+workload2), ContainSubstring("No machine can be launched for it"), ContainSubstring("limit")))
+		Expect(explainText(ctx, "nodepool", "capped", "")).To(And(ContainSubstring("LimitReached=True"), ContainSubstring("Limits, each per served cluster: cpu 4"),
+			ContainSubstring(poolMachines(ctx, "capped")[0].Name)))
 	})
 
 	It("launches the fallback offering in the next batch when EC2 has no capacity for the cheapest", func(ctx SpecContext) {
@@ -449,6 +462,11 @@ var _ = Describe("Provisioning: pending pods become CAPI Machines", func() {
 			}
 		}
 		Expect(launched).To(Equal(2), "events: %v", events)
+
+		By("joinery explain names the refused offering among the cheaper ones passed over")
+		text := explainText(ctx, "machine", machines[0].Name, "")
+		Expect(text).To(And(ContainSubstring("Chosen: on-demand "+d.Offering.InstanceType),
+			MatchRegexp(`refused by the cloud recently \(insufficient capacity\): 1 offering, cheapest: on-demand `+refused.InstanceType+` in `+zone)))
 	})
 
 	It("survives kill -9 every few seconds during a 300-pod burst: every pod runs, no orphan, no duplicate", func(ctx SpecContext) {

@@ -26,7 +26,7 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newManagerCommand(), newSimulateCommand(), newConvertCommand(), newSandboxCommand(), newVersionCommand())
+	root.AddCommand(newManagerCommand(), newSimulateCommand(), newConvertCommand(), newExplainCommand(), newSandboxCommand(), newVersionCommand())
 	return root
 }
 

@@ -181,16 +181,23 @@ func Empty(c *Candidate, now time.Time) (bool, string) {
 }
 
 // Consolidatable reports whether the pool lets a non-empty node be
-// consolidated now.
-func Consolidatable(c *Candidate, now time.Time) bool {
+// consolidated now, and why not when it does not.
+func Consolidatable(c *Candidate, now time.Time) (bool, string) {
 	if c.Pool.Spec.Disruption.ConsolidationPolicy == v1alpha1.ConsolidationPolicyWhenEmpty {
-		return false
+		return false, fmt.Sprintf("the pool's consolidationPolicy is WhenEmpty and the node runs %d pods", len(c.Pods))
 	}
 	after, ok, err := parseDurationOrNever(c.Pool.Spec.Disruption.ConsolidateAfter)
-	if err != nil || !ok {
-		return false
+	if err != nil {
+		return false, fmt.Sprintf("the pool's consolidateAfter %q is not a duration", c.Pool.Spec.Disruption.ConsolidateAfter)
 	}
-	return now.Sub(c.LastPodChange) >= after
+	if !ok {
+		return false, "the pool's consolidateAfter is Never"
+	}
+	if now.Sub(c.LastPodChange) < after {
+		// No elapsed time in the text: it is recorded only when it changes.
+		return false, fmt.Sprintf("a pod arrived or left within the pool's consolidateAfter (%s)", after)
+	}
+	return true, ""
 }
 
 // parseDurationOrNever reads "720h", "30s" or "Never" (ok false).

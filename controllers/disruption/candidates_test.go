@@ -1,6 +1,7 @@
 package disruption
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -97,12 +98,15 @@ func TestEmptyAndConsolidatable(t *testing.T) {
 	if ok, _ := Empty(c, c.LastPodChange.Add(time.Minute)); ok {
 		t.Error("a node with a pod is empty")
 	}
-	if !Consolidatable(c, c.LastPodChange.Add(time.Minute)) {
-		t.Error("WhenEmptyOrUnderutilized does not consolidate")
+	if ok, why := Consolidatable(c, c.LastPodChange.Add(time.Minute)); !ok {
+		t.Errorf("WhenEmptyOrUnderutilized does not consolidate: %s", why)
+	}
+	if ok, why := Consolidatable(c, c.LastPodChange.Add(10*time.Second)); ok || !strings.Contains(why, "a pod arrived or left within the pool's consolidateAfter (30s)") {
+		t.Errorf("consolidatable before consolidateAfter: %v %q", ok, why)
 	}
 	c.Pool.Spec.Disruption.ConsolidationPolicy = v1alpha1.ConsolidationPolicyWhenEmpty
-	if Consolidatable(c, c.LastPodChange.Add(time.Minute)) {
-		t.Error("WhenEmpty consolidates a node with pods")
+	if ok, why := Consolidatable(c, c.LastPodChange.Add(time.Minute)); ok || !strings.Contains(why, "WhenEmpty") {
+		t.Errorf("WhenEmpty consolidates a node with pods (%q)", why)
 	}
 	c.Pool.Spec.Disruption.ConsolidateAfter = "Never"
 	c.Pods = nil

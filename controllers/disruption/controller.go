@@ -42,6 +42,11 @@ import (
 const (
 	AnnotationReplacedBy = v1alpha1.Group + "/replaced-by"
 	AnnotationDisruption = v1alpha1.Group + "/disruption"
+	// AnnotationNotDisrupted says why the last look that found nothing to
+	// do kept this Machine, and AnnotationNotDisruptedSince since when that
+	// has been the reason; joinery explain shows them.
+	AnnotationNotDisrupted      = v1alpha1.Group + "/not-disrupted"
+	AnnotationNotDisruptedSince = v1alpha1.Group + "/not-disrupted-since"
 )
 
 // Options tune the disruption loop.
@@ -176,6 +181,7 @@ func (c *Controller) Reconcile(ctx context.Context, req reconcile.Request) (ctrl
 		return ctrl.Result{}, err
 	}
 	if a == nil {
+		r.recordKept(candidates)
 		return ctrl.Result{RequeueAfter: c.Options.Interval}, nil
 	}
 	a.decidedAt = now
@@ -209,6 +215,43 @@ type round struct {
 	now time.Time
 
 	pdbs []policyv1.PodDisruptionBudget
+	// kept says, by Machine name, why a candidate stays this round.
+	kept map[string]string
+}
+
+func (r *round) keep(c *Candidate, why string) {
+	if r.kept == nil {
+		r.kept = map[string]string{}
+	}
+	if _, ok := r.kept[c.Machine.Name]; !ok {
+		r.kept[c.Machine.Name] = why
+	}
+}
+
+// recordKept writes on each candidate why it stays, when that changed,
+// with an Unconsolidatable Event as Karpenter emits. Writing only changes
+// keeps this to a few patches however often the cluster is looked at.
+func (r *round) recordKept(cands []*Candidate) {
+	for _, c := range cands {
+		why := r.kept[c.Machine.Name]
+		if why == "" || c.Machine.Annotations[AnnotationNotDisrupted] == why {
+			continue
+		}
+		patch := client.MergeFrom(c.Machine.DeepCopy())
+		m := c.Machine.DeepCopy()
+		if m.Annotations == nil {
+			m.Annotations = map[string]string{}
+		}
+		m.Annotations[AnnotationNotDisrupted] = why
+		m.Annotations[AnnotationNotDisruptedSince] = r.now.UTC().Format(time.RFC3339)
+		if err := r.Client.Patch(r.ctx, m, patch, client.FieldOwner(provisioning.FieldOwner)); err != nil {
+			if !apierrors.IsNotFound(err) {
+				r.log.Error(err, "recording why a Machine is kept", "machine", m.Name)
+			}
+			continue
+		}
+		r.Recorder.Event(m, corev1.EventTypeNormal, "Unconsolidatable", why)
+	}
 }
 
 func (r *round) pool(name string) *v1alpha1.NodePool {
@@ -323,7 +366,9 @@ func (r *round) allowed(cands []*Candidate, reason v1alpha1.DisruptionReason) []
 func (r *round) unblocked(cands []*Candidate) []*Candidate {
 	var out []*Candidate
 	for _, c := range cands {
-		if Blocked(c, r.podDisruptionBudgets()) == "" {
+		if why := Blocked(c, r.podDisruptionBudgets()); why != "" {
+			r.keep(c, why)
+		} else {
 			out = append(out, c)
 		}
 	}
@@ -364,6 +409,7 @@ func (r *round) decide(all []*Candidate) (*action, error) {
 			return nil, err
 		}
 		if plan == nil {
+			r.keep(picked[0], why[0]+", but its pods would have nowhere to go")
 			continue
 		}
 		return &action{method: m.method, reason: m.reason, why: why[0], candidates: picked, replacements: plan.NewNodes}, nil
@@ -385,15 +431,28 @@ func (r *round) decide(all []*Candidate) (*action, error) {
 
 	var consolidatable []*Candidate
 	for _, c := range cands {
-		if Consolidatable(c, r.now) {
+		if ok, why := Consolidatable(c, r.now); ok {
 			consolidatable = append(consolidatable, c)
+		} else {
+			r.keep(c, why)
 		}
 	}
-	consolidatable = r.allowed(consolidatable, v1alpha1.DisruptionReasonUnderutilized)
-	if len(consolidatable) == 0 {
+	allowed := r.allowed(consolidatable, v1alpha1.DisruptionReasonUnderutilized)
+	if len(allowed) < len(consolidatable) {
+		in := map[*Candidate]bool{}
+		for _, c := range allowed {
+			in[c] = true
+		}
+		for _, c := range consolidatable {
+			if !in[c] {
+				r.keep(c, "the pool's disruption budgets allow no more Underutilized disruptions now")
+			}
+		}
+	}
+	if len(allowed) == 0 {
 		return nil, nil
 	}
-	return r.consolidate(consolidatable)
+	return r.consolidate(allowed)
 }
 
 // simulate plans the candidates' pods without the candidates' nodes; nil
@@ -429,7 +488,12 @@ func (r *round) consolidate(cands []*Candidate) (*action, error) {
 		in = append(in, solver.Candidate{Name: c.Node.Name, PricePerHour: c.Decision.Offering.PricePerHour,
 			CapacityType: c.Decision.Offering.CapacityType, DisruptionCost: DisruptionCost(c.Pods)})
 	}
-	act, err := solver.Consolidate(snap, in, solver.ConsolidationOptions{SpotToSpot: r.Options.SpotToSpot})
+	act, kept, err := solver.ConsolidateWithReasons(snap, in, solver.ConsolidationOptions{SpotToSpot: r.Options.SpotToSpot})
+	for _, k := range kept {
+		if c := byNode[k.Name]; c != nil {
+			r.keep(c, "no consolidation saves money: "+k.Reason)
+		}
+	}
 	if err != nil || act == nil {
 		return nil, err
 	}
@@ -645,7 +709,7 @@ func (r *round) delete(m *clusterv1.Machine, pool *v1alpha1.NodePool, method, wh
 	r.log.Info("disrupting", "machine", m.Name, "method", method, "why", why)
 	r.Recorder.Eventf(m, corev1.EventTypeNormal, "Disrupting", "%s", why)
 	r.Recorder.Eventf(pool, corev1.EventTypeNormal, "Disrupting", "Machine %s in cluster %s: %s", m.Name, m.Spec.ClusterName, why)
-	disruptedMachines.WithLabelValues(pool.Name, method, reasonOf(method)).Inc()
+	countDisrupted(m, pool, method)
 	return nil
 }
 
