@@ -1,14 +1,19 @@
 package disruption
 
 import (
+	"strings"
+
 	"github.com/prometheus/client_golang/prometheus"
-	"sigs.k8s.io/controller-runtime/pkg/metrics"
+	clusterv1 "sigs.k8s.io/cluster-api/api/core/v1beta2"
+
+	"github.com/joinery-dev/joinery/api/v1alpha1"
+	"github.com/joinery-dev/joinery/internal/metrics"
 )
 
 var disruptedMachines = prometheus.NewCounterVec(prometheus.CounterOpts{
 	Name: "joinery_disruption_machines_disrupted_total",
-	Help: "Machines Joinery deleted to disrupt them, by NodePool, method (Expiration, Drift, Emptiness, Consolidation) and budget reason (Expired, Drifted, Empty, Underutilized).",
-}, []string{"nodepool", "method", "reason"})
+	Help: "Machines Joinery deleted to disrupt them, by namespace, cluster, NodePool, method (Expiration, Drift, Emptiness, Consolidation) and budget reason (Expired, Drifted, Empty, Underutilized).",
+}, []string{"namespace", "cluster", "nodepool", "method", "reason"})
 
 // reasonOf is the budget reason of a method.
 func reasonOf(method string) string {
@@ -23,4 +28,11 @@ func reasonOf(method string) string {
 	return "Underutilized"
 }
 
-func init() { metrics.Registry.MustRegister(disruptedMachines) }
+// countDisrupted counts a Machine deleted by a method, both as a
+// disruption and among all the Machines Joinery deleted.
+func countDisrupted(m *clusterv1.Machine, pool *v1alpha1.NodePool, method string) {
+	disruptedMachines.WithLabelValues(m.Namespace, m.Spec.ClusterName, pool.Name, method, reasonOf(method)).Inc()
+	metrics.MachineDeleted(m, strings.ToLower(method))
+}
+
+func init() { metrics.MustRegister(disruptedMachines) }

@@ -32,6 +32,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/joinery-dev/joinery/api/v1alpha1"
+	"github.com/joinery-dev/joinery/internal/metrics"
 	"github.com/joinery-dev/joinery/solver"
 )
 
@@ -344,6 +345,7 @@ func (c *Controller) deleteMachine(ctx context.Context, log logr.Logger, t targe
 		return fmt.Errorf("deleting Machine %s/%s of interrupted instance %s: %w", t.machine.Namespace, t.machine.Name, t.instanceID, err)
 	}
 	log.Info("deleted the Machine of an interrupted instance")
+	metrics.MachineDeleted(t.machine, metrics.ReasonInterruption)
 	c.event(t, corev1.EventTypeNormal, "TerminatingOnInterruption", "deleted Machine %s of %s; CAPI drains its node", t.machine.Name, t.instanceID)
 	return nil
 }

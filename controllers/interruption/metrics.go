@@ -2,7 +2,8 @@ package interruption
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
-	"sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	"github.com/joinery-dev/joinery/internal/metrics"
 )
 
 var (
@@ -22,5 +23,5 @@ var (
 )
 
 func init() {
-	metrics.Registry.MustRegister(receivedMessages, deletedMessages, messageQueueDuration)
+	metrics.MustRegister(receivedMessages, deletedMessages, messageQueueDuration)
 }

@@ -48,6 +48,7 @@ type Reconciler struct {
 
 	mapper  meta.RESTMapper
 	changes chan event.TypedGenericEvent[*v1alpha1.NodePool]
+	series  series
 }
 
 // +kubebuilder:rbac:groups=joinery.dev,resources=nodepools,verbs=get;list;watch
@@ -99,6 +100,9 @@ func (r *Reconciler) poolsOfCluster(ctx context.Context, o client.Object) []reco
 func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (ctrl.Result, error) {
 	pool := &v1alpha1.NodePool{}
 	if err := r.Client.Get(ctx, req.NamespacedName, pool); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.series.replace(req.NamespacedName, nil)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	var machines clusterv1.MachineList
@@ -109,7 +113,8 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (ctrl
 	if err := r.Client.List(ctx, &clusters, client.InNamespace(pool.Namespace)); err != nil {
 		return ctrl.Result{}, err
 	}
-	status := r.compute(ctx, pool, machines.Items, clusters.Items)
+	status, byCluster := r.compute(ctx, pool, machines.Items, clusters.Items)
+	r.series.replace(req.NamespacedName, poolSamples(pool, byCluster))
 	if equality.Semantic.DeepEqual(status, pool.Status) {
 		return ctrl.Result{RequeueAfter: resync}, nil
 	}
@@ -124,12 +129,15 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (ctrl
 	return ctrl.Result{RequeueAfter: resync}, nil
 }
 
-func (r *Reconciler) compute(ctx context.Context, pool *v1alpha1.NodePool, machines []clusterv1.Machine, clusters []clusterv1.Cluster) v1alpha1.NodePoolStatus {
+// compute returns the pool's status and, for its metrics, what its
+// machines add up to in each cluster it serves or has machines in.
+func (r *Reconciler) compute(ctx context.Context, pool *v1alpha1.NodePool, machines []clusterv1.Machine, clusters []clusterv1.Cluster) (v1alpha1.NodePoolStatus, map[string]*usage) {
 	status := v1alpha1.NodePoolStatus{ObservedGeneration: pool.Generation, Conditions: slices.Clone(pool.Status.Conditions)}
 	kubelet := solverinput.KubeletConfig(pool.Spec.Template.Spec.Kubelet)
 	resources := corev1.ResourceList{}
 	price := 0.0
 	perCluster := map[string]int32{}
+	byCluster := map[string]*usage{}
 	for i := range machines {
 		m := &machines[i]
 		if !metav1.IsControlledBy(m, pool) && !ownedBy(m, pool) {
@@ -137,11 +145,14 @@ func (r *Reconciler) compute(ctx context.Context, pool *v1alpha1.NodePool, machi
 		}
 		status.Machines++
 		perCluster[m.Spec.ClusterName]++
+		u := usageOf(byCluster, m.Spec.ClusterName)
+		u.machines++
 		if m.Status.NodeRef.IsDefined() && conditions.IsTrue(m, clusterv1.MachineNodeReadyCondition) {
 			status.Nodes++
 		}
 		if p, err := strconv.ParseFloat(m.Annotations[provisioning.AnnotationPricePerHour], 64); err == nil {
 			price += p
+			u.price += p
 		}
 		if it, ok := r.Catalog.InstanceType(m.Labels[v1alpha1.LabelInstanceType]); ok {
 			capacity, _ := cloud.Allocatable(it, kubelet)
@@ -150,6 +161,7 @@ func (r *Reconciler) compute(ctx context.Context, pool *v1alpha1.NodePool, machi
 				sum.Add(q)
 				resources[name] = sum
 			}
+			u.add(capacity)
 		}
 	}
 	if len(resources) > 0 {
@@ -165,6 +177,7 @@ func (r *Reconciler) compute(ctx context.Context, pool *v1alpha1.NodePool, machi
 			continue
 		}
 		cs := v1alpha1.ClusterStatus{Name: c.Name, Machines: perCluster[c.Name]}
+		usageOf(byCluster, c.Name)
 		if rep, ok := reports[c.Name]; ok {
 			cs.Reachable, cs.Message = rep.Reachable, rep.Message
 			if rep.LimitReached {
@@ -192,7 +205,7 @@ func (r *Reconciler) compute(ctx context.Context, pool *v1alpha1.NodePool, machi
 		limit.Message = strings.Join(limited, "; ") + " (raise spec.limits or free capacity)"
 	}
 	meta.SetStatusCondition(&status.Conditions, limit)
-	return status
+	return status, byCluster
 }
 
 func ownedBy(m *clusterv1.Machine, pool *v1alpha1.NodePool) bool {

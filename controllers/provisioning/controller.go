@@ -205,6 +205,7 @@ func (p *Provisioner) forget(key types.NamespacedName) {
 	p.mu.Unlock()
 	p.batches.Close(key.String())
 	p.events.forget(key)
+	forgetClusterMetrics(key)
 }
 
 // Reconcile makes one pass over one workload cluster: repair and clean

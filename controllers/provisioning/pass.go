@@ -147,8 +147,9 @@ func (ps *pass) run() (ctrl.Result, error) {
 			pending = append(pending, pod)
 		}
 	}
+	observePods(ps.key, st.seen, pods.Items, pending, ps.now)
 	if len(pending) == 0 {
-		pendingPods.WithLabelValues(ps.key.String()).Set(0)
+		observeNothingPending(ps.key)
 		ps.batches.Close(ps.key.String())
 		st.seen = map[types.UID]bool{}
 		ps.reportPlan(nil)
@@ -192,8 +193,7 @@ func (ps *pass) run() (ctrl.Result, error) {
 	if err != nil {
 		return ctrl.Result{}, fmt.Errorf("planning for %d pending pods: %w", len(pending), err)
 	}
-	solveDuration.WithLabelValues(ps.key.String()).Observe(time.Since(t0).Seconds())
-	pendingPods.WithLabelValues(ps.key.String()).Set(float64(len(pending)))
+	observePlan(ps.key, len(pending), plan, time.Since(t0))
 	onExisting := map[string]int{}
 	for _, pl := range plan.Existing {
 		if pl.Pod.Spec.NodeName == "" {
@@ -395,7 +395,7 @@ func (ps *pass) deleteMachine(m *clusterv1.Machine, pool *v1alpha1.NodePool, rea
 	}
 	ps.Recorder.Event(m, corev1.EventTypeWarning, reason, msg)
 	ps.Recorder.Eventf(pool, corev1.EventTypeWarning, reason, "Machine %s in cluster %s: %s", m.Name, ps.cluster.Name, msg)
-	machinesDeleted.WithLabelValues(pool.Name, reason).Inc()
+	countDeleted(m, reason)
 	// Its pods are planned again in the next batch window.
 	ps.batches.PodPending(ps.key.String(), ps.now)
 	return nil
@@ -468,7 +468,7 @@ func (ps *pass) launchPlan(plan *solver.Plan) ([]string, error) {
 				return created, err
 			}
 		} else {
-			machinesCreated.WithLabelValues(pool.Name, d.Offering.CapacityType).Inc()
+			countCreated(m, len(ps.replacing) > 0)
 			ps.Recorder.Eventf(pool, corev1.EventTypeNormal, "Launched", "Machine %s in cluster %s: %s %s in %s at %s for %d pod(s)",
 				m.Name, ps.cluster.Name, d.Offering.CapacityType, d.Offering.InstanceType, d.Offering.Zone, fmtPrice(d.Offering.PricePerHour), d.PodCount)
 		}
