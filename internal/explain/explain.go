@@ -95,7 +95,7 @@ func (e *Explainer) Machine(ctx context.Context, w io.Writer, key types.Namespac
 		fmt.Fprintf(w, "  Being deleted (since %s ago); CAPI drains its node.\n", e.age(m.DeletionTimestamp.Time))
 	case m.Annotations[disruption.AnnotationNotDisrupted] != "":
 		since, _ := time.Parse(time.RFC3339, m.Annotations[disruption.AnnotationNotDisruptedSince])
-		fmt.Fprintf(w, "  Kept: %s (the reason for %s).\n", m.Annotations[disruption.AnnotationNotDisrupted], e.age(since))
+		fmt.Fprintf(w, "  Kept: %s (recorded %s ago).\n", m.Annotations[disruption.AnnotationNotDisrupted], e.age(since))
 	default:
 		fmt.Fprintf(w, "  Not looked at yet: disruption considers a Machine once its node is Ready and no pods are pending in the cluster.\n")
 	}
@@ -115,6 +115,7 @@ func (e *Explainer) Machine(ctx context.Context, w io.Writer, key types.Namespac
 				events = append(events, ev)
 			}
 		}
+		sort.SliceStable(events, func(i, j int) bool { return eventTime(&events[i]).Before(eventTime(&events[j])) })
 	}
 	e.printEvents(w, events)
 	return nil

@@ -31,6 +31,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	goruntime "runtime"
 	"strconv"
 	"sync"
 	"time"
@@ -97,6 +98,11 @@ type Options struct {
 	// bare pods (no Deployments, no garbage collection, no node
 	// lifecycle).
 	WorkloadsWithoutControllerManager bool
+	// ParallelStarts is how many clusters start at once (default: twice
+	// the CPUs, at least 4). A fleet of twenty starting together on two
+	// cores starves every apiserver past its start timeout; in waves each
+	// gets the CPU it needs.
+	ParallelStarts int
 }
 
 // Testbed is a running management cluster with its workload clusters.
@@ -199,9 +205,14 @@ func Start(ctx context.Context, opts Options) (tb *Testbed, err error) {
 		return tb, fmt.Errorf("reading CRDs: %w", err)
 	}
 
-	// The clusters start in parallel: each is mostly waiting for its own
-	// apiserver.
+	// The clusters start in parallel, a few at a time: each is mostly
+	// waiting for its own apiserver.
 	progress("starting the management cluster and %d workload cluster(s)", len(names))
+	parallel := opts.ParallelStarts
+	if parallel <= 0 {
+		parallel = max(4, 2*goruntime.NumCPU())
+	}
+	slots := make(chan struct{}, parallel)
 	type started struct {
 		c   *testenv.Cluster
 		err error
@@ -210,6 +221,8 @@ func Start(ctx context.Context, opts Options) (tb *Testbed, err error) {
 	var wg sync.WaitGroup
 	startCluster := func(i int, o testenv.Options) {
 		defer wg.Done()
+		slots <- struct{}{}
+		defer func() { <-slots }()
 		o.Dir = filepath.Join(tb.dir, o.Name)
 		if err := os.RemoveAll(o.Dir); err != nil {
 			results[i].err = err
