@@ -409,7 +409,9 @@ func (r *round) decide(all []*Candidate) (*action, error) {
 			return nil, err
 		}
 		if plan == nil {
-			r.keep(picked[0], why[0]+", but its pods would have nowhere to go")
+			// Not why[0]: it has the Machine's age in it, and a reason is
+			// written only when it changes.
+			r.keep(picked[0], m.method+" is due, but its pods would have nowhere to go")
 			continue
 		}
 		return &action{method: m.method, reason: m.reason, why: why[0], candidates: picked, replacements: plan.NewNodes}, nil
