@@ -506,7 +506,7 @@ func cheapest(r provisioning.Rejected) string {
 		return "none recorded"
 	}
 	label := "cheapest"
-	if r.Count > 1 {
+	if len(r.Offerings) > 1 {
 		label = fmt.Sprintf("cheapest %d", len(r.Offerings))
 	}
 	return label + ": " + offeringList(r.Offerings, len(r.Offerings))
