@@ -70,8 +70,8 @@ func event(kind, name, reason, message string, ago time.Duration) *corev1.Event 
 
 func decision() provisioning.Decision {
 	return provisioning.Decision{
-		NodePool: "general",
-		Offering: provisioning.Offering{InstanceType: "m5.xlarge", Zone: "us-east-1b", CapacityType: "on-demand", PricePerHour: 0.192},
+		NodePool:  "general",
+		Offering:  provisioning.Offering{InstanceType: "m5.xlarge", Zone: "us-east-1b", CapacityType: "on-demand", PricePerHour: 0.192},
 		Fallbacks: []provisioning.Offering{{InstanceType: "m6i.xlarge", Zone: "us-east-1b", CapacityType: "on-demand", PricePerHour: 0.192}},
 		Rejected: []provisioning.Rejected{
 			{Reason: "refused by the cloud recently (insufficient capacity)", Count: 1, Offerings: []provisioning.Offering{{InstanceType: "m5a.xlarge", Zone: "us-east-1b", CapacityType: "on-demand", PricePerHour: 0.172}}},
