@@ -31,10 +31,33 @@ $(TOOLS_STAMP) $(CONTROLLER_GEN) $(KUSTOMIZE):
 build: ## Build the joinery binary into bin/.
 	go build -o $(BIN)/joinery ./cmd/joinery
 
+# The release: the version the image and release manifests carry (metadata.yaml
+# must have its release series), the image repository, the image's platform.
+RELEASE_VERSION ?= v0.1.0
+RELEASE_IMAGE ?= ghcr.io/joinery-dev/joinery
+IMAGE_GOOS ?= linux
+IMAGE_GOARCH ?= amd64
+REVISION ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+IMAGE_LDFLAGS := -buildid= -s -w -X main.version=$(RELEASE_VERSION) -X main.revision=$(REVISION)
+
+.PHONY: image-binary
+image-binary: ## Build the manager image's binary as the Dockerfile does (reproducible: same sources, same bytes) into bin/joinery-linux-amd64.
+	CGO_ENABLED=0 GOOS=$(IMAGE_GOOS) GOARCH=$(IMAGE_GOARCH) go build -trimpath -buildvcs=false -ldflags="$(IMAGE_LDFLAGS)" \
+		-o $(BIN)/joinery-$(IMAGE_GOOS)-$(IMAGE_GOARCH) ./cmd/joinery
+	@sha256sum $(BIN)/joinery-$(IMAGE_GOOS)-$(IMAGE_GOARCH)
+
+.PHONY: image
+image: ## Build the manager image with Docker (not available in every sandbox; make image-binary builds the same binary).
+	docker build --build-arg VERSION=$(RELEASE_VERSION) --build-arg REVISION=$(REVISION) -t $(RELEASE_IMAGE):$(RELEASE_VERSION) .
+
+.PHONY: release-manifests
+release-manifests: $(KUSTOMIZE) ## Write addon-components.yaml, metadata.yaml and the cluster templates for clusterctl into out/.
+	RELEASE_VERSION=$(RELEASE_VERSION) RELEASE_IMAGE=$(RELEASE_IMAGE) KUSTOMIZE=$(KUSTOMIZE) hack/release-manifests.sh $(ROOT)/out
+
 .PHONY: manifests
 manifests: tools ## Generate CRDs and RBAC from the API types and kubebuilder markers.
 	$(CONTROLLER_GEN) crd:allowDangerousTypes=false paths="./api/..." output:crd:artifacts:config=config/crd/bases
-	$(CONTROLLER_GEN) rbac:roleName=joinery-manager paths="./cmd/...;./controllers/...;./internal/manager/..." output:rbac:artifacts:config=config/rbac
+	$(CONTROLLER_GEN) rbac:roleName=manager paths="./cmd/...;./controllers/...;./internal/manager/..." output:rbac:artifacts:config=config/rbac
 
 .PHONY: generate
 generate: tools ## Generate deepcopy code and embedded data (go generate).

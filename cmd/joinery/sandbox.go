@@ -41,6 +41,10 @@ type sandboxOptions struct {
 	dir      string
 	samples  string
 	clusters int
+	// manager runs Joinery's manager in-process; without it, run `joinery
+	// manager` yourself (config/README.md: as the ServiceAccount of
+	// config/default).
+	manager bool
 }
 
 func newSandboxCommand() *cobra.Command {
@@ -59,6 +63,7 @@ func newSandboxCommand() *cobra.Command {
 	f.StringVar(&opts.dir, "dir", ".sandbox", "Directory for the clusters' data, kubeconfigs and logs; emptied at start.")
 	f.StringVar(&opts.samples, "samples", "config/samples", "Directory of NodePool samples to apply.")
 	f.IntVar(&opts.clusters, "clusters", 2, "Number of workload clusters (workload-1, workload-2, ...).")
+	f.BoolVar(&opts.manager, "manager", true, "Run Joinery's manager in-process; with --manager=false run `joinery manager` yourself (hack/sandbox-install.sh).")
 	return cmd
 }
 
@@ -130,8 +135,10 @@ func runSandbox(parent context.Context, out io.Writer, opts *sandboxOptions) err
 			return fmt.Errorf("creating the demo Deployment in %s: %w", w.Name, err)
 		}
 	}
-	if err := startJoinery(ctx, tb, log); err != nil {
-		return err
+	if opts.manager {
+		if err := startJoinery(ctx, tb, log); err != nil {
+			return err
+		}
 	}
 	ready := time.Since(t0)
 
@@ -152,14 +159,25 @@ Try:
   # a worker Machine by hand (CAPI bootstraps it, the simulated cloud boots it):
   %[1]s --kubeconfig %[2]s apply -f %[4]s
 
-Joinery is running: the demo pods become Machines, then Nodes, then Running pods.
+%[5]s
   %[1]s --kubeconfig %[2]s get nodepools,machines -A -w
 
 Press Ctrl-C to stop everything.
-`, k, tb.Management.KubeconfigPath, tb.Workloads[0].Cluster.KubeconfigPath, writeExampleMachine(tb, dir))
+`, k, tb.Management.KubeconfigPath, tb.Workloads[0].Cluster.KubeconfigPath, writeExampleMachine(tb, dir), joineryStatus(opts, dir))
 	<-ctx.Done()
 	fmt.Fprintln(out)
 	return nil
+}
+
+// joineryStatus says whether Joinery runs, or how to run it.
+func joineryStatus(opts *sandboxOptions, dir string) string {
+	if opts.manager {
+		return "Joinery is running: the demo pods become Machines, then Nodes, then Running pods."
+	}
+	return fmt.Sprintf("Joinery is not running (--manager=false). Install config/default and run the manager as its ServiceAccount:\n"+
+		"  hack/sandbox-install.sh %[1]s\n"+
+		"  bin/joinery manager --kubeconfig %[1]s/joinery-sa.kubeconfig --leader-election-namespace joinery-system\n"+
+		"then the demo pods become Machines, then Nodes, then Running pods.", dir)
 }
 
 // startJoinery runs Joinery's manager in-process against the sandbox's

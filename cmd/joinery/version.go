@@ -7,8 +7,13 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// version is set at release time with -ldflags "-X main.version=v0.1.0".
-var version = "dev"
+// version is set at release time with -ldflags "-X main.version=v0.1.0";
+// revision with "-X main.revision=<commit>" where the build does not stamp
+// VCS information itself (the reproducible build: make image-binary, Dockerfile).
+var (
+	version  = "dev"
+	revision = "unknown"
+)
 
 func newVersionCommand() *cobra.Command {
 	return &cobra.Command{
@@ -16,15 +21,15 @@ func newVersionCommand() *cobra.Command {
 		Short: "Print the version of this binary",
 		Args:  cobra.NoArgs,
 		Run: func(cmd *cobra.Command, _ []string) {
-			revision := "unknown"
+			rev := revision
 			if info, ok := debug.ReadBuildInfo(); ok {
 				for _, s := range info.Settings {
 					if s.Key == "vcs.revision" {
-						revision = s.Value
+						rev = s.Value
 					}
 				}
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "joinery %s (revision %s)\n", version, revision)
+			fmt.Fprintf(cmd.OutOrStdout(), "joinery %s (revision %s)\n", version, rev)
 		},
 	}
 }
