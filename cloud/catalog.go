@@ -8,6 +8,11 @@
 // directory of CSVs in the same format, WriteDir writes one, so benchmarks
 // and `joinery simulate --catalog DIR` can use synthetic catalogs.
 //
+// Update overlays what EC2's API says of a region (instance types,
+// offerings per zone, spot prices per zone, the account's zone names) on a
+// catalog; package cloud/live keeps one current that way. On-demand prices
+// always come from the snapshot: EC2's API does not give them.
+//
 // Prices are USD per hour. cn-north-1 is priced in yuan in the snapshot
 // (on-demand-prices-cny.csv); that file is not embedded, so the catalog has
 // no cn-north-1 prices and offers nothing there, rather than mixing currencies.
@@ -34,6 +39,9 @@ const (
 	OnDemandPricesFile = "on-demand-prices.csv"
 	SpotPricesFile     = "spot-prices-sample.csv" // optional in LoadDir
 	OfferingsFile      = "offerings.csv"
+	// Written only for a catalog updated from EC2; optional in LoadDir.
+	ZonesFile          = "zones.csv"
+	ZoneSpotPricesFile = "spot-prices-zones.csv"
 )
 
 // OnDemandPrice is one row of on-demand-prices.csv: the Linux,
@@ -76,6 +84,8 @@ type Tables struct {
 	OnDemandPrices []OnDemandPrice
 	SpotPrices     []SpotPrice
 	Offerings      []ZoneOffering
+	Zones          []Zone
+	ZoneSpotPrices []ZoneSpotPrice
 }
 
 // Catalog is an immutable, indexed set of Tables. It is safe for concurrent use.
@@ -89,6 +99,12 @@ type Catalog struct {
 	// zonesOf lists, per region and type, the zone IDs offering it, in
 	// zoneIDs order.
 	zonesOf map[string]map[string][]string
+	// zoneNames is the account's zone ID -> name mapping per region, for
+	// regions updated from EC2 (Zones).
+	zoneNames map[string]map[string]string
+	// zoneSpot is region -> type -> zone ID -> USD/h, for regions whose
+	// spot prices were updated from EC2 (ZoneSpotPrices).
+	zoneSpot map[string]map[string]map[string]float64
 }
 
 // New indexes tables into a Catalog. It rejects what would make lookups
@@ -113,6 +129,8 @@ func build(tables Tables) (*Catalog, error) {
 		spot:      map[string]map[string]SpotPrice{},
 		zoneIDs:   map[string][]string{},
 		zonesOf:   map[string]map[string][]string{},
+		zoneNames: map[string]map[string]string{},
+		zoneSpot:  map[string]map[string]map[string]float64{},
 	}
 	for i := range tables.InstanceTypes {
 		it := &tables.InstanceTypes[i]
@@ -123,6 +141,14 @@ func build(tables Tables) (*Catalog, error) {
 			return nil, fmt.Errorf("%s: instance type %q appears twice; keep one row per type", InstanceTypesFile, it.Name)
 		}
 		c.typeIndex[it.Name] = i
+	}
+	// Before the spot sample: for a region updated from EC2 the sample is
+	// derived from these rows, and an error should name the rows' own file.
+	if err := c.indexZoneSpotPrices(tables.ZoneSpotPrices); err != nil {
+		return nil, err
+	}
+	if err := c.indexZones(tables.Zones); err != nil {
+		return nil, err
 	}
 	// Rows are sorted by region, so each region is one run of rows and a
 	// duplicate is always next to its twin.
@@ -184,14 +210,19 @@ func build(tables Tables) (*Catalog, error) {
 	return c, nil
 }
 
-// normalize fills what is derived from the name (Category; Family and
-// Size when empty) and rejects what no node could be: no vCPUs or memory,
-// an unknown architecture.
+// normalize fills what is derived from the name (Category; Family, Size
+// and Generation when empty) and rejects what no node could be: no vCPUs or
+// memory, an unknown architecture.
 func normalize(it *InstanceType) error {
 	if it.Name == "" {
 		return fmt.Errorf("an instance type has no name; name it as EC2 does, e.g. m5.large")
 	}
 	it.Category = karpenterCategory(it.Name)
+	if it.Generation == 0 {
+		// Types EC2 announced after the snapshot come without one; for
+		// every snapshot row the name's digits are its generation.
+		it.Generation = karpenterGeneration(it.Name)
+	}
 	if it.Family == "" || it.Size == "" {
 		family, size, ok := strings.Cut(it.Name, ".")
 		if !ok {
@@ -221,6 +252,8 @@ func sortTables(t *Tables) {
 	sortIfNeeded(t.Offerings, func(a, b ZoneOffering) int {
 		return cmp.Or(strings.Compare(a.Region, b.Region), strings.Compare(a.ZoneID, b.ZoneID), strings.Compare(a.InstanceType, b.InstanceType))
 	})
+	sortIfNeeded(t.Zones, compareZones)
+	sortIfNeeded(t.ZoneSpotPrices, compareZoneSpotPrices)
 }
 
 // regionRuns splits rows sorted by key into runs of equal key.
@@ -282,6 +315,12 @@ func (t Tables) withNilForEmpty() Tables {
 	if len(t.Offerings) == 0 {
 		t.Offerings = nil
 	}
+	if len(t.Zones) == 0 {
+		t.Zones = nil
+	}
+	if len(t.ZoneSpotPrices) == 0 {
+		t.ZoneSpotPrices = nil
+	}
 	return t
 }
 
@@ -291,6 +330,8 @@ func (t Tables) clone() Tables {
 		OnDemandPrices: slices.Clone(t.OnDemandPrices),
 		SpotPrices:     slices.Clone(t.SpotPrices),
 		Offerings:      slices.Clone(t.Offerings),
+		Zones:          slices.Clone(t.Zones),
+		ZoneSpotPrices: slices.Clone(t.ZoneSpotPrices),
 	}
 }
 
@@ -315,6 +356,7 @@ func (c *Catalog) OnDemandPrice(region, instanceType string) (float64, bool) {
 }
 
 // SpotPrice returns the spot price sample of a type in a region, if any.
+// For a region updated from EC2 it summarizes the per-zone prices.
 func (c *Catalog) SpotPrice(region, instanceType string) (SpotPrice, bool) {
 	p, ok := c.spot[region][instanceType]
 	return p, ok

@@ -115,6 +115,17 @@ func karpenterCategory(name string) string {
 	return ""
 }
 
+// karpenterGeneration returns the generation digits of a type name (5 for
+// m5.large, 1 for u-6tb1.metal), 0 when the name does not fit the scheme.
+func karpenterGeneration(name string) int {
+	if m := karpenterNameScheme.FindStringSubmatch(name); len(m) == 4 {
+		if g, err := strconv.Atoi(m[3]); err == nil {
+			return g
+		}
+	}
+	return 0
+}
+
 // Labels returns the node labels a node of this type carries, as Karpenter's
 // AWS provider sets them: node.kubernetes.io/instance-type,
 // kubernetes.io/arch (omitted when Arch is unknown), kubernetes.io/os=linux,

@@ -34,11 +34,17 @@ var (
 	spotRequired = []string{"region", "instance_type", "spot_min_usd_per_hour", "spot_max_usd_per_hour"}
 
 	offeringColumns = []string{"region", "zone_id", "instance_type"}
+
+	zoneColumns = []string{"region", "zone_id", "zone_name"}
+
+	zoneSpotColumns  = []string{"region", "zone_id", "instance_type", "usd_per_hour", "as_of"}
+	zoneSpotRequired = []string{"region", "zone_id", "instance_type", "usd_per_hour"}
 )
 
 // LoadDir reads a catalog from a directory holding instance-types.csv,
 // on-demand-prices.csv, offerings.csv and, optionally,
-// spot-prices-sample.csv, in the format of the built-in catalog (see
+// spot-prices-sample.csv, zones.csv and spot-prices-zones.csv (the last two
+// from a catalog updated from EC2), in the format of the built-in catalog (see
 // data/README.md; WriteDir writes it). Errors name the file, line, column
 // and what to write instead.
 func LoadDir(dir string) (*Catalog, error) {
@@ -58,6 +64,8 @@ func load(fsys fs.FS, name string) (*Catalog, error) {
 		{OnDemandPricesFile, false, func(tb *table) (err error) { t.OnDemandPrices, err = parseOnDemandPrices(tb); return err }},
 		{SpotPricesFile, true, func(tb *table) (err error) { t.SpotPrices, err = parseSpotPrices(tb); return err }},
 		{OfferingsFile, false, func(tb *table) (err error) { t.Offerings, err = parseOfferings(tb); return err }},
+		{ZonesFile, true, func(tb *table) (err error) { t.Zones, err = parseZones(tb); return err }},
+		{ZoneSpotPricesFile, true, func(tb *table) (err error) { t.ZoneSpotPrices, err = parseZoneSpotPrices(tb); return err }},
 	}
 	for _, f := range files {
 		display := path.Join(name, f.file)
@@ -385,5 +393,65 @@ func parseOfferings(t *table) ([]ZoneOffering, error) {
 			return nil, err
 		}
 		offerings = append(offerings, o)
+	}
+}
+
+func parseZones(t *table) ([]Zone, error) {
+	if err := t.readHeader(zoneColumns); err != nil {
+		return nil, err
+	}
+	region, zone, name := t.column("region"), t.column("zone_id"), t.column("zone_name")
+	zones := make([]Zone, 0, t.rows)
+	for {
+		ok, err := t.next()
+		if !ok || err != nil {
+			return zones, err
+		}
+		var z Zone
+		if z.Region, err = t.stringCell(region, "region"); err != nil {
+			return nil, err
+		}
+		if z.ZoneID, err = t.stringCell(zone, "zone_id"); err != nil {
+			return nil, err
+		}
+		if _, err := zoneIDNumber(z.ZoneID); err != nil {
+			return nil, t.errorf(zone, "zone_id", "%v", err)
+		}
+		if z.ZoneName, err = t.stringCell(name, "zone_name"); err != nil {
+			return nil, err
+		}
+		zones = append(zones, z)
+	}
+}
+
+func parseZoneSpotPrices(t *table) ([]ZoneSpotPrice, error) {
+	if err := t.readHeader(zoneSpotRequired); err != nil {
+		return nil, err
+	}
+	region, zone, typ := t.column("region"), t.column("zone_id"), t.column("instance_type")
+	usd, asOf := t.column("usd_per_hour"), t.column("as_of")
+	prices := make([]ZoneSpotPrice, 0, t.rows)
+	for {
+		ok, err := t.next()
+		if !ok || err != nil {
+			return prices, err
+		}
+		p := ZoneSpotPrice{AsOf: t.cell(asOf)}
+		if p.Region, err = t.stringCell(region, "region"); err != nil {
+			return nil, err
+		}
+		if p.ZoneID, err = t.stringCell(zone, "zone_id"); err != nil {
+			return nil, err
+		}
+		if _, err := zoneIDNumber(p.ZoneID); err != nil {
+			return nil, t.errorf(zone, "zone_id", "%v", err)
+		}
+		if p.InstanceType, err = t.stringCell(typ, "instance_type"); err != nil {
+			return nil, err
+		}
+		if p.USDPerHour, err = t.priceCell(usd, "usd_per_hour"); err != nil {
+			return nil, err
+		}
+		prices = append(prices, p)
 	}
 }

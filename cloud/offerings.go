@@ -2,6 +2,8 @@ package cloud
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -78,8 +80,13 @@ func WithZones(zones ...string) OfferingOption {
 //     highest of the sampled per-zone prices: the sample does not say which
 //     zone had which price, and pricing every zone at the worst one keeps
 //     the solver from choosing spot on a saving that may not exist.
+//   - In a region with per-zone spot prices (updated from EC2), a spot
+//     offering exists only in the zones where the type has one, at that
+//     price, as in Karpenter: no price, no spot offering.
 //   - Types without an architecture are not offered (no AMI, no arch label).
-//   - Zone names come from WithZoneNames, else DefaultZoneNames.
+//   - Zone names come from WithZoneNames, else the account's names the
+//     catalog was updated with (zones its Zones do not name are left out),
+//     else DefaultZoneNames.
 //   - WithZones drops offerings outside the given zones; naming a zone the
 //     region does not have is an error, since it is most likely a typo in a
 //     Cluster's failure domains.
@@ -94,6 +101,10 @@ func (c *Catalog) RegionOfferings(region string, opts ...OfferingOption) ([]Inst
 	for _, opt := range opts {
 		opt(&o)
 	}
+	if account, ok := c.zoneNames[region]; ok && o.zoneNames == nil {
+		o.zoneNames = account
+		zoneIDs = slices.DeleteFunc(slices.Clone(zoneIDs), func(id string) bool { return account[id] == "" })
+	}
 	names, err := zoneNamesFor(region, zoneIDs, o.zoneNames)
 	if err != nil {
 		return nil, err
@@ -104,6 +115,7 @@ func (c *Catalog) RegionOfferings(region string, opts ...OfferingOption) ([]Inst
 	}
 
 	onDemand, spot := c.onDemand[region], c.spot[region]
+	zoneSpot, perZoneSpot := c.zoneSpot[region]
 	byType := c.zonesOf[region]
 	typeNames := sortedKeys(byType)
 	result := make([]InstanceTypeOfferings, 0, len(typeNames))
@@ -124,7 +136,11 @@ func (c *Catalog) RegionOfferings(region string, opts ...OfferingOption) ([]Inst
 				offering.CapacityType, offering.PricePerHour = v1alpha1.CapacityTypeOnDemand, odPrice
 				offerings = append(offerings, offering)
 			}
-			if hasSpot {
+			switch price, inZone := zoneSpot[name][zoneID]; {
+			case perZoneSpot && inZone:
+				offering.CapacityType, offering.PricePerHour = v1alpha1.CapacityTypeSpot, price
+				offerings = append(offerings, offering)
+			case !perZoneSpot && hasSpot:
 				offering.CapacityType, offering.PricePerHour = v1alpha1.CapacityTypeSpot, spotPrice.MaxUSDPerHour
 				offerings = append(offerings, offering)
 			}
@@ -136,12 +152,16 @@ func (c *Catalog) RegionOfferings(region string, opts ...OfferingOption) ([]Inst
 	return result, nil
 }
 
-// ZoneNames returns the default zone ID -> name mapping of a region (see
-// DefaultZoneNames), nil for a region without offerings.
+// ZoneNames returns the zone ID -> name mapping of a region: the account's
+// when the catalog was updated from EC2, else the default one (see
+// DefaultZoneNames); nil for a region without offerings.
 func (c *Catalog) ZoneNames(region string) map[string]string {
 	ids, ok := c.zoneIDs[region]
 	if !ok {
 		return nil
+	}
+	if account, ok := c.zoneNames[region]; ok {
+		return maps.Clone(account)
 	}
 	return DefaultZoneNames(region, ids)
 }

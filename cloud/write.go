@@ -3,7 +3,9 @@ package cloud
 import (
 	"bytes"
 	"encoding/csv"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -11,9 +13,12 @@ import (
 
 // WriteDir writes the catalog as CSV files LoadDir reads back into an equal
 // catalog: instance-types.csv, on-demand-prices.csv, spot-prices-sample.csv
-// (header only when there are no spot prices) and offerings.csv. Output is
-// deterministic: rows in canonical order, numbers in their shortest exact
-// form. It creates dir if needed and overwrites those four files.
+// (header only when there are no spot prices) and offerings.csv, plus
+// zones.csv and spot-prices-zones.csv when the catalog was updated from EC2
+// (otherwise it removes them, so a directory written twice never mixes two
+// catalogs). Output is deterministic: rows in canonical order, numbers in
+// their shortest exact form. It creates dir if needed and overwrites those
+// files.
 func (c *Catalog) WriteDir(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("writing catalog: %w", err)
@@ -21,13 +26,23 @@ func (c *Catalog) WriteDir(dir string) error {
 	files := []struct {
 		name string
 		rows func(w *csv.Writer) error
+		// skip leaves out an optional file with no rows.
+		skip bool
 	}{
-		{InstanceTypesFile, c.writeInstanceTypes},
-		{OnDemandPricesFile, c.writeOnDemandPrices},
-		{SpotPricesFile, c.writeSpotPrices},
-		{OfferingsFile, c.writeOfferings},
+		{InstanceTypesFile, c.writeInstanceTypes, false},
+		{OnDemandPricesFile, c.writeOnDemandPrices, false},
+		{SpotPricesFile, c.writeSpotPrices, false},
+		{OfferingsFile, c.writeOfferings, false},
+		{ZonesFile, c.writeZones, len(c.tables.Zones) == 0},
+		{ZoneSpotPricesFile, c.writeZoneSpotPrices, len(c.tables.ZoneSpotPrices) == 0},
 	}
 	for _, f := range files {
+		if f.skip {
+			if err := os.Remove(filepath.Join(dir, f.name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("writing catalog: %w", err)
+			}
+			continue
+		}
 		var buf bytes.Buffer
 		w := csv.NewWriter(&buf)
 		if err := f.rows(w); err != nil {
@@ -121,6 +136,30 @@ func (c *Catalog) writeOfferings(w *csv.Writer) error {
 	}
 	for _, o := range c.tables.Offerings {
 		if err := w.Write([]string{o.Region, o.ZoneID, o.InstanceType}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *Catalog) writeZones(w *csv.Writer) error {
+	if err := w.Write(zoneColumns); err != nil {
+		return err
+	}
+	for _, z := range c.tables.Zones {
+		if err := w.Write([]string{z.Region, z.ZoneID, z.ZoneName}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *Catalog) writeZoneSpotPrices(w *csv.Writer) error {
+	if err := w.Write(zoneSpotColumns); err != nil {
+		return err
+	}
+	for _, p := range c.tables.ZoneSpotPrices {
+		if err := w.Write([]string{p.Region, p.ZoneID, p.InstanceType, formatPrice(p.USDPerHour), p.AsOf}); err != nil {
 			return err
 		}
 	}

@@ -42,8 +42,9 @@ const resync = time.Minute
 
 // Reconciler writes NodePool status.
 type Reconciler struct {
-	Client  client.Client
-	Catalog *cloud.Catalog
+	Client client.Client
+	// Catalog is asked for the current catalog on every pass.
+	Catalog cloud.Source
 	Reports *provisioning.Reports
 
 	mapper  meta.RESTMapper
@@ -134,6 +135,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (ctrl
 func (r *Reconciler) compute(ctx context.Context, pool *v1alpha1.NodePool, machines []clusterv1.Machine, clusters []clusterv1.Cluster) (v1alpha1.NodePoolStatus, map[string]*usage) {
 	status := v1alpha1.NodePoolStatus{ObservedGeneration: pool.Generation, Conditions: slices.Clone(pool.Status.Conditions)}
 	kubelet := solverinput.KubeletConfig(pool.Spec.Template.Spec.Kubelet)
+	catalog := r.Catalog.Current()
 	resources := corev1.ResourceList{}
 	price := 0.0
 	perCluster := map[string]int32{}
@@ -154,7 +156,7 @@ func (r *Reconciler) compute(ctx context.Context, pool *v1alpha1.NodePool, machi
 			price += p
 			u.price += p
 		}
-		if it, ok := r.Catalog.InstanceType(m.Labels[v1alpha1.LabelInstanceType]); ok {
+		if it, ok := catalog.InstanceType(m.Labels[v1alpha1.LabelInstanceType]); ok {
 			capacity, _ := cloud.Allocatable(it, kubelet)
 			for name, q := range capacity {
 				sum := resources[name]

@@ -68,9 +68,11 @@ type Provisioner struct {
 	Client       client.Client
 	APIReader    client.Reader
 	ClusterCache clustercache.ClusterCache
-	Catalog      *cloud.Catalog
-	Recorder     record.EventRecorder
-	Options      Options
+	// Catalog is asked for the current catalog on every pass, so a
+	// refreshed one (cloud/live) is used from the next pass on.
+	Catalog  cloud.Source
+	Recorder record.EventRecorder
+	Options  Options
 	// Reports receives what each pass found per pool and cluster, for the
 	// pool status controller.
 	Reports *Reports
@@ -118,7 +120,7 @@ func (p *Provisioner) SetupWithManager(ctx context.Context, mgr ctrl.Manager) er
 	p.unavailable = NewUnavailableOfferings(p.Options.UnavailableTTL)
 	p.templates = &templates{client: p.Client, mapper: mgr.GetRESTMapper()}
 	p.events = newWorkloadEvents(ctx, p.ClusterCache)
-	p.offerings = &offeringsCache{catalog: p.Catalog}
+	p.offerings = &offeringsCache{source: p.Catalog}
 	p.clusters = map[types.NamespacedName]*clusterState{}
 
 	joineryOnly := predicate.NewPredicateFuncs(func(o client.Object) bool {
@@ -322,11 +324,12 @@ func (p *Provisioner) connect(ctx context.Context, cluster *clusterv1.Cluster) (
 	return &workload{reader: reader, client: client.WithFieldOwner(c, FieldOwner)}, nil
 }
 
-// offeringsCache keeps each region's offerings per set of zones: the
-// catalog does not change while the manager runs.
+// offeringsCache keeps each region's offerings per set of zones for as
+// long as the source hands out the same catalog.
 type offeringsCache struct {
-	catalog *cloud.Catalog
+	source  cloud.Source
 	mu      sync.Mutex
+	catalog *cloud.Catalog // what byKey was computed from
 	byKey   map[string][]cloud.InstanceTypeOfferings
 }
 
@@ -334,6 +337,9 @@ func (o *offeringsCache) get(region string, zones []string) ([]cloud.InstanceTyp
 	key := region + "/" + strings.Join(zones, ",")
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	if current := o.source.Current(); current != o.catalog {
+		o.catalog, o.byKey = current, nil
+	}
 	if got, ok := o.byKey[key]; ok {
 		return got, nil
 	}

@@ -33,6 +33,7 @@ import (
 
 	joineryv1alpha1 "github.com/joinery-dev/joinery/api/v1alpha1"
 	"github.com/joinery-dev/joinery/cloud"
+	"github.com/joinery-dev/joinery/cloud/live"
 	"github.com/joinery-dev/joinery/controllers/disruption"
 	"github.com/joinery-dev/joinery/controllers/interruption"
 	"github.com/joinery-dev/joinery/controllers/poolstatus"
@@ -58,6 +59,9 @@ type Options struct {
 	Disruption    disruption.Options
 	// Interruption configures the interruption queue (off without one).
 	Interruption interruption.Options
+	// Catalog configures refreshing the EC2 catalog from EC2's API (off
+	// without regions).
+	Catalog live.Options
 	// SkipNameValidation lets several managers run in one process (tests).
 	SkipNameValidation bool
 	// Logger, when set, replaces controller-runtime's global logger.
@@ -70,6 +74,7 @@ func DefaultOptions() Options {
 		MetricsAddr: ":8080", ProbeAddr: ":8081", LeaderElect: true, LeaderElectionID: "joinery-manager.joinery.dev",
 		LeaseDuration: 15 * time.Second, RenewDeadline: 10 * time.Second, RetryPeriod: 2 * time.Second,
 		WorkloadQPS: 20, WorkloadBurst: 30, Provisioning: provisioning.DefaultOptions(), Disruption: disruption.DefaultOptions(),
+		Catalog: live.DefaultOptions(),
 	}
 }
 
@@ -100,6 +105,15 @@ func BindFlags(f *pflag.FlagSet, o *Options) {
 	f.StringVar(&i.Queue, "interruption-queue", i.Queue, "Name or URL of the SQS queue EventBridge sends EC2 spot interruption, rebalance, state-change and AWS Health events to; empty turns interruption handling off.")
 	f.StringVar(&i.Region, "aws-region", i.Region, "AWS region of the interruption queue (default: $AWS_REGION).")
 	f.StringVar(&i.Endpoint, "aws-endpoint", i.Endpoint, "SQS endpoint URL replacing the region's (a VPC endpoint, or a local one in tests).")
+	c := &o.Catalog
+	f.StringSliceVar(&c.Regions, "catalog-regions", c.Regions, "EC2 regions whose catalog is refreshed from the EC2 API, e.g. us-east-1,eu-west-1: instance types, "+
+		"which types each Availability Zone offers, spot prices per zone and the account's zone names (credentials from $AWS_ACCESS_KEY_ID, "+
+		"$AWS_SECRET_ACCESS_KEY, $AWS_SESSION_TOKEN; the calls are ec2:DescribeInstanceTypes, DescribeInstanceTypeOfferings, DescribeSpotPriceHistory, "+
+		"DescribeAvailabilityZones). Empty (the default) decides with the embedded snapshot only. On-demand prices always come from the snapshot; "+
+		"while EC2 cannot be reached the last good catalog stays in use (see docs/catalog.md).")
+	f.DurationVar(&c.Interval, "catalog-refresh-interval", c.Interval, "How often instance types, offerings, zone names and spot prices are all read from EC2 (with --catalog-regions).")
+	f.DurationVar(&c.SpotInterval, "catalog-spot-refresh-interval", c.SpotInterval, "How often spot prices alone are read from EC2 in between; 0 reads them only with the rest (with --catalog-regions).")
+	f.StringVar(&c.Endpoint, "ec2-endpoint", c.Endpoint, "EC2 endpoint URL replacing each region's for the catalog refresh (a VPC endpoint, or a local one in tests).")
 }
 
 // Validate names the flag of a bad value and what it should be.
@@ -124,7 +138,7 @@ func (o Options) Validate() error {
 	if i := o.Interruption; i.Enabled() && i.Region == "" {
 		return fmt.Errorf("--interruption-queue=%s needs the queue's region: set --aws-region or $AWS_REGION", i.Queue)
 	}
-	return nil
+	return o.Catalog.Validate()
 }
 
 // Scheme knows the Kubernetes, CAPI core and kubeadm bootstrap, CAPA and
@@ -185,6 +199,21 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, error)
 	if err != nil {
 		return nil, fmt.Errorf("creating manager: %w", err)
 	}
+	var source cloud.Source = catalog
+	if o.Catalog.Enabled() {
+		clients := map[string]live.EC2API{}
+		for _, region := range o.Catalog.Regions {
+			clients[region] = live.NewEC2Client(region, o.Catalog.Endpoint)
+		}
+		refresher, err := live.New(catalog, clients, o.Catalog, mgr.GetLogger().WithName("catalog"))
+		if err != nil {
+			return nil, err
+		}
+		if err := mgr.Add(refresher); err != nil {
+			return nil, fmt.Errorf("adding the catalog refresher: %w", err)
+		}
+		source = refresher
+	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return nil, err
 	}
@@ -208,7 +237,7 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, error)
 		Client:       mgr.GetClient(),
 		APIReader:    mgr.GetAPIReader(),
 		ClusterCache: clusterCache,
-		Catalog:      catalog,
+		Catalog:      source,
 		Recorder:     mgr.GetEventRecorderFor("joinery-provisioning"),
 		Options:      o.Provisioning,
 		Reports:      reports,
@@ -235,7 +264,7 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, error)
 			return nil, fmt.Errorf("setting up the interruption controller: %w", err)
 		}
 	}
-	if err := (&poolstatus.Reconciler{Client: mgr.GetClient(), Catalog: catalog, Reports: reports}).SetupWithManager(mgr); err != nil {
+	if err := (&poolstatus.Reconciler{Client: mgr.GetClient(), Catalog: source, Reports: reports}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setting up the pool status controller: %w", err)
 	}
 	return mgr, nil
