@@ -56,7 +56,7 @@ type Options struct {
 func DefaultOptions() Options {
 	return Options{
 		BatchIdle: time.Second, BatchMax: 10 * time.Second, UnavailableTTL: 3 * time.Minute,
-		RegistrationTimeout: 15 * time.Minute, Replan: 30 * time.Second, Concurrency: 4,
+		RegistrationTimeout: 15 * time.Minute, Replan: 30 * time.Second, Concurrency: 10,
 	}
 }
 
@@ -97,6 +97,14 @@ type clusterState struct {
 	seen      map[types.UID]bool
 	lastPlan  time.Time
 	lastError string
+	// awaiting are Machines this process created that the cache has not
+	// shown yet, and since when: a plan made before they show would not
+	// count them as in-flight capacity and would launch for the same pods
+	// again. Waiting for them in the next pass, not in the one that
+	// created them, keeps the worker free for other clusters. A restart
+	// loses nothing: a new cache lists every Machine before it syncs.
+	awaiting      []string
+	awaitingSince time.Time
 }
 
 // +kubebuilder:rbac:groups=cluster.x-k8s.io,resources=clusters,verbs=get;list;watch

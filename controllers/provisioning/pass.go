@@ -49,6 +49,11 @@ type pass struct {
 }
 
 func (ps *pass) run() (ctrl.Result, error) {
+	ps.key = client.ObjectKeyFromObject(ps.cluster)
+	st := ps.state(ps.key)
+	if wait, err := ps.awaitCreated(st); err != nil || wait > 0 {
+		return ctrl.Result{RequeueAfter: wait}, err
+	}
 	offered, err := ps.prepare()
 	if err != nil {
 		ps.report(ps.cluster, ps.pools, true, err.Error())
@@ -73,7 +78,6 @@ func (ps *pass) run() (ctrl.Result, error) {
 		}
 	}
 
-	st := ps.state(ps.key)
 	objs := solverinput.Objects{NodePools: ps.pools, InFlight: map[string]bool{}}
 	for i := range nodes.Items {
 		if !nodeReady(&nodes.Items[i]) {
@@ -218,10 +222,38 @@ func (ps *pass) run() (ctrl.Result, error) {
 		return ctrl.Result{}, err
 	}
 	ps.reportPlan(plan)
-	if err := ps.waitForCache(created); err != nil {
-		return ctrl.Result{}, err
+	if len(created) > 0 {
+		st.awaiting, st.awaitingSince = created, ps.now
 	}
 	return ctrl.Result{RequeueAfter: minPositive(ps.Options.Replan, requeue)}, nil
+}
+
+// cacheLagLimit bounds how long a pass waits for the cache to show the
+// Machines the previous pass created; beyond it the cache is broken, not
+// late, and planning goes on (CAPI's own controllers would be stuck too).
+const cacheLagLimit = 30 * time.Second
+
+// awaitCreated reports how long to wait before planning while the cache
+// has not shown every Machine the last pass created (0: go on).
+func (ps *pass) awaitCreated(st *clusterState) (time.Duration, error) {
+	for len(st.awaiting) > 0 {
+		m := &clusterv1.Machine{}
+		err := ps.Client.Get(ps.ctx, types.NamespacedName{Namespace: ps.cluster.Namespace, Name: st.awaiting[0]}, m)
+		switch {
+		case err == nil:
+			st.awaiting = st.awaiting[1:]
+		case !apierrors.IsNotFound(err):
+			return 0, err
+		case ps.now.Sub(st.awaitingSince) > cacheLagLimit:
+			ps.log.Info("the cache still does not show Machines created a while ago; planning without them", "machines", st.awaiting, "since", st.awaitingSince)
+			st.awaiting = nil
+		default:
+			// The Machine watch requeues the cluster when the cache gets
+			// it; the short requeue is a safety net.
+			return 100 * time.Millisecond, nil
+		}
+	}
+	return 0, nil
 }
 
 // prepare reads the cluster's region and zones and sizes every pool's

@@ -51,6 +51,12 @@ type Options struct {
 	LeaseDuration    time.Duration
 	RenewDeadline    time.Duration
 	RetryPeriod      time.Duration
+	// QPS and Burst bound requests to the management cluster. A burst of
+	// pending pods becomes three creates per machine (Machine, AWSMachine,
+	// bootstrap config) across every cluster, so the defaults are
+	// Karpenter's order of magnitude, not CAPI's 20/30.
+	QPS   float32
+	Burst int
 	// WorkloadQPS and WorkloadBurst bound requests to each workload
 	// cluster's apiserver.
 	WorkloadQPS   float32
@@ -73,7 +79,7 @@ func DefaultOptions() Options {
 	return Options{
 		MetricsAddr: ":8080", ProbeAddr: ":8081", LeaderElect: true, LeaderElectionID: "joinery-manager.joinery.dev",
 		LeaseDuration: 15 * time.Second, RenewDeadline: 10 * time.Second, RetryPeriod: 2 * time.Second,
-		WorkloadQPS: 20, WorkloadBurst: 30, Provisioning: provisioning.DefaultOptions(), Disruption: disruption.DefaultOptions(),
+		QPS: 100, Burst: 200, WorkloadQPS: 20, WorkloadBurst: 30, Provisioning: provisioning.DefaultOptions(), Disruption: disruption.DefaultOptions(),
 		Catalog: live.DefaultOptions(),
 	}
 }
@@ -88,6 +94,8 @@ func BindFlags(f *pflag.FlagSet, o *Options) {
 	f.DurationVar(&o.LeaseDuration, "leader-elect-lease-duration", o.LeaseDuration, "How long a non-leader waits before trying to take over.")
 	f.DurationVar(&o.RenewDeadline, "leader-elect-renew-deadline", o.RenewDeadline, "How long the leader keeps trying to renew before giving up.")
 	f.DurationVar(&o.RetryPeriod, "leader-elect-retry-period", o.RetryPeriod, "How often leader election is retried.")
+	f.Float32Var(&o.QPS, "kube-api-qps", o.QPS, "Requests per second to the management cluster's apiserver.")
+	f.IntVar(&o.Burst, "kube-api-burst", o.Burst, "Burst of requests to the management cluster's apiserver.")
 	f.Float32Var(&o.WorkloadQPS, "workload-cluster-qps", o.WorkloadQPS, "Requests per second to each workload cluster's apiserver.")
 	f.IntVar(&o.WorkloadBurst, "workload-cluster-burst", o.WorkloadBurst, "Burst of requests to each workload cluster's apiserver.")
 	p := &o.Provisioning
@@ -175,6 +183,10 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, error)
 	catalog, err := cloud.Embedded()
 	if err != nil {
 		return nil, fmt.Errorf("reading the embedded EC2 catalog: %w", err)
+	}
+	cfg = rest.CopyConfig(cfg)
+	if o.QPS > 0 {
+		cfg.QPS, cfg.Burst = o.QPS, o.Burst
 	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  scheme,
