@@ -12,6 +12,9 @@ var ephemeralTaints = map[string]bool{
 	corev1.TaintNodeUnreachable:                      true,
 	"node.cloudprovider.kubernetes.io/uninitialized": true,
 	"karpenter.sh/unregistered":                      true,
+	// CAPI's kubeadm bootstrap registers nodes with it and removes it once
+	// the Machine's labels are on the Node.
+	"node.cluster.x-k8s.io/uninitialized": true,
 }
 
 // SchedulingTaints returns the taints of an existing node that block new

@@ -232,6 +232,17 @@ var ruleCases = []ruleCase{
 			return s
 		},
 		expect: func(t *testing.T, _ *Snapshot, p *Plan) { wantNodes(t, p, 0); wantAllPlaced(t, p) }},
+	{name: "a registered node CAPI has not initialized yet is filled",
+		snap: func() *Snapshot {
+			s := onePool(pods(2, "p", "1", "1Gi"))
+			s.Nodes = []*Node{existingNode("n1", "zone-a", 4, 16, nil, func(n *Node) {
+				n.InFlight = true
+				n.Pool = "default"
+				n.Node.Spec.Taints = []corev1.Taint{{Key: "node.cluster.x-k8s.io/uninitialized", Effect: corev1.TaintEffectNoSchedule}}
+			})}
+			return s
+		},
+		expect: func(t *testing.T, _ *Snapshot, p *Plan) { wantNodes(t, p, 0); wantAllPlaced(t, p) }},
 	{name: "cordoned node takes nothing",
 		snap: func() *Snapshot {
 			s := onePool(pods(1, "p", "1", "1Gi"))

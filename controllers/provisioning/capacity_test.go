@@ -201,3 +201,22 @@ func TestReadDecisionRoundTrip(t *testing.T) {
 		t.Error("a Machine without a decision reads without error")
 	}
 }
+
+func TestNodeInitialized(t *testing.T) {
+	ready := []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue}}
+	for _, tc := range []struct {
+		name string
+		node corev1.Node
+		want bool
+	}{
+		{"ready, untainted", corev1.Node{Status: corev1.NodeStatus{Conditions: ready}}, true},
+		{"not ready", corev1.Node{}, false},
+		{"ready but CAPI has not synced its labels", corev1.Node{
+			Spec:   corev1.NodeSpec{Taints: []corev1.Taint{{Key: NodeUninitializedTaint, Effect: corev1.TaintEffectNoSchedule}}},
+			Status: corev1.NodeStatus{Conditions: ready}}, false},
+	} {
+		if got := nodeInitialized(&tc.node); got != tc.want {
+			t.Errorf("%s: nodeInitialized = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

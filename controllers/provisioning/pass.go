@@ -80,7 +80,7 @@ func (ps *pass) run() (ctrl.Result, error) {
 
 	objs := solverinput.Objects{NodePools: ps.pools, InFlight: map[string]bool{}}
 	for i := range nodes.Items {
-		if !nodeReady(&nodes.Items[i]) {
+		if !nodeInitialized(&nodes.Items[i]) {
 			objs.InFlight[nodes.Items[i].Name] = true
 		}
 	}
@@ -298,7 +298,21 @@ func minPositive(a, b time.Duration) time.Duration {
 	return min(a, b)
 }
 
-func nodeReady(n *corev1.Node) bool {
+// NodeUninitializedTaint is the taint CAPI's kubeadm bootstrap registers
+// nodes with and removes once it has synced the Machine's labels to the
+// Node.
+const NodeUninitializedTaint = "node.cluster.x-k8s.io/uninitialized"
+
+// nodeInitialized reports whether a node takes pods now: Ready, and
+// without CAPI's uninitialized taint. Until then it is in-flight capacity,
+// whose boot-time taints the solver ignores; planning it as a tainted node
+// would launch a second machine for pods that are about to land on it.
+func nodeInitialized(n *corev1.Node) bool {
+	for _, t := range n.Spec.Taints {
+		if t.Key == NodeUninitializedTaint {
+			return false
+		}
+	}
 	for _, c := range n.Status.Conditions {
 		if c.Type == corev1.NodeReady {
 			return c.Status == corev1.ConditionTrue

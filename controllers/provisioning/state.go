@@ -111,7 +111,7 @@ func (p *Provisioner) State(ctx context.Context, cluster *clusterv1.Cluster) (*C
 			byProviderID[n.Spec.ProviderID] = n
 		}
 		st.Objects.Nodes = append(st.Objects.Nodes, n)
-		if !nodeReady(n) {
+		if !nodeInitialized(n) {
 			st.Objects.InFlight[n.Name] = true
 		}
 	}
