@@ -267,6 +267,7 @@ func run(ctx context.Context, dir string, clusters, podsPerCluster int) (result,
 			return r, err
 		}
 	}
+	go recordNodes(watchCtx, tb, filepath.Join(tb.Dir(), "nodes.log"))
 	total := clusters * podsPerCluster
 	// Pods the plan put on room left on a Machine launched for earlier
 	// pods are named in no decision: the burst is covered once every pod
@@ -565,4 +566,65 @@ func freeAddr() (string, error) {
 	}
 	defer l.Close()
 	return l.Addr().String(), nil
+}
+
+// recordNodes writes, every five seconds, each workload node's state and
+// load and what the pending pods wait for: enough to tell after the fact
+// why a replan found no room.
+func recordNodes(ctx context.Context, tb *testbed.Testbed, path string) {
+	f, err := os.Create(path)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(5 * time.Second):
+		}
+		for _, w := range tb.Workloads {
+			cs, err := w.Clientset()
+			if err != nil {
+				continue
+			}
+			nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+			if err != nil {
+				continue
+			}
+			pods, err := cs.CoreV1().Pods("").List(ctx, metav1.ListOptions{})
+			if err != nil {
+				continue
+			}
+			perNode := map[string]int{}
+			pending, example := 0, ""
+			for _, p := range pods.Items {
+				if p.Spec.NodeName != "" {
+					perNode[p.Spec.NodeName]++
+					continue
+				}
+				pending++
+				for _, c := range p.Status.Conditions {
+					if c.Type == corev1.PodScheduled && example == "" {
+						example = c.Reason + ": " + c.Message
+					}
+				}
+			}
+			fmt.Fprintf(f, "%s %s: %d nodes, %d pending (%s)\n", time.Now().Format("15:04:05"), w.Name, len(nodes.Items), pending, example)
+			for _, n := range nodes.Items {
+				ready := "NotReady"
+				for _, c := range n.Status.Conditions {
+					if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
+						ready = "Ready"
+					}
+				}
+				var taints []string
+				for _, t := range n.Spec.Taints {
+					taints = append(taints, t.Key)
+				}
+				fmt.Fprintf(f, "  %s %s %s cpu=%s pods=%s bound=%d taints=%v\n", n.Name, n.Labels[v1alpha1.LabelInstanceType], ready,
+					n.Status.Allocatable.Cpu(), n.Status.Allocatable.Pods(), perNode[n.Name], taints)
+			}
+		}
+	}
 }
