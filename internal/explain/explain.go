@@ -310,13 +310,28 @@ func (e *Explainer) Pod(ctx context.Context, w io.Writer, cluster types.Namespac
 	if err != nil {
 		return err
 	}
+	// The newest record wins: a pod planned on a Machine whose node then
+	// filled with other pods gets a FailedProvisioning Event later.
+	var failed *corev1.Event
+	for i := range events {
+		if events[i].Reason == "FailedProvisioning" {
+			failed = &events[i]
+		}
+	}
+	var decided time.Time
+	if machine != nil {
+		if d, err := provisioning.ReadDecision(machine); err == nil {
+			decided = d.DecidedAt.Time
+		}
+	}
+	failedLater := failed != nil && eventTime(failed).After(decided)
 	fmt.Fprintf(w, "\nJoinery\n")
 	switch {
 	case p.Spec.NodeName != "" && machine != nil:
 		fmt.Fprintf(w, "  Launched for this pod: Machine %s/%s; see `joinery explain machine %s/%s`.\n", machine.Namespace, machine.Name, machine.Namespace, machine.Name)
 	case p.Spec.NodeName != "":
 		fmt.Fprintf(w, "  Scheduled onto existing capacity; Joinery launched nothing for it.\n")
-	case machine != nil:
+	case machine != nil && !failedLater:
 		d, _ := provisioning.ReadDecision(machine)
 		fmt.Fprintf(w, "  Waiting for Machine %s/%s (%s), created %s ago%s.\n", machine.Namespace, machine.Name,
 			describeOffering(d.Offering), e.age(machine.CreationTimestamp.Time), e.machineState(ctx, machine))
@@ -324,19 +339,14 @@ func (e *Explainer) Pod(ctx context.Context, w io.Writer, cluster types.Namespac
 		fmt.Fprintf(w, "  A DaemonSet pod: Joinery never launches machines for these; it counts their requests on every new node.\n")
 	case !unschedulable(p):
 		fmt.Fprintf(w, "  Not pending for Joinery: the scheduler has not marked it Unschedulable (yet); Joinery acts only on PodScheduled=False/Unschedulable.\n")
+	case failed != nil:
+		fmt.Fprintf(w, "  No machine can be launched for it (%s ago): %s\n", e.age(eventTime(failed)), failed.Message)
+		if machine != nil {
+			fmt.Fprintf(w, "  It was planned on Machine %s/%s %s ago; the scheduler gave that room to other pods.\n", machine.Namespace, machine.Name, e.age(decided))
+		}
 	default:
-		var failed *corev1.Event
-		for i := range events {
-			if events[i].Reason == "FailedProvisioning" {
-				failed = &events[i]
-			}
-		}
-		if failed != nil {
-			fmt.Fprintf(w, "  No machine can be launched for it (%s ago): %s\n", e.age(eventTime(failed)), failed.Message)
-		} else {
-			fmt.Fprintf(w, "  Unschedulable, and no Machine was launched for it: it waits for the current batch window to close, or the last plan put it on capacity that is still booting (%s in cluster %s).\n",
-				plural(e.booting(ctx, in), "Machine without a node"), in.Name)
-		}
+		fmt.Fprintf(w, "  Unschedulable, and no Machine was launched for it: it waits for the current batch window to close, or the last plan put it on capacity that is still booting (%s in cluster %s).\n",
+			plural(e.booting(ctx, in), "Machine without a node"), in.Name)
 	}
 	e.printEvents(w, events)
 	return nil

@@ -177,7 +177,10 @@ func TestPod(t *testing.T) {
 	failed := &corev1.Event{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "big.1"}, InvolvedObject: corev1.ObjectReference{Kind: "Pod", Name: "big", Namespace: "shop"},
 		Reason: "FailedProvisioning", Type: corev1.EventTypeWarning, LastTimestamp: metav1.NewTime(now.Add(-30 * time.Second)),
 		Message: `Joinery found no machine for the pod: nodepool "general": no instance type has room for requests cpu=200`}
-	workload := fakeClient(t, pod("web-1", unschedulable), pod("big", unschedulable), pod("fresh", nil), failed)
+	crowdedOut := failed.DeepCopy()
+	crowdedOut.Name, crowdedOut.InvolvedObject.Name = "web-2.1", "web-2"
+	crowdedOut.Message = `Joinery found no machine for the pod: nodepool "general": pool limits reached`
+	workload := fakeClient(t, pod("web-1", unschedulable), pod("web-2", unschedulable), pod("big", unschedulable), pod("fresh", nil), failed, crowdedOut)
 	cluster := &clusterv1.Cluster{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "prod"}}
 	pool := &v1alpha1.NodePool{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "general"}, Spec: v1alpha1.NodePoolSpec{ClusterName: "prod"}}
 	waitingFor := machine(t, "general-abc", decision(), nil)
@@ -197,6 +200,9 @@ func TestPod(t *testing.T) {
 		{"web-1", "Waiting for Machine team-a/general-abc (on-demand m5.xlarge in us-east-1b at $0.1920/h), created 5m ago (no node yet"},
 		{"big", `No machine can be launched for it (30s ago): Joinery found no machine for the pod: nodepool "general": no instance type has room for requests cpu=200`},
 		{"fresh", "Not pending for Joinery: the scheduler has not marked it Unschedulable"},
+		// Planned on general-abc 5m ago, refused 30s ago: the newer record wins.
+		{"web-2", "No machine can be launched for it (30s ago): Joinery found no machine for the pod: nodepool \"general\": pool limits reached\n" +
+			"  It was planned on Machine team-a/general-abc 5m ago; the scheduler gave that room to other pods."},
 	} {
 		var b strings.Builder
 		if err := e.Pod(context.Background(), &b, types.NamespacedName{}, types.NamespacedName{Namespace: "shop", Name: tc.pod}); err != nil {
