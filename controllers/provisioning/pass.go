@@ -111,7 +111,7 @@ func (ps *pass) run() (ctrl.Result, error) {
 		if wait > 0 && (requeue == 0 || wait < requeue) {
 			requeue = wait
 		}
-		if node := registeredNode(m, nodeByName, nodeByProviderID); node != nil {
+		if node := ps.registeredNode(ps.ctx, m, nodeByName, nodeByProviderID); node != nil {
 			labelled, err := ps.labelNode(node, pool, d)
 			if err != nil {
 				return ctrl.Result{}, err
@@ -367,12 +367,13 @@ func (ps *pass) listPlanningObjects(objs *solverinput.Objects) error {
 	return nil
 }
 
-// registeredNode is the Machine's Node: by nodeRef, or, in the seconds
-// between the kubelet registering and CAPI setting nodeRef, by the
-// provider ID the infrastructure reported. Without the second, a node
-// would count twice (itself and the in-flight Machine) and the next plan
-// would launch too little.
-func registeredNode(m *clusterv1.Machine, byName, byProviderID map[string]*corev1.Node) *corev1.Node {
+// registeredNode is the Node of a Machine, if it registered: by the
+// Machine's nodeRef, else by provider ID, taken from the Machine or, before
+// CAPI copies it there, from the AWSMachine. A node the kubelet registered
+// before CAPI caught up must still be matched: unmatched, it would count
+// twice (as itself, and as the Machine's in-flight node), and a plan
+// would put pods on room that does not exist.
+func (p *Provisioner) registeredNode(ctx context.Context, m *clusterv1.Machine, byName, byProviderID map[string]*corev1.Node) *corev1.Node {
 	if m.Status.NodeRef.IsDefined() {
 		if n := byName[m.Status.NodeRef.Name]; n != nil {
 			return n
@@ -380,6 +381,10 @@ func registeredNode(m *clusterv1.Machine, byName, byProviderID map[string]*corev
 	}
 	if m.Spec.ProviderID != "" {
 		return byProviderID[m.Spec.ProviderID]
+	}
+	aws := &infrav1.AWSMachine{}
+	if err := p.Client.Get(ctx, types.NamespacedName{Namespace: m.Namespace, Name: m.Spec.InfrastructureRef.Name}, aws); err == nil && aws.Spec.ProviderID != nil {
+		return byProviderID[*aws.Spec.ProviderID]
 	}
 	return nil
 }

@@ -117,7 +117,7 @@ func (p *Provisioner) State(ctx context.Context, cluster *clusterv1.Cluster) (*C
 	}
 	for i := range st.Machines {
 		m := &st.Machines[i]
-		if !m.DeletionTimestamp.IsZero() || registeredNode(m, st.Nodes, byProviderID) != nil {
+		if !m.DeletionTimestamp.IsZero() || p.registeredNode(ctx, m, st.Nodes, byProviderID) != nil {
 			continue
 		}
 		d, err := ReadDecision(m)
