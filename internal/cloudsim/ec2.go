@@ -1,12 +1,10 @@
 package cloudsim
 
 import (
-	"context"
 	"encoding/base64"
 	"encoding/xml"
 	"fmt"
 	"math"
-	"net"
 	"net/http"
 	"regexp"
 	"slices"
@@ -33,19 +31,18 @@ import (
 // RemoveOffering, SetSpotPrice, RemoveSpotPrice, and FailWith to make
 // calls fail.
 type EC2 struct {
+	localEndpoint
+
 	region string
 	now    func() time.Time
 
-	mu       sync.Mutex
-	zones    []EC2Zone                     // sorted by zone ID
-	types    map[string]cloud.InstanceType // by name
-	offered  map[string]map[string]bool    // zone ID -> type -> offered
-	spot     map[ec2SpotKey][]ec2SpotPoint // oldest first
-	faults   map[string]*ec2APIError       // action ("" for every one) -> error
-	calls    map[string]int                // action -> requests answered
-	endpoint string
-	server   *http.Server
-	done     chan struct{}
+	mu      sync.Mutex
+	zones   []EC2Zone                     // sorted by zone ID
+	types   map[string]cloud.InstanceType // by name
+	offered map[string]map[string]bool    // zone ID -> type -> offered
+	spot    map[ec2SpotKey][]ec2SpotPoint // oldest first
+	faults  map[string]*ec2APIError       // action ("" for every one) -> error
+	calls   map[string]int                // action -> requests answered
 }
 
 // EC2Zone is an Availability Zone as DescribeAvailabilityZones names it.
@@ -115,54 +112,7 @@ func NewEC2FromCatalog(c *cloud.Catalog, region string) (*EC2, error) {
 
 // Start serves the endpoint on addr ("127.0.0.1:0" when empty: a free
 // port on loopback).
-func (e *EC2) Start(addr string) error {
-	if addr == "" {
-		addr = "127.0.0.1:0"
-	}
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("simulated EC2: listening on %s: %w", addr, err)
-	}
-	srv := &http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second}
-	done := make(chan struct{})
-	e.mu.Lock()
-	e.endpoint = "http://" + l.Addr().String()
-	e.server, e.done = srv, done
-	e.mu.Unlock()
-	go func() {
-		defer close(done)
-		_ = srv.Serve(l)
-	}()
-	return nil
-}
-
-// Close stops the server: from then on the endpoint refuses connections,
-// as an unreachable AWS would.
-func (e *EC2) Close() error {
-	e.mu.Lock()
-	srv, done := e.server, e.done
-	e.server = nil
-	e.mu.Unlock()
-	if srv == nil {
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	err := srv.Shutdown(ctx)
-	if err != nil {
-		err = srv.Close()
-	}
-	<-done
-	return err
-}
-
-// URL is the endpoint to give the SDK (ec2.Options.BaseEndpoint), empty
-// until Start.
-func (e *EC2) URL() string {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.endpoint
-}
+func (e *EC2) Start(addr string) error { return e.localEndpoint.start("EC2", addr, e) }
 
 // Region is the region the endpoint answers for.
 func (e *EC2) Region() string { return e.region }

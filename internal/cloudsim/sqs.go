@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"sort"
@@ -33,15 +32,14 @@ import (
 // redelivery of messages not deleted in time) and DeleteMessage. Standard
 // queues only: delivery is in send order, exactly once per receive.
 type SQS struct {
+	localEndpoint
+
 	account string
 	now     func() time.Time
 
 	mu       sync.Mutex
 	queues   map[string]*sqsQueue // by name
 	receipts map[string]string    // receipt handle -> message ID
-	endpoint string
-	server   *http.Server
-	done     chan struct{}
 }
 
 type sqsQueue struct {
@@ -94,53 +92,7 @@ func NewSQS(account string) *SQS {
 
 // Start serves the endpoint on addr ("127.0.0.1:0" when empty: a free
 // port on loopback).
-func (s *SQS) Start(addr string) error {
-	if addr == "" {
-		addr = "127.0.0.1:0"
-	}
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("simulated SQS: listening on %s: %w", addr, err)
-	}
-	srv := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
-	done := make(chan struct{})
-	s.mu.Lock()
-	s.endpoint = "http://" + l.Addr().String()
-	s.server, s.done = srv, done
-	s.mu.Unlock()
-	go func() {
-		defer close(done)
-		_ = srv.Serve(l)
-	}()
-	return nil
-}
-
-// Close stops the server; long polls in progress return at once.
-func (s *SQS) Close() error {
-	s.mu.Lock()
-	srv, done := s.server, s.done
-	s.server = nil
-	s.mu.Unlock()
-	if srv == nil {
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	err := srv.Shutdown(ctx)
-	if err != nil {
-		err = srv.Close()
-	}
-	<-done
-	return err
-}
-
-// URL is the endpoint to give the SDK (sqs.Options.BaseEndpoint), empty
-// until Start.
-func (s *SQS) URL() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.endpoint
-}
+func (s *SQS) Start(addr string) error { return s.localEndpoint.start("SQS", addr, s) }
 
 // CreateQueue creates a standard queue (or returns the existing one) and
 // returns its URL.
@@ -197,7 +149,7 @@ func (s *SQS) Messages(queue string) (visible, inFlight int) {
 
 // queueURL follows SQS's <endpoint>/<account>/<name>.
 func (s *SQS) queueURL(name string) string {
-	return s.endpoint + "/" + s.account + "/" + name
+	return s.URL() + "/" + s.account + "/" + name
 }
 
 // The wire protocol.
