@@ -302,10 +302,11 @@ func (e *Explainer) Pod(ctx context.Context, w io.Writer, cluster types.Namespac
 		}
 	}
 
-	machine, err := e.machineForPod(ctx, in, p)
+	machines, err := e.clusterMachines(ctx, in)
 	if err != nil {
 		return err
 	}
+	machine := machineForPod(machines, p)
 	events, err := e.events(ctx, wc, p.Namespace, "Pod", p.Name)
 	if err != nil {
 		return err
@@ -346,7 +347,7 @@ func (e *Explainer) Pod(ctx context.Context, w io.Writer, cluster types.Namespac
 		}
 	default:
 		fmt.Fprintf(w, "  Unschedulable, and no Machine was launched for it: it waits for the current batch window to close, or the last plan put it on capacity that is still booting (%s in cluster %s).\n",
-			plural(e.booting(ctx, in), "Machine without a node"), in.Name)
+			plural(booting(machines), "Machine without a node"), in.Name)
 	}
 	e.printEvents(w, events)
 	return nil
@@ -384,17 +385,23 @@ func (e *Explainer) servedClusters(ctx context.Context, named types.NamespacedNa
 	return out, nil
 }
 
-// machineForPod is the Machine whose decision names the pod (decisions
-// record up to 100 pods each).
-func (e *Explainer) machineForPod(ctx context.Context, cluster *clusterv1.Cluster, p *corev1.Pod) (*clusterv1.Machine, error) {
+// clusterMachines lists the Machines Joinery made for a cluster, once per
+// explanation: both the pod's Machine and the booting count come from it.
+func (e *Explainer) clusterMachines(ctx context.Context, cluster *clusterv1.Cluster) ([]clusterv1.Machine, error) {
 	var machines clusterv1.MachineList
 	if err := e.Client.List(ctx, &machines, client.InNamespace(cluster.Namespace), client.MatchingLabels{clusterv1.ClusterNameLabel: cluster.Name}, client.HasLabels{v1alpha1.LabelNodePool}); err != nil {
 		return nil, fmt.Errorf("listing Machines of cluster %s: %w", cluster.Name, err)
 	}
+	return machines.Items, nil
+}
+
+// machineForPod is the Machine whose decision names the pod (decisions
+// record up to 100 pods each).
+func machineForPod(machines []clusterv1.Machine, p *corev1.Pod) *clusterv1.Machine {
 	want := p.Namespace + "/" + p.Name
 	var newest *clusterv1.Machine
-	for i := range machines.Items {
-		m := &machines.Items[i]
+	for i := range machines {
+		m := &machines[i]
 		d, err := provisioning.ReadDecision(m)
 		if err != nil {
 			continue
@@ -405,17 +412,14 @@ func (e *Explainer) machineForPod(ctx context.Context, cluster *clusterv1.Cluste
 			}
 		}
 	}
-	return newest, nil
+	return newest
 }
 
-func (e *Explainer) booting(ctx context.Context, cluster *clusterv1.Cluster) int {
-	var machines clusterv1.MachineList
-	if err := e.Client.List(ctx, &machines, client.InNamespace(cluster.Namespace), client.MatchingLabels{clusterv1.ClusterNameLabel: cluster.Name}, client.HasLabels{v1alpha1.LabelNodePool}); err != nil {
-		return 0
-	}
+// booting counts the Machines without a node that are not being deleted.
+func booting(machines []clusterv1.Machine) int {
 	n := 0
-	for i := range machines.Items {
-		if !machines.Items[i].Status.NodeRef.IsDefined() && machines.Items[i].DeletionTimestamp.IsZero() {
+	for i := range machines {
+		if !machines[i].Status.NodeRef.IsDefined() && machines[i].DeletionTimestamp.IsZero() {
 			n++
 		}
 	}
