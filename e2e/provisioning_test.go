@@ -28,6 +28,7 @@ import (
 	"github.com/joinery-dev/joinery/cloud"
 	"github.com/joinery-dev/joinery/controllers/provisioning"
 	"github.com/joinery-dev/joinery/internal/cloudsim"
+	"github.com/joinery-dev/joinery/internal/testbed"
 	"github.com/joinery-dev/joinery/internal/solverinput"
 	"github.com/joinery-dev/joinery/solver"
 )
@@ -43,11 +44,7 @@ const provisioningWithin = 3 * time.Minute
 func ensureWorkerTemplates(ctx context.Context) {
 	awsTemplate := &infrav1.AWSMachineTemplate{
 		ObjectMeta: metav1.ObjectMeta{Namespace: tb.Namespace, Name: workerTemplates},
-		Spec: infrav1.AWSMachineTemplateSpec{Template: infrav1.AWSMachineTemplateResource{Spec: infrav1.AWSMachineSpec{
-			InstanceType:       "m5.large", // replaced per launch
-			IAMInstanceProfile: "nodes.cluster-api-provider-aws.sigs.k8s.io",
-			CloudInit:          infrav1.CloudInit{InsecureSkipSecretsManager: true},
-		}}},
+		Spec: infrav1.AWSMachineTemplateSpec{Template: infrav1.AWSMachineTemplateResource{Spec: testbed.WorkerMachineSpec()}},
 	}
 	if err := tb.Client.Create(ctx, awsTemplate); err != nil && !apierrors.IsAlreadyExists(err) {
 		Expect(err).NotTo(HaveOccurred())

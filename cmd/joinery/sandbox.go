@@ -260,12 +260,7 @@ func applySamples(ctx context.Context, tb *testbed.Testbed, pools []*unstructure
 	for name := range infra {
 		t := &infrav1.AWSMachineTemplate{
 			ObjectMeta: metav1.ObjectMeta{Namespace: tb.Namespace, Name: name},
-			Spec: infrav1.AWSMachineTemplateSpec{Template: infrav1.AWSMachineTemplateResource{Spec: infrav1.AWSMachineSpec{
-				// Joinery replaces the instance type (and market) per launch.
-				InstanceType:       "m5.large",
-				IAMInstanceProfile: "nodes.cluster-api-provider-aws.sigs.k8s.io",
-				CloudInit:          infrav1.CloudInit{InsecureSkipSecretsManager: true},
-			}}},
+			Spec: infrav1.AWSMachineTemplateSpec{Template: infrav1.AWSMachineTemplateResource{Spec: testbed.WorkerMachineSpec()}},
 		}
 		if err := tb.Client.Create(ctx, t); err != nil {
 			return fmt.Errorf("creating AWSMachineTemplate %s/%s: %w", t.Namespace, t.Name, err)

@@ -55,12 +55,9 @@ func (tb *Testbed) WorkerObjects(w WorkerMachine) (*bootstrapv1.KubeadmConfig, *
 	}
 	awsMachine := &infrav1.AWSMachine{
 		ObjectMeta: metav1.ObjectMeta{Namespace: tb.Namespace, Name: w.Name, Labels: labels},
-		Spec: infrav1.AWSMachineSpec{
-			InstanceType:       w.InstanceType,
-			IAMInstanceProfile: "nodes.cluster-api-provider-aws.sigs.k8s.io",
-			CloudInit:          infrav1.CloudInit{InsecureSkipSecretsManager: true},
-		},
+		Spec: WorkerMachineSpec(),
 	}
+	awsMachine.Spec.InstanceType = w.InstanceType
 	if w.Spot {
 		awsMachine.Spec.SpotMarketOptions = &infrav1.SpotMarketOptions{}
 	}

@@ -49,6 +49,7 @@ import (
 	"k8s.io/utils/ptr"
 	infrav1 "sigs.k8s.io/cluster-api-provider-aws/v2/api/v1beta2"
 	bootstrapv1 "sigs.k8s.io/cluster-api/api/bootstrap/kubeadm/v1beta2"
+	clusterv1beta1 "sigs.k8s.io/cluster-api/api/core/v1beta1"
 	clusterv1 "sigs.k8s.io/cluster-api/api/core/v1beta2"
 	"sigs.k8s.io/cluster-api/util/conditions"
 	"sigs.k8s.io/cluster-api/util/secret"
@@ -131,6 +132,7 @@ type Testbed struct {
 
 	shutdownClusterCache func()
 	stopErr              error
+	capa                 *capaManager
 }
 
 // Workload is one workload cluster.
@@ -277,7 +279,7 @@ func Start(ctx context.Context, opts Options) (tb *Testbed, err error) {
 		}
 	}
 
-	progress("starting CAPI's reconcilers and the simulated cloud")
+	progress("starting the simulated cloud, CAPI's reconcilers and CAPA %s", CAPAVersion)
 	if opts.Cloud.Log.GetSink() == nil {
 		opts.Cloud.Log = opts.Log.WithName("cloudsim")
 	}
@@ -285,6 +287,9 @@ func Start(ctx context.Context, opts Options) (tb *Testbed, err error) {
 		return tb, err
 	}
 	if err := tb.startManager(ctx, scheme, opts); err != nil {
+		return tb, err
+	}
+	if tb.capa, err = startCAPA(ctx, tb.Management, tb.Cloud.EC2Endpoint(), tb.Cloud.Region(), opts.MachineConcurrency); err != nil {
 		return tb, err
 	}
 
@@ -315,9 +320,6 @@ func (tb *Testbed) startManager(ctx context.Context, scheme *runtime.Scheme, opt
 		tb.shutdownClusterCache = shutdown
 	}
 	if err != nil {
-		return err
-	}
-	if err := tb.Cloud.SetupWithManager(mgr, controllerOptions(opts.MachineConcurrency)); err != nil {
 		return err
 	}
 	mgrCtx, cancel := context.WithCancel(context.Background())
@@ -368,7 +370,7 @@ func (tb *Testbed) register(ctx context.Context, w *Workload, labels map[string]
 	if err != nil {
 		return fmt.Errorf("workload cluster %s: %w", w.Name, err)
 	}
-	if err := tb.Cloud.RegisterCluster(key, w.Cluster.Config); err != nil {
+	if err := tb.Cloud.RegisterCluster(key, net.JoinHostPort(host, strconv.Itoa(port)), w.Cluster.Config); err != nil {
 		return err
 	}
 
@@ -434,9 +436,18 @@ func (tb *Testbed) register(ctx context.Context, w *Workload, labels map[string]
 		return fmt.Errorf("reporting %s %s initialized: %w", ControlPlaneKind, key, err)
 	}
 
+	// The AWSCluster is bring-your-own infrastructure, as CAPA documents it
+	// for a network someone else manages: annotated
+	// cluster.x-k8s.io/managed-by, so CAPA's AWSCluster reconciler leaves it
+	// alone, and its status (ready, failure domains) filled here. Its VPC and
+	// subnets exist in the simulated EC2, where CAPA's AWSMachine path finds
+	// them.
 	region := tb.Cloud.Region()
 	awsCluster := &infrav1.AWSCluster{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: w.Name},
+		ObjectMeta: metav1.ObjectMeta{
+			Namespace: ns, Name: w.Name,
+			Annotations: map[string]string{clusterv1.ManagedByAnnotation: "joinery-testbed"},
+		},
 		Spec: infrav1.AWSClusterSpec{
 			Region: region,
 			NetworkSpec: infrav1.NetworkSpec{
@@ -444,13 +455,26 @@ func (tb *Testbed) register(ctx context.Context, w *Workload, labels map[string]
 			},
 		},
 	}
-	for i, zone := range []string{region + "a", region + "b", region + "c"} {
-		awsCluster.Spec.NetworkSpec.Subnets = append(awsCluster.Spec.NetworkSpec.Subnets, infrav1.SubnetSpec{
+	network := cloudsim.Network{VPCID: awsCluster.Spec.NetworkSpec.VPC.ID, CIDR: awsCluster.Spec.NetworkSpec.VPC.CidrBlock}
+	failureDomains := clusterv1beta1.FailureDomains{}
+	for i, zone := range tb.Zones() {
+		subnet := infrav1.SubnetSpec{
 			ID: fmt.Sprintf("subnet-%s-private-%s", w.Name, zone), CidrBlock: fmt.Sprintf("10.0.%d.0/20", i*16), AvailabilityZone: zone,
-		})
+		}
+		awsCluster.Spec.NetworkSpec.Subnets = append(awsCluster.Spec.NetworkSpec.Subnets, subnet)
+		network.Subnets = append(network.Subnets, cloudsim.Subnet{ID: subnet.ID, AvailabilityZone: zone, CIDR: subnet.CidrBlock})
+		failureDomains[zone] = clusterv1beta1.FailureDomainSpec{ControlPlane: true}
+	}
+	if _, err := tb.Cloud.AddNetwork(network); err != nil {
+		return fmt.Errorf("declaring the network of %s in the simulated EC2: %w", key, err)
 	}
 	if err := c.Create(ctx, awsCluster); err != nil {
 		return fmt.Errorf("creating AWSCluster %s: %w", key, err)
+	}
+	awsCluster.Status.Ready = true
+	awsCluster.Status.FailureDomains = failureDomains
+	if err := c.Status().Update(ctx, awsCluster); err != nil {
+		return fmt.Errorf("reporting AWSCluster %s ready: %w", key, err)
 	}
 
 	clusterLabels := map[string]string{}
@@ -513,6 +537,13 @@ func (tb *Testbed) waitClusterReady(ctx context.Context, name string, timeout ti
 	return nil
 }
 
+// Zones are the Availability Zones every workload cluster has a subnet in,
+// and so its failure domains.
+func (tb *Testbed) Zones() []string {
+	r := tb.Cloud.Region()
+	return []string{r + "a", r + "b", r + "c"}
+}
+
 // Workload returns the workload cluster with this CAPI Cluster name.
 func (tb *Testbed) Workload(name string) *Workload {
 	for _, w := range tb.Workloads {
@@ -568,4 +599,18 @@ func (tb *Testbed) Stop() error {
 		tb.stopErr = errors.Join(errs...)
 	})
 	return tb.stopErr
+}
+
+// WorkerMachineSpec is the AWSMachine spec of a worker template for the
+// testbed's clusters, as a user writes one for CAPA: an AMI that the
+// simulated EC2 has (amd64), the nodes' instance profile, and bootstrap data
+// passed in user data rather than through Secrets Manager. Joinery sets the
+// instance type and market of each clone.
+func WorkerMachineSpec() infrav1.AWSMachineSpec {
+	return infrav1.AWSMachineSpec{
+		InstanceType:       "m5.large",
+		AMI:                infrav1.AMIReference{ID: ptr.To(cloudsim.DefaultImageAMD64)},
+		IAMInstanceProfile: "nodes.cluster-api-provider-aws.sigs.k8s.io",
+		CloudInit:          infrav1.CloudInit{InsecureSkipSecretsManager: true},
+	}
 }

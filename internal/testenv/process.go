@@ -40,11 +40,22 @@ var spawnThread = sync.OnceValue(func() chan func() {
 })
 
 func (c *Cluster) startChild(_ context.Context, binDir, name string, args []string) error {
+	return c.StartComponent(name, filepath.Join(binDir, name), args, nil)
+}
+
+// StartComponent starts a program that belongs to the cluster (a provider's
+// manager, say) as one of its components: logged to logs/<name>.log, killed
+// with the test process however it dies, and stopped (SIGTERM, then SIGKILL)
+// by Stop before the apiserver. env is added to this process's environment.
+func (c *Cluster) StartComponent(name, path string, args, env []string) error {
 	logFile, err := c.openLog(name)
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(filepath.Join(binDir, name), args...)
+	cmd := exec.Command(path, args...)
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}

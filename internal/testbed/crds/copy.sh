@@ -20,6 +20,12 @@ done
 for f in kubeadmconfigs kubeadmconfigtemplates; do
   install -m 0644 "$capi/bootstrap/kubeadm/config/crd/bases/bootstrap.cluster.x-k8s.io_$f.yaml" .
 done
-for f in awsclusters awsmachines awsmachinetemplates; do
+# The kinds CAPA's AWSMachine path reads: the cluster, machines, templates and
+# the identities its AWSCluster webhook defaults to (AWSClusterControllerIdentity
+# "default", which CAPA's AutoControllerIdentityCreator makes).
+for f in awsclusters awsmachines awsmachinetemplates awsclustercontrolleridentities awsclusterroleidentities awsclusterstaticidentities; do
   install -m 0644 "$capa/config/crd/bases/infrastructure.cluster.x-k8s.io_$f.yaml" .
 done
+# CAPA's webhook configurations (served by CAPA's manager; the testbed points
+# them at it and keeps those of the kinds above).
+install -m 0644 "$capa/config/webhook/manifests.yaml" ../webhooks/capa-webhooks.yaml
