@@ -2,13 +2,12 @@ package cloudsim
 
 import (
 	"bytes"
-	"context"
+	"compress/gzip"
 	"fmt"
+	"io"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/types"
-	clusterv1 "sigs.k8s.io/cluster-api/api/core/v1beta2"
 	"sigs.k8s.io/yaml"
 )
 
@@ -16,42 +15,40 @@ import (
 // JoinConfiguration in a worker's cloud-init (bootstrap/kubeadm/pkg/cloudinit/node.go).
 const joinPath = "/run/kubeadm/kubeadm-join-config.yaml"
 
-// join is what the kubelet of a joining node takes from its bootstrap data.
+// join is what the kubelet of a joining node takes from its user data.
 type join struct {
-	labels map[string]string
+	// apiServerEndpoint is discovery.bootstrapToken.apiServerEndpoint:
+	// the workload cluster the node registers with.
+	apiServerEndpoint string
+	// args are nodeRegistration.kubeletExtraArgs (the last value of a
+	// repeated name wins, as for kubelet flags).
+	args   map[string]string
 	taints []corev1.Taint
 }
 
-// joinConfiguration reads the Machine's bootstrap data the way the
-// instance would: the cloud-init of its data secret, the kubeadm
-// JoinConfiguration in it, and from that the node-labels kubelet argument
-// and the registration taints (which include CAPI's
-// node.cluster.x-k8s.io/uninitialized taint, removed by CAPI once the
-// Machine has its nodeRef).
-func (r *awsMachineReconciler) joinConfiguration(ctx context.Context, machine *clusterv1.Machine) (join, error) {
-	name := *machine.Spec.Bootstrap.DataSecretName
-	secret := &corev1.Secret{}
-	if err := r.client.Get(ctx, types.NamespacedName{Namespace: machine.Namespace, Name: name}, secret); err != nil {
-		return join{}, fmt.Errorf("reading bootstrap data secret %s/%s of Machine %s: %w", machine.Namespace, name, machine.Name, err)
-	}
-	j, err := parseJoin(secret.Data["value"])
-	if err != nil {
-		return join{}, fmt.Errorf("bootstrap data secret %s/%s of Machine %s: %w", machine.Namespace, name, machine.Name, err)
-	}
-	return j, nil
-}
-
+// parseJoin reads user data the way the instance would: gunzip it if CAPA
+// compressed it, take the cloud-config's kubeadm JoinConfiguration, and
+// from that the endpoint, the kubelet arguments and the taints.
 func parseJoin(userData []byte) (join, error) {
-	var cloudConfig struct {
-		WriteFiles []struct {
-			Path    string `json:"path"`
-			Content string `json:"content"`
-		} `json:"write_files"`
+	if len(userData) >= 2 && userData[0] == 0x1f && userData[1] == 0x8b {
+		r, err := gzip.NewReader(bytes.NewReader(userData))
+		if err != nil {
+			return join{}, fmt.Errorf("user data is gzip but does not open: %w", err)
+		}
+		if userData, err = io.ReadAll(io.LimitReader(r, 1<<20)); err != nil {
+			return join{}, fmt.Errorf("user data is gzip but does not read: %w", err)
+		}
 	}
 	// CABPK's header is "## template: jinja" then "#cloud-config".
 	if !bytes.Contains(userData[:min(len(userData), 128)], []byte("#cloud-config")) {
-		// Ignition or plain scripts: nothing the simulator reads.
-		return join{}, nil
+		return join{}, fmt.Errorf("user data is not a cloud-config (Ignition and scripts are not simulated); it starts %q", string(userData[:min(len(userData), 40)]))
+	}
+	var cloudConfig struct {
+		WriteFiles []struct {
+			Path     string `json:"path"`
+			Content  string `json:"content"`
+			Encoding string `json:"encoding"`
+		} `json:"write_files"`
 	}
 	if err := yaml.Unmarshal(userData, &cloudConfig); err != nil {
 		return join{}, fmt.Errorf("cloud-config does not parse: %w", err)
@@ -60,41 +57,62 @@ func parseJoin(userData []byte) (join, error) {
 		if f.Path != joinPath {
 			continue
 		}
+		if f.Encoding != "" {
+			return join{}, fmt.Errorf("%s is written with encoding %q; the simulated kubelet reads plain content", joinPath, f.Encoding)
+		}
 		var cfg struct {
+			Kind      string `json:"kind"`
+			Discovery struct {
+				BootstrapToken struct {
+					APIServerEndpoint string `json:"apiServerEndpoint"`
+				} `json:"bootstrapToken"`
+			} `json:"discovery"`
 			NodeRegistration struct {
 				Taints           []corev1.Taint `json:"taints"`
 				KubeletExtraArgs any            `json:"kubeletExtraArgs"`
 			} `json:"nodeRegistration"`
 		}
-		content := strings.TrimPrefix(strings.TrimSpace(f.Content), "---")
-		if err := yaml.Unmarshal([]byte(content), &cfg); err != nil {
-			return join{}, fmt.Errorf("%s does not parse: %w", joinPath, err)
-		}
-		j := join{labels: map[string]string{}, taints: cfg.NodeRegistration.Taints}
-		for _, pair := range strings.Split(kubeletArg(cfg.NodeRegistration.KubeletExtraArgs, "node-labels"), ",") {
-			if k, v, ok := strings.Cut(pair, "="); ok && k != "" {
-				j.labels[k] = v
+		// The file may hold several YAML documents; the JoinConfiguration
+		// is the one of that kind.
+		for _, doc := range strings.Split(f.Content, "\n---") {
+			doc = strings.TrimPrefix(strings.TrimSpace(doc), "---")
+			if err := yaml.Unmarshal([]byte(doc), &cfg); err != nil {
+				return join{}, fmt.Errorf("%s does not parse: %w", joinPath, err)
 			}
+			if cfg.Kind == "JoinConfiguration" {
+				break
+			}
+		}
+		if cfg.Kind != "JoinConfiguration" {
+			return join{}, fmt.Errorf("%s holds no JoinConfiguration", joinPath)
+		}
+		j := join{apiServerEndpoint: cfg.Discovery.BootstrapToken.APIServerEndpoint, args: kubeletArgs(cfg.NodeRegistration.KubeletExtraArgs), taints: cfg.NodeRegistration.Taints}
+		if j.apiServerEndpoint == "" {
+			return join{}, fmt.Errorf("%s: discovery.bootstrapToken.apiServerEndpoint is empty", joinPath)
 		}
 		return j, nil
 	}
-	return join{}, nil
+	return join{}, fmt.Errorf("the cloud-config writes no %s: not a kubeadm join", joinPath)
 }
 
-// kubeletArg finds a kubelet argument in kubeadm's v1beta4 list form
-// ([{name, value}]) or v1beta3 map form.
-func kubeletArg(args any, name string) string {
+// kubeletArgs reads kubeadm's v1beta4 list form ([{name, value}]) or
+// v1beta3 map form of kubeletExtraArgs.
+func kubeletArgs(args any) map[string]string {
+	out := map[string]string{}
 	switch a := args.(type) {
 	case []any:
 		for _, item := range a {
-			if m, ok := item.(map[string]any); ok && m["name"] == name {
+			if m, ok := item.(map[string]any); ok {
+				name, _ := m["name"].(string)
 				v, _ := m["value"].(string)
-				return v
+				out[name] = v
 			}
 		}
 	case map[string]any:
-		v, _ := a[name].(string)
-		return v
+		for k, v := range a {
+			s, _ := v.(string)
+			out[k] = s
+		}
 	}
-	return ""
+	return out
 }

@@ -15,6 +15,7 @@ import (
 // writes: a cloud-init with the kubeadm JoinConfiguration.
 func TestParseJoinReadsLabelsAndTaintsFromKubeadmCloudInit(t *testing.T) {
 	join := &bootstrapv1.JoinConfiguration{}
+	join.Discovery.BootstrapToken.APIServerEndpoint = "10.0.0.1:6443"
 	join.NodeRegistration.KubeletExtraArgs = []bootstrapv1.Arg{{Name: "node-labels", Value: ptr.To("joinery.dev/nodepool=general,workload-class=web")}}
 	join.NodeRegistration.Taints = ptr.To([]corev1.Taint{{Key: "node.cluster.x-k8s.io/uninitialized", Effect: corev1.TaintEffectNoSchedule}})
 	yaml, err := kubeadmtypes.MarshalJoinConfigurationForVersion(join, semver.MustParse("1.36.3"))
@@ -29,8 +30,11 @@ func TestParseJoinReadsLabelsAndTaintsFromKubeadmCloudInit(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\n%s", err, userData)
 	}
-	if got.labels["joinery.dev/nodepool"] != "general" || got.labels["workload-class"] != "web" || len(got.labels) != 2 {
-		t.Errorf("labels = %v, want joinery.dev/nodepool=general and workload-class=web\n%s", got.labels, userData)
+	if got.args["node-labels"] != "joinery.dev/nodepool=general,workload-class=web" {
+		t.Errorf("node-labels = %q, want joinery.dev/nodepool=general,workload-class=web\n%s", got.args["node-labels"], userData)
+	}
+	if got.apiServerEndpoint != "10.0.0.1:6443" {
+		t.Errorf("apiServerEndpoint = %q, want 10.0.0.1:6443", got.apiServerEndpoint)
 	}
 	if len(got.taints) != 1 || got.taints[0].Key != "node.cluster.x-k8s.io/uninitialized" {
 		t.Errorf("taints = %v, want the uninitialized taint", got.taints)

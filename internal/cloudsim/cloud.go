@@ -1,18 +1,18 @@
-// Package cloudsim simulates what CAPA and EC2 do for a CAPI management
-// cluster, as a controller-runtime reconciler: AWSClusters become ready with
-// their failure domains; an AWSMachine owned by a Machine gets an EC2
-// instance (after a boot delay), the fields CAPA v2.13 sets
-// (spec.providerID, spec.instanceID, status.addresses,
-// status.instanceState, status.ready, status.interruptible, the
-// InstanceReady condition) and, once the "kubelet" registers, a kwok Node in
-// the workload cluster with the labels, taints, capacity and providerID a
-// real node would have. Deleting the AWSMachine terminates the instance.
+// Package cloudsim is the AWS a CAPA manager talks to in tests: a local
+// endpoint speaking EC2's query protocol (RunInstances, DescribeInstances,
+// TerminateInstances, images, subnets, security groups, network
+// interfaces, tags, instance metadata options, instance types; see
+// compute.go) and, for each instance that runs, a simulated kubelet (see
+// kubelet.go) that reads the kubeadm JoinConfiguration in the user data
+// CAPA passed to RunInstances and registers a kwok Node in the workload
+// cluster the join names. It never writes a Kubernetes object of the
+// management cluster: CAPA does that from what EC2 answers.
 //
-// Faults are injected through Go methods: insufficient capacity per
-// offering (reported exactly as CAPA reports a failed RunInstances), slow
-// boots, instances whose node never joins, out-of-band termination and spot
-// interruption. A ledger records every instance with its price, launch and
-// termination time, so tests can assert the bill.
+// Faults are injected through Go methods, at the EC2 layer: refused
+// launches (insufficient capacity or any other EC2 error code), throttling,
+// slow boots, instances whose node never joins, out-of-band termination and
+// spot interruption. A ledger records every instance with its price,
+// launch and termination time, so tests can assert the bill.
 package cloudsim
 
 import (
@@ -20,6 +20,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"sync"
@@ -30,17 +31,9 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/event"
-)
 
-// InstanceTypes describes instance types the way the node of one would
-// look: its capacity and allocatable resources and the labels the kubelet
-// and the cloud provider set on it (kubernetes.io/arch, kubernetes.io/os,
-// node.kubernetes.io/instance-type). ok is false for a type EC2 does not
-// know; launching one fails as RunInstances would.
-type InstanceTypes interface {
-	InstanceTypeInfo(name string) (capacity, allocatable corev1.ResourceList, labels map[string]string, ok bool)
-}
+	"github.com/joinery-dev/joinery/cloud"
+)
 
 // PriceFunc returns the hourly price of an offering; ok is false when the
 // offering has no price (it is then billed at 0).
@@ -89,11 +82,23 @@ type Instance struct {
 	ID string
 	Offering
 	PricePerHour float64
-	// Cluster and AWSMachine are the namespace/name of the CAPI Cluster
-	// and the AWSMachine the instance was launched for.
+	// MaxPrice is the spot MaxPrice RunInstances asked for (0: none, EC2
+	// then caps at the on-demand price).
+	MaxPrice float64
+	// Cluster is the CAPI Cluster (namespace/name) the instance was
+	// launched for: the name from CAPA's
+	// sigs.k8s.io/cluster-api-provider-aws/cluster/<name> tag, the
+	// namespace from the registered cluster of that name (or, once the
+	// kubelet joins, the one its join configuration names). AWSMachine is
+	// the Name tag CAPA sets, in the same namespace.
 	Cluster    types.NamespacedName
 	AWSMachine types.NamespacedName
+	ImageID    string
+	SubnetID   string
 	PrivateIP  string
+	// Tags are the instance's tags now (RunInstances' TagSpecification,
+	// then CreateTags/DeleteTags).
+	Tags map[string]string
 	// NodeName is the Node the instance's kubelet registers (its private
 	// DNS name); empty until it has registered.
 	NodeName string
@@ -106,12 +111,23 @@ type Instance struct {
 	// InterruptionNotice is when a spot interruption was announced.
 	InterruptionNotice time.Time
 	// TerminationReason says why an instance was terminated:
-	// "AWSMachine deleted", "terminated out of band", "spot interruption".
+	// "TerminateInstances", "terminated out of band", "spot interruption".
 	TerminationReason string
 
 	bootDelay time.Duration
 	neverJoin bool
 	hostname  string
+	// shutdownAt is when the instance went shutting-down.
+	shutdownAt time.Time
+	wire       *instanceWire
+}
+
+// copy is the instance with maps of its own, for callers outside mu.
+func (i *Instance) copy() Instance {
+	out := *i
+	out.Tags = maps.Clone(i.Tags)
+	out.wire = nil
+	return out
 }
 
 // Cost is what the instance has cost up to at (per-second billing, as EC2
@@ -142,26 +158,33 @@ type Interruption struct {
 type Options struct {
 	// Region is where every instance runs (default us-east-1).
 	Region string
-	// InstanceTypes describe node shapes (default: the embedded EC2
-	// catalog of the cloud package, see CatalogInstanceTypes).
-	InstanceTypes InstanceTypes
-	// Prices price offerings (default: the embedded catalog's on-demand
-	// price and lowest spot price in Region).
+	// Catalog supplies the instance types (as DescribeInstanceTypes
+	// describes them: vCPUs, memory, GPUs, architecture), the zones and
+	// offerings, and the spot prices EC2 starts with (default: the
+	// embedded catalog of the cloud package).
+	Catalog *cloud.Catalog
+	// Prices price offerings for the ledger (default: the catalog's
+	// on-demand price in Region, and for spot the spot price EC2 answers
+	// in the instance's zone, else the catalog's lowest spot price).
 	Prices PriceFunc
 	// BootDelay is how long an instance stays pending (default 1s);
 	// JoinDelay how long after running its kubelet registers the Node
-	// (default 500ms).
-	BootDelay time.Duration
-	JoinDelay time.Duration
+	// (default 500ms); ShutdownDelay how long a terminated instance stays
+	// shutting-down (default 1s).
+	BootDelay     time.Duration
+	JoinDelay     time.Duration
+	ShutdownDelay time.Duration
+	// TerminatedRetention is how long DescribeInstances still shows a
+	// terminated instance (EC2: about an hour; default 1h).
+	TerminatedRetention time.Duration
 	// SpotInterruptionWarning is the time between a spot interruption
 	// notice and the termination (EC2: two minutes; default 2m).
 	SpotInterruptionWarning time.Duration
-	// LaunchRetryInterval is how soon a failed RunInstances is retried
-	// (default 10s). CAPA retries with the controller's exponential
-	// backoff; a fixed interval keeps the simulation predictable.
-	LaunchRetryInterval time.Duration
 	// OnSpotInterruption is called when a spot interruption is announced.
 	OnSpotInterruption func(Interruption)
+	// EC2Addr is where the EC2 endpoint listens (default 127.0.0.1 on a
+	// free port).
+	EC2Addr string
 	// SQSQueue, when set, starts a local SQS endpoint (see SQS) with a
 	// queue of this name, and the cloud sends EventBridge events to it as
 	// EC2 would through an EventBridge rule: a spot interruption warning
@@ -171,33 +194,37 @@ type Options struct {
 	// SQSAddr is where the SQS endpoint listens (default 127.0.0.1 on a
 	// free port).
 	SQSAddr string
-	// AccountID is the account of queue URLs and events (default
-	// DefaultAccountID).
+	// AccountID is the account of queue URLs, events and resource owners
+	// (default DefaultAccountID).
 	AccountID string
 	// Log receives the simulator's structured logs.
 	Log logr.Logger
 }
 
-// Cloud is the simulated EC2 and CAPA controller. Its methods are safe for
-// concurrent use.
+// Cloud is the simulated EC2 (with a kubelet per instance). Its methods
+// are safe for concurrent use.
+//
+// Locks: an EC2 request holds ec2.mu and then takes mu; nothing holding mu
+// may call a locking method of ec2.
 type Cloud struct {
 	opts Options
+	ec2  *EC2
+	sqs  *SQS // nil without Options.SQSQueue
+	// defaultPrices: Options.Prices was not set, so spot instances are
+	// billed at the spot price EC2 answers in their zone.
+	defaultPrices bool
 
-	mu        sync.Mutex
-	instances map[string]*Instance // by instance ID
-	byMachine map[types.UID]string // AWSMachine UID -> instance ID
-	clusters  map[types.NamespacedName]client.Client
-	ice       []Offering             // offerings with insufficient capacity
-	slowBoots []slowBoot             // newest first
-	neverJoin []Offering             // offerings whose nodes never join
-	timers    map[string]*time.Timer // pending spot terminations
-	ipCounter int
-
-	client  client.Client
-	trigger chan event.TypedGenericEvent[client.Object]
-	stopped bool
-
-	sqs *SQS // nil without Options.SQSQueue
+	mu           sync.Mutex
+	instances    map[string]*Instance // by instance ID
+	clientTokens map[string][]string  // RunInstances ClientToken -> instance IDs
+	net          network
+	clusters     map[string]*workloadCluster // by apiServerEndpoint (host:port)
+	ice          []Offering                  // offerings with insufficient capacity
+	launchErrors []launchError
+	slowBoots    []slowBoot             // newest first
+	neverJoin    []Offering             // offerings whose nodes never join
+	timers       map[string]*time.Timer // pending spot terminations and kubelet joins
+	stopped      bool
 }
 
 type slowBoot struct {
@@ -205,24 +232,33 @@ type slowBoot struct {
 	delay time.Duration
 }
 
-// New returns a simulated cloud. Register it with a manager through
-// SetupWithManager, and tell it the workload clusters nodes join with
-// RegisterCluster.
+type launchError struct {
+	match         Offering
+	code, message string
+}
+
+// workloadCluster is where the nodes of one CAPI Cluster register.
+type workloadCluster struct {
+	cluster  types.NamespacedName
+	endpoint string
+	client   client.Client
+}
+
+// New returns a simulated cloud whose EC2 endpoint (and SQS endpoint,
+// with Options.SQSQueue) already serves: EC2Endpoint is the URL to give
+// CAPA's --service-endpoints. It knows a default VPC with a subnet per zone
+// and the images DefaultImageAMD64 and DefaultImageARM64; AddNetwork and
+// AddImage declare more. Stop shuts it down.
 func New(opts Options) (*Cloud, error) {
 	if opts.Region == "" {
 		opts.Region = "us-east-1"
 	}
-	if opts.InstanceTypes == nil || opts.Prices == nil {
-		catalog, err := embeddedCatalog()
+	if opts.Catalog == nil {
+		catalog, err := cloud.Embedded()
 		if err != nil {
-			return nil, fmt.Errorf("loading the embedded EC2 catalog for the simulated cloud: %w (or set cloudsim.Options.InstanceTypes and Prices)", err)
+			return nil, fmt.Errorf("loading the embedded EC2 catalog for the simulated cloud: %w (or set cloudsim.Options.Catalog)", err)
 		}
-		if opts.InstanceTypes == nil {
-			opts.InstanceTypes = CatalogInstanceTypes(catalog)
-		}
-		if opts.Prices == nil {
-			opts.Prices = CatalogPrices(catalog, opts.Region)
-		}
+		opts.Catalog = catalog
 	}
 	if opts.BootDelay == 0 {
 		opts.BootDelay = time.Second
@@ -230,36 +266,74 @@ func New(opts Options) (*Cloud, error) {
 	if opts.JoinDelay == 0 {
 		opts.JoinDelay = 500 * time.Millisecond
 	}
+	if opts.ShutdownDelay == 0 {
+		opts.ShutdownDelay = time.Second
+	}
+	if opts.TerminatedRetention == 0 {
+		opts.TerminatedRetention = time.Hour
+	}
 	if opts.SpotInterruptionWarning == 0 {
 		opts.SpotInterruptionWarning = 2 * time.Minute
 	}
-	if opts.LaunchRetryInterval == 0 {
-		opts.LaunchRetryInterval = 10 * time.Second
+	if opts.AccountID == "" {
+		opts.AccountID = DefaultAccountID
 	}
 	if opts.Log.GetSink() == nil {
 		opts.Log = logr.Discard()
 	}
-	c := &Cloud{
-		opts:      opts,
-		instances: map[string]*Instance{},
-		byMachine: map[types.UID]string{},
-		clusters:  map[types.NamespacedName]client.Client{},
-		timers:    map[string]*time.Timer{},
-		trigger:   make(chan event.TypedGenericEvent[client.Object], 1024),
+	e, err := NewEC2FromCatalog(opts.Catalog, opts.Region)
+	if err != nil {
+		return nil, err
 	}
+	defaultPrices := opts.Prices == nil
+	if defaultPrices {
+		opts.Prices = catalogPrices(opts.Catalog, opts.Region)
+	}
+	c := &Cloud{
+		opts: opts, ec2: e, defaultPrices: defaultPrices,
+		instances: map[string]*Instance{}, clientTokens: map[string][]string{},
+		net:      newNetwork(),
+		clusters: map[string]*workloadCluster{},
+		timers:   map[string]*time.Timer{},
+	}
+	e.log = opts.Log.WithName("ec2")
+	e.compute = c.serveCompute
+	c.addDefaultNetwork()
+	for _, img := range []Image{
+		{ID: DefaultImageAMD64, Name: "capa-ami-ubuntu-24.04-simulated-amd64", Architecture: ArchitectureX86_64},
+		{ID: DefaultImageARM64, Name: "capa-ami-ubuntu-24.04-simulated-arm64", Architecture: ArchitectureARM64},
+	} {
+		if err := c.AddImage(img); err != nil {
+			return nil, err
+		}
+	}
+	if err := e.Start(opts.EC2Addr); err != nil {
+		return nil, err
+	}
+	opts.Log.Info("simulated EC2 serving", "endpoint", e.URL(), "region", opts.Region)
 	if opts.SQSQueue != "" {
 		c.sqs = NewSQS(opts.AccountID)
 		if err := c.sqs.Start(opts.SQSAddr); err != nil {
+			_ = e.Close()
 			return nil, err
 		}
 		if _, err := c.sqs.CreateQueue(opts.SQSQueue); err != nil {
 			_ = c.sqs.Close()
+			_ = e.Close()
 			return nil, fmt.Errorf("simulated SQS: creating queue %q (cloudsim.Options.SQSQueue): %w", opts.SQSQueue, err)
 		}
 		opts.Log.Info("simulated SQS serving", "endpoint", c.sqs.URL(), "queue", c.sqs.QueueURL(opts.SQSQueue))
 	}
 	return c, nil
 }
+
+// EC2 is the cloud's EC2 endpoint, for changing what it answers
+// (AddInstanceType, SetSpotPrice, FailWith, ...).
+func (c *Cloud) EC2() *EC2 { return c.ec2 }
+
+// EC2Endpoint is the URL of the EC2 endpoint (CAPA's
+// --service-endpoints=<region>:ec2=<URL>, an SDK's BaseEndpoint).
+func (c *Cloud) EC2Endpoint() string { return c.ec2.URL() }
 
 // SQS is the cloud's SQS endpoint, nil without Options.SQSQueue.
 func (c *Cloud) SQS() *SQS { return c.sqs }
@@ -277,27 +351,51 @@ func (c *Cloud) SQSEndpoint() string {
 func (c *Cloud) Region() string { return c.opts.Region }
 
 // RegisterCluster tells the cloud where nodes of the CAPI Cluster
-// namespace/name register: the workload cluster's apiserver.
-func (c *Cloud) RegisterCluster(cluster types.NamespacedName, config *rest.Config) error {
+// namespace/name register: the workload cluster's apiserver, which join
+// configurations name as discovery.bootstrapToken.apiServerEndpoint
+// (host:port, exactly as in the Cluster's controlPlaneEndpoint).
+func (c *Cloud) RegisterCluster(cluster types.NamespacedName, apiServerEndpoint string, config *rest.Config) error {
+	if apiServerEndpoint == "" {
+		return fmt.Errorf("registering workload cluster %s: apiServerEndpoint is empty; pass the host:port of the Cluster's spec.controlPlaneEndpoint", cluster)
+	}
 	cl, err := client.New(config, client.Options{})
 	if err != nil {
 		return fmt.Errorf("client for workload cluster %s: %w", cluster, err)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.clusters[cluster] = cl
+	c.clusters[apiServerEndpoint] = &workloadCluster{cluster: cluster, endpoint: apiServerEndpoint, client: cl}
 	return nil
+}
+
+// clusterNamed is the registered cluster called name, if exactly one is;
+// mu held.
+func (c *Cloud) clusterNamed(name string) (types.NamespacedName, bool) {
+	var found []types.NamespacedName
+	for _, w := range c.clusters {
+		if w.cluster.Name == name && !slices.Contains(found, w.cluster) {
+			found = append(found, w.cluster)
+		}
+	}
+	if len(found) != 1 {
+		return types.NamespacedName{}, false
+	}
+	return found[0], true
 }
 
 func (c *Cloud) workloadClient(cluster types.NamespacedName) (client.Client, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	cl, ok := c.clusters[cluster]
-	return cl, ok
+	for _, w := range c.clusters {
+		if w.cluster == cluster {
+			return w.client, true
+		}
+	}
+	return nil, false
 }
 
-// Stop cancels pending spot terminations and stops the SQS endpoint. The
-// reconciler stops with its manager.
+// Stop cancels pending spot terminations and kubelet joins and stops the
+// EC2 and SQS endpoints.
 func (c *Cloud) Stop() {
 	c.mu.Lock()
 	c.stopped = true
@@ -306,6 +404,9 @@ func (c *Cloud) Stop() {
 		delete(c.timers, id)
 	}
 	c.mu.Unlock()
+	if err := c.ec2.Close(); err != nil {
+		c.opts.Log.Error(err, "stopping the simulated EC2 endpoint")
+	}
 	if c.sqs != nil {
 		if err := c.sqs.Close(); err != nil {
 			c.opts.Log.Error(err, "stopping the simulated SQS endpoint")
@@ -335,6 +436,32 @@ func (c *Cloud) ClearInsufficientCapacity(offerings ...Offering) {
 	}
 	c.ice = slices.DeleteFunc(c.ice, func(o Offering) bool { return slices.Contains(offerings, o) })
 }
+
+// InjectLaunchError makes RunInstances of a matching offering fail with an
+// EC2 error code until cleared: VcpuLimitExceeded,
+// MaxSpotInstanceCountExceeded, UnfulfillableCapacity,
+// InsufficientFreeAddressesInSubnet, Unsupported, SpotMaxPriceTooLow,
+// ReservationCapacityExceeded, InvalidParameterValue, ... The HTTP status
+// is EC2's for the code (500 for the Insufficient*/Unfulfillable capacity
+// errors, 503 for RequestLimitExceeded/Unavailable, else 400); an empty
+// message is EC2's wording for the code.
+func (c *Cloud) InjectLaunchError(match Offering, code, message string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.launchErrors = append(c.launchErrors, launchError{match: match, code: code, message: message})
+	c.opts.Log.Info("fault injected: launch error", "offering", match.String(), "code", code)
+}
+
+// ClearLaunchErrors removes every fault of InjectLaunchError.
+func (c *Cloud) ClearLaunchErrors() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.launchErrors = nil
+}
+
+// Throttle makes the next n EC2 calls of action ("" for any action) fail
+// with RequestLimitExceeded (HTTP 503); n <= 0 clears it.
+func (c *Cloud) Throttle(action string, n int) { c.ec2.Throttle(action, n) }
 
 // SlowBoot makes matching instances launched from now on stay pending for
 // delay instead of Options.BootDelay. A zero delay removes the fault.
@@ -389,6 +516,7 @@ func (c *Cloud) InterruptSpotInstanceAfter(ctx context.Context, instanceID strin
 		c.mu.Unlock()
 		return Interruption{}, fmt.Errorf("instance %s is %s, not spot: only spot instances are interrupted", instanceID, inst.CapacityType)
 	}
+	c.refresh(inst, time.Now())
 	if inst.State == StateTerminated || inst.State == StateShuttingDown {
 		c.mu.Unlock()
 		return Interruption{}, fmt.Errorf("instance %s is already %s", instanceID, inst.State)
@@ -407,7 +535,7 @@ func (c *Cloud) InterruptSpotInstanceAfter(ctx context.Context, instanceID strin
 		})
 	}
 	hook := c.opts.OnSpotInterruption
-	snapshot := *inst
+	snapshot := inst.copy()
 	c.mu.Unlock()
 	c.opts.Log.Info("spot interruption notice", "instance", instanceID, "offering", inst.Offering.String(), "terminationTime", notice.TerminationTime)
 	if c.sqs != nil {
@@ -426,8 +554,10 @@ func (c *Cloud) Instances() []Instance {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	out := make([]Instance, 0, len(c.instances))
+	now := time.Now()
 	for _, i := range c.instances {
-		out = append(out, *i)
+		c.refresh(i, now)
+		out = append(out, i.copy())
 	}
 	sort.Slice(out, func(a, b int) bool {
 		if !out[a].LaunchTime.Equal(out[b].LaunchTime) {
@@ -446,7 +576,8 @@ func (c *Cloud) Instance(id string) (Instance, bool) {
 	if !ok {
 		return Instance{}, false
 	}
-	return *i, true
+	c.refresh(i, time.Now())
+	return i.copy(), true
 }
 
 // Bill is what every instance has cost up to at.
@@ -458,85 +589,21 @@ func (c *Cloud) Bill(at time.Time) float64 {
 	return total
 }
 
-// launch records a new pending instance, or returns the EC2 error
-// RunInstances would return.
-// zones are the cluster's zones, which EC2's insufficient-capacity message
-// suggests instead of the requested one.
-func (c *Cloud) launch(o Offering, zones []string, cluster, awsMachine types.NamespacedName, uid types.UID) (*Instance, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if id, ok := c.byMachine[uid]; ok {
-		return c.instances[id], nil
-	}
-	if _, _, _, ok := c.opts.InstanceTypes.InstanceTypeInfo(o.InstanceType); !ok {
-		return nil, ec2Error(string(uid), "InvalidParameterValue", 400, fmt.Sprintf("Invalid value '%s' for InstanceType.", o.InstanceType))
-	}
-	for _, f := range c.ice {
-		if f.matches(o) {
-			return nil, insufficientCapacity(string(uid), o, otherZones(zones, o.Zone))
-		}
-	}
-	price, _ := c.opts.Prices(o.InstanceType, o.Zone, o.CapacityType)
-	c.ipCounter++
-	ip := fmt.Sprintf("10.0.%d.%d", 1+c.ipCounter/250, 4+c.ipCounter%250)
-	inst := &Instance{
-		ID: newInstanceID(), Offering: o, PricePerHour: price, Cluster: cluster, AWSMachine: awsMachine,
-		PrivateIP: ip, State: StatePending, LaunchTime: time.Now(), bootDelay: c.opts.BootDelay,
-		hostname: privateDNSName(ip, c.opts.Region),
-	}
-	for _, s := range c.slowBoots {
-		if s.match.matches(o) {
-			inst.bootDelay = s.delay
-			break
-		}
-	}
-	for _, n := range c.neverJoin {
-		if n.matches(o) {
-			inst.neverJoin = true
-		}
-	}
-	c.instances[inst.ID] = inst
-	c.byMachine[uid] = inst.ID
-	c.opts.Log.Info("RunInstances", "instance", inst.ID, "offering", o.String(), "pricePerHour", price, "awsMachine", awsMachine.String())
-	return inst, nil
-}
-
-func otherZones(zones []string, requested string) []string {
-	var out []string
-	for _, z := range zones {
-		if z != requested {
-			out = append(out, z)
-		}
-	}
-	return out
-}
-
-// instanceFor returns a copy of the AWSMachine's instance.
-func (c *Cloud) instanceFor(uid types.UID) (Instance, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	id, ok := c.byMachine[uid]
-	if !ok {
-		return Instance{}, false
-	}
-	return *c.instances[id], true
-}
-
-// advance moves a pending instance whose boot delay has passed to running
-// and returns the instance and, while pending, how long until it runs.
-func (c *Cloud) advance(id string, now time.Time) (Instance, time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	inst := c.instances[id]
+// refresh moves an instance along the states time has taken it through:
+// pending to running once its boot delay has passed, shutting-down to
+// terminated once the shutdown delay has. EC2 reports the state at the
+// time of each call, so the simulator computes it at each read; mu held.
+func (c *Cloud) refresh(inst *Instance, now time.Time) {
 	if inst.State == StatePending {
-		if runAt := inst.LaunchTime.Add(inst.bootDelay); now.Before(runAt) {
-			return *inst, runAt.Sub(now)
+		if runAt := inst.LaunchTime.Add(inst.bootDelay); !now.Before(runAt) {
+			inst.State, inst.RunningTime = StateRunning, runAt
 		}
-		inst.State = StateRunning
-		inst.RunningTime = now
-		c.opts.Log.Info("instance running", "instance", inst.ID, "awsMachine", inst.AWSMachine.String())
 	}
-	return *inst, 0
+	if inst.State == StateShuttingDown {
+		if doneAt := inst.shutdownAt.Add(c.opts.ShutdownDelay); !now.Before(doneAt) {
+			inst.State, inst.TerminateTime = StateTerminated, doneAt
+		}
+	}
 }
 
 func (c *Cloud) setNodeName(id, node string) {
@@ -545,8 +612,35 @@ func (c *Cloud) setNodeName(id, node string) {
 	c.instances[id].NodeName = node
 }
 
-// terminate moves an instance to terminated, deletes its Node from the
-// workload cluster and wakes the reconciler for its AWSMachine.
+// beginTermination moves a live instance to shutting-down (or, with now
+// set, straight to terminated), cancels its pending timers and returns a
+// copy of it; ok is false when it was already going. mu held.
+func (c *Cloud) beginTermination(inst *Instance, reason string, at time.Time, immediate bool) (Instance, bool) {
+	c.refresh(inst, at)
+	if inst.State == StateShuttingDown || inst.State == StateTerminated {
+		return *inst, false
+	}
+	for _, key := range []string{inst.ID, joinTimer(inst.ID)} {
+		if t, ok := c.timers[key]; ok {
+			t.Stop()
+			delete(c.timers, key)
+		}
+	}
+	if inst.State == StatePending {
+		// Terminated before it ran: it never gets a running time.
+		inst.bootDelay = time.Duration(1<<63 - 1)
+	}
+	c.releaseResources(inst)
+	inst.State, inst.shutdownAt, inst.TerminationReason = StateShuttingDown, at, reason
+	if immediate {
+		inst.State, inst.TerminateTime = StateTerminated, at
+	}
+	return *inst, true
+}
+
+// terminate ends an instance at once (out of band, spot interruption)
+// and deletes its Node from the workload cluster, as the cloud node
+// lifecycle controller does for an instance that is gone.
 func (c *Cloud) terminate(ctx context.Context, id, reason string) error {
 	c.mu.Lock()
 	inst, ok := c.instances[id]
@@ -554,48 +648,37 @@ func (c *Cloud) terminate(ctx context.Context, id, reason string) error {
 		c.mu.Unlock()
 		return fmt.Errorf("no instance %s in the simulated cloud", id)
 	}
-	if t, ok := c.timers[id]; ok {
-		t.Stop()
-		delete(c.timers, id)
-	}
-	if inst.State == StateTerminated {
-		c.mu.Unlock()
+	snapshot, changed := c.beginTermination(inst, reason, time.Now(), true)
+	c.mu.Unlock()
+	if !changed {
 		return nil
 	}
-	inst.State = StateTerminated
-	inst.TerminateTime = time.Now()
-	inst.TerminationReason = reason
-	snapshot := *inst
-	c.mu.Unlock()
 	c.opts.Log.Info("instance terminated", "instance", id, "reason", reason, "awsMachine", snapshot.AWSMachine.String(), "cost", snapshot.Cost(snapshot.TerminateTime))
+	return c.deleteNode(ctx, snapshot)
+}
 
-	if snapshot.NodeName != "" {
-		if cl, ok := c.workloadClient(snapshot.Cluster); ok {
-			node := &corev1.Node{}
-			node.Name = snapshot.NodeName
-			if err := client.IgnoreNotFound(cl.Delete(ctx, node)); err != nil {
-				return fmt.Errorf("deleting Node %s of terminated instance %s from cluster %s: %w", node.Name, id, snapshot.Cluster, err)
-			}
-		}
+// deleteNode removes a gone instance's Node from its workload cluster.
+func (c *Cloud) deleteNode(ctx context.Context, inst Instance) error {
+	if inst.NodeName == "" {
+		return nil
 	}
-	c.wake(snapshot.AWSMachine)
+	cl, ok := c.workloadClient(inst.Cluster)
+	if !ok {
+		return nil
+	}
+	node := &corev1.Node{}
+	node.Name = inst.NodeName
+	if err := client.IgnoreNotFound(cl.Delete(ctx, node)); err != nil {
+		return fmt.Errorf("deleting Node %s of terminated instance %s from cluster %s: %w", node.Name, inst.ID, inst.Cluster, err)
+	}
 	return nil
 }
 
-// wake enqueues a reconcile of an AWSMachine.
-func (c *Cloud) wake(awsMachine types.NamespacedName) {
-	obj := newAWSMachineKey(awsMachine)
-	select {
-	case c.trigger <- event.TypedGenericEvent[client.Object]{Object: obj}:
-	default:
-		c.opts.Log.Info("reconcile trigger queue full; the AWSMachine is picked up at its next requeue", "awsMachine", awsMachine.String())
-	}
-}
-
-func newInstanceID() string {
+// newID is an EC2 resource ID: the prefix and 17 hex digits.
+func newID(prefix string) string {
 	b := make([]byte, 9)
 	_, _ = rand.Read(b)
-	return "i-" + hex.EncodeToString(b)[:17]
+	return prefix + "-" + hex.EncodeToString(b)[:17]
 }
 
 func privateDNSName(ip, region string) string {

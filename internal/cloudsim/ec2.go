@@ -14,6 +14,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/go-logr/logr"
+
 	"github.com/joinery-dev/joinery/cloud"
 )
 
@@ -26,10 +28,11 @@ import (
 // pagination and error documents. Requests are not authenticated.
 //
 // Actions: DescribeAvailabilityZones, DescribeInstanceTypes,
-// DescribeInstanceTypeOfferings and DescribeSpotPriceHistory. Tests change
-// what it answers while it runs: AddInstanceType, AddOffering,
-// RemoveOffering, SetSpotPrice, RemoveSpotPrice, and FailWith to make
-// calls fail.
+// DescribeInstanceTypeOfferings and DescribeSpotPriceHistory; a Cloud adds
+// the actions of instances, images and their network (see compute.go).
+// Tests change what it answers while it runs: AddInstanceType, AddOffering,
+// RemoveOffering, SetSpotPrice, RemoveSpotPrice, FailWith and Throttle to
+// make calls fail.
 type EC2 struct {
 	localEndpoint
 
@@ -43,6 +46,15 @@ type EC2 struct {
 	spot    map[ec2SpotKey][]ec2SpotPoint // oldest first
 	faults  map[string]*ec2APIError       // action ("" for every one) -> error
 	calls   map[string]int                // action -> requests answered
+	// throttled counts, per action ("" for every one), the calls still to
+	// be refused with RequestLimitExceeded.
+	throttled map[string]int
+
+	// compute answers the actions of instances and their network (see
+	// Cloud); nil on a bare endpoint. It runs with mu held, so it may read
+	// types, zones and spot without locking.
+	compute func(action string, in ec2Input, requestID string) (out any, err *ec2APIError, ok bool)
+	log     logr.Logger
 }
 
 // EC2Zone is an Availability Zone as DescribeAvailabilityZones names it.
@@ -71,6 +83,7 @@ func NewEC2(region string, zones ...EC2Zone) *EC2 {
 		region: region, now: time.Now,
 		types: map[string]cloud.InstanceType{}, offered: map[string]map[string]bool{},
 		spot: map[ec2SpotKey][]ec2SpotPoint{}, faults: map[string]*ec2APIError{}, calls: map[string]int{},
+		throttled: map[string]int{}, log: logr.Discard(),
 	}
 	for _, z := range zones {
 		e.AddZone(z)
@@ -128,6 +141,13 @@ func (e *EC2) AddZone(z EC2Zone) {
 	}
 	e.zones = append(e.zones, z)
 	sort.Slice(e.zones, func(i, j int) bool { return e.zones[i].ID < e.zones[j].ID })
+}
+
+// Zones are the endpoint's Availability Zones, by zone ID.
+func (e *EC2) Zones() []EC2Zone {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.Clone(e.zones)
 }
 
 // AddInstanceType adds (or replaces) a type DescribeInstanceTypes
@@ -199,6 +219,19 @@ func (e *EC2) FailWith(action, code string, status int) {
 	e.faults[action] = &ec2APIError{status: status, code: code, message: "simulated fault: " + code}
 }
 
+// Throttle makes the next n calls of action ("" for every action) fail
+// with RequestLimitExceeded (HTTP 503), as EC2 throttles an account's API
+// requests. n <= 0 clears it.
+func (e *EC2) Throttle(action string, n int) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if n <= 0 {
+		delete(e.throttled, action)
+		return
+	}
+	e.throttled[action] = n
+}
+
 // Calls counts the requests of an action answered so far (including
 // errors), so tests can see pagination happen.
 func (e *EC2) Calls(action string) int {
@@ -220,6 +253,36 @@ func (e *ec2APIError) Error() string { return e.code + ": " + e.message }
 
 func errEC2InvalidParameterValue(format string, args ...any) *ec2APIError {
 	return &ec2APIError{400, "InvalidParameterValue", fmt.Sprintf(format, args...)}
+}
+
+// zoneIDLocked is zoneID for callers outside a request.
+func (e *EC2) zoneIDLocked(name string) string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.zoneID(name)
+}
+
+// zoneID is the ID of the zone named name ("" if none); mu held.
+func (e *EC2) zoneID(name string) string {
+	for _, z := range e.zones {
+		if z.Name == name {
+			return z.ID
+		}
+	}
+	return ""
+}
+
+// currentSpotPrice is the spot price in effect now for a type in a zone
+// (by ID); mu held.
+func (e *EC2) currentSpotPrice(instanceType, zoneID string) (float64, bool) {
+	points := e.spot[ec2SpotKey{instanceType, zoneID}]
+	now := e.now()
+	for i := len(points) - 1; i >= 0; i-- {
+		if !points[i].at.After(now) {
+			return points[i].usd, true
+		}
+	}
+	return 0, false
 }
 
 // ServeHTTP answers one EC2 API call.
@@ -256,6 +319,8 @@ func (e *EC2) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		apiErr = &ec2APIError{400, "InvalidParameterValue", fmt.Sprintf("Version %q: the simulated EC2 speaks 2016-11-15", form.Get("Version"))}
 	case fault != nil:
 		apiErr = fault
+	case e.throttle(action):
+		apiErr = &ec2APIError{503, "RequestLimitExceeded", "Request limit exceeded."}
 	case form.Get("DryRun") == "true":
 		apiErr = &ec2APIError{412, "DryRunOperation", "Request would have succeeded, but DryRun flag is set."}
 	default:
@@ -270,7 +335,16 @@ func (e *EC2) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case "DescribeSpotPriceHistory":
 			out, apiErr = e.describeSpotPriceHistory(in, requestID)
 		default:
-			apiErr = &ec2APIError{400, "InvalidAction", fmt.Sprintf("The action %s is not valid for this web service (the simulated EC2 answers DescribeAvailabilityZones, DescribeInstanceTypes, DescribeInstanceTypeOfferings and DescribeSpotPriceHistory).", action)}
+			handled := false
+			if e.compute != nil {
+				out, apiErr, handled = e.compute(action, in, requestID)
+			}
+			if !handled {
+				// Loud: a client (CAPA) needs an action the simulator lacks,
+				// and whatever it does next is not what it does against AWS.
+				e.log.Error(nil, "UNIMPLEMENTED EC2 ACTION called; answering InvalidAction", "action", action, "parameters", fmt.Sprint(form))
+				apiErr = &ec2APIError{400, "InvalidAction", fmt.Sprintf("The action %s is not valid for this web service.", action)}
+			}
 		}
 	}
 	if apiErr != nil {
@@ -288,6 +362,20 @@ func (e *EC2) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("x-amzn-RequestId", requestID)
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(b)
+}
+
+// throttle consumes one throttled call of action, if any is left.
+func (e *EC2) throttle(action string) bool {
+	for _, key := range []string{action, ""} {
+		if e.throttled[key] > 0 {
+			e.throttled[key]--
+			if e.throttled[key] == 0 {
+				delete(e.throttled, key)
+			}
+			return true
+		}
+	}
+	return false
 }
 
 func writeEC2Error(w http.ResponseWriter, requestID string, e *ec2APIError) {

@@ -11,10 +11,11 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/aws/smithy-go"
-	"k8s.io/apimachinery/pkg/types"
 )
 
 // startSQS serves a simulated SQS with one queue and returns the SDK's
@@ -266,11 +267,11 @@ func TestCloudSendsTheSpotInterruptionWarningEC2SendsToTheQueue(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(cloud.Stop)
-	inst, err := cloud.launch(Offering{InstanceType: "m5.large", Zone: "us-east-1b", CapacityType: CapacityTypeSpot}, []string{"us-east-1a", "us-east-1b"},
-		types.NamespacedName{Namespace: "ns", Name: "c"}, types.NamespacedName{Namespace: "ns", Name: "m"}, "uid-1")
-	if err != nil {
-		t.Fatal(err)
-	}
+	inst := Instance{ID: runInstance(t, cloud, &ec2.RunInstancesInput{
+		ImageId: aws.String(DefaultImageAMD64), InstanceType: "m5.large", MinCount: aws.Int32(1), MaxCount: aws.Int32(1),
+		Placement:             &ec2types.Placement{AvailabilityZone: aws.String("us-east-1b")},
+		InstanceMarketOptions: &ec2types.InstanceMarketOptionsRequest{MarketType: ec2types.MarketTypeSpot},
+	})}
 	notice, err := cloud.InterruptSpotInstance(context.Background(), inst.ID)
 	if err != nil {
 		t.Fatal(err)
