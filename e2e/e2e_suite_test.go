@@ -57,7 +57,6 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 			BootDelay:               time.Second,
 			JoinDelay:               200 * time.Millisecond,
 			SpotInterruptionWarning: 3 * time.Second,
-			LaunchRetryInterval:     time.Second,
 			OnSpotInterruption:      func(i cloudsim.Interruption) { interruptions <- i },
 			// EC2's events reach Joinery through a local SQS endpoint.
 			SQSQueue: interruptionQueue,

@@ -28,8 +28,8 @@ import (
 	"github.com/joinery-dev/joinery/cloud"
 	"github.com/joinery-dev/joinery/controllers/provisioning"
 	"github.com/joinery-dev/joinery/internal/cloudsim"
-	"github.com/joinery-dev/joinery/internal/testbed"
 	"github.com/joinery-dev/joinery/internal/solverinput"
+	"github.com/joinery-dev/joinery/internal/testbed"
 	"github.com/joinery-dev/joinery/solver"
 )
 
@@ -44,7 +44,7 @@ const provisioningWithin = 3 * time.Minute
 func ensureWorkerTemplates(ctx context.Context) {
 	awsTemplate := &infrav1.AWSMachineTemplate{
 		ObjectMeta: metav1.ObjectMeta{Namespace: tb.Namespace, Name: workerTemplates},
-		Spec: infrav1.AWSMachineTemplateSpec{Template: infrav1.AWSMachineTemplateResource{Spec: testbed.WorkerMachineSpec()}},
+		Spec:       infrav1.AWSMachineTemplateSpec{Template: infrav1.AWSMachineTemplateResource{Spec: testbed.WorkerMachineSpec()}},
 	}
 	if err := tb.Client.Create(ctx, awsTemplate); err != nil && !apierrors.IsAlreadyExists(err) {
 		Expect(err).NotTo(HaveOccurred())

@@ -55,7 +55,7 @@ func (tb *Testbed) WorkerObjects(w WorkerMachine) (*bootstrapv1.KubeadmConfig, *
 	}
 	awsMachine := &infrav1.AWSMachine{
 		ObjectMeta: metav1.ObjectMeta{Namespace: tb.Namespace, Name: w.Name, Labels: labels},
-		Spec: WorkerMachineSpec(),
+		Spec:       WorkerMachineSpec(),
 	}
 	awsMachine.Spec.InstanceType = w.InstanceType
 	if w.Spot {
