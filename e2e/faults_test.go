@@ -83,7 +83,7 @@ var _ = Describe("Faults of the simulated cloud, as a controller sees them", fun
 		slow := cloudsim.Offering{InstanceType: "r5.large"}
 		tb.Cloud.SlowBoot(slow, 6*time.Second)
 		DeferCleanup(func() { tb.Cloud.SlowBoot(slow, 0) })
-		_, err := tb.CreateWorkerMachine(ctx, testbed.WorkerMachine{Cluster: workload, Name: "slow", InstanceType: "r5.large", Zone: "us-east-1c"})
+		_, err := tb.CreateWorkerMachine(ctx, testbed.WorkerMachine{Cluster: workload, Name: "slow", InstanceType: "r5.large", Zone: "us-east-1a"})
 		Expect(err).NotTo(HaveOccurred())
 
 		By("the AWSMachine reports the instance pending and not ready")
@@ -135,7 +135,7 @@ var _ = Describe("Faults of the simulated cloud, as a controller sees them", fun
 	})
 
 	It("terminates an instance out of band: its Node goes away and the AWSMachine and Machine report it", func(ctx SpecContext) {
-		m := runningMachine(ctx, testbed.WorkerMachine{Name: "oob", InstanceType: "m5.large", Zone: "us-east-1c"})
+		m := runningMachine(ctx, testbed.WorkerMachine{Name: "oob", InstanceType: "m5.large", Zone: "us-east-1b"})
 		nodeName := m.Status.NodeRef.Name
 		inst, _ := instanceOf("oob")
 		Expect(tb.Cloud.TerminateInstance(ctx, inst.ID)).To(Succeed())
@@ -173,7 +173,7 @@ var _ = Describe("Faults of the simulated cloud, as a controller sees them", fun
 		nodeName := m.Status.NodeRef.Name
 		node, err := workloadClientset().CoreV1().Nodes().Get(ctx, nodeName, metav1.GetOptions{})
 		Expect(err).NotTo(HaveOccurred())
-		Expect(node.Labels).To(HaveKeyWithValue("karpenter.sh/capacity-type", "spot"))
+		Expect(node.Labels).To(HaveKeyWithValue("node.kubernetes.io/instance-type", "m5.large"))
 		Expect(getAWSMachine(ctx, "spot").Status.Interruptible).To(BeTrue())
 		inst, _ := instanceOf("spot")
 		Expect(inst.CapacityType).To(Equal(cloudsim.CapacityTypeSpot))
