@@ -34,7 +34,7 @@ type evaluation struct {
 // topoLimit is how many pods of g a domain d of rule t accepts (0: none).
 func topoLimit(t *topoGroup, selfSelects, owner bool, d string) int {
 	if !owner {
-		if t.kind == kindAntiAffinity && t.owners[d] > 0 {
+		if t.kind == kindAntiAffinity && !t.preferred && t.owners[d] > 0 {
 			return 0
 		}
 		return unlimited
@@ -176,7 +176,17 @@ func (s *state) evaluate(g *podGroup, n *nodeState, mode evalMode) *evaluation {
 			}
 			continue
 		} else {
-			v, l := s.chooseDomain(g, n, cc, classKnown, key, mode, c0)
+			v, l, offered := s.chooseDomain(g, n, cc, classKnown, key, mode, c0)
+			if !offered {
+				// No candidate that could carry g has the key: the node will
+				// have no domain, which only rules g out when g's own spread
+				// or affinity needs one. A rule that merely selects g (someone
+				// else's constraint) does not bind it.
+				if needs, _ := g.needsDomain(key); needs {
+					return ev
+				}
+				continue
+			}
 			if l == 0 {
 				return ev
 			}
@@ -248,7 +258,8 @@ func (s *state) usable(n *nodeState, cc *classCands, classKnown bool, i int32, p
 // chooseDomain picks the value of key a planned node commits to for g:
 // among values its usable candidates offer, one every rule accepts; spread
 // owners take the least loaded domain, everyone else the cheapest.
-func (s *state) chooseDomain(g *podGroup, n *nodeState, cc *classCands, classKnown bool, key string, mode evalMode, c0 *candidate) (string, int) {
+// offered is false when no usable candidate has the key at all.
+func (s *state) chooseDomain(g *podGroup, n *nodeState, cc *classCands, classKnown bool, key string, mode evalMode, c0 *candidate) (v string, limit int, offered bool) {
 	vals := s.valScratch[:0]
 	prices := s.priceScratch[:0]
 	if mode == modeSlack {
@@ -292,9 +303,9 @@ func (s *state) chooseDomain(g *podGroup, n *nodeState, cc *classCands, classKno
 		best, bestLimit, bestCount = i, l, cnt
 	}
 	if best < 0 {
-		return "", 0
+		return "", 0, len(vals) > 0
 	}
-	return vals[best], bestLimit
+	return vals[best], bestLimit, true
 }
 
 // plannedFit picks how many pods of g planned node n takes: for every usable

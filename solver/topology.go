@@ -42,6 +42,10 @@ type topoGroup struct {
 	selector   labels.Selector
 	maxSkew    int32
 	minDomains int32
+	// preferred marks a preferred anti-affinity term: it steers its own pod
+	// while present but never repels others (Karpenter ignores the inverse
+	// of preferred anti-affinity, and kube-scheduler only scores it).
+	preferred bool
 	// filter (spread only) decides which nodes count: nodeAffinityPolicy and
 	// nodeTaintsPolicy.
 	filter *nodeFilter
@@ -203,26 +207,26 @@ func topologyRules(pod *corev1.Pod) []*topoGroup {
 	if aff == nil {
 		return out
 	}
-	addTerm := func(kind topoKind, term *corev1.PodAffinityTerm) {
-		t := &topoGroup{kind: kind, key: term.TopologyKey,
+	addTerm := func(kind topoKind, term *corev1.PodAffinityTerm, preferred bool) {
+		t := &topoGroup{kind: kind, key: term.TopologyKey, preferred: preferred && kind == kindAntiAffinity,
 			selector: selectorFor(term.LabelSelector, pod, term.MatchLabelKeys, term.MismatchLabelKeys)}
 		t.allNS, t.namespaces = termNamespaces(term, pod)
 		out = append(out, t)
 	}
 	if pa := aff.PodAffinity; pa != nil {
 		for i := range pa.RequiredDuringSchedulingIgnoredDuringExecution {
-			addTerm(kindAffinity, &pa.RequiredDuringSchedulingIgnoredDuringExecution[i])
+			addTerm(kindAffinity, &pa.RequiredDuringSchedulingIgnoredDuringExecution[i], false)
 		}
 		for i := range pa.PreferredDuringSchedulingIgnoredDuringExecution {
-			addTerm(kindAffinity, &pa.PreferredDuringSchedulingIgnoredDuringExecution[i].PodAffinityTerm)
+			addTerm(kindAffinity, &pa.PreferredDuringSchedulingIgnoredDuringExecution[i].PodAffinityTerm, true)
 		}
 	}
 	if pa := aff.PodAntiAffinity; pa != nil {
 		for i := range pa.RequiredDuringSchedulingIgnoredDuringExecution {
-			addTerm(kindAntiAffinity, &pa.RequiredDuringSchedulingIgnoredDuringExecution[i])
+			addTerm(kindAntiAffinity, &pa.RequiredDuringSchedulingIgnoredDuringExecution[i], false)
 		}
 		for i := range pa.PreferredDuringSchedulingIgnoredDuringExecution {
-			addTerm(kindAntiAffinity, &pa.PreferredDuringSchedulingIgnoredDuringExecution[i].PodAffinityTerm)
+			addTerm(kindAntiAffinity, &pa.PreferredDuringSchedulingIgnoredDuringExecution[i].PodAffinityTerm, true)
 		}
 	}
 	return out
@@ -279,6 +283,9 @@ func (t *topoGroup) identity() string {
 	b.WriteString(strconv.Itoa(int(t.maxSkew)))
 	b.WriteByte('|')
 	b.WriteString(strconv.Itoa(int(t.minDomains)))
+	if t.preferred {
+		b.WriteString("|preferred")
+	}
 	if t.filter != nil {
 		b.WriteByte('|')
 		b.WriteString(t.filter.key)

@@ -1,0 +1,89 @@
+package solver_test
+
+import (
+	"testing"
+
+	v1alpha1 "github.com/joinery-dev/joinery/api/v1alpha1"
+	. "github.com/joinery-dev/joinery/solver"
+	corev1 "k8s.io/api/core/v1"
+)
+
+// fidelityCases follow Karpenter v1.15.0's scheduling suite
+// (pkg/controllers/provisioning/scheduling/*_test.go): each names the test
+// whose semantics it checks, in our own inputs. Every plan is re-verified by
+// solver/internal/check (TestFidelity uses solveChecked).
+var fidelityCases = []ruleCase{
+	// Karpenter: scheduling/topology_test.go "should ignore unknown topology keys",
+	// extended to pods the unsatisfiable constraint selects: a constraint binds
+	// only the pod that declares it.
+	{name: "spread on an unknown key binds only its own pod",
+		snap: func() *Snapshot {
+			web := map[string]string{"app": "web"}
+			owner := testPod("owner", "1", "1Gi", withLabels("app", "web"),
+				withSpread("example.com/unknown", 1, corev1.DoNotSchedule, web))
+			ps := append([]*corev1.Pod{owner}, pods(3, "plain", "1", "1Gi", withLabels("app", "web"))...)
+			return onePool(ps)
+		},
+		expect: func(t *testing.T, s *Snapshot, p *Plan) {
+			wantUnschedulable(t, p, 1)
+			if p.Unschedulable[0].Pod != s.Pods[0] {
+				t.Fatalf("unschedulable %s, want the constraint's owner", p.Unschedulable[0].Pod.Name)
+			}
+		}},
+	{name: "anti-affinity on an unknown key binds only its own pod",
+		snap: func() *Snapshot {
+			web := map[string]string{"app": "web"}
+			owner := testPod("owner", "1", "1Gi", withLabels("app", "db"), withAntiAffinity("example.com/unknown", web))
+			ps := append([]*corev1.Pod{owner}, pods(3, "plain", "1", "1Gi", withLabels("app", "web"))...)
+			return onePool(ps)
+		},
+		expect: func(t *testing.T, _ *Snapshot, p *Plan) { wantAllPlaced(t, p) }},
+	// Karpenter: scheduling/topology_test.go "should violate preferred pod anti-affinity on zone (inverse)"
+	{name: "preferred anti-affinity is not enforced in reverse",
+		snap: func() *Snapshot {
+			var ps []*corev1.Pod
+			for _, z := range testZones {
+				ps = append(ps, testPod("avoider-"+z, "2", "1Gi", withNodeSelector(v1alpha1.LabelZone, z),
+					withPreferredAntiAffinity(10, v1alpha1.LabelZone, map[string]string{"security": "s2"})))
+			}
+			return onePool(append(ps, testPod("target", "100m", "100Mi", withLabels("security", "s2"))))
+		},
+		expect: func(t *testing.T, _ *Snapshot, p *Plan) {
+			wantAllPlaced(t, p)
+			// The target may share a node with an avoider: three nodes, not four.
+			wantNodes(t, p, 3)
+		}},
+	// Karpenter: scheduling/topology_test.go "should not violate pod anti-affinity on zone (inverse)"
+	{name: "required anti-affinity is enforced in reverse",
+		snap: func() *Snapshot {
+			var ps []*corev1.Pod
+			for _, z := range testZones {
+				ps = append(ps, testPod("avoider-"+z, "2", "1Gi", withNodeSelector(v1alpha1.LabelZone, z),
+					withAntiAffinity(v1alpha1.LabelZone, map[string]string{"security": "s2"})))
+			}
+			return onePool(append(ps, testPod("target", "100m", "100Mi", withLabels("security", "s2"))))
+		},
+		expect: func(t *testing.T, _ *Snapshot, p *Plan) { wantUnschedulable(t, p, 1) }},
+}
+
+func withPreferredAntiAffinity(weight int32, key string, match map[string]string) podOpt {
+	return func(p *corev1.Pod) {
+		a := affinity(p)
+		if a.PodAntiAffinity == nil {
+			a.PodAntiAffinity = &corev1.PodAntiAffinity{}
+		}
+		a.PodAntiAffinity.PreferredDuringSchedulingIgnoredDuringExecution = append(a.PodAntiAffinity.PreferredDuringSchedulingIgnoredDuringExecution,
+			corev1.WeightedPodAffinityTerm{Weight: weight, PodAffinityTerm: podTerm(key, match)})
+	}
+}
+
+
+func TestFidelity(t *testing.T) {
+	for _, tc := range fidelityCases {
+		t.Run(tc.name, func(t *testing.T) {
+			s := tc.snap()
+			p := solveChecked(t, s, tc.opts)
+			tc.expect(t, s, p)
+		})
+	}
+}
