@@ -5,6 +5,7 @@ import (
 
 	v1alpha1 "github.com/joinery-dev/joinery/api/v1alpha1"
 	. "github.com/joinery-dev/joinery/solver"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 )
 
@@ -64,6 +65,42 @@ var fidelityCases = []ruleCase{
 			return onePool(append(ps, testPod("target", "100m", "100Mi", withLabels("security", "s2"))))
 		},
 		expect: func(t *testing.T, _ *Snapshot, p *Plan) { wantUnschedulable(t, p, 1) }},
+	// Karpenter: scheduling/nodeclaim.go (NodeClaim.CanAdd counts the host ports of
+	// the daemonset pods a new node will run); the suite has no test of its own.
+	{name: "a daemonset's host port is taken on new nodes",
+		snap: func() *Snapshot {
+			s := onePool([]*corev1.Pod{testPod("exporter", "100m", "100Mi", withHostPort(9100))})
+			s.DaemonSets = []*appsv1.DaemonSet{daemonSet("node-exporter", "50m", "50Mi", dsHostPort(9100))}
+			return s
+		},
+		expect: func(t *testing.T, _ *Snapshot, p *Plan) {
+			wantUnschedulable(t, p, 1, "daemonset takes the pod's host port")
+		}},
+	{name: "a pod avoids types where a daemonset holds its host port",
+		snap: func() *Snapshot {
+			s := onePool([]*corev1.Pod{testPod("exporter", "100m", "100Mi", withHostPort(9100))})
+			s.DaemonSets = []*appsv1.DaemonSet{daemonSet("node-exporter", "50m", "50Mi", dsHostPort(9100),
+				func(ps *corev1.PodSpec) { ps.NodeSelector = map[string]string{v1alpha1.LabelArch: "amd64"} })}
+			return s
+		},
+		expect: func(t *testing.T, _ *Snapshot, p *Plan) {
+			wantAllPlaced(t, p)
+			wantNodes(t, p, 1)
+			if a := p.NewNodes[0].Labels[v1alpha1.LabelArch]; a != "arm64" {
+				t.Fatalf("arch %s, want arm64 (the daemonset holds port 9100 on amd64 nodes)", a)
+			}
+			for _, fb := range p.NewNodes[0].Fallbacks {
+				if fb.InstanceType.Labels[v1alpha1.LabelArch] != "arm64" {
+					t.Fatalf("fallback %s would run the daemonset", fb.InstanceType.Name)
+				}
+			}
+		}},
+}
+
+func dsHostPort(port int32) func(*corev1.PodSpec) {
+	return func(ps *corev1.PodSpec) {
+		ps.Containers[0].Ports = append(ps.Containers[0].Ports, corev1.ContainerPort{ContainerPort: port, HostPort: port})
+	}
 }
 
 func withPreferredAntiAffinity(weight int32, key string, match map[string]string) podOpt {
@@ -76,7 +113,6 @@ func withPreferredAntiAffinity(weight int32, key string, match map[string]string
 			corev1.WeightedPodAffinityTerm{Weight: weight, PodAffinityTerm: podTerm(key, match)})
 	}
 }
-
 
 func TestFidelity(t *testing.T) {
 	for _, tc := range fidelityCases {

@@ -204,7 +204,7 @@ func (s *state) evaluate(g *podGroup, n *nodeState, mode evalMode) *evaluation {
 	if n.existing {
 		kRes = fitCount(n.maxAlloc, n.used, g.req)
 	} else if mode == modeSlack {
-		if !matchesPins(c0, ev.pins) {
+		if !matchesPins(c0, ev.pins) || portsConflict(g.ports, c0.dsPorts) {
 			return ev
 		}
 		kRes = fitCount(c0.alloc, n.used, g.req)
@@ -244,12 +244,15 @@ func containsInt(list []int, x int) bool {
 
 // usable reports whether candidate i of planned node n can carry g given
 // class, pins chosen so far and pool limits.
-func (s *state) usable(n *nodeState, cc *classCands, classKnown bool, i int32, pins []pin, contrib *candidate) bool {
+func (s *state) usable(n *nodeState, cc *classCands, classKnown bool, i int32, pins []pin, contrib *candidate, ports []hostPort) bool {
 	if !classKnown && !cc.mask[i] {
 		return false
 	}
 	c := &n.pool.cands[i]
 	if len(pins) > 0 && !matchesPins(c, pins) {
+		return false
+	}
+	if len(ports) > 0 && portsConflict(ports, c.dsPorts) {
 		return false
 	}
 	return n.pool.withinLimits(contrib, c)
@@ -268,7 +271,7 @@ func (s *state) chooseDomain(g *podGroup, n *nodeState, cc *classCands, classKno
 		}
 	} else {
 		for _, i := range n.cands {
-			if !s.usable(n, cc, classKnown, i, s.eval.pins, c0) {
+			if !s.usable(n, cc, classKnown, i, s.eval.pins, c0, g.ports) {
 				continue
 			}
 			c := &n.pool.cands[i]
@@ -329,7 +332,7 @@ func (s *state) plannedFit(g *podGroup, n *nodeState, cc *classCands, classKnown
 	}
 	bestK, bestCost := 0, math.Inf(1)
 	for _, i := range n.cands {
-		if !s.usable(n, cc, classKnown, i, ev.pins, contrib) {
+		if !s.usable(n, cc, classKnown, i, ev.pins, contrib, g.ports) {
 			continue
 		}
 		c := &n.pool.cands[i]
@@ -382,7 +385,7 @@ func (s *state) commit(g *podGroup, n *nodeState, k int, pins []pin) {
 			kept = make([]int32, 0, len(n.cands))
 		}
 		for _, i := range n.cands {
-			if !s.usable(n, cc, classKnown, i, pins, contrib) {
+			if !s.usable(n, cc, classKnown, i, pins, contrib, g.ports) {
 				continue
 			}
 			if fitCount(ps.cands[i].alloc, n.used, g.req) < k {

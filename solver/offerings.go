@@ -21,6 +21,8 @@ type candidate struct {
 	alloc    resVec
 	capacity resVec
 	dsPods   []int // indexes of state.daemonSets landing here
+	// dsPorts are the host ports those daemonsets take on the node.
+	dsPorts []hostPort
 }
 
 // Label resolves a label of the node this candidate would become.
@@ -168,6 +170,7 @@ func (s *state) buildPool(p *Pool, order int) *poolState {
 				if ds.landsOn(&c, ps.taints) {
 					c.alloc.sub(ds.req)
 					c.dsPods = append(c.dsPods, di)
+					c.dsPorts = append(c.dsPorts, ds.ports...)
 				}
 			}
 			if !nonNegative(c.alloc) {
@@ -297,6 +300,9 @@ type daemonSetOverhead struct {
 	selector    Requirements
 	terms       []Requirements
 	tolerations []corev1.Toleration
+	// ports are the template's host ports: a pending pod wanting one of
+	// them can never run on a node the daemonset lands on.
+	ports []hostPort
 }
 
 func (d *daemonSetOverhead) landsOn(c *candidate, taints []corev1.Taint) bool {

@@ -256,6 +256,16 @@ func (s *state) poolReason(g *podGroup, ps *poolState) string {
 		}
 	}
 	if len(g.ports) > 0 {
+		free := false
+		for _, i := range cc.idx {
+			if !portsConflict(g.ports, ps.cands[i].dsPorts) {
+				free = true
+				break
+			}
+		}
+		if !free {
+			return "a daemonset takes the pod's host port on every instance type"
+		}
 		return "host port conflict or topology constraints cannot be met"
 	}
 	var rules []string

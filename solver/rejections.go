@@ -82,6 +82,9 @@ func (s *state) rejectedBy(n *nodeState, c *candidate, i int, classes []*constra
 	if !n.pool.withinLimits(nil, c) {
 		return "would exceed the pool's limits"
 	}
+	if portsConflict(n.ports, c.dsPorts) {
+		return "a daemonset on it takes a host port the pods need"
+	}
 	if len(n.pool.minValues) > 0 {
 		return "left out to keep the pool's minValues"
 	}

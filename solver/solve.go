@@ -122,7 +122,8 @@ func newStateWith(snap *Snapshot, opts Options, cache *nodeCache) (*state, error
 		}
 		spec := &ds.Spec.Template.Spec
 		d := &daemonSetOverhead{name: ds.Name, req: s.res.podRequests(&corev1.Pod{Spec: *spec}),
-			selector: RequirementsFromLabels(spec.NodeSelector), tolerations: spec.Tolerations}
+			selector: RequirementsFromLabels(spec.NodeSelector), tolerations: spec.Tolerations,
+			ports: podHostPorts(&corev1.Pod{Spec: *spec})}
 		if spec.Affinity != nil && spec.Affinity.NodeAffinity != nil && spec.Affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution != nil {
 			for _, t := range spec.Affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms {
 				d.terms = append(d.terms, RequirementsFromNodeSelector(t.MatchExpressions))

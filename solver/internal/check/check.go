@@ -32,6 +32,8 @@ type node struct {
 	isNew  bool
 	nn     *solver.NewNode
 	pool   *solver.Pool
+	// daemons are the daemonset pods a new node will run (their host ports count).
+	daemons []*corev1.Pod
 }
 
 // Plan returns every violation it finds (nil: the plan is valid).
@@ -170,6 +172,7 @@ func (c *checker) checkNewNode(nn *solver.NewNode) {
 	n := &node{name: nn.Name, isNew: true, nn: nn, pool: pool, taints: pool.Taints,
 		node: &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: nn.Name, Labels: nn.Labels}, Spec: corev1.NodeSpec{Taints: pool.Taints}}}
 	n.alloc = c.allocAfterDaemonSets(nn.InstanceType, n.node)
+	n.daemons = c.daemonPodsOn(n.node)
 	c.add(n)
 	// Fallbacks: same checks as the chosen one, plus the node's pods must fit
 	// and its topology-relevant domains must not move.
@@ -180,6 +183,7 @@ func (c *checker) checkNewNode(nn *solver.NewNode) {
 		fn := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: nn.Name, Labels: l}, Spec: corev1.NodeSpec{Taints: pool.Taints}}
 		alloc := c.allocAfterDaemonSets(fb.InstanceType, fn)
 		c.checkFit(nn.Name+" fallback "+fb.InstanceType.Name, alloc, nn.Pods, nil)
+		c.checkPodPorts(nn.Name+" fallback "+fb.InstanceType.Name, append(c.daemonPodsOn(fn), nn.Pods...))
 		for _, pod := range nn.Pods {
 			if ok, _ := nodeaffinity.GetRequiredNodeAffinity(pod).Match(fn); !ok {
 				c.fail("node %s fallback %s: pod %s node affinity fails", nn.Name, fb.InstanceType.Name, pod.Name)
@@ -376,13 +380,17 @@ func (c *checker) checkResources(n *node) {
 }
 
 func (c *checker) checkPorts(n *node) {
+	c.checkPodPorts("node "+n.name, append(append([]*corev1.Pod(nil), n.daemons...), n.pods...))
+}
+
+func (c *checker) checkPodPorts(what string, pods []*corev1.Pod) {
 	type port struct {
 		proto corev1.Protocol
 		ip    string
 		port  int32
 	}
 	var seen []port
-	for _, pod := range n.pods {
+	for _, pod := range pods {
 		for _, ct := range pod.Spec.Containers {
 			for _, p := range ct.Ports {
 				if p.HostPort == 0 {
@@ -394,13 +402,29 @@ func (c *checker) checkPorts(n *node) {
 				}
 				for _, s := range seen {
 					if s.port == p.HostPort && s.proto == proto && (s.ip == p.HostIP || s.ip == "" || p.HostIP == "" || s.ip == "0.0.0.0" || p.HostIP == "0.0.0.0") {
-						c.fail("node %s: host port %d conflict (pod %s)", n.name, p.HostPort, pod.Name)
+						c.fail("%s: host port %d conflict (pod %s)", what, p.HostPort, pod.Name)
 					}
 				}
 				seen = append(seen, port{proto, p.HostIP, p.HostPort})
 			}
 		}
 	}
+}
+
+// daemonPodsOn lists the daemonset pods that would run on a new node.
+func (c *checker) daemonPodsOn(n *corev1.Node) []*corev1.Pod {
+	var out []*corev1.Pod
+	for _, ds := range c.s.DaemonSets {
+		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: ds.Name}, Spec: ds.Spec.Template.Spec}
+		if ok, _ := nodeaffinity.GetRequiredNodeAffinity(pod).Match(n); !ok {
+			continue
+		}
+		if _, untolerated := corev1helpers.FindMatchingUntoleratedTaint(klog.Background(), n.Spec.Taints, pod.Spec.Tolerations, blocking, true); untolerated {
+			continue
+		}
+		out = append(out, pod)
+	}
+	return out
 }
 
 func (c *checker) checkLimits() {
