@@ -7,6 +7,7 @@ import (
 	. "github.com/joinery-dev/joinery/solver"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // fidelityCases follow Karpenter v1.15.0's scheduling suite
@@ -95,6 +96,47 @@ var fidelityCases = []ruleCase{
 				}
 			}
 		}},
+	// Karpenter: scheduling/topology_test.go "should only count running/scheduled pods with
+	// matching labels scheduled to nodes with a corresponding domain" (terminating, Failed and
+	// Succeeded pods are in no domain).
+	{name: "terminating and finished pods do not count for spread",
+		snap: func() *Snapshot {
+			web := map[string]string{"app": "web"}
+			bound := []*corev1.Pod{
+				testPod("going", "100m", "100Mi", withLabels("app", "web"), terminating),
+				testPod("failed", "100m", "100Mi", withLabels("app", "web"), inPhase(corev1.PodFailed)),
+				testPod("done", "100m", "100Mi", withLabels("app", "web"), inPhase(corev1.PodSucceeded)),
+			}
+			s := onePool([]*corev1.Pod{testPod("web", "1", "1Gi", withLabels("app", "web"), withNodeSelector(v1alpha1.LabelZone, "zone-a"),
+				withSpread(v1alpha1.LabelZone, 1, corev1.DoNotSchedule, web, func(c *corev1.TopologySpreadConstraint) {
+					c.NodeAffinityPolicy = ptr(corev1.NodeInclusionPolicyIgnore)
+				}))})
+			s.Nodes = []*Node{existingNode("full-a", "zone-a", 1, 1, bound)}
+			return s
+		},
+		expect: func(t *testing.T, _ *Snapshot, p *Plan) { wantAllPlaced(t, p) }},
+	{name: "a terminating pod neither repels nor is repelled",
+		snap: func() *Snapshot {
+			bound := []*corev1.Pod{
+				testPod("old-db", "100m", "100Mi", withLabels("app", "db"), terminating),
+				testPod("old-cache", "100m", "100Mi", withLabels("app", "cache"), terminating,
+					withAntiAffinity(v1alpha1.LabelZone, map[string]string{"app": "db"})),
+			}
+			s := onePool([]*corev1.Pod{testPod("db", "1", "1Gi", withLabels("app", "db"), withNodeSelector(v1alpha1.LabelZone, "zone-a"),
+				withAntiAffinity(v1alpha1.LabelZone, map[string]string{"app": "db"}))})
+			s.Nodes = []*Node{existingNode("full-a", "zone-a", 1, 1, bound)}
+			return s
+		},
+		expect: func(t *testing.T, _ *Snapshot, p *Plan) { wantAllPlaced(t, p) }},
+}
+
+func terminating(p *corev1.Pod) {
+	now := metav1.Now()
+	p.DeletionTimestamp = &now
+}
+
+func inPhase(phase corev1.PodPhase) podOpt {
+	return func(p *corev1.Pod) { p.Status.Phase = phase }
 }
 
 func dsHostPort(port int32) func(*corev1.PodSpec) {

@@ -54,7 +54,7 @@ func newNodeCache(snap *Snapshot) (*nodeCache, error) {
 		cn := &cachedNode{}
 		cn.maxAlloc, cn.used, cn.ports = nodeUsage(c.res, n)
 		for _, p := range n.Pods {
-			if p == nil {
+			if p == nil || ignoredForTopology(p) {
 				continue
 			}
 			key.Reset()
@@ -114,7 +114,7 @@ func (s *state) countBound(t *topoGroup) {
 	if s.cache == nil {
 		for _, n := range s.existing {
 			for _, p := range n.boundPods {
-				if t.selects(p.Namespace, p.Labels) {
+				if !ignoredForTopology(p) && t.selects(p.Namespace, p.Labels) {
 					s.count(t, n, 1)
 				}
 			}
@@ -150,6 +150,9 @@ func (s *state) countBoundOwners() {
 	if s.cache == nil {
 		for _, n := range s.existing {
 			for _, p := range n.boundPods {
+				if ignoredForTopology(p) {
+					continue
+				}
 				for _, rule := range requiredAntiAffinityRules(p) {
 					t := s.ensureTopology(rule)
 					if d, ok := n.domain(t.key); ok {
@@ -174,4 +177,11 @@ func (s *state) countBoundOwners() {
 			}
 		}
 	}
+}
+
+// ignoredForTopology: a terminating or finished pod is in no topology domain
+// (Karpenter's IgnoredForTopology; kube-scheduler skips them too). Its
+// requests still count until it is gone.
+func ignoredForTopology(p *corev1.Pod) bool {
+	return p.DeletionTimestamp != nil || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed
 }

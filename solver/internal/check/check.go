@@ -511,7 +511,7 @@ func (c *checker) checkPod(pod *corev1.Pod, n *node) {
 	// Inverse: pods already in the cluster that repel this pod.
 	for _, other := range c.order {
 		for _, q := range other.pods {
-			if q.Spec.Affinity == nil || q.Spec.Affinity.PodAntiAffinity == nil {
+			if ignoredForTopology(q) || q.Spec.Affinity == nil || q.Spec.Affinity.PodAntiAffinity == nil {
 				continue
 			}
 			for _, term := range q.Spec.Affinity.PodAntiAffinity.RequiredDuringSchedulingIgnoredDuringExecution {
@@ -609,7 +609,7 @@ func (c *checker) countMatching(owner *corev1.Pod, term *corev1.PodAffinityTerm,
 			}
 		}
 		for _, q := range n.pods {
-			if termSelects(term, owner, q) {
+			if !ignoredForTopology(q) && termSelects(term, owner, q) {
 				count++
 			}
 		}
@@ -642,7 +642,7 @@ func (c *checker) checkSpread(pod *corev1.Pod, n *node, tsc corev1.TopologySprea
 			counts[d] = 0
 		}
 		for _, q := range other.pods {
-			if q.Namespace == pod.Namespace && sel.Matches(labels.Set(q.Labels)) {
+			if !ignoredForTopology(q) && q.Namespace == pod.Namespace && sel.Matches(labels.Set(q.Labels)) {
 				counts[d]++
 			}
 		}
@@ -688,4 +688,10 @@ func topologyKeys(pod *corev1.Pod) []string {
 		}
 	}
 	return keys
+}
+
+// ignoredForTopology: terminating and finished pods are in no domain, as
+// kube-scheduler and Karpenter count them.
+func ignoredForTopology(p *corev1.Pod) bool {
+	return p.DeletionTimestamp != nil || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed
 }
