@@ -128,6 +128,121 @@ var fidelityCases = []ruleCase{
 			return s
 		},
 		expect: func(t *testing.T, _ *Snapshot, p *Plan) { wantAllPlaced(t, p) }},
+	// Karpenter: scheduling/suite_test.go "should schedule pods that have node selectors with label
+	// in wellknown label list", for topology.kubernetes.io/region (nodes carry it).
+	{name: "region is selectable",
+		snap: func() *Snapshot {
+			return realSnap(testPod("here", "1", "1Gi", withNodeSelector(v1alpha1.LabelRegion, "us-east-1")),
+				testPod("elsewhere", "1", "1Gi", withNodeSelector(v1alpha1.LabelRegion, "eu-west-1")))
+		},
+		expect: func(t *testing.T, s *Snapshot, p *Plan) {
+			wantUnschedulable(t, p, 1)
+			if p.Unschedulable[0].Pod != s.Pods[1] {
+				t.Fatalf("unschedulable %s", p.Unschedulable[0].Pod.Name)
+			}
+			if r := p.NewNodes[0].Labels[v1alpha1.LabelRegion]; r != "us-east-1" {
+				t.Fatalf("region label %q", r)
+			}
+		}},
+	// Karpenter: pkg/apis/v1/labels.go NormalizedLabels (requirements on deprecated keys are
+	// read as the well-known ones); nodes carry the beta labels the kubelet sets.
+	{name: "deprecated beta keys mean the well-known ones",
+		snap: func() *Snapshot {
+			return realSnap(
+				testPod("arch", "1", "1Gi", withNodeSelector("beta.kubernetes.io/arch", "amd64")),
+				testPod("os", "1", "1Gi", withNodeSelector("beta.kubernetes.io/os", "linux")),
+				testPod("type", "1", "1Gi", withNodeSelector("beta.kubernetes.io/instance-type", "m5.xlarge")),
+				testPod("zone", "1", "1Gi", withNodeSelector("failure-domain.beta.kubernetes.io/zone", "us-east-1b")),
+				testPod("region", "1", "1Gi", withNodeSelector("failure-domain.beta.kubernetes.io/region", "us-east-1")))
+		},
+		expect: func(t *testing.T, s *Snapshot, p *Plan) {
+			wantAllPlaced(t, p)
+			for _, n := range p.NewNodes {
+				for _, pod := range n.Pods {
+					if pod.Name == "type" && n.InstanceType.Name != "m5.xlarge" {
+						t.Fatalf("type pod on %s", n.InstanceType.Name)
+					}
+					if pod.Name == "zone" && n.Offering.Zone != "us-east-1b" {
+						t.Fatalf("zone pod in %s", n.Offering.Zone)
+					}
+				}
+			}
+		}},
+	// Karpenter: scheduling/topology_test.go "should balance pods across zones (match labels)",
+	// with the topology key given by its deprecated alias.
+	{name: "spread over a deprecated zone key balances",
+		snap: func() *Snapshot {
+			web := map[string]string{"app": "web"}
+			return realSnap(pods(4, "web", "1", "1Gi", withLabels("app", "web"),
+				withSpread("failure-domain.beta.kubernetes.io/zone", 1, corev1.DoNotSchedule, web))...)
+		},
+		expect: func(t *testing.T, _ *Snapshot, p *Plan) {
+			wantAllPlaced(t, p)
+			zones := map[string]bool{}
+			for _, n := range p.NewNodes {
+				zones[n.Offering.Zone] = true
+			}
+			if len(zones) != 4 {
+				t.Fatalf("4 pods with maxSkew 1 over 6 zones use %d zones", len(zones))
+			}
+		}},
+	// Karpenter AWS provider: instance-types "should support well known label
+	// karpenter.k8s.aws/instance-accelerator-manufacturer".
+	{name: "accelerator manufacturer is selectable",
+		snap: func() *Snapshot {
+			return realSnap(testPod("neuron", "1", "1Gi", withNodeSelector(v1alpha1.AWSLabelPrefix+v1alpha1.SuffixInstanceAcceleratorManufacturer, "aws")))
+		},
+		expect: func(t *testing.T, _ *Snapshot, p *Plan) {
+			wantAllPlaced(t, p)
+			if f := p.NewNodes[0].InstanceType.Labels[v1alpha1.AWSLabelPrefix+v1alpha1.SuffixInstanceFamily]; f[:3] != "inf" && f[:3] != "trn" {
+				t.Fatalf("family %s has no AWS accelerator", f)
+			}
+		}},
+	// Karpenter: scheduling/volumetopology.go (PV node affinity terms are alternatives) and the
+	// AWS provider's normalisation of topology.ebs.csi.aws.com/zone.
+	{name: "a volume's OR'd zone terms are alternatives",
+		snap: func() *Snapshot {
+			s := realSnap(testPod("db", "1", "1Gi", withClaim("data"), withNodeSelector(v1alpha1.LabelZone, "us-east-1d")))
+			addBoundVolume(s, "data", corev1.NodeSelectorTerm{MatchExpressions: []corev1.NodeSelectorRequirement{nsr(v1alpha1.LabelZone, corev1.NodeSelectorOpIn, "us-east-1c")}},
+				corev1.NodeSelectorTerm{MatchExpressions: []corev1.NodeSelectorRequirement{nsr(v1alpha1.LabelEBSCSIZone, corev1.NodeSelectorOpIn, "us-east-1d")}})
+			return s
+		},
+		expect: func(t *testing.T, _ *Snapshot, p *Plan) {
+			wantAllPlaced(t, p)
+			if z := p.NewNodes[0].Offering.Zone; z != "us-east-1d" {
+				t.Fatalf("zone %s", z)
+			}
+		}},
+	{name: "a volume's EBS CSI zone pins the pod",
+		snap: func() *Snapshot {
+			s := realSnap(testPod("db", "1", "1Gi", withClaim("data")))
+			addBoundVolume(s, "data", corev1.NodeSelectorTerm{MatchExpressions: []corev1.NodeSelectorRequirement{nsr(v1alpha1.LabelEBSCSIZone, corev1.NodeSelectorOpIn, "us-east-1f")}})
+			return s
+		},
+		expect: func(t *testing.T, _ *Snapshot, p *Plan) {
+			wantAllPlaced(t, p)
+			if z := p.NewNodes[0].Offering.Zone; z != "us-east-1f" {
+				t.Fatalf("zone %s", z)
+			}
+		}},
+}
+
+// realSnap places pods with the on-demand amd64 pool built from the
+// embedded us-east-1 catalog.
+func realSnap(ps ...*corev1.Pod) *Snapshot {
+	return &Snapshot{Pods: ps, Pools: realPoolsForCases[1:]}
+}
+
+// realPoolsForCases is filled by TestFidelity before any case runs.
+var realPoolsForCases []*Pool
+
+func addBoundVolume(s *Snapshot, claim string, terms ...corev1.NodeSelectorTerm) {
+	pv := &corev1.PersistentVolume{ObjectMeta: metav1.ObjectMeta{Name: "pv-" + claim}}
+	pv.Spec.NodeAffinity = &corev1.VolumeNodeAffinity{Required: &corev1.NodeSelector{NodeSelectorTerms: terms}}
+	pvc := &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: claim, Namespace: "default"}}
+	pvc.Spec.VolumeName = pv.Name
+	s.PersistentVolumes = append(s.PersistentVolumes, pv)
+	s.PersistentVolumeClaims = append(s.PersistentVolumeClaims, pvc)
 }
 
 func terminating(p *corev1.Pod) {
@@ -157,6 +272,7 @@ func withPreferredAntiAffinity(weight int32, key string, match map[string]string
 }
 
 func TestFidelity(t *testing.T) {
+	realPoolsForCases = realPools(t)
 	for _, tc := range fidelityCases {
 		t.Run(tc.name, func(t *testing.T) {
 			s := tc.snap()

@@ -36,6 +36,10 @@ func (c *candidate) Label(key string) (string, bool) {
 		if c.off.ZoneID != "" {
 			return c.off.ZoneID, true
 		}
+	case v1alpha1.LabelRegion:
+		if c.off.Region != "" {
+			return c.off.Region, true
+		}
 	case v1alpha1.LabelNodePool, v1alpha1.LabelKarpenterNodePool:
 		return c.pool.pool.Name, true
 	case v1alpha1.LabelInstanceType:
@@ -47,8 +51,15 @@ func (c *candidate) Label(key string) (string, bool) {
 	if v, ok := c.it.Labels[key]; ok {
 		return v, true
 	}
-	v, ok := c.pool.reqLabels[key]
-	return v, ok
+	if v, ok := c.pool.reqLabels[key]; ok {
+		return v, true
+	}
+	// A deprecated alias (a topology key such as
+	// failure-domain.beta.kubernetes.io/zone) has its well-known key's value.
+	if k, ok := v1alpha1.NormalizedLabels[key]; ok && key != v1alpha1.LabelEBSCSIZone {
+		return c.Label(k)
+	}
+	return "", false
 }
 
 // poolState is a pool indexed for the solve.
@@ -219,7 +230,7 @@ func (s *state) buildPool(p *Pool, order int) *poolState {
 
 func isOfferingKey(key string) bool {
 	switch key {
-	case v1alpha1.LabelZone, v1alpha1.LabelCapacityType, v1alpha1.LabelZoneID, v1alpha1.LabelNodePool,
+	case v1alpha1.LabelZone, v1alpha1.LabelCapacityType, v1alpha1.LabelZoneID, v1alpha1.LabelRegion, v1alpha1.LabelNodePool,
 		v1alpha1.LabelKarpenterNodePool, v1alpha1.LabelInstanceType, v1alpha1.LabelHostname:
 		return true
 	}

@@ -195,8 +195,18 @@ func (s *state) nodeLabels(n *nodeState, c *candidate) map[string]string {
 	if c.off.ZoneID != "" {
 		out[v1alpha1.LabelZoneID] = c.off.ZoneID
 	}
+	if c.off.Region != "" {
+		out[v1alpha1.LabelRegion] = c.off.Region
+	}
 	if c.off.CapacityType != "" {
 		out[v1alpha1.LabelCapacityType] = c.off.CapacityType
+	}
+	// The kubelet also sets the deprecated beta labels; pods selecting them
+	// (read as the well-known keys) must find them on the node.
+	for alias, key := range v1alpha1.NormalizedLabels {
+		if v, ok := out[key]; ok && alias != v1alpha1.LabelEBSCSIZone {
+			out[alias] = v
+		}
 	}
 	out[v1alpha1.LabelNodePool] = n.pool.pool.Name
 	out[v1alpha1.LabelKarpenterNodePool] = n.pool.pool.Name

@@ -100,7 +100,9 @@ func portsConflict(a, b []hostPort) bool {
 }
 
 // volumeZoneRequirements returns zone requirements from the PVs bound to the
-// pod's claims: a pod cannot run outside its volumes' zones.
+// pod's claims: a pod cannot run outside its volumes' zones. Zone keys are
+// read through their aliases (failure-domain.beta.kubernetes.io/zone,
+// topology.ebs.csi.aws.com/zone).
 func (s *state) volumeZoneRequirements(pod *corev1.Pod) Requirements {
 	var out Requirements
 	for _, vol := range pod.Spec.Volumes {
@@ -115,20 +117,73 @@ func (s *state) volumeZoneRequirements(pod *corev1.Pod) Requirements {
 		if pv == nil {
 			continue
 		}
-		if z, ok := pv.Labels[v1alpha1.LabelZone]; ok {
-			out = append(out, Requirement{Key: v1alpha1.LabelZone, Operator: OpIn, Values: []string{z}})
+		for _, k := range []string{v1alpha1.LabelZone, v1alpha1.LabelFailureDomainZone} {
+			if z, ok := pv.Labels[k]; ok {
+				out = append(out, Requirement{Key: v1alpha1.LabelZone, Operator: OpIn, Values: []string{z}})
+			}
 		}
 		if pv.Spec.NodeAffinity == nil || pv.Spec.NodeAffinity.Required == nil {
 			continue
 		}
-		// Terms are ORed; like Karpenter we take the first term's zone requirement.
-		for _, term := range pv.Spec.NodeAffinity.Required.NodeSelectorTerms {
-			for _, r := range term.MatchExpressions {
-				if r.Key == v1alpha1.LabelZone {
-					out = append(out, Requirement{Key: r.Key, Operator: Operator(r.Operator), Values: r.Values})
+		out = append(out, pvZoneRequirements(pv.Spec.NodeAffinity.Required.NodeSelectorTerms)...)
+	}
+	return out
+}
+
+// pvZoneRequirements reads the zone part of a PV's node affinity. Terms are
+// ORed: when every term allows a set of zones (In), the pod may use any zone
+// of their union; a term that does not limit zones leaves the pod free.
+// Terms that only exclude zones (NotIn) are kept from the first term, as
+// Karpenter does.
+func pvZoneRequirements(terms []corev1.NodeSelectorTerm) Requirements {
+	var union []string
+	for _, term := range terms {
+		var allowed []string
+		inSeen, other := false, false
+		for _, r := range term.MatchExpressions {
+			if normalizeKey(r.Key) != v1alpha1.LabelZone {
+				continue
+			}
+			if r.Operator != corev1.NodeSelectorOpIn {
+				other = true
+				continue
+			}
+			if !inSeen {
+				allowed, inSeen = append([]string(nil), r.Values...), true
+				continue
+			}
+			var both []string
+			for _, v := range allowed {
+				if containsString(r.Values, v) {
+					both = append(both, v)
 				}
 			}
-			break
+			allowed = both
+		}
+		if other {
+			return firstTermZoneRequirements(terms)
+		}
+		if !inSeen {
+			return nil
+		}
+		for _, v := range allowed {
+			if !containsString(union, v) {
+				union = append(union, v)
+			}
+		}
+	}
+	if len(terms) == 0 {
+		return nil
+	}
+	sort.Strings(union)
+	return Requirements{{Key: v1alpha1.LabelZone, Operator: OpIn, Values: union}}
+}
+
+func firstTermZoneRequirements(terms []corev1.NodeSelectorTerm) Requirements {
+	var out Requirements
+	for _, r := range terms[0].MatchExpressions {
+		if normalizeKey(r.Key) == v1alpha1.LabelZone {
+			out = append(out, Requirement{Key: v1alpha1.LabelZone, Operator: Operator(r.Operator), Values: r.Values})
 		}
 	}
 	return out

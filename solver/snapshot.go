@@ -78,8 +78,10 @@ type InstanceType struct {
 
 // Offering is a place and a purchase option where a type can be launched.
 type Offering struct {
-	Zone         string
-	ZoneID       string
+	Zone   string
+	ZoneID string
+	// Region is the node's topology.kubernetes.io/region ("" when unknown).
+	Region       string
 	CapacityType string // "spot" or "on-demand"
 	PricePerHour float64
 	Available    bool

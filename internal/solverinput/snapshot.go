@@ -135,7 +135,7 @@ func Pool(np *v1alpha1.NodePool, offered []cloud.InstanceTypeOfferings, inUse co
 		}
 		for _, o := range t.Offerings {
 			it.Offerings = append(it.Offerings, solver.Offering{
-				Zone: o.Zone, ZoneID: o.ZoneID, CapacityType: o.CapacityType, PricePerHour: o.PricePerHour, Available: o.Available,
+				Zone: o.Zone, ZoneID: o.ZoneID, Region: o.Region, CapacityType: o.CapacityType, PricePerHour: o.PricePerHour, Available: o.Available,
 			})
 		}
 		pool.InstanceTypes = append(pool.InstanceTypes, it)

@@ -157,6 +157,14 @@ func (c *checker) checkNewNode(nn *solver.NewNode) {
 		} else {
 			delete(l, v1alpha1.LabelZoneID)
 		}
+		if off.Region != "" {
+			l[v1alpha1.LabelRegion] = off.Region
+		}
+		for alias, key := range kubeletBetaLabels {
+			if v, ok := l[key]; ok {
+				l[alias] = v
+			}
+		}
 		return l
 	}
 	want := labelsOf(nn.InstanceType, nn.Offering)
@@ -694,4 +702,14 @@ func topologyKeys(pod *corev1.Pod) []string {
 // kube-scheduler and Karpenter count them.
 func ignoredForTopology(p *corev1.Pod) bool {
 	return p.DeletionTimestamp != nil || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed
+}
+
+// kubeletBetaLabels are the deprecated labels the kubelet still sets next to
+// the well-known ones.
+var kubeletBetaLabels = map[string]string{
+	"beta.kubernetes.io/arch":                  v1alpha1.LabelArch,
+	"beta.kubernetes.io/os":                    v1alpha1.LabelOS,
+	"beta.kubernetes.io/instance-type":         v1alpha1.LabelInstanceType,
+	"failure-domain.beta.kubernetes.io/zone":   v1alpha1.LabelZone,
+	"failure-domain.beta.kubernetes.io/region": v1alpha1.LabelRegion,
 }
