@@ -13,8 +13,10 @@ import (
 
 // Objects is what one planning run looks at in one workload cluster.
 type Objects struct {
-	// Pods: those without spec.nodeName are pending; the others count on
-	// their nodes. Finished pods are ignored.
+	// Pods: those without spec.nodeName are pending, unless
+	// status.nominatedNodeName names one of Nodes (then they count there,
+	// like bound pods); the others count on their nodes. Finished pods are
+	// ignored.
 	Pods                   []*corev1.Pod
 	Nodes                  []*corev1.Node
 	NodePools              []*v1alpha1.NodePool
@@ -36,14 +38,25 @@ func Snapshot(objs Objects, offered []cloud.InstanceTypeOfferings, unavailable s
 		Unavailable:            unavailable,
 	}
 	bound := map[string][]*corev1.Pod{}
+	nodeNames := make(map[string]bool, len(objs.Nodes))
+	for _, node := range objs.Nodes {
+		nodeNames[node.Name] = true
+	}
 	for _, pod := range objs.Pods {
 		if pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
 			continue
 		}
-		if pod.Spec.NodeName == "" {
-			snap.Pods = append(snap.Pods, pod)
-		} else {
+		switch {
+		case pod.Spec.NodeName != "":
 			bound[pod.Spec.NodeName] = append(bound[pod.Spec.NodeName], pod)
+		case nodeNames[pod.Status.NominatedNodeName]:
+			// kube-scheduler is preempting room for it on that node: it
+			// needs no new machine (Karpenter skips preempting pods), and
+			// the room is taken, as the scheduler reserves it.
+			n := pod.Status.NominatedNodeName
+			bound[n] = append(bound[n], pod)
+		default:
+			snap.Pods = append(snap.Pods, pod)
 		}
 	}
 	prices := NewPrices(offered)
