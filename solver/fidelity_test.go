@@ -225,6 +225,53 @@ var fidelityCases = []ruleCase{
 				t.Fatalf("zone %s", z)
 			}
 		}},
+	// Karpenter: provisioning/suite_test.go "should not match NodePool with PreferNoSchedule taint
+	// when other NodePool match" (here the tainted pool even has the higher weight).
+	{name: "a PreferNoSchedule pool is avoided while another can take the pod",
+		snap: func() *Snapshot {
+			tainted := testPool("soft", standardTypes(), func(p *Pool) {
+				p.Weight = 10
+				p.Taints = []corev1.Taint{{Key: "foo", Value: "bar", Effect: corev1.TaintEffectPreferNoSchedule}}
+			})
+			return &Snapshot{Pods: []*corev1.Pod{testPod("p", "1", "1Gi")}, Pools: []*Pool{tainted, testPool("default", standardTypes())}}
+		},
+		expect: func(t *testing.T, _ *Snapshot, p *Plan) {
+			wantAllPlaced(t, p)
+			if p.NewNodes[0].Pool != "default" {
+				t.Fatalf("pool %s, want the untainted one", p.NewNodes[0].Pool)
+			}
+		}},
+	// Karpenter: provisioning/suite_test.go "should tolerate PreferNoSchedule taint only after
+	// trying to relax Affinity terms"
+	{name: "PreferNoSchedule is tolerated as the last relaxation",
+		snap: func() *Snapshot {
+			pod := testPod("p", "1", "1Gi", withPreferred(1, nsr(v1alpha1.LabelZone, corev1.NodeSelectorOpIn, "invalid")),
+				withPreferred(1, nsr(v1alpha1.LabelInstanceType, corev1.NodeSelectorOpIn, "invalid")))
+			return onePool([]*corev1.Pod{pod}, func(p *Pool) {
+				p.Taints = []corev1.Taint{{Key: "foo", Value: "bar", Effect: corev1.TaintEffectPreferNoSchedule}}
+			})
+		},
+		expect: func(t *testing.T, _ *Snapshot, p *Plan) {
+			wantAllPlaced(t, p)
+			wantNodes(t, p, 1)
+		}},
+	// Karpenter: provisioning/suite_test.go "should consider a daemonset schedulable with a
+	// PreferNoSchedule taint"
+	{name: "daemonsets land on PreferNoSchedule nodes",
+		snap: func() *Snapshot {
+			s := onePool([]*corev1.Pod{testPod("p", "1", "1Gi", withToleration("test", "", corev1.TaintEffectPreferNoSchedule))}, func(p *Pool) {
+				p.Taints = []corev1.Taint{{Key: "test", Effect: corev1.TaintEffectPreferNoSchedule}}
+			})
+			s.DaemonSets = []*appsv1.DaemonSet{daemonSet("agent", "2", "2Gi")}
+			return s
+		},
+		expect: func(t *testing.T, _ *Snapshot, p *Plan) {
+			wantAllPlaced(t, p)
+			// 1 cpu + the daemonset's 2 cpu need a 4-cpu type.
+			if cpu := p.NewNodes[0].InstanceType.Allocatable.Cpu().Value(); cpu < 4 {
+				t.Fatalf("type %s ignores the daemonset", p.NewNodes[0].InstanceType.Name)
+			}
+		}},
 }
 
 // realSnap places pods with the on-demand amd64 pool built from the

@@ -244,7 +244,7 @@ func (s *state) forClass(ps *poolState, cl *constraintClass) *classCands {
 	}
 	cc := &classCands{mask: make([]bool, len(ps.cands)), maxAlloc: make(resVec, s.res.size())}
 	ps.byClass[cl.id] = cc
-	if t, ok := tolerates(cl.tolerations, ps.taints); !ok {
+	if t, ok := podTolerates(cl.tolerations, ps.taints); !ok {
 		cc.reason = "taint " + taintString(t) + " not tolerated"
 		return cc
 	}

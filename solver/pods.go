@@ -332,8 +332,10 @@ func stripPreferences(pod *corev1.Pod) {
 // relax removes one soft constraint in Karpenter's order (preferences.go):
 // an extra required node affinity term, a preferred pod affinity term, a
 // preferred pod anti-affinity term, a preferred node affinity term, a
-// ScheduleAnyway spread constraint. It reports what it removed, or "".
-func relax(pod *corev1.Pod) string {
+// ScheduleAnyway spread constraint, then (when preferNoSchedule: some pool
+// has such a taint) a toleration of PreferNoSchedule taints. It reports
+// what it relaxed, or "".
+func relax(pod *corev1.Pod, preferNoSchedule bool) string {
 	if aff := pod.Spec.Affinity; aff != nil {
 		if na := aff.NodeAffinity; na != nil && na.RequiredDuringSchedulingIgnoredDuringExecution != nil &&
 			len(na.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms) > 1 {
@@ -365,15 +367,39 @@ func relax(pod *corev1.Pod) string {
 			return "ScheduleAnyway topology spread constraint"
 		}
 	}
+	if preferNoSchedule && !toleratesAllPreferNoSchedule(pod.Spec.Tolerations) {
+		pod.Spec.Tolerations = append(pod.Spec.Tolerations, corev1.Toleration{Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectPreferNoSchedule})
+		return "PreferNoSchedule taints"
+	}
 	return ""
 }
 
+func toleratesAllPreferNoSchedule(tolerations []corev1.Toleration) bool {
+	for _, t := range tolerations {
+		if t.Key == "" && t.Operator == corev1.TolerationOpExists && (t.Effect == "" || t.Effect == corev1.TaintEffectPreferNoSchedule) {
+			return true
+		}
+	}
+	return false
+}
+
 // tolerates reports whether tolerations tolerate every taint that blocks
-// scheduling (NoSchedule, NoExecute); PreferNoSchedule never blocks.
+// scheduling (NoSchedule, NoExecute); PreferNoSchedule never blocks. It is
+// the rule for daemonsets and spread node filters (kube-scheduler's).
 func tolerates(tolerations []corev1.Toleration, taints []corev1.Taint) (corev1.Taint, bool) {
+	return toleratesTaints(tolerations, taints, false)
+}
+
+// podTolerates is the rule for pending pods: PreferNoSchedule taints repel
+// them too until relax tolerates them as a last resort, as in Karpenter.
+func podTolerates(tolerations []corev1.Toleration, taints []corev1.Taint) (corev1.Taint, bool) {
+	return toleratesTaints(tolerations, taints, true)
+}
+
+func toleratesTaints(tolerations []corev1.Toleration, taints []corev1.Taint, preferred bool) (corev1.Taint, bool) {
 	for i := range taints {
 		t := &taints[i]
-		if t.Effect == corev1.TaintEffectPreferNoSchedule {
+		if t.Effect == corev1.TaintEffectPreferNoSchedule && !preferred {
 			continue
 		}
 		ok := false

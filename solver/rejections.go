@@ -61,7 +61,7 @@ func (s *state) rejectedBy(n *nodeState, c *candidate, i int, classes []*constra
 	for _, id := range n.classes {
 		cl := classes[id]
 		if !s.forClass(n.pool, cl).mask[i] {
-			if _, ok := tolerates(cl.tolerations, n.pool.taints); !ok {
+			if _, ok := podTolerates(cl.tolerations, n.pool.taints); !ok {
 				return "the pods do not tolerate the pool's taints"
 			}
 			return "does not satisfy the pods' requirements " + cl.reqs.String()

@@ -354,7 +354,7 @@ func (s *state) retryAndRelax() {
 				g.spec = g.spec.DeepCopy()
 				g.relaxed = true
 			}
-			if what := relax(g.spec); what != "" {
+			if what := relax(g.spec, s.hasPreferNoSchedule()); what != "" {
 				g.relaxLog = append(g.relaxLog, what)
 				s.derive(g)
 				s.placeGroup(g)
@@ -424,4 +424,17 @@ func observeSnapshot(res *resourceIndex, snap *Snapshot) error {
 		}
 	}
 	return nil
+}
+
+// hasPreferNoSchedule reports whether any pool has a PreferNoSchedule taint,
+// so tolerating them is a relaxation worth trying (Karpenter's rule).
+func (s *state) hasPreferNoSchedule() bool {
+	for _, ps := range s.pools {
+		for _, t := range ps.taints {
+			if t.Effect == corev1.TaintEffectPreferNoSchedule {
+				return true
+			}
+		}
+	}
+	return false
 }
