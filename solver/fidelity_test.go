@@ -272,6 +272,72 @@ var fidelityCases = []ruleCase{
 				t.Fatalf("type %s ignores the daemonset", p.NewNodes[0].InstanceType.Name)
 			}
 		}},
+	// Karpenter: scheduling/topology.go buildNamespaceList (a term's namespaces are its list plus
+	// the namespaces its selector matches); the suite tests only the empty selector
+	// ("should filter pod affinity topologies by namespace, empty namespace selector").
+	{name: "pod affinity follows a labelled namespaceSelector",
+		snap: func() *Snapshot {
+			db := testPod("db", "100m", "100Mi", withLabels("app", "db"))
+			db.Namespace = "team-a"
+			web := testPod("web", "1", "1Gi", withPodAffinity(v1alpha1.LabelZone, map[string]string{"app": "db"}),
+				withNamespaceSelector(map[string]string{"team": "a"}))
+			s := onePool([]*corev1.Pod{web})
+			s.Nodes = []*Node{existingNode("full-b", "zone-b", 1, 1, []*corev1.Pod{db})}
+			s.Namespaces = teamNamespaces()
+			return s
+		},
+		expect: func(t *testing.T, _ *Snapshot, p *Plan) {
+			wantAllPlaced(t, p)
+			if z := p.NewNodes[0].Offering.Zone; z != "zone-b" {
+				t.Fatalf("zone %s, want zone-b next to team-a's db", z)
+			}
+		}},
+	{name: "pod anti-affinity follows a labelled namespaceSelector",
+		snap: func() *Snapshot {
+			db := pods(3, "db", "100m", "100Mi", withLabels("app", "db"))
+			for _, p := range db {
+				p.Namespace = "team-a"
+			}
+			web := testPod("web", "1", "1Gi", withAntiAffinity(v1alpha1.LabelHostname, map[string]string{"app": "db"}),
+				withNamespaceSelector(map[string]string{"team": "a"}))
+			s := onePool(append(db, web))
+			s.Namespaces = teamNamespaces()
+			return s
+		},
+		expect: func(t *testing.T, s *Snapshot, p *Plan) {
+			wantAllPlaced(t, p)
+			web := nodeOf(p, s.Pods[3])
+			for _, db := range s.Pods[:3] {
+				if nodeOf(p, db) == web {
+					t.Fatalf("web shares %s with %s", web, db.Name)
+				}
+			}
+		}},
+}
+
+func teamNamespaces() []*corev1.Namespace {
+	return []*corev1.Namespace{
+		{ObjectMeta: metav1.ObjectMeta{Name: "default"}},
+		{ObjectMeta: metav1.ObjectMeta{Name: "team-a", Labels: map[string]string{"team": "a"}}},
+		{ObjectMeta: metav1.ObjectMeta{Name: "team-b", Labels: map[string]string{"team": "b"}}},
+	}
+}
+
+// withNamespaceSelector sets the namespaceSelector of every pod (anti-)affinity term.
+func withNamespaceSelector(match map[string]string) podOpt {
+	return func(p *corev1.Pod) {
+		a := affinity(p)
+		if a.PodAffinity != nil {
+			for i := range a.PodAffinity.RequiredDuringSchedulingIgnoredDuringExecution {
+				a.PodAffinity.RequiredDuringSchedulingIgnoredDuringExecution[i].NamespaceSelector = &metav1.LabelSelector{MatchLabels: match}
+			}
+		}
+		if a.PodAntiAffinity != nil {
+			for i := range a.PodAntiAffinity.RequiredDuringSchedulingIgnoredDuringExecution {
+				a.PodAntiAffinity.RequiredDuringSchedulingIgnoredDuringExecution[i].NamespaceSelector = &metav1.LabelSelector{MatchLabels: match}
+			}
+		}
+	}
 }
 
 // realSnap places pods with the on-demand amd64 pool built from the

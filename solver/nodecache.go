@@ -47,6 +47,7 @@ func newNodeCache(snap *Snapshot) (*nodeCache, error) {
 	if err := observeSnapshot(c.res, snap); err != nil {
 		return nil, err
 	}
+	nsLabels := snap.namespaceLabels()
 	setIndex := map[string]int32{}
 	ruleIndex := map[string]int32{}
 	var key strings.Builder
@@ -68,7 +69,7 @@ func newNodeCache(snap *Snapshot) (*nodeCache, error) {
 				c.sets = append(c.sets, boundLabels{ns: p.Namespace, labels: p.Labels})
 			}
 			cn.sets = addCount(cn.sets, id)
-			for _, rule := range requiredAntiAffinityRules(p) {
+			for _, rule := range requiredAntiAffinityRules(p, nsLabels) {
 				rid, ok := ruleIndex[rule.identity()]
 				if !ok {
 					rid = int32(len(c.antiRules))
@@ -153,7 +154,7 @@ func (s *state) countBoundOwners() {
 				if ignoredForTopology(p) {
 					continue
 				}
-				for _, rule := range requiredAntiAffinityRules(p) {
+				for _, rule := range requiredAntiAffinityRules(p, s.nsLabels) {
 					t := s.ensureTopology(rule)
 					if d, ok := n.domain(t.key); ok {
 						t.owners[d]++

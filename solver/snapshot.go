@@ -29,6 +29,24 @@ type Snapshot struct {
 	PersistentVolumes      []*corev1.PersistentVolume
 	// Unavailable lists offerings the cloud refused recently; they are never chosen.
 	Unavailable UnavailableOfferings
+	// Namespaces give the labels a pod (anti-)affinity term's
+	// namespaceSelector matches. Without them a selector other than {}
+	// cannot be evaluated and means the pod's own namespace.
+	Namespaces []*corev1.Namespace
+}
+
+// namespaceLabels indexes namespace labels by name (nil: none given).
+func (s *Snapshot) namespaceLabels() map[string]map[string]string {
+	if len(s.Namespaces) == 0 {
+		return nil
+	}
+	out := make(map[string]map[string]string, len(s.Namespaces))
+	for _, ns := range s.Namespaces {
+		if ns != nil {
+			out[ns.Name] = ns.Labels
+		}
+	}
+	return out
 }
 
 // Node is an existing node or an in-flight machine.

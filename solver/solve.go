@@ -30,6 +30,8 @@ type state struct {
 
 	pvcs map[string]*corev1.PersistentVolumeClaim
 	pvs  map[string]*corev1.PersistentVolume
+	// nsLabels are the snapshot's namespace labels (nil: none given).
+	nsLabels map[string]map[string]string
 
 	order     []Placement
 	usedNames map[string]bool
@@ -96,7 +98,7 @@ func newStateWith(snap *Snapshot, opts Options, cache *nodeCache) (*state, error
 		snap: snap, opts: opts, cache: cache,
 		classes: map[string]*constraintClass{}, topoByID: map[string]*topoGroup{},
 		pvcs: map[string]*corev1.PersistentVolumeClaim{}, pvs: map[string]*corev1.PersistentVolume{},
-		usedNames: map[string]bool{},
+		usedNames: map[string]bool{}, nsLabels: snap.namespaceLabels(),
 	}
 	if cache != nil {
 		s.res = cache.res.clone()
@@ -165,7 +167,7 @@ func newStateWith(snap *Snapshot, opts Options, cache *nodeCache) (*state, error
 func (s *state) derive(g *podGroup) {
 	g.class = s.classFor(nodeRequirements(g.spec, g.volumeReqs), g.spec.Spec.Tolerations)
 	g.owned, g.ownedSelects = nil, nil
-	for _, rule := range topologyRules(g.spec) {
+	for _, rule := range topologyRules(g.spec, s.nsLabels) {
 		t := s.ensureTopology(rule)
 		dup := false
 		for _, o := range g.owned {

@@ -525,7 +525,7 @@ func (c *checker) checkPod(pod *corev1.Pod, n *node) {
 			for _, term := range q.Spec.Affinity.PodAntiAffinity.RequiredDuringSchedulingIgnoredDuringExecution {
 				d1, ok1 := c.domainOf(other, term.TopologyKey)
 				d2, ok2 := c.domainOf(n, term.TopologyKey)
-				if ok1 && ok2 && d1 == d2 && termSelects(&term, q, pod) {
+				if ok1 && ok2 && d1 == d2 && c.termSelects(&term, q, pod) {
 					c.fail("pod %s: repelled by %s's anti-affinity on %s", pod.Name, q.Name, term.TopologyKey)
 				}
 			}
@@ -541,7 +541,7 @@ func (c *checker) checkPod(pod *corev1.Pod, n *node) {
 			if c.countMatching(pod, &term, term.TopologyKey, d) > 0 {
 				continue
 			}
-			if c.countMatching(pod, &term, "", "") == 0 && termSelects(&term, pod, pod) {
+			if c.countMatching(pod, &term, "", "") == 0 && c.termSelects(&term, pod, pod) {
 				continue // first of its kind: allowed anywhere
 			}
 			c.fail("pod %s: affinity on %s unsatisfied in %s", pod.Name, term.TopologyKey, d)
@@ -566,22 +566,43 @@ func (c *checker) domainOf(n *node, key string) (string, bool) {
 	return v, ok
 }
 
-func termSelects(term *corev1.PodAffinityTerm, owner, pod *corev1.Pod) bool {
-	if term.NamespaceSelector != nil && len(term.NamespaceSelector.MatchLabels) == 0 && len(term.NamespaceSelector.MatchExpressions) == 0 {
-		// every namespace
-	} else if len(term.Namespaces) > 0 {
-		found := false
-		for _, ns := range term.Namespaces {
-			found = found || ns == pod.Namespace
-		}
-		if !found {
-			return false
-		}
-	} else if pod.Namespace != owner.Namespace {
+func (c *checker) termSelects(term *corev1.PodAffinityTerm, owner, pod *corev1.Pod) bool {
+	if !c.inTermNamespaces(term, owner, pod.Namespace) {
 		return false
 	}
 	sel := selector(term.LabelSelector, owner, term.MatchLabelKeys, term.MismatchLabelKeys)
 	return sel.Matches(labels.Set(pod.Labels))
+}
+
+// inTermNamespaces: term.namespaces plus what namespaceSelector matches
+// among the snapshot's Namespaces; the owner's namespace when both are
+// empty, or when a selector cannot be evaluated (no Namespace objects).
+func (c *checker) inTermNamespaces(term *corev1.PodAffinityTerm, owner *corev1.Pod, ns string) bool {
+	sel := term.NamespaceSelector
+	if sel != nil && len(sel.MatchLabels) == 0 && len(sel.MatchExpressions) == 0 {
+		return true
+	}
+	for _, n := range term.Namespaces {
+		if n == ns {
+			return true
+		}
+	}
+	if sel == nil {
+		return len(term.Namespaces) == 0 && ns == owner.Namespace
+	}
+	if len(c.s.Namespaces) == 0 {
+		return ns == owner.Namespace
+	}
+	s, err := metav1.LabelSelectorAsSelector(sel)
+	if err != nil {
+		return false
+	}
+	for _, n := range c.s.Namespaces {
+		if n.Name == ns && s.Matches(labels.Set(n.Labels)) {
+			return true
+		}
+	}
+	return false
 }
 
 func selector(ls *metav1.LabelSelector, owner *corev1.Pod, match, mismatch []string) labels.Selector {
@@ -617,7 +638,7 @@ func (c *checker) countMatching(owner *corev1.Pod, term *corev1.PodAffinityTerm,
 			}
 		}
 		for _, q := range n.pods {
-			if !ignoredForTopology(q) && termSelects(term, owner, q) {
+			if !ignoredForTopology(q) && c.termSelects(term, owner, q) {
 				count++
 			}
 		}
