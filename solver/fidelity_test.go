@@ -7,6 +7,7 @@ import (
 	. "github.com/joinery-dev/joinery/solver"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -311,6 +312,27 @@ var fidelityCases = []ruleCase{
 				if nodeOf(p, db) == web {
 					t.Fatalf("web shares %s with %s", web, db.Name)
 				}
+			}
+		}},
+	// Karpenter: scheduling/volumetopology.go (an unbound WaitForFirstConsumer claim takes the
+	// StorageClass's allowedTopologies), suite_test.go VolumeUsage "should schedule to storage
+	// class zones if volume does not exist".
+	{name: "an unbound WaitForFirstConsumer claim keeps the pod in its class's zones",
+		snap: func() *Snapshot {
+			s := realSnap(testPod("db", "1", "1Gi", withClaim("data")))
+			wffc := storagev1.VolumeBindingWaitForFirstConsumer
+			s.StorageClasses = []*storagev1.StorageClass{{ObjectMeta: metav1.ObjectMeta{Name: "gp3"}, VolumeBindingMode: &wffc,
+				AllowedTopologies: []corev1.TopologySelectorTerm{{MatchLabelExpressions: []corev1.TopologySelectorLabelRequirement{
+					{Key: v1alpha1.LabelEBSCSIZone, Values: []string{"us-east-1c"}}}}}}}
+			pvc := &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: "data", Namespace: "default"}}
+			pvc.Spec.StorageClassName = ptr("gp3")
+			s.PersistentVolumeClaims = []*corev1.PersistentVolumeClaim{pvc}
+			return s
+		},
+		expect: func(t *testing.T, _ *Snapshot, p *Plan) {
+			wantAllPlaced(t, p)
+			if z := p.NewNodes[0].Offering.Zone; z != "us-east-1c" {
+				t.Fatalf("zone %s, want the class's us-east-1c", z)
 			}
 		}},
 }

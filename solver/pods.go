@@ -7,6 +7,7 @@ import (
 
 	v1alpha1 "github.com/joinery-dev/joinery/api/v1alpha1"
 	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
 	"k8s.io/klog/v2"
 )
 
@@ -110,7 +111,11 @@ func (s *state) volumeZoneRequirements(pod *corev1.Pod) Requirements {
 			continue
 		}
 		pvc := s.pvcs[pod.Namespace+"/"+vol.PersistentVolumeClaim.ClaimName]
-		if pvc == nil || pvc.Spec.VolumeName == "" {
+		if pvc == nil {
+			continue
+		}
+		if pvc.Spec.VolumeName == "" {
+			out = append(out, s.unboundClaimZoneRequirements(pvc)...)
 			continue
 		}
 		pv := s.pvs[pvc.Spec.VolumeName]
@@ -128,6 +133,29 @@ func (s *state) volumeZoneRequirements(pod *corev1.Pod) Requirements {
 		out = append(out, pvZoneRequirements(pv.Spec.NodeAffinity.Required.NodeSelectorTerms)...)
 	}
 	return out
+}
+
+// unboundClaimZoneRequirements: a claim of a WaitForFirstConsumer class is
+// provisioned in the zone of the node its pod lands on, so the pod must land
+// in one the class allows (allowedTopologies; terms ORed, keys read through
+// their aliases). Karpenter's volumetopology does the same.
+func (s *state) unboundClaimZoneRequirements(pvc *corev1.PersistentVolumeClaim) Requirements {
+	if pvc.Spec.StorageClassName == nil || *pvc.Spec.StorageClassName == "" {
+		return nil
+	}
+	sc := s.storageClasses[*pvc.Spec.StorageClassName]
+	if sc == nil || sc.VolumeBindingMode == nil || *sc.VolumeBindingMode != storagev1.VolumeBindingWaitForFirstConsumer {
+		return nil
+	}
+	terms := make([]corev1.NodeSelectorTerm, 0, len(sc.AllowedTopologies))
+	for _, t := range sc.AllowedTopologies {
+		var term corev1.NodeSelectorTerm
+		for _, e := range t.MatchLabelExpressions {
+			term.MatchExpressions = append(term.MatchExpressions, corev1.NodeSelectorRequirement{Key: e.Key, Operator: corev1.NodeSelectorOpIn, Values: e.Values})
+		}
+		terms = append(terms, term)
+	}
+	return pvZoneRequirements(terms)
 }
 
 // pvZoneRequirements reads the zone part of a PV's node affinity. Terms are

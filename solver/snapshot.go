@@ -11,6 +11,7 @@ package solver
 import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
 )
 
 // Snapshot is everything the solver looks at. It is never modified.
@@ -27,6 +28,10 @@ type Snapshot struct {
 	// their bound volumes.
 	PersistentVolumeClaims []*corev1.PersistentVolumeClaim
 	PersistentVolumes      []*corev1.PersistentVolume
+	// StorageClasses limit the zones of pods whose claims are not bound yet:
+	// a WaitForFirstConsumer claim gets its volume where the pod lands, so
+	// the pod must land in the class's allowedTopologies.
+	StorageClasses []*storagev1.StorageClass
 	// Unavailable lists offerings the cloud refused recently; they are never chosen.
 	Unavailable UnavailableOfferings
 	// Namespaces give the labels a pod (anti-)affinity term's

@@ -9,6 +9,7 @@ import (
 
 	v1alpha1 "github.com/joinery-dev/joinery/api/v1alpha1"
 	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
 )
 
 // state is one solve in progress.
@@ -30,6 +31,8 @@ type state struct {
 
 	pvcs map[string]*corev1.PersistentVolumeClaim
 	pvs  map[string]*corev1.PersistentVolume
+	// storageClasses by name, for claims not bound yet.
+	storageClasses map[string]*storagev1.StorageClass
 	// nsLabels are the snapshot's namespace labels (nil: none given).
 	nsLabels map[string]map[string]string
 
@@ -116,6 +119,12 @@ func newStateWith(snap *Snapshot, opts Options, cache *nodeCache) (*state, error
 	for _, pv := range snap.PersistentVolumes {
 		if pv != nil {
 			s.pvs[pv.Name] = pv
+		}
+	}
+	s.storageClasses = make(map[string]*storagev1.StorageClass, len(snap.StorageClasses))
+	for _, sc := range snap.StorageClasses {
+		if sc != nil {
+			s.storageClasses[sc.Name] = sc
 		}
 	}
 	for _, ds := range snap.DaemonSets {
