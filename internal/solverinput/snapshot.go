@@ -5,6 +5,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
 
 	"github.com/joinery-dev/joinery/api/v1alpha1"
 	"github.com/joinery-dev/joinery/cloud"
@@ -23,6 +24,10 @@ type Objects struct {
 	DaemonSets             []*appsv1.DaemonSet
 	PersistentVolumes      []*corev1.PersistentVolume
 	PersistentVolumeClaims []*corev1.PersistentVolumeClaim
+	// Namespaces and StorageClasses are passed to the solver as they are
+	// (namespaceSelectors; unbound WaitForFirstConsumer claims).
+	Namespaces     []*corev1.Namespace
+	StorageClasses []*storagev1.StorageClass
 	// InFlight names nodes (by node name) that are machines still booting.
 	InFlight map[string]bool
 }
@@ -35,6 +40,8 @@ func Snapshot(objs Objects, offered []cloud.InstanceTypeOfferings, unavailable s
 		DaemonSets:             objs.DaemonSets,
 		PersistentVolumes:      objs.PersistentVolumes,
 		PersistentVolumeClaims: objs.PersistentVolumeClaims,
+		StorageClasses:         objs.StorageClasses,
+		Namespaces:             objs.Namespaces,
 		Unavailable:            unavailable,
 	}
 	bound := map[string][]*corev1.Pod{}
