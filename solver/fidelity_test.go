@@ -335,6 +335,49 @@ var fidelityCases = []ruleCase{
 				t.Fatalf("zone %s, want the class's us-east-1c", z)
 			}
 		}},
+	// Karpenter: scheduling/suite_test.go "should schedule pods that have matching requirements"
+	// (NodePool with Labels), with the pool allowing several values of a custom key: each pod
+	// gets a node carrying the value it selects.
+	{name: "a multi-value custom key serves pods selecting either value",
+		snap: func() *Snapshot {
+			return onePool([]*corev1.Pod{
+				testPod("a", "1", "1Gi", withNodeSelector("team", "a")),
+				testPod("b", "1", "1Gi", withNodeSelector("team", "b")),
+				testPod("any", "1", "1Gi"),
+			}, withTeams("a", "b"))
+		},
+		expect: func(t *testing.T, s *Snapshot, p *Plan) {
+			wantAllPlaced(t, p)
+			wantNodes(t, p, 2)
+			for _, pod := range s.Pods[:2] {
+				if n := newNodeByName(p, nodeOf(p, pod)); n.Labels["team"] != pod.Name {
+					t.Fatalf("pod %s on a node labelled team=%s", pod.Name, n.Labels["team"])
+				}
+			}
+		}},
+	// Karpenter: scheduling/topology_test.go "should balance pods across capacity types", over a
+	// custom key the pool allows several values of.
+	{name: "spread over a multi-value custom key balances",
+		snap: func() *Snapshot {
+			web := map[string]string{"app": "web"}
+			return onePool(pods(4, "web", "1", "1Gi", withLabels("app", "web"), withSpread("team", 1, corev1.DoNotSchedule, web)), withTeams("a", "b"))
+		},
+		expect: func(t *testing.T, s *Snapshot, p *Plan) {
+			wantAllPlaced(t, p)
+			perTeam := map[string]int{}
+			for _, n := range p.NewNodes {
+				perTeam[n.Labels["team"]] += len(n.Pods)
+			}
+			if perTeam["a"] != 2 || perTeam["b"] != 2 {
+				t.Fatalf("pods per team %v, want 2 and 2", perTeam)
+			}
+		}},
+}
+
+func withTeams(values ...string) func(*Pool) {
+	return func(p *Pool) {
+		p.Requirements = append(p.Requirements, Requirement{Key: "team", Operator: OpIn, Values: values})
+	}
 }
 
 func teamNamespaces() []*corev1.Namespace {

@@ -444,6 +444,13 @@ func (s *state) commit(g *podGroup, n *nodeState, k int, pins []pin) {
 		s.count(t, n, int32(k))
 	}
 	g.placed += k
+	// A node carries one value of each multi-value custom key: fix it now,
+	// so later pods see the label they will get and fallbacks keep it.
+	if !n.existing {
+		for _, key := range n.pool.customKeys {
+			s.pinToChosen(n, key)
+		}
+	}
 }
 
 // pinToChosen commits a planned node to its chosen candidate's value of key

@@ -182,6 +182,9 @@ func (s *state) nodeLabels(n *nodeState, c *candidate) map[string]string {
 	for k, v := range n.pool.reqLabels {
 		out[k] = v
 	}
+	for i, k := range n.pool.customKeys {
+		out[k] = c.custom[i]
+	}
 	for k, v := range c.it.Labels {
 		out[k] = v
 	}
