@@ -372,6 +372,93 @@ var fidelityCases = []ruleCase{
 				t.Fatalf("pods per team %v, want 2 and 2", perTeam)
 			}
 		}},
+	// Karpenter: scheduling/suite_test.go "should not schedule pods that have node selectors with undefined key"
+	{name: "a selector on an undefined key is unschedulable",
+		snap: func() *Snapshot {
+			return onePool([]*corev1.Pod{testPod("p", "1", "1Gi", withNodeSelector("undefined", "x"))})
+		},
+		expect: func(t *testing.T, _ *Snapshot, p *Plan) { wantUnschedulable(t, p, 1) }},
+	// Karpenter: scheduling/suite_test.go "should schedule pods that have node selectors with NotIn operator and undefined key"
+	{name: "NotIn on an undefined key schedules",
+		snap: func() *Snapshot {
+			return onePool([]*corev1.Pod{testPod("p", "1", "1Gi", withRequiredTerms([]corev1.NodeSelectorRequirement{nsr("undefined", corev1.NodeSelectorOpNotIn, "x")}))})
+		},
+		expect: func(t *testing.T, _ *Snapshot, p *Plan) { wantAllPlaced(t, p) }},
+	// Karpenter: scheduling/suite_test.go "should not schedule pods that have node selectors with Exists operator and undefined key"
+	{name: "Exists on an undefined key is unschedulable",
+		snap: func() *Snapshot {
+			return onePool([]*corev1.Pod{testPod("p", "1", "1Gi", withRequiredTerms([]corev1.NodeSelectorRequirement{nsr("undefined", corev1.NodeSelectorOpExists)}))})
+		},
+		expect: func(t *testing.T, _ *Snapshot, p *Plan) { wantUnschedulable(t, p, 1) }},
+	// Karpenter: scheduling/suite_test.go "should schedule pods that with DoesNotExists operator and undefined key"
+	{name: "DoesNotExist on an undefined key schedules",
+		snap: func() *Snapshot {
+			return onePool([]*corev1.Pod{testPod("p", "1", "1Gi", withRequiredTerms([]corev1.NodeSelectorRequirement{nsr("undefined", corev1.NodeSelectorOpDoesNotExist)}))})
+		},
+		expect: func(t *testing.T, _ *Snapshot, p *Plan) { wantAllPlaced(t, p) }},
+	// Karpenter: scheduling/suite_test.go "should schedule compatible requirements with Operator=Gt"
+	{name: "Gt on an integer instance label",
+		snap: func() *Snapshot {
+			return onePool([]*corev1.Pod{testPod("p", "1", "1Gi", withRequiredTerms([]corev1.NodeSelectorRequirement{
+				nsr(v1alpha1.AWSLabelPrefix+v1alpha1.SuffixInstanceCPU, corev1.NodeSelectorOpGt, "4")}))})
+		},
+		expect: func(t *testing.T, _ *Snapshot, p *Plan) {
+			wantAllPlaced(t, p)
+			if cpu := p.NewNodes[0].InstanceType.Capacity.Cpu().Value(); cpu <= 4 {
+				t.Fatalf("%d cpus, want more than 4", cpu)
+			}
+		}},
+	// Karpenter: scheduling/suite_test.go "should schedule incompatible preferences and requirements with Operator=In"
+	{name: "a preference the requirement rules out is relaxed",
+		snap: func() *Snapshot {
+			return onePool([]*corev1.Pod{testPod("p", "1", "1Gi",
+				withRequiredTerms([]corev1.NodeSelectorRequirement{nsr(v1alpha1.LabelZone, corev1.NodeSelectorOpIn, "zone-a")}),
+				withPreferred(1, nsr(v1alpha1.LabelZone, corev1.NodeSelectorOpIn, "zone-b")))})
+		},
+		expect: func(t *testing.T, _ *Snapshot, p *Plan) {
+			wantAllPlaced(t, p)
+			if z := p.NewNodes[0].Offering.Zone; z != "zone-a" {
+				t.Fatalf("zone %s", z)
+			}
+		}},
+	// Karpenter: scheduling/suite_test.go "should not schedule nodes with a hostname selector"
+	{name: "a hostname selector matches no new node",
+		snap: func() *Snapshot {
+			return onePool([]*corev1.Pod{testPod("p", "1", "1Gi", withNodeSelector(v1alpha1.LabelHostname, "red-node"))})
+		},
+		expect: func(t *testing.T, _ *Snapshot, p *Plan) { wantUnschedulable(t, p, 1) }},
+	// Karpenter: scheduling/topology_test.go "should balance pods across zones (match labels)"
+	{name: "zonal spread balances",
+		snap: func() *Snapshot {
+			web := map[string]string{"app": "web"}
+			return onePool(pods(4, "web", "1", "1Gi", withLabels("app", "web"), withSpread(v1alpha1.LabelZone, 1, corev1.DoNotSchedule, web)))
+		},
+		expect: func(t *testing.T, _ *Snapshot, p *Plan) {
+			wantAllPlaced(t, p)
+			perZone := map[string]int{}
+			for _, n := range p.NewNodes {
+				perZone[n.Offering.Zone] += len(n.Pods)
+			}
+			if len(perZone) != 3 {
+				t.Fatalf("pods per zone %v, want all three zones used", perZone)
+			}
+			for _, c := range perZone {
+				if c < 1 || c > 2 {
+					t.Fatalf("pods per zone %v, want 1 or 2 each", perZone)
+				}
+			}
+		}},
+	// Karpenter: scheduling/topology_test.go "should respect self pod affinity (hostname)"
+	{name: "self pod affinity on hostname keeps replicas together",
+		snap: func() *Snapshot {
+			web := map[string]string{"app": "web"}
+			return onePool(pods(3, "web", "500m", "1Gi", withLabels("app", "web"), withPodAffinity(v1alpha1.LabelHostname, web)))
+		},
+		expect: func(t *testing.T, _ *Snapshot, p *Plan) { wantAllPlaced(t, p); wantNodes(t, p, 1) }},
+	// Karpenter: scheduling/suite_test.go "should schedule pods with the same host port to different nodes"
+	{name: "host ports split pods across nodes",
+		snap:   func() *Snapshot { return onePool(pods(2, "p", "100m", "100Mi", withHostPort(8080))) },
+		expect: func(t *testing.T, _ *Snapshot, p *Plan) { wantAllPlaced(t, p); wantNodes(t, p, 2) }},
 }
 
 func withTeams(values ...string) func(*Pool) {
