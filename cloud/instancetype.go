@@ -181,6 +181,7 @@ func (it InstanceType) attributes() map[string]string {
 	if it.AcceleratorCount > 0 {
 		set(v1alpha1.SuffixInstanceAcceleratorName, it.AcceleratorName)
 		set(v1alpha1.SuffixInstanceAcceleratorCount, positive(int64(it.AcceleratorCount)))
+		set(v1alpha1.SuffixInstanceAcceleratorManufacturer, it.AcceleratorManufacturer)
 	}
 	set(v1alpha1.SuffixInstanceLocalNVMe, positive(it.LocalNVMeGB))
 	set(v1alpha1.SuffixInstanceNetworkBandwidth, positive(it.NetworkBandwidthMbps))

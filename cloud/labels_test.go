@@ -33,7 +33,7 @@ func TestLabelsMatchKarpenter(t *testing.T) {
 			v1alpha1.LabelArch: "amd64", v1alpha1.LabelOS: "linux", v1alpha1.LabelInstanceType: "g5.xlarge",
 		}},
 		{"inf2.xlarge", map[string]string{
-			"instance-accelerator-count": "1", "instance-accelerator-name": "inferentia2",
+			"instance-accelerator-count": "1", "instance-accelerator-manufacturer": "aws", "instance-accelerator-name": "inferentia2",
 			"instance-category": "inf", "instance-cpu": "4", "instance-cpu-manufacturer": "amd",
 			"instance-family": "inf2", "instance-generation": "2", "instance-hypervisor": "nitro",
 			"instance-memory": "16384", "instance-network-bandwidth": "2083", "instance-size": "xlarge",

@@ -94,6 +94,10 @@ func (s *state) existingCompatible(n *nodeState, cl *constraintClass) bool {
 	}
 	ok := cl.reqs.Matches(LabelMap(n.labels))
 	if ok {
+		// PreferNoSchedule does not block here, unlike on new nodes: a
+		// pending pod that fits an existing node is kube-scheduler's to
+		// place, and it only scores PreferNoSchedule. (Karpenter blocks it
+		// on existing nodes too, and then launches a node the pod may never use.)
 		_, ok = tolerates(cl.tolerations, n.nodeTaints)
 	}
 	n.classOK[cl.id] = ok

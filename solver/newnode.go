@@ -34,7 +34,7 @@ type evaluation struct {
 // topoLimit is how many pods of g a domain d of rule t accepts (0: none).
 func topoLimit(t *topoGroup, selfSelects, owner bool, d string) int {
 	if !owner {
-		if t.kind == kindAntiAffinity && t.owners[d] > 0 {
+		if t.kind == kindAntiAffinity && !t.preferred && t.owners[d] > 0 {
 			return 0
 		}
 		return unlimited
@@ -176,7 +176,17 @@ func (s *state) evaluate(g *podGroup, n *nodeState, mode evalMode) *evaluation {
 			}
 			continue
 		} else {
-			v, l := s.chooseDomain(g, n, cc, classKnown, key, mode, c0)
+			v, l, offered := s.chooseDomain(g, n, cc, classKnown, key, mode, c0)
+			if !offered {
+				// No candidate that could carry g has the key: the node will
+				// have no domain, which only rules g out when g's own spread
+				// or affinity needs one. A rule that merely selects g (someone
+				// else's constraint) does not bind it.
+				if needs, _ := g.needsDomain(key); needs {
+					return ev
+				}
+				continue
+			}
 			if l == 0 {
 				return ev
 			}
@@ -194,7 +204,7 @@ func (s *state) evaluate(g *podGroup, n *nodeState, mode evalMode) *evaluation {
 	if n.existing {
 		kRes = fitCount(n.maxAlloc, n.used, g.req)
 	} else if mode == modeSlack {
-		if !matchesPins(c0, ev.pins) {
+		if !matchesPins(c0, ev.pins) || portsConflict(g.ports, c0.dsPorts) {
 			return ev
 		}
 		kRes = fitCount(c0.alloc, n.used, g.req)
@@ -234,12 +244,15 @@ func containsInt(list []int, x int) bool {
 
 // usable reports whether candidate i of planned node n can carry g given
 // class, pins chosen so far and pool limits.
-func (s *state) usable(n *nodeState, cc *classCands, classKnown bool, i int32, pins []pin, contrib *candidate) bool {
+func (s *state) usable(n *nodeState, cc *classCands, classKnown bool, i int32, pins []pin, contrib *candidate, ports []hostPort) bool {
 	if !classKnown && !cc.mask[i] {
 		return false
 	}
 	c := &n.pool.cands[i]
 	if len(pins) > 0 && !matchesPins(c, pins) {
+		return false
+	}
+	if len(ports) > 0 && portsConflict(ports, c.dsPorts) {
 		return false
 	}
 	return n.pool.withinLimits(contrib, c)
@@ -248,7 +261,8 @@ func (s *state) usable(n *nodeState, cc *classCands, classKnown bool, i int32, p
 // chooseDomain picks the value of key a planned node commits to for g:
 // among values its usable candidates offer, one every rule accepts; spread
 // owners take the least loaded domain, everyone else the cheapest.
-func (s *state) chooseDomain(g *podGroup, n *nodeState, cc *classCands, classKnown bool, key string, mode evalMode, c0 *candidate) (string, int) {
+// offered is false when no usable candidate has the key at all.
+func (s *state) chooseDomain(g *podGroup, n *nodeState, cc *classCands, classKnown bool, key string, mode evalMode, c0 *candidate) (v string, limit int, offered bool) {
 	vals := s.valScratch[:0]
 	prices := s.priceScratch[:0]
 	if mode == modeSlack {
@@ -257,7 +271,7 @@ func (s *state) chooseDomain(g *podGroup, n *nodeState, cc *classCands, classKno
 		}
 	} else {
 		for _, i := range n.cands {
-			if !s.usable(n, cc, classKnown, i, s.eval.pins, c0) {
+			if !s.usable(n, cc, classKnown, i, s.eval.pins, c0, g.ports) {
 				continue
 			}
 			c := &n.pool.cands[i]
@@ -292,9 +306,9 @@ func (s *state) chooseDomain(g *podGroup, n *nodeState, cc *classCands, classKno
 		best, bestLimit, bestCount = i, l, cnt
 	}
 	if best < 0 {
-		return "", 0
+		return "", 0, len(vals) > 0
 	}
-	return vals[best], bestLimit
+	return vals[best], bestLimit, true
 }
 
 // plannedFit picks how many pods of g planned node n takes: for every usable
@@ -318,7 +332,7 @@ func (s *state) plannedFit(g *podGroup, n *nodeState, cc *classCands, classKnown
 	}
 	bestK, bestCost := 0, math.Inf(1)
 	for _, i := range n.cands {
-		if !s.usable(n, cc, classKnown, i, ev.pins, contrib) {
+		if !s.usable(n, cc, classKnown, i, ev.pins, contrib, g.ports) {
 			continue
 		}
 		c := &n.pool.cands[i]
@@ -371,7 +385,7 @@ func (s *state) commit(g *podGroup, n *nodeState, k int, pins []pin) {
 			kept = make([]int32, 0, len(n.cands))
 		}
 		for _, i := range n.cands {
-			if !s.usable(n, cc, classKnown, i, pins, contrib) {
+			if !s.usable(n, cc, classKnown, i, pins, contrib, g.ports) {
 				continue
 			}
 			if fitCount(ps.cands[i].alloc, n.used, g.req) < k {
@@ -430,6 +444,13 @@ func (s *state) commit(g *podGroup, n *nodeState, k int, pins []pin) {
 		s.count(t, n, int32(k))
 	}
 	g.placed += k
+	// A node carries one value of each multi-value custom key: fix it now,
+	// so later pods see the label they will get and fallbacks keep it.
+	if !n.existing {
+		for _, key := range n.pool.customKeys {
+			s.pinToChosen(n, key)
+		}
+	}
 }
 
 // pinToChosen commits a planned node to its chosen candidate's value of key

@@ -47,6 +47,7 @@ func newNodeCache(snap *Snapshot) (*nodeCache, error) {
 	if err := observeSnapshot(c.res, snap); err != nil {
 		return nil, err
 	}
+	nsLabels := snap.namespaceLabels()
 	setIndex := map[string]int32{}
 	ruleIndex := map[string]int32{}
 	var key strings.Builder
@@ -54,7 +55,7 @@ func newNodeCache(snap *Snapshot) (*nodeCache, error) {
 		cn := &cachedNode{}
 		cn.maxAlloc, cn.used, cn.ports = nodeUsage(c.res, n)
 		for _, p := range n.Pods {
-			if p == nil {
+			if p == nil || ignoredForTopology(p) {
 				continue
 			}
 			key.Reset()
@@ -68,7 +69,7 @@ func newNodeCache(snap *Snapshot) (*nodeCache, error) {
 				c.sets = append(c.sets, boundLabels{ns: p.Namespace, labels: p.Labels})
 			}
 			cn.sets = addCount(cn.sets, id)
-			for _, rule := range requiredAntiAffinityRules(p) {
+			for _, rule := range requiredAntiAffinityRules(p, nsLabels) {
 				rid, ok := ruleIndex[rule.identity()]
 				if !ok {
 					rid = int32(len(c.antiRules))
@@ -114,7 +115,7 @@ func (s *state) countBound(t *topoGroup) {
 	if s.cache == nil {
 		for _, n := range s.existing {
 			for _, p := range n.boundPods {
-				if t.selects(p.Namespace, p.Labels) {
+				if !ignoredForTopology(p) && t.selects(p.Namespace, p.Labels) {
 					s.count(t, n, 1)
 				}
 			}
@@ -150,7 +151,10 @@ func (s *state) countBoundOwners() {
 	if s.cache == nil {
 		for _, n := range s.existing {
 			for _, p := range n.boundPods {
-				for _, rule := range requiredAntiAffinityRules(p) {
+				if ignoredForTopology(p) {
+					continue
+				}
+				for _, rule := range requiredAntiAffinityRules(p, s.nsLabels) {
 					t := s.ensureTopology(rule)
 					if d, ok := n.domain(t.key); ok {
 						t.owners[d]++
@@ -174,4 +178,11 @@ func (s *state) countBoundOwners() {
 			}
 		}
 	}
+}
+
+// ignoredForTopology: a terminating or finished pod is in no topology domain
+// (Karpenter's IgnoredForTopology; kube-scheduler skips them too). Its
+// requests still count until it is gone.
+func ignoredForTopology(p *corev1.Pod) bool {
+	return p.DeletionTimestamp != nil || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed
 }

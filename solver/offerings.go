@@ -20,7 +20,11 @@ type candidate struct {
 	// that would land on this node.
 	alloc    resVec
 	capacity resVec
-	dsPods   []int // indexes of state.daemonSets landing here
+	// custom are this candidate's values of pool.customKeys.
+	custom []string
+	dsPods []int // indexes of state.daemonSets landing here
+	// dsPorts are the host ports those daemonsets take on the node.
+	dsPorts []hostPort
 }
 
 // Label resolves a label of the node this candidate would become.
@@ -34,6 +38,10 @@ func (c *candidate) Label(key string) (string, bool) {
 		if c.off.ZoneID != "" {
 			return c.off.ZoneID, true
 		}
+	case v1alpha1.LabelRegion:
+		if c.off.Region != "" {
+			return c.off.Region, true
+		}
 	case v1alpha1.LabelNodePool, v1alpha1.LabelKarpenterNodePool:
 		return c.pool.pool.Name, true
 	case v1alpha1.LabelInstanceType:
@@ -42,12 +50,28 @@ func (c *candidate) Label(key string) (string, bool) {
 	if v, ok := c.pool.pool.Labels[key]; ok {
 		return v, true
 	}
+	for i, k := range c.pool.customKeys {
+		if k == key {
+			return c.custom[i], true
+		}
+	}
 	if v, ok := c.it.Labels[key]; ok {
 		return v, true
 	}
-	v, ok := c.pool.reqLabels[key]
-	return v, ok
+	if v, ok := c.pool.reqLabels[key]; ok {
+		return v, true
+	}
+	// A deprecated alias (a topology key such as
+	// failure-domain.beta.kubernetes.io/zone) has its well-known key's value.
+	if k, ok := v1alpha1.NormalizedLabels[key]; ok && key != v1alpha1.LabelEBSCSIZone {
+		return c.Label(k)
+	}
+	return "", false
 }
+
+// maxCustomCombos caps how many candidates one (type, offering) becomes
+// through multi-value custom keys.
+const maxCustomCombos = 16
 
 // poolState is a pool indexed for the solve.
 type poolState struct {
@@ -55,6 +79,10 @@ type poolState struct {
 	order int
 	// reqLabels are labels the pool's requirements imply (single-value In).
 	reqLabels map[string]string
+	// customKeys are keys of the pool's own (not instance or offering) In
+	// requirements with several values: each value is a candidate of its
+	// own, so a node carries the one value its pods need.
+	customKeys []string
 	// taints block scheduling (startup taints excluded).
 	taints []corev1.Taint
 	cands  []candidate
@@ -114,6 +142,8 @@ type classCands struct {
 // on ties: equal price, more reliable).
 func (s *state) buildPool(p *Pool, order int) *poolState {
 	ps := &poolState{pool: p, order: order, reqLabels: map[string]string{}, byClass: map[int]*classCands{}}
+	combos := 1
+	var customVals [][]string
 	for _, r := range p.Requirements {
 		if r.Operator != OpIn || len(r.Values) == 0 {
 			continue
@@ -128,12 +158,19 @@ func (s *state) buildPool(p *Pool, order int) *poolState {
 				break
 			}
 		}
-		if !definedByType {
-			// A custom key: the node gets the first allowed value.
-			vals := append([]string(nil), r.Values...)
-			sort.Strings(vals)
-			ps.reqLabels[r.Key] = vals[0]
+		if definedByType {
+			continue
 		}
+		vals := append([]string(nil), r.Values...)
+		sort.Strings(vals)
+		if len(vals) == 1 || combos*len(vals) > maxCustomCombos {
+			// One value (or too many keys to expand): the node gets the first.
+			ps.reqLabels[r.Key] = vals[0]
+			continue
+		}
+		combos *= len(vals)
+		ps.customKeys = append(ps.customKeys, r.Key)
+		customVals = append(customVals, vals)
 	}
 	ps.taints = append(ps.taints, p.Taints...)
 	ps.minValues = p.Requirements.minValuesKeys()
@@ -159,21 +196,32 @@ func (s *state) buildPool(p *Pool, order int) *poolState {
 			if !off.Available || s.snap.Unavailable.Has(it.Name, off.Zone, off.CapacityType) {
 				continue
 			}
-			c := candidate{pool: ps, it: it, off: off, price: off.PricePerHour, capacity: capacity}
-			if !reqs.Matches(&c) {
-				continue
-			}
-			c.alloc = alloc.clone()
-			for di, ds := range s.daemonSets {
-				if ds.landsOn(&c, ps.taints) {
-					c.alloc.sub(ds.req)
-					c.dsPods = append(c.dsPods, di)
+			for combo := 0; combo < combos; combo++ {
+				c := candidate{pool: ps, it: it, off: off, price: off.PricePerHour, capacity: capacity}
+				if len(customVals) > 0 {
+					c.custom = make([]string, len(customVals))
+					rest := combo
+					for k, vals := range customVals {
+						c.custom[k] = vals[rest%len(vals)]
+						rest /= len(vals)
+					}
 				}
+				if !reqs.Matches(&c) {
+					continue
+				}
+				c.alloc = alloc.clone()
+				for di, ds := range s.daemonSets {
+					if ds.landsOn(&c, ps.taints) {
+						c.alloc.sub(ds.req)
+						c.dsPods = append(c.dsPods, di)
+						c.dsPorts = append(c.dsPorts, ds.ports...)
+					}
+				}
+				if !nonNegative(c.alloc) {
+					continue // daemonsets alone overflow this type
+				}
+				ps.cands = append(ps.cands, c)
 			}
-			if !nonNegative(c.alloc) {
-				continue // daemonsets alone overflow this type
-			}
-			ps.cands = append(ps.cands, c)
 		}
 	}
 	sort.SliceStable(ps.cands, func(i, j int) bool {
@@ -187,7 +235,15 @@ func (s *state) buildPool(p *Pool, order int) *poolState {
 		if a.it.Name != b.it.Name {
 			return a.it.Name < b.it.Name
 		}
-		return a.off.Zone < b.off.Zone
+		if a.off.Zone != b.off.Zone {
+			return a.off.Zone < b.off.Zone
+		}
+		for k := range a.custom {
+			if a.custom[k] != b.custom[k] {
+				return a.custom[k] < b.custom[k]
+			}
+		}
+		return false
 	})
 	ps.used = s.res.vec(p.InUse)
 	ps.usedPrice = p.InUsePricePerHour
@@ -216,7 +272,7 @@ func (s *state) buildPool(p *Pool, order int) *poolState {
 
 func isOfferingKey(key string) bool {
 	switch key {
-	case v1alpha1.LabelZone, v1alpha1.LabelCapacityType, v1alpha1.LabelZoneID, v1alpha1.LabelNodePool,
+	case v1alpha1.LabelZone, v1alpha1.LabelCapacityType, v1alpha1.LabelZoneID, v1alpha1.LabelRegion, v1alpha1.LabelNodePool,
 		v1alpha1.LabelKarpenterNodePool, v1alpha1.LabelInstanceType, v1alpha1.LabelHostname:
 		return true
 	}
@@ -230,7 +286,7 @@ func (s *state) forClass(ps *poolState, cl *constraintClass) *classCands {
 	}
 	cc := &classCands{mask: make([]bool, len(ps.cands)), maxAlloc: make(resVec, s.res.size())}
 	ps.byClass[cl.id] = cc
-	if t, ok := tolerates(cl.tolerations, ps.taints); !ok {
+	if t, ok := podTolerates(cl.tolerations, ps.taints); !ok {
 		cc.reason = "taint " + taintString(t) + " not tolerated"
 		return cc
 	}
@@ -297,6 +353,9 @@ type daemonSetOverhead struct {
 	selector    Requirements
 	terms       []Requirements
 	tolerations []corev1.Toleration
+	// ports are the template's host ports: a pending pod wanting one of
+	// them can never run on a node the daemonset lands on.
+	ports []hostPort
 }
 
 func (d *daemonSetOverhead) landsOn(c *candidate, taints []corev1.Taint) bool {

@@ -182,6 +182,9 @@ func (s *state) nodeLabels(n *nodeState, c *candidate) map[string]string {
 	for k, v := range n.pool.reqLabels {
 		out[k] = v
 	}
+	for i, k := range n.pool.customKeys {
+		out[k] = c.custom[i]
+	}
 	for k, v := range c.it.Labels {
 		out[k] = v
 	}
@@ -195,8 +198,18 @@ func (s *state) nodeLabels(n *nodeState, c *candidate) map[string]string {
 	if c.off.ZoneID != "" {
 		out[v1alpha1.LabelZoneID] = c.off.ZoneID
 	}
+	if c.off.Region != "" {
+		out[v1alpha1.LabelRegion] = c.off.Region
+	}
 	if c.off.CapacityType != "" {
 		out[v1alpha1.LabelCapacityType] = c.off.CapacityType
+	}
+	// The kubelet also sets the deprecated beta labels; pods selecting them
+	// (read as the well-known keys) must find them on the node.
+	for alias, key := range v1alpha1.NormalizedLabels {
+		if v, ok := out[key]; ok && alias != v1alpha1.LabelEBSCSIZone {
+			out[alias] = v
+		}
 	}
 	out[v1alpha1.LabelNodePool] = n.pool.pool.Name
 	out[v1alpha1.LabelKarpenterNodePool] = n.pool.pool.Name
@@ -256,6 +269,16 @@ func (s *state) poolReason(g *podGroup, ps *poolState) string {
 		}
 	}
 	if len(g.ports) > 0 {
+		free := false
+		for _, i := range cc.idx {
+			if !portsConflict(g.ports, ps.cands[i].dsPorts) {
+				free = true
+				break
+			}
+		}
+		if !free {
+			return "a daemonset takes the pod's host port on every instance type"
+		}
 		return "host port conflict or topology constraints cannot be met"
 	}
 	var rules []string

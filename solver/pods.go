@@ -7,6 +7,7 @@ import (
 
 	v1alpha1 "github.com/joinery-dev/joinery/api/v1alpha1"
 	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
 	"k8s.io/klog/v2"
 )
 
@@ -100,7 +101,9 @@ func portsConflict(a, b []hostPort) bool {
 }
 
 // volumeZoneRequirements returns zone requirements from the PVs bound to the
-// pod's claims: a pod cannot run outside its volumes' zones.
+// pod's claims: a pod cannot run outside its volumes' zones. Zone keys are
+// read through their aliases (failure-domain.beta.kubernetes.io/zone,
+// topology.ebs.csi.aws.com/zone).
 func (s *state) volumeZoneRequirements(pod *corev1.Pod) Requirements {
 	var out Requirements
 	for _, vol := range pod.Spec.Volumes {
@@ -108,27 +111,107 @@ func (s *state) volumeZoneRequirements(pod *corev1.Pod) Requirements {
 			continue
 		}
 		pvc := s.pvcs[pod.Namespace+"/"+vol.PersistentVolumeClaim.ClaimName]
-		if pvc == nil || pvc.Spec.VolumeName == "" {
+		if pvc == nil {
+			continue
+		}
+		if pvc.Spec.VolumeName == "" {
+			out = append(out, s.unboundClaimZoneRequirements(pvc)...)
 			continue
 		}
 		pv := s.pvs[pvc.Spec.VolumeName]
 		if pv == nil {
 			continue
 		}
-		if z, ok := pv.Labels[v1alpha1.LabelZone]; ok {
-			out = append(out, Requirement{Key: v1alpha1.LabelZone, Operator: OpIn, Values: []string{z}})
+		for _, k := range []string{v1alpha1.LabelZone, v1alpha1.LabelFailureDomainZone} {
+			if z, ok := pv.Labels[k]; ok {
+				out = append(out, Requirement{Key: v1alpha1.LabelZone, Operator: OpIn, Values: []string{z}})
+			}
 		}
 		if pv.Spec.NodeAffinity == nil || pv.Spec.NodeAffinity.Required == nil {
 			continue
 		}
-		// Terms are ORed; like Karpenter we take the first term's zone requirement.
-		for _, term := range pv.Spec.NodeAffinity.Required.NodeSelectorTerms {
-			for _, r := range term.MatchExpressions {
-				if r.Key == v1alpha1.LabelZone {
-					out = append(out, Requirement{Key: r.Key, Operator: Operator(r.Operator), Values: r.Values})
+		out = append(out, pvZoneRequirements(pv.Spec.NodeAffinity.Required.NodeSelectorTerms)...)
+	}
+	return out
+}
+
+// unboundClaimZoneRequirements: a claim of a WaitForFirstConsumer class is
+// provisioned in the zone of the node its pod lands on, so the pod must land
+// in one the class allows (allowedTopologies; terms ORed, keys read through
+// their aliases). Karpenter's volumetopology does the same.
+func (s *state) unboundClaimZoneRequirements(pvc *corev1.PersistentVolumeClaim) Requirements {
+	if pvc.Spec.StorageClassName == nil || *pvc.Spec.StorageClassName == "" {
+		return nil
+	}
+	sc := s.storageClasses[*pvc.Spec.StorageClassName]
+	if sc == nil || sc.VolumeBindingMode == nil || *sc.VolumeBindingMode != storagev1.VolumeBindingWaitForFirstConsumer {
+		return nil
+	}
+	terms := make([]corev1.NodeSelectorTerm, 0, len(sc.AllowedTopologies))
+	for _, t := range sc.AllowedTopologies {
+		var term corev1.NodeSelectorTerm
+		for _, e := range t.MatchLabelExpressions {
+			term.MatchExpressions = append(term.MatchExpressions, corev1.NodeSelectorRequirement{Key: e.Key, Operator: corev1.NodeSelectorOpIn, Values: e.Values})
+		}
+		terms = append(terms, term)
+	}
+	return pvZoneRequirements(terms)
+}
+
+// pvZoneRequirements reads the zone part of a PV's node affinity. Terms are
+// ORed: when every term allows a set of zones (In), the pod may use any zone
+// of their union; a term that does not limit zones leaves the pod free.
+// Terms that only exclude zones (NotIn) are kept from the first term, as
+// Karpenter does.
+func pvZoneRequirements(terms []corev1.NodeSelectorTerm) Requirements {
+	var union []string
+	for _, term := range terms {
+		var allowed []string
+		inSeen, other := false, false
+		for _, r := range term.MatchExpressions {
+			if normalizeKey(r.Key) != v1alpha1.LabelZone {
+				continue
+			}
+			if r.Operator != corev1.NodeSelectorOpIn {
+				other = true
+				continue
+			}
+			if !inSeen {
+				allowed, inSeen = append([]string(nil), r.Values...), true
+				continue
+			}
+			var both []string
+			for _, v := range allowed {
+				if containsString(r.Values, v) {
+					both = append(both, v)
 				}
 			}
-			break
+			allowed = both
+		}
+		if other {
+			return firstTermZoneRequirements(terms)
+		}
+		if !inSeen {
+			return nil
+		}
+		for _, v := range allowed {
+			if !containsString(union, v) {
+				union = append(union, v)
+			}
+		}
+	}
+	if len(terms) == 0 {
+		return nil
+	}
+	sort.Strings(union)
+	return Requirements{{Key: v1alpha1.LabelZone, Operator: OpIn, Values: union}}
+}
+
+func firstTermZoneRequirements(terms []corev1.NodeSelectorTerm) Requirements {
+	var out Requirements
+	for _, r := range terms[0].MatchExpressions {
+		if normalizeKey(r.Key) == v1alpha1.LabelZone {
+			out = append(out, Requirement{Key: v1alpha1.LabelZone, Operator: Operator(r.Operator), Values: r.Values})
 		}
 	}
 	return out
@@ -277,8 +360,10 @@ func stripPreferences(pod *corev1.Pod) {
 // relax removes one soft constraint in Karpenter's order (preferences.go):
 // an extra required node affinity term, a preferred pod affinity term, a
 // preferred pod anti-affinity term, a preferred node affinity term, a
-// ScheduleAnyway spread constraint. It reports what it removed, or "".
-func relax(pod *corev1.Pod) string {
+// ScheduleAnyway spread constraint, then (when preferNoSchedule: some pool
+// has such a taint) a toleration of PreferNoSchedule taints. It reports
+// what it relaxed, or "".
+func relax(pod *corev1.Pod, preferNoSchedule bool) string {
 	if aff := pod.Spec.Affinity; aff != nil {
 		if na := aff.NodeAffinity; na != nil && na.RequiredDuringSchedulingIgnoredDuringExecution != nil &&
 			len(na.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms) > 1 {
@@ -310,15 +395,39 @@ func relax(pod *corev1.Pod) string {
 			return "ScheduleAnyway topology spread constraint"
 		}
 	}
+	if preferNoSchedule && !toleratesAllPreferNoSchedule(pod.Spec.Tolerations) {
+		pod.Spec.Tolerations = append(pod.Spec.Tolerations, corev1.Toleration{Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectPreferNoSchedule})
+		return "PreferNoSchedule taints"
+	}
 	return ""
 }
 
+func toleratesAllPreferNoSchedule(tolerations []corev1.Toleration) bool {
+	for _, t := range tolerations {
+		if t.Key == "" && t.Operator == corev1.TolerationOpExists && (t.Effect == "" || t.Effect == corev1.TaintEffectPreferNoSchedule) {
+			return true
+		}
+	}
+	return false
+}
+
 // tolerates reports whether tolerations tolerate every taint that blocks
-// scheduling (NoSchedule, NoExecute); PreferNoSchedule never blocks.
+// scheduling (NoSchedule, NoExecute); PreferNoSchedule never blocks. It is
+// the rule for daemonsets and spread node filters (kube-scheduler's).
 func tolerates(tolerations []corev1.Toleration, taints []corev1.Taint) (corev1.Taint, bool) {
+	return toleratesTaints(tolerations, taints, false)
+}
+
+// podTolerates is the rule for pending pods: PreferNoSchedule taints repel
+// them too until relax tolerates them as a last resort, as in Karpenter.
+func podTolerates(tolerations []corev1.Toleration, taints []corev1.Taint) (corev1.Taint, bool) {
+	return toleratesTaints(tolerations, taints, true)
+}
+
+func toleratesTaints(tolerations []corev1.Toleration, taints []corev1.Taint, preferred bool) (corev1.Taint, bool) {
 	for i := range taints {
 		t := &taints[i]
-		if t.Effect == corev1.TaintEffectPreferNoSchedule {
+		if t.Effect == corev1.TaintEffectPreferNoSchedule && !preferred {
 			continue
 		}
 		ok := false

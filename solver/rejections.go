@@ -61,7 +61,7 @@ func (s *state) rejectedBy(n *nodeState, c *candidate, i int, classes []*constra
 	for _, id := range n.classes {
 		cl := classes[id]
 		if !s.forClass(n.pool, cl).mask[i] {
-			if _, ok := tolerates(cl.tolerations, n.pool.taints); !ok {
+			if _, ok := podTolerates(cl.tolerations, n.pool.taints); !ok {
 				return "the pods do not tolerate the pool's taints"
 			}
 			return "does not satisfy the pods' requirements " + cl.reqs.String()
@@ -81,6 +81,9 @@ func (s *state) rejectedBy(n *nodeState, c *candidate, i int, classes []*constra
 	}
 	if !n.pool.withinLimits(nil, c) {
 		return "would exceed the pool's limits"
+	}
+	if portsConflict(n.ports, c.dsPorts) {
+		return "a daemonset on it takes a host port the pods need"
 	}
 	if len(n.pool.minValues) > 0 {
 		return "left out to keep the pool's minValues"

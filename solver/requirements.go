@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 
+	v1alpha1 "github.com/joinery-dev/joinery/api/v1alpha1"
 	corev1 "k8s.io/api/core/v1"
 )
 
@@ -155,9 +156,18 @@ func (r Requirement) String() string {
 func RequirementsFromNodeSelector(in []corev1.NodeSelectorRequirement) Requirements {
 	out := make(Requirements, 0, len(in))
 	for _, r := range in {
-		out = append(out, Requirement{Key: r.Key, Operator: Operator(r.Operator), Values: r.Values})
+		out = append(out, Requirement{Key: normalizeKey(r.Key), Operator: Operator(r.Operator), Values: r.Values})
 	}
 	return out
+}
+
+// normalizeKey reads a deprecated or provider alias as the well-known key
+// it means (beta.kubernetes.io/arch is kubernetes.io/arch), as Karpenter does.
+func normalizeKey(key string) string {
+	if k, ok := v1alpha1.NormalizedLabels[key]; ok {
+		return k
+	}
+	return key
 }
 
 // RequirementsFromLabels turns a label map (a nodeSelector) into In
@@ -170,7 +180,7 @@ func RequirementsFromLabels(labels map[string]string) Requirements {
 	sort.Strings(keys)
 	out := make(Requirements, 0, len(keys))
 	for _, k := range keys {
-		out = append(out, Requirement{Key: k, Operator: OpIn, Values: []string{labels[k]}})
+		out = append(out, Requirement{Key: normalizeKey(k), Operator: OpIn, Values: []string{labels[k]}})
 	}
 	return out
 }

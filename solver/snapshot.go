@@ -11,6 +11,7 @@ package solver
 import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
 )
 
 // Snapshot is everything the solver looks at. It is never modified.
@@ -27,8 +28,30 @@ type Snapshot struct {
 	// their bound volumes.
 	PersistentVolumeClaims []*corev1.PersistentVolumeClaim
 	PersistentVolumes      []*corev1.PersistentVolume
+	// StorageClasses limit the zones of pods whose claims are not bound yet:
+	// a WaitForFirstConsumer claim gets its volume where the pod lands, so
+	// the pod must land in the class's allowedTopologies.
+	StorageClasses []*storagev1.StorageClass
 	// Unavailable lists offerings the cloud refused recently; they are never chosen.
 	Unavailable UnavailableOfferings
+	// Namespaces give the labels a pod (anti-)affinity term's
+	// namespaceSelector matches. Without them a selector other than {}
+	// cannot be evaluated and means the pod's own namespace.
+	Namespaces []*corev1.Namespace
+}
+
+// namespaceLabels indexes namespace labels by name (nil: none given).
+func (s *Snapshot) namespaceLabels() map[string]map[string]string {
+	if len(s.Namespaces) == 0 {
+		return nil
+	}
+	out := make(map[string]map[string]string, len(s.Namespaces))
+	for _, ns := range s.Namespaces {
+		if ns != nil {
+			out[ns.Name] = ns.Labels
+		}
+	}
+	return out
 }
 
 // Node is an existing node or an in-flight machine.
@@ -78,8 +101,10 @@ type InstanceType struct {
 
 // Offering is a place and a purchase option where a type can be launched.
 type Offering struct {
-	Zone         string
-	ZoneID       string
+	Zone   string
+	ZoneID string
+	// Region is the node's topology.kubernetes.io/region ("" when unknown).
+	Region       string
 	CapacityType string // "spot" or "on-demand"
 	PricePerHour float64
 	Available    bool

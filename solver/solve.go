@@ -9,6 +9,7 @@ import (
 
 	v1alpha1 "github.com/joinery-dev/joinery/api/v1alpha1"
 	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
 )
 
 // state is one solve in progress.
@@ -30,6 +31,10 @@ type state struct {
 
 	pvcs map[string]*corev1.PersistentVolumeClaim
 	pvs  map[string]*corev1.PersistentVolume
+	// storageClasses by name, for claims not bound yet.
+	storageClasses map[string]*storagev1.StorageClass
+	// nsLabels are the snapshot's namespace labels (nil: none given).
+	nsLabels map[string]map[string]string
 
 	order     []Placement
 	usedNames map[string]bool
@@ -96,7 +101,7 @@ func newStateWith(snap *Snapshot, opts Options, cache *nodeCache) (*state, error
 		snap: snap, opts: opts, cache: cache,
 		classes: map[string]*constraintClass{}, topoByID: map[string]*topoGroup{},
 		pvcs: map[string]*corev1.PersistentVolumeClaim{}, pvs: map[string]*corev1.PersistentVolume{},
-		usedNames: map[string]bool{},
+		usedNames: map[string]bool{}, nsLabels: snap.namespaceLabels(),
 	}
 	if cache != nil {
 		s.res = cache.res.clone()
@@ -116,13 +121,20 @@ func newStateWith(snap *Snapshot, opts Options, cache *nodeCache) (*state, error
 			s.pvs[pv.Name] = pv
 		}
 	}
+	s.storageClasses = make(map[string]*storagev1.StorageClass, len(snap.StorageClasses))
+	for _, sc := range snap.StorageClasses {
+		if sc != nil {
+			s.storageClasses[sc.Name] = sc
+		}
+	}
 	for _, ds := range snap.DaemonSets {
 		if ds == nil {
 			continue
 		}
 		spec := &ds.Spec.Template.Spec
 		d := &daemonSetOverhead{name: ds.Name, req: s.res.podRequests(&corev1.Pod{Spec: *spec}),
-			selector: RequirementsFromLabels(spec.NodeSelector), tolerations: spec.Tolerations}
+			selector: RequirementsFromLabels(spec.NodeSelector), tolerations: spec.Tolerations,
+			ports: podHostPorts(&corev1.Pod{Spec: *spec})}
 		if spec.Affinity != nil && spec.Affinity.NodeAffinity != nil && spec.Affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution != nil {
 			for _, t := range spec.Affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms {
 				d.terms = append(d.terms, RequirementsFromNodeSelector(t.MatchExpressions))
@@ -164,7 +176,7 @@ func newStateWith(snap *Snapshot, opts Options, cache *nodeCache) (*state, error
 func (s *state) derive(g *podGroup) {
 	g.class = s.classFor(nodeRequirements(g.spec, g.volumeReqs), g.spec.Spec.Tolerations)
 	g.owned, g.ownedSelects = nil, nil
-	for _, rule := range topologyRules(g.spec) {
+	for _, rule := range topologyRules(g.spec, s.nsLabels) {
 		t := s.ensureTopology(rule)
 		dup := false
 		for _, o := range g.owned {
@@ -353,7 +365,7 @@ func (s *state) retryAndRelax() {
 				g.spec = g.spec.DeepCopy()
 				g.relaxed = true
 			}
-			if what := relax(g.spec); what != "" {
+			if what := relax(g.spec, s.hasPreferNoSchedule()); what != "" {
 				g.relaxLog = append(g.relaxLog, what)
 				s.derive(g)
 				s.placeGroup(g)
@@ -423,4 +435,17 @@ func observeSnapshot(res *resourceIndex, snap *Snapshot) error {
 		}
 	}
 	return nil
+}
+
+// hasPreferNoSchedule reports whether any pool has a PreferNoSchedule taint,
+// so tolerating them is a relaxation worth trying (Karpenter's rule).
+func (s *state) hasPreferNoSchedule() bool {
+	for _, ps := range s.pools {
+		for _, t := range ps.taints {
+			if t.Effect == corev1.TaintEffectPreferNoSchedule {
+				return true
+			}
+		}
+	}
+	return false
 }

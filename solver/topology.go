@@ -42,6 +42,10 @@ type topoGroup struct {
 	selector   labels.Selector
 	maxSkew    int32
 	minDomains int32
+	// preferred marks a preferred anti-affinity term: it steers its own pod
+	// while present but never repels others (Karpenter ignores the inverse
+	// of preferred anti-affinity, and kube-scheduler only scores it).
+	preferred bool
 	// filter (spread only) decides which nodes count: nodeAffinityPolicy and
 	// nodeTaintsPolicy.
 	filter *nodeFilter
@@ -157,21 +161,37 @@ func selectorFor(ls *metav1.LabelSelector, pod *corev1.Pod, matchKeys, mismatchK
 	return sel
 }
 
-func termNamespaces(term *corev1.PodAffinityTerm, pod *corev1.Pod) (bool, []string) {
-	if term.NamespaceSelector != nil && len(term.NamespaceSelector.MatchLabels) == 0 && len(term.NamespaceSelector.MatchExpressions) == 0 {
+// termNamespaces resolves the namespaces a pod affinity term looks at, as
+// kube-scheduler does: the union of term.namespaces and the namespaces its
+// namespaceSelector matches; the pod's own when both are empty. nsLabels
+// (nil when the snapshot has no Namespace objects) resolves the selector.
+func termNamespaces(term *corev1.PodAffinityTerm, pod *corev1.Pod, nsLabels map[string]map[string]string) (bool, []string) {
+	sel := term.NamespaceSelector
+	if sel != nil && len(sel.MatchLabels) == 0 && len(sel.MatchExpressions) == 0 {
 		return true, nil // {} selects every namespace
 	}
-	if len(term.Namespaces) > 0 {
-		ns := append([]string(nil), term.Namespaces...)
-		sort.Strings(ns)
-		return false, ns
+	ns := append([]string(nil), term.Namespaces...)
+	if sel != nil && nsLabels != nil {
+		if s, err := metav1.LabelSelectorAsSelector(sel); err == nil {
+			for name, l := range nsLabels {
+				if s.Matches(labels.Set(l)) && !containsString(ns, name) {
+					ns = append(ns, name)
+				}
+			}
+		}
+	} else if sel != nil && !containsString(ns, pod.Namespace) {
+		ns = append(ns, pod.Namespace)
 	}
-	return false, []string{pod.Namespace}
+	if len(ns) == 0 && (sel == nil || nsLabels == nil) {
+		ns = []string{pod.Namespace}
+	}
+	sort.Strings(ns)
+	return false, ns
 }
 
 // topologyRules reads the topology rules a (possibly relaxed) pod declares.
 // Preferred terms count as required until relaxed away, as in Karpenter.
-func topologyRules(pod *corev1.Pod) []*topoGroup {
+func topologyRules(pod *corev1.Pod, nsLabels map[string]map[string]string) []*topoGroup {
 	var out []*topoGroup
 	for _, c := range pod.Spec.TopologySpreadConstraints {
 		t := &topoGroup{kind: kindSpread, key: c.TopologyKey, namespaces: []string{pod.Namespace}, maxSkew: c.MaxSkew,
@@ -203,32 +223,32 @@ func topologyRules(pod *corev1.Pod) []*topoGroup {
 	if aff == nil {
 		return out
 	}
-	addTerm := func(kind topoKind, term *corev1.PodAffinityTerm) {
-		t := &topoGroup{kind: kind, key: term.TopologyKey,
+	addTerm := func(kind topoKind, term *corev1.PodAffinityTerm, preferred bool) {
+		t := &topoGroup{kind: kind, key: term.TopologyKey, preferred: preferred && kind == kindAntiAffinity,
 			selector: selectorFor(term.LabelSelector, pod, term.MatchLabelKeys, term.MismatchLabelKeys)}
-		t.allNS, t.namespaces = termNamespaces(term, pod)
+		t.allNS, t.namespaces = termNamespaces(term, pod, nsLabels)
 		out = append(out, t)
 	}
 	if pa := aff.PodAffinity; pa != nil {
 		for i := range pa.RequiredDuringSchedulingIgnoredDuringExecution {
-			addTerm(kindAffinity, &pa.RequiredDuringSchedulingIgnoredDuringExecution[i])
+			addTerm(kindAffinity, &pa.RequiredDuringSchedulingIgnoredDuringExecution[i], false)
 		}
 		for i := range pa.PreferredDuringSchedulingIgnoredDuringExecution {
-			addTerm(kindAffinity, &pa.PreferredDuringSchedulingIgnoredDuringExecution[i].PodAffinityTerm)
+			addTerm(kindAffinity, &pa.PreferredDuringSchedulingIgnoredDuringExecution[i].PodAffinityTerm, true)
 		}
 	}
 	if pa := aff.PodAntiAffinity; pa != nil {
 		for i := range pa.RequiredDuringSchedulingIgnoredDuringExecution {
-			addTerm(kindAntiAffinity, &pa.RequiredDuringSchedulingIgnoredDuringExecution[i])
+			addTerm(kindAntiAffinity, &pa.RequiredDuringSchedulingIgnoredDuringExecution[i], false)
 		}
 		for i := range pa.PreferredDuringSchedulingIgnoredDuringExecution {
-			addTerm(kindAntiAffinity, &pa.PreferredDuringSchedulingIgnoredDuringExecution[i].PodAffinityTerm)
+			addTerm(kindAntiAffinity, &pa.PreferredDuringSchedulingIgnoredDuringExecution[i].PodAffinityTerm, true)
 		}
 	}
 	return out
 }
 
-func requiredAntiAffinityRules(pod *corev1.Pod) []*topoGroup {
+func requiredAntiAffinityRules(pod *corev1.Pod, nsLabels map[string]map[string]string) []*topoGroup {
 	if pod.Spec.Affinity == nil || pod.Spec.Affinity.PodAntiAffinity == nil {
 		return nil
 	}
@@ -237,7 +257,7 @@ func requiredAntiAffinityRules(pod *corev1.Pod) []*topoGroup {
 		term := &pod.Spec.Affinity.PodAntiAffinity.RequiredDuringSchedulingIgnoredDuringExecution[i]
 		t := &topoGroup{kind: kindAntiAffinity, key: term.TopologyKey,
 			selector: selectorFor(term.LabelSelector, pod, term.MatchLabelKeys, term.MismatchLabelKeys)}
-		t.allNS, t.namespaces = termNamespaces(term, pod)
+		t.allNS, t.namespaces = termNamespaces(term, pod, nsLabels)
 		out = append(out, t)
 	}
 	return out
@@ -279,6 +299,9 @@ func (t *topoGroup) identity() string {
 	b.WriteString(strconv.Itoa(int(t.maxSkew)))
 	b.WriteByte('|')
 	b.WriteString(strconv.Itoa(int(t.minDomains)))
+	if t.preferred {
+		b.WriteString("|preferred")
+	}
 	if t.filter != nil {
 		b.WriteByte('|')
 		b.WriteString(t.filter.key)

@@ -34,6 +34,29 @@ const (
 	JoineryLabelPrefix = Group + "/"
 )
 
+// Deprecated and provider-specific keys that mean a well-known one. A pod
+// requirement on the key is read as one on its value (Karpenter's
+// NormalizedLabels plus the EBS CSI driver's zone key, as its AWS provider
+// does), and nodes carry the deprecated beta labels the kubelet sets.
+const (
+	LabelBetaArch            = "beta.kubernetes.io/arch"
+	LabelBetaOS              = "beta.kubernetes.io/os"
+	LabelBetaInstanceType    = "beta.kubernetes.io/instance-type"
+	LabelFailureDomainZone   = "failure-domain.beta.kubernetes.io/zone"
+	LabelFailureDomainRegion = "failure-domain.beta.kubernetes.io/region"
+	LabelEBSCSIZone          = "topology.ebs.csi.aws.com/zone"
+)
+
+// NormalizedLabels maps each alias key to the well-known key it means.
+var NormalizedLabels = map[string]string{
+	LabelBetaArch:            LabelArch,
+	LabelBetaOS:              LabelOS,
+	LabelBetaInstanceType:    LabelInstanceType,
+	LabelFailureDomainZone:   LabelZone,
+	LabelFailureDomainRegion: LabelRegion,
+	LabelEBSCSIZone:          LabelZone,
+}
+
 // Instance attribute label suffixes. Each exists as AWSLabelPrefix+suffix
 // (karpenter.k8s.aws/instance-family) and JoineryLabelPrefix+suffix
 // (joinery.dev/instance-family).
@@ -51,9 +74,11 @@ const (
 	SuffixInstanceGPUManufacturer  = "instance-gpu-manufacturer"
 	SuffixInstanceAcceleratorName  = "instance-accelerator-name"
 	SuffixInstanceAcceleratorCount = "instance-accelerator-count"
-	SuffixInstanceLocalNVMe        = "instance-local-nvme"        // GB
-	SuffixInstanceNetworkBandwidth = "instance-network-bandwidth" // Mbps
-	SuffixInstanceHypervisor       = "instance-hypervisor"
+	// SuffixInstanceAcceleratorManufacturer is "aws" for Inferentia and Trainium, as in Karpenter.
+	SuffixInstanceAcceleratorManufacturer = "instance-accelerator-manufacturer"
+	SuffixInstanceLocalNVMe               = "instance-local-nvme"        // GB
+	SuffixInstanceNetworkBandwidth        = "instance-network-bandwidth" // Mbps
+	SuffixInstanceHypervisor              = "instance-hypervisor"
 )
 
 // InstanceAttributeSuffixes lists every instance attribute, in documentation order.
@@ -61,7 +86,7 @@ var InstanceAttributeSuffixes = []string{
 	SuffixInstanceFamily, SuffixInstanceCategory, SuffixInstanceGeneration, SuffixInstanceSize,
 	SuffixInstanceCPU, SuffixInstanceCPUManufacturer, SuffixInstanceMemory,
 	SuffixInstanceGPUName, SuffixInstanceGPUCount, SuffixInstanceGPUMemory, SuffixInstanceGPUManufacturer,
-	SuffixInstanceAcceleratorName, SuffixInstanceAcceleratorCount,
+	SuffixInstanceAcceleratorName, SuffixInstanceAcceleratorCount, SuffixInstanceAcceleratorManufacturer,
 	SuffixInstanceLocalNVMe, SuffixInstanceNetworkBandwidth, SuffixInstanceHypervisor,
 }
 

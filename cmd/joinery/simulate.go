@@ -101,6 +101,8 @@ func runSimulate(out io.Writer, opts *simulateOptions) error {
 		DaemonSets:             objects.DaemonSets,
 		PersistentVolumes:      objects.PersistentVolumes,
 		PersistentVolumeClaims: objects.PersistentVolumeClaims,
+		Namespaces:             objects.Namespaces,
+		StorageClasses:         objects.StorageClasses,
 	}, offered, nil)
 	if err != nil {
 		return usageError{err}

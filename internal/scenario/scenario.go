@@ -16,6 +16,9 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	nodev1 "k8s.io/api/node/v1"
+	storagev1 "k8s.io/api/storage/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	kjson "sigs.k8s.io/json"
@@ -34,6 +37,13 @@ type Scenario struct {
 	DaemonSets             []*appsv1.DaemonSet
 	PersistentVolumes      []*corev1.PersistentVolume
 	PersistentVolumeClaims []*corev1.PersistentVolumeClaim
+	// Namespaces label namespaces for (anti-)affinity namespaceSelectors.
+	Namespaces []*corev1.Namespace
+	// StorageClasses place unbound WaitForFirstConsumer claims.
+	StorageClasses []*storagev1.StorageClass
+	// RuntimeClasses are applied to the pods naming them when loading, as
+	// the RuntimeClass admission plugin does: overhead and scheduling.
+	RuntimeClasses []*nodev1.RuntimeClass
 }
 
 // InputError is a problem with the input; it says where.
@@ -76,16 +86,72 @@ func LoadFiles(paths ...string) (*Scenario, error) {
 		}
 		errs = append(errs, loader.read(path, data)...)
 	}
+	errs = append(errs, loader.applyRuntimeClasses()...)
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
 	return loader.scenario, nil
 }
 
+// applyRuntimeClasses does what the RuntimeClass admission plugin does to a
+// pod naming a RuntimeClass: set spec.overhead from the class, merge the
+// class's nodeSelector and add its tolerations.
+func (l *loader) applyRuntimeClasses() []error {
+	s := l.scenario
+	classes := make(map[string]*nodev1.RuntimeClass, len(s.RuntimeClasses))
+	for _, rc := range s.RuntimeClasses {
+		classes[rc.Name] = rc
+	}
+	var errs []error
+	for _, pod := range s.Pods {
+		name := pod.Spec.RuntimeClassName
+		if name == nil || *name == "" {
+			continue
+		}
+		at := l.podAt[pod]
+		fail := func(format string, args ...any) error {
+			return &InputError{File: at.file, Document: at.doc, Object: "Pod " + pod.Namespace + "/" + pod.Name, Err: fmt.Errorf(format, args...)}
+		}
+		rc := classes[*name]
+		if rc == nil {
+			errs = append(errs, fail("spec.runtimeClassName %q names no RuntimeClass in the inputs; add the RuntimeClass (node.k8s.io/v1) or remove the field", *name))
+			continue
+		}
+		if rc.Overhead != nil && len(rc.Overhead.PodFixed) > 0 {
+			if pod.Spec.Overhead != nil && !equality.Semantic.DeepEqual(pod.Spec.Overhead, rc.Overhead.PodFixed) {
+				errs = append(errs, fail("spec.overhead differs from RuntimeClass %s's overhead.podFixed; remove spec.overhead (admission sets it)", *name))
+				continue
+			}
+			pod.Spec.Overhead = rc.Overhead.PodFixed.DeepCopy()
+		}
+		if rc.Scheduling == nil {
+			continue
+		}
+		for k, v := range rc.Scheduling.NodeSelector {
+			if have, ok := pod.Spec.NodeSelector[k]; ok && have != v {
+				errs = append(errs, fail("spec.nodeSelector %s=%s conflicts with RuntimeClass %s's scheduling.nodeSelector %s=%s", k, have, *name, k, v))
+				continue
+			}
+			if pod.Spec.NodeSelector == nil {
+				pod.Spec.NodeSelector = map[string]string{}
+			}
+			pod.Spec.NodeSelector[k] = v
+		}
+		pod.Spec.Tolerations = append(pod.Spec.Tolerations, rc.Scheduling.Tolerations...)
+	}
+	return errs
+}
+
 type loader struct {
 	scenario  *Scenario
 	nodePools *admission.Validator
 	seen      map[string]string // kind/namespace/name -> where first defined
+	podAt     map[*corev1.Pod]location
+}
+
+type location struct {
+	file string
+	doc  int
 }
 
 func newLoader() (*loader, error) {
@@ -93,7 +159,7 @@ func newLoader() (*loader, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &loader{scenario: &Scenario{}, nodePools: nodePools, seen: map[string]string{}}, nil
+	return &loader{scenario: &Scenario{}, nodePools: nodePools, seen: map[string]string{}, podAt: map[*corev1.Pod]location{}}, nil
 }
 
 func (l *loader) read(file string, data []byte) []error {
@@ -156,7 +222,10 @@ func (l *loader) readObject(file string, doc int, raw []byte) error {
 	case "v1/Pod":
 		pod := &corev1.Pod{}
 		target = pod
-		defer func() { l.scenario.Pods = append(l.scenario.Pods, pod) }()
+		defer func() {
+			l.scenario.Pods = append(l.scenario.Pods, pod)
+			l.podAt[pod] = location{file, doc}
+		}()
 	case "v1/Node":
 		node := &corev1.Node{}
 		target, namespaced = node, false
@@ -173,6 +242,18 @@ func (l *loader) readObject(file string, doc int, raw []byte) error {
 		pvc := &corev1.PersistentVolumeClaim{}
 		target = pvc
 		defer func() { l.scenario.PersistentVolumeClaims = append(l.scenario.PersistentVolumeClaims, pvc) }()
+	case "v1/Namespace":
+		ns := &corev1.Namespace{}
+		target, namespaced = ns, false
+		defer func() { l.scenario.Namespaces = append(l.scenario.Namespaces, ns) }()
+	case "storage.k8s.io/v1/StorageClass":
+		sc := &storagev1.StorageClass{}
+		target, namespaced = sc, false
+		defer func() { l.scenario.StorageClasses = append(l.scenario.StorageClasses, sc) }()
+	case "node.k8s.io/v1/RuntimeClass":
+		rc := &nodev1.RuntimeClass{}
+		target, namespaced = rc, false
+		defer func() { l.scenario.RuntimeClasses = append(l.scenario.RuntimeClasses, rc) }()
 	case v1alpha1.GroupVersion.String() + "/NodePool":
 		if namespace == "" {
 			namespace = "default"
@@ -187,7 +268,7 @@ func (l *loader) readObject(file string, doc int, raw []byte) error {
 		l.scenario.NodePools = append(l.scenario.NodePools, pool)
 		return nil
 	default:
-		return fail(object, fmt.Errorf("%s %s is not an input of a planning run: give Pods, Nodes, NodePools (%s), DaemonSets (apps/v1), PersistentVolumes and PersistentVolumeClaims (v1)",
+		return fail(object, fmt.Errorf("%s %s is not an input of a planning run: give Pods, Nodes, Namespaces, PersistentVolumes and PersistentVolumeClaims (v1), NodePools (%s), DaemonSets (apps/v1), StorageClasses (storage.k8s.io/v1) and RuntimeClasses (node.k8s.io/v1)",
 			head.APIVersion, head.Kind, v1alpha1.GroupVersion))
 	}
 	if namespaced && namespace == "" {

@@ -41,6 +41,60 @@ func TestLoadFilesReadsEveryKindOfInput(t *testing.T) {
 	}
 }
 
+// Karpenter's scheduler reads RuntimeClass overhead (admission-set pod
+// overhead), StorageClasses and Namespaces; so does simulate.
+func TestLoadFilesAppliesRuntimeClassesAndKeepsClusterObjects(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "in.yaml")
+	input := `
+apiVersion: v1
+kind: Pod
+metadata: {name: sandboxed}
+spec:
+  runtimeClassName: kata
+  containers: [{name: c, image: i, resources: {requests: {cpu: "1"}}}]
+---
+apiVersion: node.k8s.io/v1
+kind: RuntimeClass
+metadata: {name: kata}
+handler: kata
+overhead: {podFixed: {cpu: 250m, memory: 160Mi}}
+scheduling:
+  nodeSelector: {sandbox: "true"}
+  tolerations: [{key: sandbox, operator: Exists, effect: NoSchedule}]
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: team-a, labels: {team: a}}
+---
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata: {name: gp3}
+provisioner: ebs.csi.aws.com
+volumeBindingMode: WaitForFirstConsumer
+allowedTopologies: [{matchLabelExpressions: [{key: topology.ebs.csi.aws.com/zone, values: [us-east-1a]}]}]
+`
+	if err := os.WriteFile(path, []byte(input), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, err := LoadFiles(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod := s.Pods[0]
+	if pod.Spec.Overhead.Cpu().MilliValue() != 250 || pod.Spec.Overhead.Memory().Value() != 160<<20 {
+		t.Errorf("overhead %v, want the RuntimeClass's podFixed", pod.Spec.Overhead)
+	}
+	if pod.Spec.NodeSelector["sandbox"] != "true" || len(pod.Spec.Tolerations) != 1 {
+		t.Errorf("scheduling not merged: nodeSelector %v, tolerations %v", pod.Spec.NodeSelector, pod.Spec.Tolerations)
+	}
+	if len(s.Namespaces) != 1 || s.Namespaces[0].Labels["team"] != "a" {
+		t.Errorf("namespaces %v", s.Namespaces)
+	}
+	if len(s.StorageClasses) != 1 || len(s.StorageClasses[0].AllowedTopologies) != 1 {
+		t.Errorf("storage classes %v", s.StorageClasses)
+	}
+}
+
 func TestLoadFilesReportsWhereInputIsWrong(t *testing.T) {
 	for _, tc := range []struct {
 		rule  string
@@ -67,7 +121,7 @@ spec:
 		{"an object that is no planning input says what is", `
 apiVersion: apps/v1
 kind: Deployment
-metadata: {name: d}`, []string{"(Deployment d)", "not an input of a planning run", "give Pods, Nodes, NodePools"}},
+metadata: {name: d}`, []string{"(Deployment d)", "not an input of a planning run", "give Pods, Nodes, Namespaces", "RuntimeClasses (node.k8s.io/v1)"}},
 		{"a nameless object", `
 apiVersion: v1
 kind: Pod
@@ -89,6 +143,11 @@ apiVersion: v1
 kind: Pod
 metadata: {name: p, labels: {a: b}}
 spec: {nodeNme: x}`, []string{"document 1 (Pod)", "document 2 (Pod default/p)", `unknown field "spec.nodeNme"`}},
+		{"a pod naming an unknown RuntimeClass", `
+apiVersion: v1
+kind: Pod
+metadata: {name: p}
+spec: {runtimeClassName: kata, containers: [{name: c, image: i}]}`, []string{"document 1 (Pod default/p)", `spec.runtimeClassName "kata" names no RuntimeClass`}},
 	} {
 		t.Run(tc.rule, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "in.yaml")

@@ -5,6 +5,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
 
 	"github.com/joinery-dev/joinery/api/v1alpha1"
 	"github.com/joinery-dev/joinery/cloud"
@@ -13,14 +14,20 @@ import (
 
 // Objects is what one planning run looks at in one workload cluster.
 type Objects struct {
-	// Pods: those without spec.nodeName are pending; the others count on
-	// their nodes. Finished pods are ignored.
+	// Pods: those without spec.nodeName are pending, unless
+	// status.nominatedNodeName names one of Nodes (then they count there,
+	// like bound pods); the others count on their nodes. Finished pods are
+	// ignored.
 	Pods                   []*corev1.Pod
 	Nodes                  []*corev1.Node
 	NodePools              []*v1alpha1.NodePool
 	DaemonSets             []*appsv1.DaemonSet
 	PersistentVolumes      []*corev1.PersistentVolume
 	PersistentVolumeClaims []*corev1.PersistentVolumeClaim
+	// Namespaces and StorageClasses are passed to the solver as they are
+	// (namespaceSelectors; unbound WaitForFirstConsumer claims).
+	Namespaces     []*corev1.Namespace
+	StorageClasses []*storagev1.StorageClass
 	// InFlight names nodes (by node name) that are machines still booting.
 	InFlight map[string]bool
 }
@@ -33,17 +40,30 @@ func Snapshot(objs Objects, offered []cloud.InstanceTypeOfferings, unavailable s
 		DaemonSets:             objs.DaemonSets,
 		PersistentVolumes:      objs.PersistentVolumes,
 		PersistentVolumeClaims: objs.PersistentVolumeClaims,
+		StorageClasses:         objs.StorageClasses,
+		Namespaces:             objs.Namespaces,
 		Unavailable:            unavailable,
 	}
 	bound := map[string][]*corev1.Pod{}
+	nodeNames := make(map[string]bool, len(objs.Nodes))
+	for _, node := range objs.Nodes {
+		nodeNames[node.Name] = true
+	}
 	for _, pod := range objs.Pods {
 		if pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
 			continue
 		}
-		if pod.Spec.NodeName == "" {
-			snap.Pods = append(snap.Pods, pod)
-		} else {
+		switch {
+		case pod.Spec.NodeName != "":
 			bound[pod.Spec.NodeName] = append(bound[pod.Spec.NodeName], pod)
+		case nodeNames[pod.Status.NominatedNodeName]:
+			// kube-scheduler is preempting room for it on that node: it
+			// needs no new machine (Karpenter skips preempting pods), and
+			// the room is taken, as the scheduler reserves it.
+			n := pod.Status.NominatedNodeName
+			bound[n] = append(bound[n], pod)
+		default:
+			snap.Pods = append(snap.Pods, pod)
 		}
 	}
 	prices := NewPrices(offered)
@@ -135,7 +155,7 @@ func Pool(np *v1alpha1.NodePool, offered []cloud.InstanceTypeOfferings, inUse co
 		}
 		for _, o := range t.Offerings {
 			it.Offerings = append(it.Offerings, solver.Offering{
-				Zone: o.Zone, ZoneID: o.ZoneID, CapacityType: o.CapacityType, PricePerHour: o.PricePerHour, Available: o.Available,
+				Zone: o.Zone, ZoneID: o.ZoneID, Region: o.Region, CapacityType: o.CapacityType, PricePerHour: o.PricePerHour, Available: o.Available,
 			})
 		}
 		pool.InstanceTypes = append(pool.InstanceTypes, it)

@@ -132,6 +132,24 @@ func TestSnapshotSplitsPendingFromBoundAndCountsPoolUsage(t *testing.T) {
 	}
 }
 
+// Karpenter: utils/pod/scheduling.go IsProvisionable (a preempting pod, one
+// with status.nominatedNodeName, is not provisionable).
+func TestSnapshotCountsNominatedPodsOnTheirNode(t *testing.T) {
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1"}}
+	nominated := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "nominated"}, Status: corev1.PodStatus{NominatedNodeName: "n1"}}
+	elsewhere := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "elsewhere"}, Status: corev1.PodStatus{NominatedNodeName: "gone"}}
+	snap, err := Snapshot(Objects{Pods: []*corev1.Pod{nominated, elsewhere}, Nodes: []*corev1.Node{node}}, usEast1(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(snap.Pods) != 1 || snap.Pods[0] != elsewhere {
+		t.Errorf("pending pods: %v, want only the one nominated to an unknown node", snap.Pods)
+	}
+	if len(snap.Nodes[0].Pods) != 1 || snap.Nodes[0].Pods[0] != nominated {
+		t.Errorf("n1 pods: %v, want the pod nominated to it", snap.Nodes[0].Pods)
+	}
+}
+
 func TestSnapshotRejectsTwoPoolsOfOneName(t *testing.T) {
 	a, b := nodePool("general", nil), nodePool("general", nil)
 	b.Namespace = "other"

@@ -32,6 +32,8 @@ type node struct {
 	isNew  bool
 	nn     *solver.NewNode
 	pool   *solver.Pool
+	// daemons are the daemonset pods a new node will run (their host ports count).
+	daemons []*corev1.Pod
 }
 
 // Plan returns every violation it finds (nil: the plan is valid).
@@ -155,6 +157,14 @@ func (c *checker) checkNewNode(nn *solver.NewNode) {
 		} else {
 			delete(l, v1alpha1.LabelZoneID)
 		}
+		if off.Region != "" {
+			l[v1alpha1.LabelRegion] = off.Region
+		}
+		for alias, key := range kubeletBetaLabels {
+			if v, ok := l[key]; ok {
+				l[alias] = v
+			}
+		}
 		return l
 	}
 	want := labelsOf(nn.InstanceType, nn.Offering)
@@ -170,6 +180,7 @@ func (c *checker) checkNewNode(nn *solver.NewNode) {
 	n := &node{name: nn.Name, isNew: true, nn: nn, pool: pool, taints: pool.Taints,
 		node: &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: nn.Name, Labels: nn.Labels}, Spec: corev1.NodeSpec{Taints: pool.Taints}}}
 	n.alloc = c.allocAfterDaemonSets(nn.InstanceType, n.node)
+	n.daemons = c.daemonPodsOn(n.node)
 	c.add(n)
 	// Fallbacks: same checks as the chosen one, plus the node's pods must fit
 	// and its topology-relevant domains must not move.
@@ -180,6 +191,7 @@ func (c *checker) checkNewNode(nn *solver.NewNode) {
 		fn := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: nn.Name, Labels: l}, Spec: corev1.NodeSpec{Taints: pool.Taints}}
 		alloc := c.allocAfterDaemonSets(fb.InstanceType, fn)
 		c.checkFit(nn.Name+" fallback "+fb.InstanceType.Name, alloc, nn.Pods, nil)
+		c.checkPodPorts(nn.Name+" fallback "+fb.InstanceType.Name, append(c.daemonPodsOn(fn), nn.Pods...))
 		for _, pod := range nn.Pods {
 			if ok, _ := nodeaffinity.GetRequiredNodeAffinity(pod).Match(fn); !ok {
 				c.fail("node %s fallback %s: pod %s node affinity fails", nn.Name, fb.InstanceType.Name, pod.Name)
@@ -376,13 +388,17 @@ func (c *checker) checkResources(n *node) {
 }
 
 func (c *checker) checkPorts(n *node) {
+	c.checkPodPorts("node "+n.name, append(append([]*corev1.Pod(nil), n.daemons...), n.pods...))
+}
+
+func (c *checker) checkPodPorts(what string, pods []*corev1.Pod) {
 	type port struct {
 		proto corev1.Protocol
 		ip    string
 		port  int32
 	}
 	var seen []port
-	for _, pod := range n.pods {
+	for _, pod := range pods {
 		for _, ct := range pod.Spec.Containers {
 			for _, p := range ct.Ports {
 				if p.HostPort == 0 {
@@ -394,13 +410,29 @@ func (c *checker) checkPorts(n *node) {
 				}
 				for _, s := range seen {
 					if s.port == p.HostPort && s.proto == proto && (s.ip == p.HostIP || s.ip == "" || p.HostIP == "" || s.ip == "0.0.0.0" || p.HostIP == "0.0.0.0") {
-						c.fail("node %s: host port %d conflict (pod %s)", n.name, p.HostPort, pod.Name)
+						c.fail("%s: host port %d conflict (pod %s)", what, p.HostPort, pod.Name)
 					}
 				}
 				seen = append(seen, port{proto, p.HostIP, p.HostPort})
 			}
 		}
 	}
+}
+
+// daemonPodsOn lists the daemonset pods that would run on a new node.
+func (c *checker) daemonPodsOn(n *corev1.Node) []*corev1.Pod {
+	var out []*corev1.Pod
+	for _, ds := range c.s.DaemonSets {
+		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: ds.Name}, Spec: ds.Spec.Template.Spec}
+		if ok, _ := nodeaffinity.GetRequiredNodeAffinity(pod).Match(n); !ok {
+			continue
+		}
+		if _, untolerated := corev1helpers.FindMatchingUntoleratedTaint(klog.Background(), n.Spec.Taints, pod.Spec.Tolerations, blocking, true); untolerated {
+			continue
+		}
+		out = append(out, pod)
+	}
+	return out
 }
 
 func (c *checker) checkLimits() {
@@ -487,13 +519,13 @@ func (c *checker) checkPod(pod *corev1.Pod, n *node) {
 	// Inverse: pods already in the cluster that repel this pod.
 	for _, other := range c.order {
 		for _, q := range other.pods {
-			if q.Spec.Affinity == nil || q.Spec.Affinity.PodAntiAffinity == nil {
+			if ignoredForTopology(q) || q.Spec.Affinity == nil || q.Spec.Affinity.PodAntiAffinity == nil {
 				continue
 			}
 			for _, term := range q.Spec.Affinity.PodAntiAffinity.RequiredDuringSchedulingIgnoredDuringExecution {
 				d1, ok1 := c.domainOf(other, term.TopologyKey)
 				d2, ok2 := c.domainOf(n, term.TopologyKey)
-				if ok1 && ok2 && d1 == d2 && termSelects(&term, q, pod) {
+				if ok1 && ok2 && d1 == d2 && c.termSelects(&term, q, pod) {
 					c.fail("pod %s: repelled by %s's anti-affinity on %s", pod.Name, q.Name, term.TopologyKey)
 				}
 			}
@@ -509,7 +541,7 @@ func (c *checker) checkPod(pod *corev1.Pod, n *node) {
 			if c.countMatching(pod, &term, term.TopologyKey, d) > 0 {
 				continue
 			}
-			if c.countMatching(pod, &term, "", "") == 0 && termSelects(&term, pod, pod) {
+			if c.countMatching(pod, &term, "", "") == 0 && c.termSelects(&term, pod, pod) {
 				continue // first of its kind: allowed anywhere
 			}
 			c.fail("pod %s: affinity on %s unsatisfied in %s", pod.Name, term.TopologyKey, d)
@@ -534,22 +566,43 @@ func (c *checker) domainOf(n *node, key string) (string, bool) {
 	return v, ok
 }
 
-func termSelects(term *corev1.PodAffinityTerm, owner, pod *corev1.Pod) bool {
-	if term.NamespaceSelector != nil && len(term.NamespaceSelector.MatchLabels) == 0 && len(term.NamespaceSelector.MatchExpressions) == 0 {
-		// every namespace
-	} else if len(term.Namespaces) > 0 {
-		found := false
-		for _, ns := range term.Namespaces {
-			found = found || ns == pod.Namespace
-		}
-		if !found {
-			return false
-		}
-	} else if pod.Namespace != owner.Namespace {
+func (c *checker) termSelects(term *corev1.PodAffinityTerm, owner, pod *corev1.Pod) bool {
+	if !c.inTermNamespaces(term, owner, pod.Namespace) {
 		return false
 	}
 	sel := selector(term.LabelSelector, owner, term.MatchLabelKeys, term.MismatchLabelKeys)
 	return sel.Matches(labels.Set(pod.Labels))
+}
+
+// inTermNamespaces: term.namespaces plus what namespaceSelector matches
+// among the snapshot's Namespaces; the owner's namespace when both are
+// empty, or when a selector cannot be evaluated (no Namespace objects).
+func (c *checker) inTermNamespaces(term *corev1.PodAffinityTerm, owner *corev1.Pod, ns string) bool {
+	sel := term.NamespaceSelector
+	if sel != nil && len(sel.MatchLabels) == 0 && len(sel.MatchExpressions) == 0 {
+		return true
+	}
+	for _, n := range term.Namespaces {
+		if n == ns {
+			return true
+		}
+	}
+	if sel == nil {
+		return len(term.Namespaces) == 0 && ns == owner.Namespace
+	}
+	if len(c.s.Namespaces) == 0 {
+		return ns == owner.Namespace
+	}
+	s, err := metav1.LabelSelectorAsSelector(sel)
+	if err != nil {
+		return false
+	}
+	for _, n := range c.s.Namespaces {
+		if n.Name == ns && s.Matches(labels.Set(n.Labels)) {
+			return true
+		}
+	}
+	return false
 }
 
 func selector(ls *metav1.LabelSelector, owner *corev1.Pod, match, mismatch []string) labels.Selector {
@@ -585,7 +638,7 @@ func (c *checker) countMatching(owner *corev1.Pod, term *corev1.PodAffinityTerm,
 			}
 		}
 		for _, q := range n.pods {
-			if termSelects(term, owner, q) {
+			if !ignoredForTopology(q) && c.termSelects(term, owner, q) {
 				count++
 			}
 		}
@@ -618,7 +671,7 @@ func (c *checker) checkSpread(pod *corev1.Pod, n *node, tsc corev1.TopologySprea
 			counts[d] = 0
 		}
 		for _, q := range other.pods {
-			if q.Namespace == pod.Namespace && sel.Matches(labels.Set(q.Labels)) {
+			if !ignoredForTopology(q) && q.Namespace == pod.Namespace && sel.Matches(labels.Set(q.Labels)) {
 				counts[d]++
 			}
 		}
@@ -664,4 +717,20 @@ func topologyKeys(pod *corev1.Pod) []string {
 		}
 	}
 	return keys
+}
+
+// ignoredForTopology: terminating and finished pods are in no domain, as
+// kube-scheduler and Karpenter count them.
+func ignoredForTopology(p *corev1.Pod) bool {
+	return p.DeletionTimestamp != nil || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed
+}
+
+// kubeletBetaLabels are the deprecated labels the kubelet still sets next to
+// the well-known ones.
+var kubeletBetaLabels = map[string]string{
+	"beta.kubernetes.io/arch":                  v1alpha1.LabelArch,
+	"beta.kubernetes.io/os":                    v1alpha1.LabelOS,
+	"beta.kubernetes.io/instance-type":         v1alpha1.LabelInstanceType,
+	"failure-domain.beta.kubernetes.io/zone":   v1alpha1.LabelZone,
+	"failure-domain.beta.kubernetes.io/region": v1alpha1.LabelRegion,
 }
