@@ -153,6 +153,9 @@ func (c *Controller) Reconcile(ctx context.Context, req reconcile.Request) (ctrl
 		return ctrl.Result{RequeueAfter: c.Options.Interval}, nil
 	}
 	now := c.Now()
+	if err := reportBudgets(ctx, c.Client, c.Recorder, st.Pools, now); err != nil {
+		log.Error(err, "reporting the pools' disruption budgets")
+	}
 	r := &round{Controller: c, ctx: ctx, log: log, st: st, now: now}
 	if done, err := r.continueReplacements(); err != nil || done {
 		return ctrl.Result{RequeueAfter: 2 * time.Second}, err
@@ -350,7 +353,8 @@ func (r *round) allowed(cands []*Candidate, reason v1alpha1.DisruptionReason) []
 			var err error
 			n, err = AllowedDisruptions(c.Pool.Spec.Disruption.Budgets, reason, total, disrupting, r.now)
 			if err != nil {
-				r.Recorder.Eventf(c.Pool, corev1.EventTypeWarning, "InvalidBudget", "%v", err)
+				// reportBudgets put it on the pool's condition and Events.
+				r.keep(c, err.Error())
 				n = 0
 			}
 		}
