@@ -544,3 +544,31 @@ func mutated(t *testing.T, tc invalidCase, name string) *unstructured.Unstructur
 	tc.mutate(obj.Object["spec"].(map[string]any))
 	return normalized(t, obj)
 }
+
+// With JOINERY_INPUTS_TABLE set, the offline verdict on every invalid
+// NodePool is written there as Markdown rows (docs/hardening-inputs.md).
+func TestWriteInvalidNodePoolsTable(t *testing.T) {
+	out := os.Getenv("JOINERY_INPUTS_TABLE")
+	if out == "" {
+		t.Skip("JOINERY_INPUTS_TABLE not set")
+	}
+	offline, err := admission.ForEmbeddedCRD("joinery.dev_nodepools.yaml", "v1alpha1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rows strings.Builder
+	for i, tc := range invalidNodePools() {
+		verdict := "accepted"
+		if errs := offline.Admit(context.Background(), mutated(t, tc, fmt.Sprintf("invalid-%d", i)).Object); len(errs) > 0 {
+			verdict = errs.ToAggregate().Error()
+			if len(verdict) > 400 {
+				verdict = verdict[:400] + "..."
+			}
+			verdict = strings.ReplaceAll(strings.ReplaceAll(verdict, "|", "\\|"), "\n", " ")
+		}
+		rows.WriteString("| NodePool | " + tc.rule + " | " + verdict + " |\n")
+	}
+	if err := os.WriteFile(out, []byte(rows.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
