@@ -115,8 +115,8 @@ func BindFlags(f *pflag.FlagSet, o *Options) {
 	f.StringVar(&i.Endpoint, "aws-endpoint", i.Endpoint, "SQS endpoint URL replacing the region's (a VPC endpoint, or a local one in tests).")
 	c := &o.Catalog
 	f.StringSliceVar(&c.Regions, "catalog-regions", c.Regions, "EC2 regions whose catalog is refreshed from the EC2 API, e.g. us-east-1,eu-west-1: instance types, "+
-		"which types each Availability Zone offers, spot prices per zone and the account's zone names (credentials from $AWS_ACCESS_KEY_ID, "+
-		"$AWS_SECRET_ACCESS_KEY, $AWS_SESSION_TOKEN; the calls are ec2:DescribeInstanceTypes, DescribeInstanceTypeOfferings, DescribeSpotPriceHistory, "+
+		"which types each Availability Zone offers, spot prices per zone and the account's zone names (credentials from the AWS SDK's default chain: environment, AWS_PROFILE, IRSA, instance profile; "+
+		"the calls are ec2:DescribeInstanceTypes, DescribeInstanceTypeOfferings, DescribeSpotPriceHistory, "+
 		"DescribeAvailabilityZones). Empty (the default) decides with the embedded snapshot only. On-demand prices always come from the snapshot; "+
 		"while EC2 cannot be reached the last good catalog stays in use (see docs/catalog.md).")
 	f.DurationVar(&c.Interval, "catalog-refresh-interval", c.Interval, "How often instance types, offerings, zone names and spot prices are all read from EC2 (with --catalog-regions).")
@@ -215,7 +215,11 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, error)
 	if o.Catalog.Enabled() {
 		clients := map[string]live.EC2API{}
 		for _, region := range o.Catalog.Regions {
-			clients[region] = live.NewEC2Client(region, o.Catalog.Endpoint)
+			client, err := live.NewEC2Client(ctx, region, o.Catalog.Endpoint)
+			if err != nil {
+				return nil, err
+			}
+			clients[region] = client
 		}
 		refresher, err := live.New(catalog, clients, o.Catalog, mgr.GetLogger().WithName("catalog"))
 		if err != nil {
@@ -266,9 +270,13 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, error)
 		return nil, fmt.Errorf("setting up the disruption controller: %w", err)
 	}
 	if i := o.Interruption; i.Enabled() {
+		queue, err := interruption.NewSQSClient(ctx, i.Region, i.Endpoint)
+		if err != nil {
+			return nil, err
+		}
 		if err := (&interruption.Controller{
 			Client:      mgr.GetClient(),
-			SQS:         interruption.NewSQSClient(i.Region, i.Endpoint),
+			SQS:         queue,
 			Queue:       i.Queue,
 			Recorder:    mgr.GetEventRecorderFor("joinery-interruption"),
 			Unavailable: provisioner.Unavailable(),
