@@ -108,7 +108,7 @@ func (a *action) describe() string {
 }
 
 // +kubebuilder:rbac:groups=cluster.x-k8s.io,resources=clusters,verbs=get;list;watch
-// +kubebuilder:rbac:groups=cluster.x-k8s.io,resources=machines,verbs=get;list;watch;create;delete;patch;update
+// +kubebuilder:rbac:groups=cluster.x-k8s.io,resources=machines,verbs=get;list;watch;create;delete;patch
 // +kubebuilder:rbac:groups=joinery.dev,resources=nodepools,verbs=get;list;watch
 
 // SetupWithManager registers the controller.
