@@ -3,8 +3,12 @@ package config_test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,8 +23,10 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/go-logr/logr/funcr"
 	appsv1 "k8s.io/api/apps/v1"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -184,6 +190,27 @@ func checkRBAC(ctx context.Context, t *testing.T, c client.Client, admin *rest.C
 	for _, v := range []string{"get", "create", "update"} {
 		checks = append(checks, access{targetNamespace, v, "coordination.k8s.io", "leases"})
 	}
+	// Least privilege: no Lease outside its namespace (a stolen token could
+	// take another controller's), no verb nothing uses.
+	var denied []access
+	for _, v := range []string{"get", "create", "update", "delete"} {
+		denied = append(denied, access{"kube-system", v, "coordination.k8s.io", "leases"})
+	}
+	denied = append(denied, access{"default", "update", "cluster.x-k8s.io", "machines"}, access{"default", "update", "joinery.dev", "nodepools/status"},
+		access{targetNamespace, "delete", "coordination.k8s.io", "leases"})
+	for _, a := range denied {
+		res, err := kube.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, &authorizationv1.SelfSubjectAccessReview{
+			Spec: authorizationv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &authorizationv1.ResourceAttributes{
+				Namespace: a.namespace, Verb: a.verb, Group: a.group, Resource: a.resource,
+			}},
+		}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Status.Allowed {
+			t.Errorf("ServiceAccount %s/%s may %s %s.%s in %q; it should not", targetNamespace, serviceAccount, a.verb, a.resource, a.group, a.namespace)
+		}
+	}
 	for _, a := range checks {
 		res, err := kube.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, &authorizationv1.SelfSubjectAccessReview{
 			Spec: authorizationv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &authorizationv1.ResourceAttributes{
@@ -265,7 +292,7 @@ func runManagerAsServiceAccount(ctx context.Context, t *testing.T, admin *rest.C
 	logf.SetLogger(log)
 
 	opts := manager.DefaultOptions()
-	opts.MetricsAddr, opts.ProbeAddr = "0", "0"
+	opts.MetricsAddr, opts.ProbeAddr = freeAddr(t), "0"             // metrics as deployed: HTTPS behind authn/authz
 	opts.LeaderElect, opts.LeaderElectionNS = true, targetNamespace // in a Pod, the namespace comes from the ServiceAccount
 	opts.Logger = log
 	opts.SkipNameValidation = true
@@ -333,4 +360,84 @@ func runManagerAsServiceAccount(ctx context.Context, t *testing.T, admin *rest.C
 		t.Fatalf("controllers %s started, only %s synced: %v\n%s", names(started), names(synced), err, buf.String())
 	}
 	t.Logf("leader %s; controllers synced as the ServiceAccount: %s", ptr.Deref(lease.Spec.HolderIdentity, ""), names(synced))
+	checkMetricsAuth(ctx, t, admin, "https://"+opts.MetricsAddr+"/metrics")
+}
+
+// checkMetricsAuth: the metrics endpoint refuses a scrape without a token
+// (401) and with a token lacking the metrics-reader ClusterRole (403), and
+// serves one whose ServiceAccount is bound to it. The manager makes the
+// TokenReview and SubjectAccessReview as its ServiceAccount, so this also
+// checks the ClusterRole grants them.
+func checkMetricsAuth(ctx context.Context, t *testing.T, admin *rest.Config, url string) {
+	t.Helper()
+	kube := kubernetes.NewForConfigOrDie(admin)
+	scraper := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "prometheus", Namespace: targetNamespace}}
+	if _, err := kube.CoreV1().ServiceAccounts(targetNamespace).Create(ctx, scraper, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	tr, err := kube.CoreV1().ServiceAccounts(targetNamespace).CreateToken(ctx, scraper.Name, &authenticationv1.TokenRequest{}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("a token for ServiceAccount %s: %v", scraper.Name, err)
+	}
+	// The manager's serving certificate is self-signed.
+	httpc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // a test of authn, not of the certificate
+	scrape := func(token string) (int, string) {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		var code int
+		var body []byte
+		_ = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 20*time.Second, true, func(context.Context) (bool, error) {
+			resp, err := httpc.Do(req)
+			if err != nil {
+				return false, nil // not listening yet
+			}
+			defer resp.Body.Close()
+			body, _ = io.ReadAll(resp.Body)
+			code = resp.StatusCode
+			return true, nil
+		})
+		return code, string(body)
+	}
+	if code, body := scrape(""); code != http.StatusUnauthorized {
+		t.Errorf("a scrape without a token got %d, want 401: %.200s", code, body)
+	}
+	// controller-runtime answers a token the TokenReview rejects with an
+	// error as 500 "Authentication failed": refused all the same.
+	if code, body := scrape("not-a-token"); code != http.StatusUnauthorized && !(code == http.StatusInternalServerError && strings.Contains(body, "Authentication failed")) {
+		t.Errorf("a scrape with a bad token got %d, want it refused: %.200s", code, body)
+	}
+	if code, body := scrape(tr.Status.Token); code != http.StatusForbidden {
+		t.Errorf("a scrape by a ServiceAccount without metrics-reader got %d, want 403: %.200s", code, body)
+	}
+	binding := &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "prometheus-joinery-metrics"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "joinery-metrics-reader"},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: scraper.Name, Namespace: targetNamespace}},
+	}
+	if _, err := kube.RbacV1().ClusterRoleBindings().Create(ctx, binding, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// The filter caches a denial for 30 s.
+	var code int
+	var body string
+	_ = wait.PollUntilContextTimeout(ctx, time.Second, 60*time.Second, true, func(context.Context) (bool, error) {
+		code, body = scrape(tr.Status.Token)
+		return code == http.StatusOK, nil
+	})
+	if code != http.StatusOK || !strings.Contains(body, "controller_runtime_") {
+		t.Errorf("a scrape by a ServiceAccount bound to joinery-metrics-reader got %d: %.200s", code, body)
+	}
+	t.Logf("metrics on %s: 401 without a token, refused with a bad one, 403 without metrics-reader, 200 with it", url)
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
 }

@@ -21,6 +21,7 @@ import (
 // +kubebuilder:printcolumn:name="$/h",type=string,JSONPath=`.status.pricePerHour`
 // +kubebuilder:printcolumn:name="Weight",type=integer,JSONPath=`.spec.weight`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:validation:XValidation:rule="size(self.metadata.name) <= 63 && self.metadata.name.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')",message="metadata.name: a NodePool name must be a DNS label (at most 63 lower-case letters, digits and '-', starting and ending with a letter or digit) because Machine names and the joinery.dev/nodepool node label are made from it"
 type NodePool struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
@@ -43,6 +44,9 @@ type NodePoolSpec struct {
 
 	// ClusterSelector selects CAPI Clusters in the NodePool's namespace by
 	// label, so that one policy serves a fleet.
+	// +kubebuilder:validation:XValidation:rule="!has(self.matchExpressions) || self.matchExpressions.all(e, e.operator in ['In', 'NotIn', 'Exists', 'DoesNotExist'])",message="spec.clusterSelector.matchExpressions: operator must be In, NotIn, Exists or DoesNotExist"
+	// +kubebuilder:validation:XValidation:rule="!has(self.matchExpressions) || self.matchExpressions.all(e, !(e.operator in ['In', 'NotIn']) || (has(e.values) && size(e.values) > 0))",message="spec.clusterSelector.matchExpressions: operators In and NotIn need at least one value"
+	// +kubebuilder:validation:XValidation:rule="!has(self.matchExpressions) || self.matchExpressions.all(e, !(e.operator in ['Exists', 'DoesNotExist']) || !has(e.values) || size(e.values) == 0)",message="spec.clusterSelector.matchExpressions: operators Exists and DoesNotExist take no values"
 	// +optional
 	ClusterSelector *metav1.LabelSelector `json:"clusterSelector,omitempty"`
 
@@ -58,7 +62,11 @@ type NodePoolSpec struct {
 	// cluster: resources (cpu, memory, nvidia.com/gpu, ...) as node
 	// capacity, and "pricePerHour" in USD per hour.
 	// +kubebuilder:validation:XValidation:rule="self.all(k, k == 'pricePerHour' || k.matches('^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[a-zA-Z0-9]([-a-zA-Z0-9_.]*[a-zA-Z0-9])?$'))",message="spec.limits keys are resource names (cpu, memory, nvidia.com/gpu, ...) or pricePerHour"
-	// +kubebuilder:validation:MaxProperties=32
+	// +kubebuilder:validation:XValidation:rule="self.all(k, !string(self[k]).startsWith('-'))",message="spec.limits values may not be negative"
+	// +kubebuilder:validation:XValidation:rule="self.all(k, quantity(string(self[k])).compareTo(quantity('1P')) <= 0)",message="spec.limits values are at most 1P (10^15): a larger limit cannot be compared with node capacity"
+	// At most 12 keys: the apiserver bounds the cost of the CEL rule that
+	// parses each value as a quantity by the number of keys.
+	// +kubebuilder:validation:MaxProperties=12
 	// +optional
 	Limits corev1.ResourceList `json:"limits,omitempty"`
 
@@ -90,7 +98,7 @@ type TemplateMetadata struct {
 	// +kubebuilder:validation:MaxProperties=100
 	// +kubebuilder:validation:XValidation:rule="self.all(k, !k.matches('^([^/]*\\\\.)?(kubernetes\\\\.io|k8s\\\\.io)/') || k.startsWith('node-restriction.kubernetes.io/') || k.startsWith('node.kubernetes.io/'))",message="spec.template.metadata.labels: label domains kubernetes.io and k8s.io are restricted (only node-restriction.kubernetes.io/ and node.kubernetes.io/ are allowed); use your own domain"
 	// +kubebuilder:validation:XValidation:rule="self.all(k, !k.matches('^([^/]*\\\\.)?(karpenter\\\\.sh|karpenter\\\\.k8s\\\\.aws|joinery\\\\.dev)/'))",message="spec.template.metadata.labels: label domains karpenter.sh, karpenter.k8s.aws and joinery.dev are set by Joinery; use spec.template.spec.requirements to choose them"
-	// +kubebuilder:validation:XValidation:rule="self.all(k, k.matches('^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$'))",message="spec.template.metadata.labels: keys must be qualified names ([prefix/]name, name ≤ 63 characters of [A-Za-z0-9-_.])"
+	// +kubebuilder:validation:XValidation:rule="self.all(k, size(k) <= 316 && k.matches('^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$'))",message="spec.template.metadata.labels: keys must be qualified names ([prefix/]name, prefix ≤ 253 and name ≤ 63 characters of [A-Za-z0-9-_.])"
 	// +optional
 	Labels map[string]LabelValue `json:"labels,omitempty"`
 	// Annotations for the nodes.
@@ -104,14 +112,18 @@ type TemplateMetadata struct {
 // +kubebuilder:validation:Pattern=`^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$`
 type LabelValue string
 
-// EvictionThreshold is a quantity ("100Mi") or a percentage ("10%").
+// EvictionThreshold is a quantity ("100Mi") or a percentage ("10%") of at
+// most 100%.
 // +kubebuilder:validation:MaxLength=32
 // +kubebuilder:validation:Pattern=`^(([0-9]+(\.[0-9]+)?%)|([0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?))$`
+// +kubebuilder:validation:XValidation:rule="!self.endsWith('%') || self.matches('^(100(\\\\.0+)?|[0-9]{1,2}(\\\\.[0-9]+)?)%$')",message="a percentage threshold is at most 100%"
+// +kubebuilder:validation:XValidation:rule="self.endsWith('%') || quantity(self).compareTo(quantity('1P')) <= 0",message="a quantity threshold is at most 1P (10^15)"
 type EvictionThreshold string
 
 // ReservedQuantity is a resource quantity held back from a node ("100m", "1Gi").
 // +kubebuilder:validation:MaxLength=32
 // +kubebuilder:validation:Pattern=`^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$`
+// +kubebuilder:validation:XValidation:rule="quantity(self).compareTo(quantity('1P')) <= 0",message="a reserved quantity is at most 1P (10^15)"
 type ReservedQuantity string
 
 // NodeClaimSpec is the machine and node part of the template.
@@ -139,6 +151,8 @@ type NodeClaimSpec struct {
 	// ExpireAfter is how long a machine may live before it is replaced
 	// ("720h"), or "Never".
 	// +kubebuilder:validation:Pattern=`^(([0-9]+(s|m|h))+|Never)$`
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="self == 'Never' || self.matches('^([0-9]{1,6}h)?([0-9]{1,7}m)?([0-9]{1,9}s)?$')",message="expireAfter is Never or hours, minutes and seconds in that order (720h, 1h30m), at most 999999h, 9999999m and 999999999s, so that it fits a Go time.Duration"
 	// +kubebuilder:default="720h"
 	// +optional
 	ExpireAfter string `json:"expireAfter,omitempty"`
@@ -148,6 +162,8 @@ type NodeClaimSpec struct {
 	// there after it are removed whatever their PodDisruptionBudgets say.
 	// Unset means drain waits for as long as it takes.
 	// +kubebuilder:validation:Pattern=`^([0-9]+(s|m|h))+$`
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]{1,6}h)?([0-9]{1,7}m)?([0-9]{1,9}s)?$') && duration(self) <= duration('596523h')",message="terminationGracePeriod is hours, minutes and seconds in that order (1h, 10m30s), at most 596523h (CAPI's nodeDrainTimeoutSeconds is an int32)"
 	// +kubebuilder:validation:Type=string
 	// +optional
 	TerminationGracePeriod *metav1.Duration `json:"terminationGracePeriod,omitempty"`
@@ -172,11 +188,14 @@ type NodeClaimSpec struct {
 //
 // +kubebuilder:validation:XValidation:rule="self.operator != 'In' || (has(self.values) && size(self.values) > 0)",message="requirements: operator In needs at least one value"
 // +kubebuilder:validation:XValidation:rule="!(self.operator in ['Exists', 'DoesNotExist']) || !has(self.values) || size(self.values) == 0",message="requirements: operators Exists and DoesNotExist take no values"
-// +kubebuilder:validation:XValidation:rule="!(self.operator in ['Gt', 'Lt', 'Gte', 'Lte']) || (has(self.values) && size(self.values) == 1 && self.values[0].matches('^[0-9]+$'))",message="requirements: operators Gt, Lt, Gte and Lte take exactly one value, a non-negative integer"
+// +kubebuilder:validation:XValidation:rule="!(self.operator in ['Gt', 'Lt', 'Gte', 'Lte']) || (has(self.values) && size(self.values) == 1 && self.values[0].matches('^[0-9]{1,18}$'))",message="requirements: operators Gt, Lt, Gte and Lte take exactly one value, a non-negative integer of at most 18 digits"
 // +kubebuilder:validation:XValidation:rule="!has(self.minValues) || (self.operator in ['In', 'Exists'] && (self.operator == 'Exists' || self.minValues <= size(self.values)))",message="requirements: minValues works with In (and may not exceed the number of values) or Exists"
 // +kubebuilder:validation:XValidation:rule="self.key != 'karpenter.sh/capacity-type' || !(self.operator in ['In', 'NotIn']) || self.values.all(v, v in ['spot', 'on-demand'])",message="requirements: karpenter.sh/capacity-type values are spot and on-demand"
 // +kubebuilder:validation:XValidation:rule="!(self.key in ['kubernetes.io/hostname', 'joinery.dev/nodepool', 'karpenter.sh/nodepool'])",message="requirements: kubernetes.io/hostname, joinery.dev/nodepool and karpenter.sh/nodepool are set by Joinery and cannot be required"
-// +kubebuilder:validation:XValidation:rule="!(self.key in ['karpenter.k8s.aws/instance-cpu', 'karpenter.k8s.aws/instance-memory', 'karpenter.k8s.aws/instance-generation', 'karpenter.k8s.aws/instance-gpu-count', 'karpenter.k8s.aws/instance-gpu-memory', 'karpenter.k8s.aws/instance-local-nvme', 'karpenter.k8s.aws/instance-network-bandwidth', 'joinery.dev/instance-cpu', 'joinery.dev/instance-memory', 'joinery.dev/instance-generation', 'joinery.dev/instance-gpu-count', 'joinery.dev/instance-gpu-memory', 'joinery.dev/instance-local-nvme', 'joinery.dev/instance-network-bandwidth']) || !(self.operator in ['In', 'NotIn']) || self.values.all(v, v.matches('^[0-9]+$'))",message="requirements: values of numeric instance attributes (instance-cpu, instance-memory, ...) are non-negative integers"
+// +kubebuilder:validation:XValidation:rule="!(self.key in ['karpenter.k8s.aws/instance-cpu', 'karpenter.k8s.aws/instance-memory', 'karpenter.k8s.aws/instance-generation', 'karpenter.k8s.aws/instance-gpu-count', 'karpenter.k8s.aws/instance-gpu-memory', 'karpenter.k8s.aws/instance-local-nvme', 'karpenter.k8s.aws/instance-network-bandwidth', 'joinery.dev/instance-cpu', 'joinery.dev/instance-memory', 'joinery.dev/instance-generation', 'joinery.dev/instance-gpu-count', 'joinery.dev/instance-gpu-memory', 'joinery.dev/instance-local-nvme', 'joinery.dev/instance-network-bandwidth']) || !(self.operator in ['In', 'NotIn']) || self.values.all(v, v.matches('^[0-9]{1,18}$'))",message="requirements: values of numeric instance attributes (instance-cpu, instance-memory, ...) are non-negative integers of at most 18 digits"
+// +kubebuilder:validation:XValidation:rule="!self.key.matches('^([^/]*\\\\.)?(kubernetes\\\\.io|k8s\\\\.io)/') || self.key in ['kubernetes.io/arch', 'kubernetes.io/os', 'kubernetes.io/hostname', 'topology.kubernetes.io/zone', 'topology.kubernetes.io/region'] || self.key.startsWith('node.kubernetes.io/') || self.key.startsWith('node-restriction.kubernetes.io/')",message="requirements: label domains kubernetes.io and k8s.io are restricted (their labels are the kubelet's and the control plane's, e.g. node-role.kubernetes.io/control-plane): require kubernetes.io/arch, kubernetes.io/os, topology.kubernetes.io/zone, topology.kubernetes.io/region, a node.kubernetes.io/ or node-restriction.kubernetes.io/ key, or a key in your own domain"
+// +kubebuilder:validation:XValidation:rule="!self.key.matches('^([^/]*\\\\.)?karpenter\\\\.sh/') || self.key in ['karpenter.sh/capacity-type', 'karpenter.sh/nodepool']",message="requirements: label domain karpenter.sh is restricted: only karpenter.sh/capacity-type may be required"
+// +kubebuilder:validation:XValidation:rule="!self.key.matches('^([^/]*\\\\.)?(joinery\\\\.dev|karpenter\\\\.k8s\\\\.aws)/') || self.key == 'joinery.dev/nodepool' || self.key.matches('^(joinery\\\\.dev|karpenter\\\\.k8s\\\\.aws)/instance-(family|category|generation|size|cpu|cpu-manufacturer|memory|gpu-name|gpu-count|gpu-memory|gpu-manufacturer|accelerator-name|accelerator-count|local-nvme|network-bandwidth|hypervisor)$')",message="requirements: label domains joinery.dev and karpenter.k8s.aws are restricted to the instance attributes (instance-family, instance-cpu, ... as listed in docs/nodepool.md)"
 type NodeSelectorRequirementWithMinValues struct {
 	// Key is a node label key, e.g. node.kubernetes.io/instance-type.
 	// +kubebuilder:validation:MinLength=1
@@ -216,6 +235,7 @@ const (
 // Taint is a node taint as in corev1, validated at admission.
 type Taint struct {
 	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=316
 	// +kubebuilder:validation:Pattern=`^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$`
 	Key string `json:"key"`
 	// +kubebuilder:validation:Pattern=`^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$`
@@ -293,6 +313,8 @@ type Disruption struct {
 	// ConsolidateAfter is how long a machine must stay unchanged (no pod
 	// added or removed) before it may be consolidated, or "Never".
 	// +kubebuilder:validation:Pattern=`^(([0-9]+(s|m|h))+|Never)$`
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="self == 'Never' || self.matches('^([0-9]{1,6}h)?([0-9]{1,7}m)?([0-9]{1,9}s)?$')",message="consolidateAfter is Never or hours, minutes and seconds in that order (30s, 1h30m), at most 999999h, 9999999m and 999999999s, so that it fits a Go time.Duration"
 	// +kubebuilder:default="0s"
 	// +optional
 	ConsolidateAfter string `json:"consolidateAfter,omitempty"`
@@ -320,16 +342,24 @@ const (
 type Budget struct {
 	// Nodes is how many nodes may be disrupting at once: a count ("3") or
 	// a percentage of the pool's nodes ("10%", rounded up).
-	// +kubebuilder:validation:Pattern=`^((100|[0-9]{1,2})%|[0-9]+)$`
+	// +kubebuilder:validation:Pattern=`^((100|[0-9]{1,2})%|[0-9]{1,9})$`
 	// +kubebuilder:default="10%"
 	Nodes string `json:"nodes"`
 	// Schedule is a cron expression (UTC, five fields, or @yearly, @monthly,
-	// @weekly, @daily, @hourly) for when the budget starts being active.
-	// +kubebuilder:validation:Pattern=`^(@(annually|yearly|monthly|weekly|daily|midnight|hourly))|((.+)\s(.+)\s(.+)\s(.+)\s(.+))$`
+	// @weekly, @daily, @hourly) for when the budget starts being active, as
+	// github.com/robfig/cron/v3 reads it (so names like MON-FRI work).
+	// Out-of-range fields ("0 25 * * *") and schedules that never fire
+	// ("0 0 30 2 *") pass admission and are reported on the NodePool (the
+	// BudgetsValid condition and an InvalidBudget Event); the budget then
+	// blocks disruption rather than allowing it.
+	// +kubebuilder:validation:MaxLength=128
+	// +kubebuilder:validation:Pattern=`^(@(annually|yearly|monthly|weekly|daily|midnight|hourly)|[0-9A-Za-z*?/,-]+(\s+[0-9A-Za-z*?/,-]+){4})$`
 	// +optional
 	Schedule *string `json:"schedule,omitempty"`
 	// Duration is how long the budget is active after each scheduled start.
 	// +kubebuilder:validation:Pattern=`^([0-9]+(m|h))+$`
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]{1,6}h)?([0-9]{1,7}m)?$')",message="a budget duration is hours and minutes in that order (8h, 1h30m), at most 999999h and 9999999m, so that it fits a Go time.Duration"
 	// +kubebuilder:validation:Type=string
 	// +optional
 	Duration *metav1.Duration `json:"duration,omitempty"`
@@ -402,6 +432,11 @@ const (
 	// ConditionLimitReached is True while pending pods in some served
 	// cluster would need more than spec.limits allows.
 	ConditionLimitReached = "LimitReached"
+	// ConditionDisruptionBudgetsValid is False while a budget cannot be
+	// applied (a schedule robfig/cron cannot read or that never fires);
+	// its message names the field. The pool's machines are not disrupted
+	// meanwhile.
+	ConditionDisruptionBudgetsValid = "DisruptionBudgetsValid"
 )
 
 // NodePoolList is a list of NodePools.

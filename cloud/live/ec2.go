@@ -6,7 +6,6 @@ import (
 	"io"
 	"math"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -29,15 +28,13 @@ type EC2API interface {
 
 // NewEC2Client returns an EC2 client for region. endpoint, when set,
 // replaces the region's (a VPC endpoint, or a local one in tests).
-// Credentials come from $AWS_ACCESS_KEY_ID, $AWS_SECRET_ACCESS_KEY and
-// $AWS_SESSION_TOKEN, as for the interruption queue's client; without them
-// requests go unsigned, which a local endpoint accepts and AWS refuses.
-func NewEC2Client(region, endpoint string) *ec2.Client {
-	o := ec2.Options{Region: region, Credentials: environmentCredentials(), HTTPClient: HTTPClient()}
-	if endpoint != "" {
-		o.BaseEndpoint = aws.String(endpoint)
+// Credentials come from the SDK's default chain (see AWSConfig).
+func NewEC2Client(ctx context.Context, region, endpoint string) (*ec2.Client, error) {
+	cfg, err := AWSConfig(ctx, region, endpoint)
+	if err != nil {
+		return nil, err
 	}
-	return ec2.New(o)
+	return ec2.NewFromConfig(cfg), nil
 }
 
 // HTTPClient is the SDK's default HTTP client with one change: request
@@ -63,15 +60,6 @@ func (t readOnlyBodies) RoundTrip(req *http.Request) (*http.Response, error) {
 	clone := req.Clone(req.Context())
 	clone.Body = struct{ io.ReadCloser }{req.Body}
 	return t.next.RoundTrip(clone)
-}
-
-func environmentCredentials() aws.CredentialsProvider {
-	id, secret := os.Getenv("AWS_ACCESS_KEY_ID"), os.Getenv("AWS_SECRET_ACCESS_KEY")
-	if id == "" || secret == "" {
-		return aws.AnonymousCredentials{}
-	}
-	creds := aws.Credentials{AccessKeyID: id, SecretAccessKey: secret, SessionToken: os.Getenv("AWS_SESSION_TOKEN"), Source: "environment"}
-	return aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) { return creds, nil })
 }
 
 // Page sizes: the largest each call allows, so a region takes few

@@ -113,12 +113,17 @@ func TestSimulateInputErrorsExitWithCodeTwo(t *testing.T) {
 	if err := os.WriteFile(podOnly, []byte("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: c, image: i}]}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	negative := filepath.Join(t.TempDir(), "negative.yaml")
+	if err := os.WriteFile(negative, []byte("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: c, image: i, resources: {requests: {cpu: -1}}}]}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		rule string
 		args []string
 		want []string
 	}{
 		{"a misspelt field names file, object and field", []string{"simulate", "-f", bad}, []string{"bad.yaml: document 1 (Pod default/p)", `unknown field "spec.nodeSelecter"`}},
+		{"a value the apiserver refuses names file, object and field", []string{"simulate", "-f", negative, "-f", "../../internal/scenario/testdata/web.yaml"}, []string{"negative.yaml: document 1 (Pod default/p)", "spec.containers[0].resources.requests[cpu]", "must be greater than or equal to 0"}},
 		{"a missing file", []string{"simulate", "-f", "does-not-exist.yaml"}, []string{"does-not-exist.yaml"}},
 		{"no NodePool", []string{"simulate", "-f", podOnly}, []string{"no NodePool in the input"}},
 		{"an unknown region", []string{"simulate", "-f", "../../internal/scenario/testdata/web.yaml", "--region", "mars-1"}, []string{"--region", "mars-1"}},

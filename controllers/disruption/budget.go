@@ -1,11 +1,14 @@
 package disruption
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/robfig/cron/v3"
 
 	"github.com/joinery-dev/joinery/api/v1alpha1"
 )
@@ -21,7 +24,7 @@ func AllowedDisruptions(budgets []v1alpha1.Budget, reason v1alpha1.DisruptionRea
 		}
 		active, err := budgetActive(b, now)
 		if err != nil {
-			return 0, fmt.Errorf("spec.disruption.budgets[%d]: %w", i, err)
+			return 0, fmt.Errorf("spec.disruption.budgets[%d].%w", i, err)
 		}
 		if !active {
 			continue
@@ -65,7 +68,11 @@ func budgetNodes(value string, total int) (int, error) {
 }
 
 // budgetActive: a budget without a schedule is always active; one with a
-// schedule is active for duration after each scheduled start.
+// schedule is active for duration after each time the schedule fires. As
+// Karpenter does, it asks the schedule for its next fire after
+// now-duration: the budget is active if that is not after now. That is
+// one computation whatever the duration, where walking back minute by
+// minute took seconds for a long duration.
 func budgetActive(b v1alpha1.Budget, now time.Time) (bool, error) {
 	if b.Schedule == nil {
 		return true, nil
@@ -77,118 +84,44 @@ func budgetActive(b v1alpha1.Budget, now time.Time) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("schedule: %w", err)
 	}
-	start, ok := s.LastStartAtOrBefore(now, b.Duration.Duration)
-	return ok && now.Before(start.Add(b.Duration.Duration)), nil
+	next := s.Next(now.UTC().Add(-b.Duration.Duration))
+	if next.IsZero() {
+		// robfig/cron gives up after five years without a fire.
+		return false, fmt.Errorf("schedule: %q never fires (robfig/cron finds no time in five years); fix the day and month fields", *b.Schedule)
+	}
+	return !next.After(now.UTC()), nil
 }
 
-// Schedule is a five-field cron expression (minute hour day-of-month month
-// day-of-week, UTC) or one of its @ names.
-type Schedule struct {
-	minute, hour, dom, month, dow uint64 // bit sets
-	domStar, dowStar              bool
-}
-
-var cronNames = map[string]string{
-	"@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *", "@monthly": "0 0 1 * *",
-	"@weekly": "0 0 * * 0", "@daily": "0 0 * * *", "@midnight": "0 0 * * *", "@hourly": "0 * * * *",
-}
-
-// ParseSchedule reads a cron expression.
-func ParseSchedule(expr string) (*Schedule, error) {
-	if named, ok := cronNames[strings.TrimSpace(expr)]; ok {
-		expr = named
+// ParseSchedule reads a cron expression in UTC the way Karpenter does,
+// with github.com/robfig/cron/v3's standard parser: five fields (minute
+// hour day-of-month month day-of-week, names such as MON-FRI and JAN
+// allowed, day-of-week 0-6) or @yearly, @monthly, @weekly, @daily,
+// @midnight, @hourly.
+func ParseSchedule(expr string) (cron.Schedule, error) {
+	if strings.HasPrefix(strings.TrimSpace(expr), "TZ=") || strings.HasPrefix(strings.TrimSpace(expr), "CRON_TZ=") {
+		return nil, fmt.Errorf("%q: schedules are in UTC; remove the time zone", expr)
 	}
-	fields := strings.Fields(expr)
-	if len(fields) != 5 {
-		return nil, fmt.Errorf("%q: want five fields (minute hour day-of-month month day-of-week) or @daily and the like", expr)
-	}
-	s := &Schedule{domStar: fields[2] == "*", dowStar: fields[4] == "*"}
-	var err error
-	for i, f := range []struct {
-		set      *uint64
-		min, max int
-		name     string
-	}{{&s.minute, 0, 59, "minute"}, {&s.hour, 0, 23, "hour"}, {&s.dom, 1, 31, "day of month"}, {&s.month, 1, 12, "month"}, {&s.dow, 0, 7, "day of week"}} {
-		if *f.set, err = parseCronField(fields[i], f.min, f.max); err != nil {
-			return nil, fmt.Errorf("%q: %s field %q: %w", expr, f.name, fields[i], err)
-		}
-	}
-	if s.dow&(1<<7) != 0 { // 7 is Sunday too
-		s.dow |= 1
+	s, err := cron.ParseStandard("TZ=UTC " + expr)
+	if err != nil {
+		return nil, fmt.Errorf("%q: %w (want five fields: minute hour day-of-month month day-of-week, or @daily and the like)", expr, err)
 	}
 	return s, nil
 }
 
-func parseCronField(field string, lo, hi int) (uint64, error) {
-	var set uint64
-	for _, part := range strings.Split(field, ",") {
-		rng, stepStr, hasStep := strings.Cut(part, "/")
-		step := 1
-		if hasStep {
-			n, err := strconv.Atoi(stepStr)
-			if err != nil || n < 1 {
-				return 0, fmt.Errorf("step %q is not a positive number", stepStr)
-			}
-			step = n
+// ValidateBudgets reports, naming the field, every budget the controller
+// cannot apply: a schedule robfig/cron cannot parse or that never fires, a
+// schedule without a duration, nodes that are neither a count nor a
+// percentage. The schema catches most of these; what only run time can
+// detect lands here, for the pool's condition and Event.
+func ValidateBudgets(budgets []v1alpha1.Budget, now time.Time) error {
+	var errs []error
+	for i, b := range budgets {
+		if _, err := budgetNodes(b.Nodes, 1); err != nil {
+			errs = append(errs, fmt.Errorf("spec.disruption.budgets[%d].nodes: %w", i, err))
 		}
-		from, to := lo, hi
-		switch {
-		case rng == "*":
-		case strings.Contains(rng, "-"):
-			a, b, _ := strings.Cut(rng, "-")
-			var err1, err2 error
-			from, err1 = strconv.Atoi(a)
-			to, err2 = strconv.Atoi(b)
-			if err1 != nil || err2 != nil {
-				return 0, fmt.Errorf("range %q is not two numbers", rng)
-			}
-		default:
-			n, err := strconv.Atoi(rng)
-			if err != nil {
-				return 0, fmt.Errorf("%q is not a number, a range or *", rng)
-			}
-			from = n
-			if !hasStep {
-				to = n
-			}
-		}
-		if from < lo || to > hi || from > to {
-			return 0, fmt.Errorf("%d-%d is outside %d-%d", from, to, lo, hi)
-		}
-		for v := from; v <= to; v += step {
-			set |= 1 << uint(v)
+		if _, err := budgetActive(b, now); err != nil {
+			errs = append(errs, fmt.Errorf("spec.disruption.budgets[%d].%w", i, err))
 		}
 	}
-	return set, nil
-}
-
-func (s *Schedule) matches(t time.Time) bool {
-	if s.minute&(1<<uint(t.Minute())) == 0 || s.hour&(1<<uint(t.Hour())) == 0 || s.month&(1<<uint(t.Month())) == 0 {
-		return false
-	}
-	domOK := s.dom&(1<<uint(t.Day())) != 0
-	dowOK := s.dow&(1<<uint(t.Weekday())) != 0
-	// Standard cron: when both day fields are restricted, either matches.
-	switch {
-	case s.domStar && s.dowStar:
-		return true
-	case s.domStar:
-		return dowOK
-	case s.dowStar:
-		return domOK
-	}
-	return domOK || dowOK
-}
-
-// LastStartAtOrBefore returns the latest scheduled minute at or before now
-// within lookback (false if none).
-func (s *Schedule) LastStartAtOrBefore(now time.Time, lookback time.Duration) (time.Time, bool) {
-	t := now.UTC().Truncate(time.Minute)
-	earliest := now.Add(-lookback)
-	for ; !t.Before(earliest.Truncate(time.Minute)); t = t.Add(-time.Minute) {
-		if s.matches(t) {
-			return t, true
-		}
-	}
-	return time.Time{}, false
+	return errors.Join(errs...)
 }

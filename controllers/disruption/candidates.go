@@ -73,13 +73,19 @@ func doNotDisrupt(annotations map[string]string) bool {
 // pdbBlocks reports a PodDisruptionBudget that allows no eviction now of
 // a pod on the node: CAPI's drain respects it, so a disruption started now
 // would not finish (Karpenter does not start those either). A budget that
-// allows some evictions lets the drain go on at its pace.
+// allows some evictions lets the drain go on at its pace. In policy/v1 an
+// empty selector ({}) selects every pod of the PDB's namespace and only a
+// missing one selects none; a selector that cannot be read blocks, since
+// the eviction API would refuse to evict through it.
 func pdbBlocks(pods []*corev1.Pod, pdbs []policyv1.PodDisruptionBudget) string {
 	for i := range pdbs {
 		pdb := &pdbs[i]
-		sel, err := metav1.LabelSelectorAsSelector(pdb.Spec.Selector)
-		if err != nil || sel.Empty() {
+		if pdb.Spec.Selector == nil {
 			continue
+		}
+		sel, err := metav1.LabelSelectorAsSelector(pdb.Spec.Selector)
+		if err != nil {
+			return fmt.Sprintf("PodDisruptionBudget %s/%s has a selector that cannot be read (%v)", pdb.Namespace, pdb.Name, err)
 		}
 		evicting := 0
 		for _, p := range pods {
@@ -112,15 +118,77 @@ func MovablePods(pods []*corev1.Pod) []*corev1.Pod {
 	return out
 }
 
-// lastPodChange is the latest pod creation or deletion on the node.
-func lastPodChange(node *corev1.Node, pods []*corev1.Pod) time.Time {
-	last := node.CreationTimestamp.Time
-	for _, p := range pods {
-		if p.CreationTimestamp.After(last) {
-			last = p.CreationTimestamp.Time
+// lastPodChange is the latest pod arrival or departure on the node: when
+// the tracker (departures) last saw the node's pods change, by the
+// manager's clock, and the node's and its pods' creation and deletion
+// timestamps, by the apiserver's. An apiserver time after now only says
+// its clock is ahead of the manager's and is skipped, or a pod would hold
+// its node for as long as the skew; with the apiserver's clock behind, a
+// pod looks older than it is, and the tracker's own sighting (manager
+// clock on both ends) is what holds consolidateAfter.
+func lastPodChange(node *corev1.Node, pods []*corev1.Pod, seenChange, now time.Time) time.Time {
+	var last time.Time
+	consider := func(t time.Time) {
+		if t.After(last) && !t.After(now) {
+			last = t
 		}
 	}
+	consider(node.CreationTimestamp.Time)
+	for _, p := range pods {
+		consider(p.CreationTimestamp.Time)
+		if p.DeletionTimestamp != nil {
+			consider(p.DeletionTimestamp.Time)
+		}
+	}
+	if seenChange.After(last) {
+		last = seenChange
+	}
 	return last
+}
+
+// departures remembers, per node of one cluster, the pods seen in the last
+// pass and when that set last changed. A pod deleted between two passes
+// leaves no object to read a time from, so this is where its departure is
+// recorded; arrivals are recorded too, so that both ends of
+// consolidateAfter are read from the manager's clock whatever the skew to
+// the apiserver's. A node seen for the first time (after a restart) counts
+// as changed now: what left while the manager was down is unknown, so
+// consolidation waits consolidateAfter rather than assume nothing did.
+type departures map[string]*nodePods
+
+type nodePods struct {
+	uids       map[string]bool
+	lastChange time.Time
+}
+
+// observe updates the record from the pods bound to each node now.
+func (d departures) observe(pods map[string][]*corev1.Pod, nodes []string, now time.Time) departures {
+	next := departures{}
+	for _, node := range nodes {
+		cur := map[string]bool{}
+		for _, p := range pods[node] {
+			cur[string(p.UID)+"/"+p.Namespace+"/"+p.Name] = true
+		}
+		prev := d[node]
+		entry := &nodePods{uids: cur, lastChange: now}
+		if prev != nil && sameKeys(prev.uids, cur) {
+			entry.lastChange = prev.lastChange
+		}
+		next[node] = entry
+	}
+	return next
+}
+
+func sameKeys(a, b map[string]bool) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k := range a {
+		if !b[k] {
+			return false
+		}
+	}
+	return true
 }
 
 // Expired reports whether the Machine outlived the pool's expireAfter.

@@ -154,6 +154,12 @@ func TestBlocked(t *testing.T) {
 			c.Pods = []*corev1.Pod{appPod("web-1", nil), appPod("web-2", nil)}
 		}, pdb(1), false},
 		{"a PDB allows none, but none of its pods are here", func(c *Candidate) {}, pdb(0), false},
+		{"a PDB with an empty selector selects every pod of its namespace", func(c *Candidate) { c.Pods = []*corev1.Pod{appPod("web-1", nil)} },
+			[]policyv1.PodDisruptionBudget{{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "all"}, Spec: policyv1.PodDisruptionBudgetSpec{Selector: &metav1.LabelSelector{}}}}, true},
+		{"a PDB with an empty selector in another namespace", func(c *Candidate) { c.Pods = []*corev1.Pod{appPod("web-1", nil)} },
+			[]policyv1.PodDisruptionBudget{{ObjectMeta: metav1.ObjectMeta{Namespace: "other", Name: "all"}, Spec: policyv1.PodDisruptionBudgetSpec{Selector: &metav1.LabelSelector{}}}}, false},
+		{"a PDB without a selector selects nothing", func(c *Candidate) { c.Pods = []*corev1.Pod{appPod("web-1", nil)} },
+			[]policyv1.PodDisruptionBudget{{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "none"}}}, false},
 	} {
 		c := candidate()
 		tc.mutate(c)

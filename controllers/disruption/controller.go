@@ -75,6 +75,8 @@ type Controller struct {
 
 	mu      sync.Mutex
 	pending map[types.NamespacedName]*action
+	// gone tracks pod arrivals and departures per cluster (see departures).
+	gone map[types.NamespacedName]departures
 }
 
 // action is a decision waiting for its validation delay.
@@ -106,7 +108,7 @@ func (a *action) describe() string {
 }
 
 // +kubebuilder:rbac:groups=cluster.x-k8s.io,resources=clusters,verbs=get;list;watch
-// +kubebuilder:rbac:groups=cluster.x-k8s.io,resources=machines,verbs=get;list;watch;create;delete;patch;update
+// +kubebuilder:rbac:groups=cluster.x-k8s.io,resources=machines,verbs=get;list;watch;create;delete;patch
 // +kubebuilder:rbac:groups=joinery.dev,resources=nodepools,verbs=get;list;watch
 
 // SetupWithManager registers the controller.
@@ -141,6 +143,9 @@ func (c *Controller) Reconcile(ctx context.Context, req reconcile.Request) (ctrl
 	if err := c.Client.Get(ctx, req.NamespacedName, cluster); err != nil {
 		if apierrors.IsNotFound(err) {
 			c.setPending(req.NamespacedName, nil)
+			c.mu.Lock()
+			delete(c.gone, req.NamespacedName)
+			c.mu.Unlock()
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -153,7 +158,12 @@ func (c *Controller) Reconcile(ctx context.Context, req reconcile.Request) (ctrl
 		return ctrl.Result{RequeueAfter: c.Options.Interval}, nil
 	}
 	now := c.Now()
-	r := &round{Controller: c, ctx: ctx, log: log, st: st, now: now}
+	if err := reportBudgets(ctx, c.Client, c.Recorder, st.Pools, now); err != nil {
+		log.Error(err, "reporting the pools' disruption budgets")
+	}
+	r := &round{Controller: c, ctx: ctx, log: log, st: st, now: now, key: req.NamespacedName}
+	r.observeDepartures()
+	r.removeStaleTaints()
 	if done, err := r.continueReplacements(); err != nil || done {
 		return ctrl.Result{RequeueAfter: 2 * time.Second}, err
 	}
@@ -213,6 +223,9 @@ type round struct {
 	log logr.Logger
 	st  *provisioning.ClusterState
 	now time.Time
+	key types.NamespacedName
+	// lastGone is when each node's pods were last seen changing.
+	lastGone departures
 
 	pdbs []policyv1.PodDisruptionBudget
 	// kept says, by Machine name, why a candidate stays this round.
@@ -252,6 +265,30 @@ func (r *round) recordKept(cands []*Candidate) {
 		}
 		r.Recorder.Event(m, corev1.EventTypeNormal, "Unconsolidatable", why)
 	}
+}
+
+// observeDepartures records which pods left which node since the last
+// pass over this cluster.
+func (r *round) observeDepartures() {
+	nodes := make([]string, 0, len(r.st.Nodes))
+	for name := range r.st.Nodes {
+		nodes = append(nodes, name)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.gone == nil {
+		r.gone = map[types.NamespacedName]departures{}
+	}
+	r.lastGone = r.gone[r.key].observe(r.st.Pods, nodes, r.now)
+	r.gone[r.key] = r.lastGone
+}
+
+func (r *round) lastPodChange(node *corev1.Node) time.Time {
+	var seen time.Time
+	if e := r.lastGone[node.Name]; e != nil {
+		seen = e.lastChange
+	}
+	return lastPodChange(node, r.st.Pods[node.Name], seen, r.now)
 }
 
 func (r *round) pool(name string) *v1alpha1.NodePool {
@@ -305,22 +342,36 @@ func (r *round) candidates() []*Candidate {
 			continue
 		}
 		pods := MovablePods(r.st.Pods[node.Name])
-		out = append(out, &Candidate{Machine: m, Node: node, Pool: pool, Decision: d, Pods: pods, LastPodChange: lastPodChange(node, r.st.Pods[node.Name])})
+		out = append(out, &Candidate{Machine: m, Node: node, Pool: pool, Decision: d, Pods: pods, LastPodChange: r.lastPodChange(node)})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Machine.Name < out[j].Machine.Name })
 	return out
 }
 
-func (r *round) podDisruptionBudgets() []policyv1.PodDisruptionBudget {
+// podDisruptionBudgets lists the workload cluster's PDBs once a round. A
+// failed list is an error, never "no PDBs": callers block on it.
+func (r *round) podDisruptionBudgets() ([]policyv1.PodDisruptionBudget, error) {
 	if r.pdbs == nil {
 		var list policyv1.PodDisruptionBudgetList
-		if err := r.st.Live.List(r.ctx, &list); err == nil {
-			r.pdbs = list.Items
-		} else {
+		if err := r.st.Live.List(r.ctx, &list); err != nil {
+			return nil, err
+		}
+		r.pdbs = list.Items
+		if r.pdbs == nil {
 			r.pdbs = []policyv1.PodDisruptionBudget{}
 		}
 	}
-	return r.pdbs
+	return r.pdbs, nil
+}
+
+// blocked says why c may not be disrupted now ("" if it may), including
+// when the PDBs that could protect its pods cannot be read.
+func (r *round) blocked(c *Candidate) string {
+	pdbs, err := r.podDisruptionBudgets()
+	if err != nil {
+		return fmt.Sprintf("the workload cluster's PodDisruptionBudgets cannot be listed (%v); no node is disrupted until they can be checked", err)
+	}
+	return Blocked(c, pdbs)
 }
 
 // disrupting counts a pool's Machines being deleted or replaced.
@@ -350,7 +401,8 @@ func (r *round) allowed(cands []*Candidate, reason v1alpha1.DisruptionReason) []
 			var err error
 			n, err = AllowedDisruptions(c.Pool.Spec.Disruption.Budgets, reason, total, disrupting, r.now)
 			if err != nil {
-				r.Recorder.Eventf(c.Pool, corev1.EventTypeWarning, "InvalidBudget", "%v", err)
+				// reportBudgets put it on the pool's condition and Events.
+				r.keep(c, err.Error())
 				n = 0
 			}
 		}
@@ -366,7 +418,7 @@ func (r *round) allowed(cands []*Candidate, reason v1alpha1.DisruptionReason) []
 func (r *round) unblocked(cands []*Candidate) []*Candidate {
 	var out []*Candidate
 	for _, c := range cands {
-		if why := Blocked(c, r.podDisruptionBudgets()); why != "" {
+		if why := r.blocked(c); why != "" {
 			r.keep(c, why)
 		} else {
 			out = append(out, c)
@@ -521,7 +573,7 @@ func (r *round) stillValid(a *action, now []*Candidate) string {
 		if n == nil {
 			return fmt.Sprintf("Machine %s is no longer a candidate", c.Machine.Name)
 		}
-		if why := Blocked(n, r.podDisruptionBudgets()); why != "" {
+		if why := r.blocked(n); why != "" {
 			return why
 		}
 		fresh = append(fresh, n)
@@ -576,7 +628,7 @@ func (r *round) execute(a *action) error {
 		}
 		recheck := *c
 		recheck.Pods = MovablePods(live)
-		if why := Blocked(&recheck, r.podDisruptionBudgets()); why != "" {
+		if why := r.blocked(&recheck); why != "" {
 			r.event(a, corev1.EventTypeNormal, "DisruptionCancelled", fmt.Sprintf("%s; cancelled: %s", a.describe(), why))
 			return r.untaintAll(a, nil)
 		}
@@ -598,7 +650,8 @@ func (r *round) execute(a *action) error {
 			c.Machine.Annotations[AnnotationReplacedBy] = strings.Join(names, ",")
 			c.Machine.Annotations[AnnotationDisruption] = a.describe()
 			if err := r.Client.Patch(r.ctx, c.Machine, patch, client.FieldOwner(provisioning.FieldOwner)); err != nil {
-				return err
+				// The nodes not marked replaced stay tainted otherwise.
+				return r.untaintAll(a, err)
 			}
 		}
 		r.event(a, corev1.EventTypeNormal, "Replacing", a.describe()+"; the Machines are deleted once the replacements are Ready")
@@ -610,6 +663,39 @@ func (r *round) execute(a *action) error {
 		}
 	}
 	return nil
+}
+
+// removeStaleTaints takes TaintDisrupted off nodes whose Machine is
+// neither being deleted nor being replaced. Nodes are tainted and their
+// Machines deleted or annotated within one pass, so at the start of a pass
+// such a taint was left by a crash, a failed write or an abandoned action;
+// left alone it would keep pods off a healthy node for good.
+func (r *round) removeStaleTaints() {
+	for i := range r.st.Machines {
+		m := &r.st.Machines[i]
+		if !m.DeletionTimestamp.IsZero() || m.Annotations[AnnotationReplacedBy] != "" || !m.Status.NodeRef.IsDefined() {
+			continue
+		}
+		node := r.st.Nodes[m.Status.NodeRef.Name]
+		if node == nil || !hasTaint(node, TaintDisrupted) {
+			continue
+		}
+		if err := r.taint(node, false); err != nil {
+			r.log.Error(err, "removing a stale disruption taint", "node", node.Name, "machine", m.Name)
+			continue
+		}
+		r.log.Info("removed a stale disruption taint: its Machine is neither deleting nor being replaced", "node", node.Name, "machine", m.Name)
+		r.Recorder.Eventf(m, corev1.EventTypeNormal, "StaleTaintRemoved", "node %s had taint %s but the Machine is neither deleting nor being replaced; removed it", node.Name, TaintDisrupted)
+	}
+}
+
+func hasTaint(node *corev1.Node, key string) bool {
+	for _, t := range node.Spec.Taints {
+		if t.Key == key {
+			return true
+		}
+	}
+	return false
 }
 
 func (r *round) untaintAll(a *action, cause error) error {

@@ -77,8 +77,12 @@ func newFixture(t *testing.T, poolLabel string) *fixture {
 		t.Fatal(err)
 	}
 	f := &fixture{client: cl, sqs: s, recorder: record.NewFakeRecorder(20), unavailable: recordedUnavailable{}}
+	queue, err := NewSQSClient(context.Background(), "us-east-1", s.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
 	f.c = &Controller{
-		Client: cl, SQS: NewSQSClient("us-east-1", s.URL()), Queue: "interruptions",
+		Client: cl, SQS: queue, Queue: "interruptions",
 		Recorder: f.recorder, Unavailable: f.unavailable, Now: time.Now, Log: testr.New(t),
 	}
 	return f

@@ -3,11 +3,12 @@ package interruption
 import (
 	"context"
 	"fmt"
-	"os"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/joinery-dev/joinery/cloud/live"
 )
 
 // SQSAPI is the part of the SQS client the controller uses.
@@ -18,25 +19,15 @@ type SQSAPI interface {
 }
 
 // NewSQSClient returns an SQS client for region, sending to endpoint when
-// set (a local or VPC endpoint) instead of the region's. It signs with
-// the credentials of the environment (AWS_ACCESS_KEY_ID,
-// AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN) and sends unsigned requests
-// without them.
-func NewSQSClient(region, endpoint string) *sqs.Client {
-	o := sqs.Options{Region: region, Credentials: environmentCredentials()}
-	if endpoint != "" {
-		o.BaseEndpoint = aws.String(endpoint)
+// set (a local or VPC endpoint) instead of the region's. Credentials come
+// from the SDK's default chain: environment, AWS_PROFILE, IRSA (web
+// identity), Pod Identity, instance profile (see live.AWSConfig).
+func NewSQSClient(ctx context.Context, region, endpoint string) (*sqs.Client, error) {
+	cfg, err := live.AWSConfig(ctx, region, endpoint)
+	if err != nil {
+		return nil, err
 	}
-	return sqs.New(o)
-}
-
-func environmentCredentials() aws.CredentialsProvider {
-	id, secret := os.Getenv("AWS_ACCESS_KEY_ID"), os.Getenv("AWS_SECRET_ACCESS_KEY")
-	if id == "" || secret == "" {
-		return aws.AnonymousCredentials{}
-	}
-	creds := aws.Credentials{AccessKeyID: id, SecretAccessKey: secret, SessionToken: os.Getenv("AWS_SESSION_TOKEN"), Source: "environment"}
-	return aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) { return creds, nil })
+	return sqs.NewFromConfig(cfg), nil
 }
 
 // isQueueURL tells a queue URL from a queue name.

@@ -53,7 +53,7 @@ type Reconciler struct {
 }
 
 // +kubebuilder:rbac:groups=joinery.dev,resources=nodepools,verbs=get;list;watch
-// +kubebuilder:rbac:groups=joinery.dev,resources=nodepools/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=joinery.dev,resources=nodepools/status,verbs=patch
 // +kubebuilder:rbac:groups=cluster.x-k8s.io,resources=clusters;machines,verbs=get;list;watch
 
 // SetupWithManager registers the controller.

@@ -223,7 +223,7 @@ func run(ctx context.Context, dir string, clusters, podsPerCluster int) (result,
 		return r, err
 	}
 	joinery := testbed.NewJoineryProcess(tb.Dir(), "--kubeconfig="+tb.Management.KubeconfigPath, "--leader-elect=false",
-		"--metrics-bind-address="+metricsAddr, "--health-probe-bind-address=0")
+		"--metrics-bind-address="+metricsAddr, "--metrics-secure=false", "--health-probe-bind-address=0")
 	if err := joinery.Start(); err != nil {
 		return r, err
 	}

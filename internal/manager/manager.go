@@ -12,10 +12,7 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/spf13/pflag"
-	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/selection"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
@@ -25,10 +22,10 @@ import (
 	"sigs.k8s.io/cluster-api/controllers/clustercache"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	joineryv1alpha1 "github.com/joinery-dev/joinery/api/v1alpha1"
@@ -43,7 +40,10 @@ import (
 // Options are the manager's settings; BindFlags names them as every
 // kubebuilder/controller-runtime manager does, so operators find them.
 type Options struct {
-	MetricsAddr      string
+	MetricsAddr string
+	// MetricsSecure serves metrics over HTTPS behind the management
+	// apiserver's authentication and authorization, as CAPI's managers do.
+	MetricsSecure    bool
 	ProbeAddr        string
 	LeaderElect      bool
 	LeaderElectionID string
@@ -77,7 +77,7 @@ type Options struct {
 // DefaultOptions are the flags' defaults.
 func DefaultOptions() Options {
 	return Options{
-		MetricsAddr: ":8080", ProbeAddr: ":8081", LeaderElect: true, LeaderElectionID: "joinery-manager.joinery.dev",
+		MetricsAddr: ":8443", MetricsSecure: true, ProbeAddr: ":8081", LeaderElect: true, LeaderElectionID: "joinery-manager.joinery.dev",
 		LeaseDuration: 15 * time.Second, RenewDeadline: 10 * time.Second, RetryPeriod: 2 * time.Second,
 		QPS: 100, Burst: 200, WorkloadQPS: 20, WorkloadBurst: 30, Provisioning: provisioning.DefaultOptions(), Disruption: disruption.DefaultOptions(),
 		Catalog: live.DefaultOptions(),
@@ -87,6 +87,7 @@ func DefaultOptions() Options {
 // BindFlags registers the options as flags, with o's values as defaults.
 func BindFlags(f *pflag.FlagSet, o *Options) {
 	f.StringVar(&o.MetricsAddr, "metrics-bind-address", o.MetricsAddr, "Address the Prometheus metrics endpoint binds to; \"0\" disables it.")
+	f.BoolVar(&o.MetricsSecure, "metrics-secure", o.MetricsSecure, "Serve metrics over HTTPS, each scrape authenticated (TokenReview) and authorized (SubjectAccessReview: get on the non-resource URL /metrics, e.g. ClusterRole joinery-metrics-reader) by the management apiserver; false serves plain HTTP to anyone who reaches the port, for local tools.")
 	f.StringVar(&o.ProbeAddr, "health-probe-bind-address", o.ProbeAddr, "Address the /healthz and /readyz endpoints bind to; \"0\" disables them.")
 	f.BoolVar(&o.LeaderElect, "leader-elect", o.LeaderElect, "Elect a leader so only one replica acts at a time.")
 	f.StringVar(&o.LeaderElectionID, "leader-election-id", o.LeaderElectionID, "Name of the Lease used for leader election.")
@@ -115,8 +116,8 @@ func BindFlags(f *pflag.FlagSet, o *Options) {
 	f.StringVar(&i.Endpoint, "aws-endpoint", i.Endpoint, "SQS endpoint URL replacing the region's (a VPC endpoint, or a local one in tests).")
 	c := &o.Catalog
 	f.StringSliceVar(&c.Regions, "catalog-regions", c.Regions, "EC2 regions whose catalog is refreshed from the EC2 API, e.g. us-east-1,eu-west-1: instance types, "+
-		"which types each Availability Zone offers, spot prices per zone and the account's zone names (credentials from $AWS_ACCESS_KEY_ID, "+
-		"$AWS_SECRET_ACCESS_KEY, $AWS_SESSION_TOKEN; the calls are ec2:DescribeInstanceTypes, DescribeInstanceTypeOfferings, DescribeSpotPriceHistory, "+
+		"which types each Availability Zone offers, spot prices per zone and the account's zone names (credentials from the AWS SDK's default chain: environment, AWS_PROFILE, IRSA, instance profile; "+
+		"the calls are ec2:DescribeInstanceTypes, DescribeInstanceTypeOfferings, DescribeSpotPriceHistory, "+
 		"DescribeAvailabilityZones). Empty (the default) decides with the embedded snapshot only. On-demand prices always come from the snapshot; "+
 		"while EC2 cannot be reached the last good catalog stays in use (see docs/catalog.md).")
 	f.DurationVar(&c.Interval, "catalog-refresh-interval", c.Interval, "How often instance types, offerings, zone names and spot prices are all read from EC2 (with --catalog-regions).")
@@ -163,9 +164,15 @@ func Scheme() (*runtime.Scheme, error) {
 	return s, nil
 }
 
-// The manager's own needs: leader election and Events.
-// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch;delete
+// The manager's own needs: Events; the kubeconfig Secrets of CAPI Clusters,
+// read by name with an uncached get (CAPI's ClusterCache needs nothing
+// else); TokenReviews and SubjectAccessReviews for the metrics endpoint's
+// authentication and authorization. Leader election's Lease is in the
+// manager's namespace: config/rbac/leader_election_role.yaml, a Role.
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get
+// +kubebuilder:rbac:groups=authentication.k8s.io,resources=tokenreviews,verbs=create
+// +kubebuilder:rbac:groups=authorization.k8s.io,resources=subjectaccessreviews,verbs=create
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // New builds the manager with Joinery's controllers; Start runs it.
@@ -191,7 +198,7 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, error)
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  scheme,
 		Logger:                  o.Logger,
-		Metrics:                 metricsserver.Options{BindAddress: o.MetricsAddr},
+		Metrics:                 metricsOptions(o),
 		HealthProbeBindAddress:  o.ProbeAddr,
 		LeaderElection:          o.LeaderElect,
 		LeaderElectionID:        o.LeaderElectionID,
@@ -201,11 +208,6 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, error)
 		RetryPeriod:             &o.RetryPeriod,
 		// A killed leader must not keep acting: release on clean stop only.
 		LeaderElectionReleaseOnCancel: true,
-		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
-			// Only the Secrets CAPI's ClusterCache reads: kubeconfigs, which
-			// carry the cluster-name label.
-			&corev1.Secret{}: {Label: clusterNameLabelSelector()},
-		}},
 		Controller: config.Controller{SkipNameValidation: ptr.To(o.SkipNameValidation)},
 	})
 	if err != nil {
@@ -215,7 +217,11 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, error)
 	if o.Catalog.Enabled() {
 		clients := map[string]live.EC2API{}
 		for _, region := range o.Catalog.Regions {
-			clients[region] = live.NewEC2Client(region, o.Catalog.Endpoint)
+			client, err := live.NewEC2Client(ctx, region, o.Catalog.Endpoint)
+			if err != nil {
+				return nil, err
+			}
+			clients[region] = client
 		}
 		refresher, err := live.New(catalog, clients, o.Catalog, mgr.GetLogger().WithName("catalog"))
 		if err != nil {
@@ -233,7 +239,9 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, error)
 		return nil, err
 	}
 	clusterCache, err := clustercache.SetupWithManager(ctx, mgr, clustercache.Options{
-		SecretClient: mgr.GetClient(),
+		// An uncached get of <cluster>-kubeconfig by name: no informer on
+		// Secrets, so no list or watch of every cluster's CA and keys.
+		SecretClient: mgr.GetAPIReader(),
 		Cache: clustercache.CacheOptions{
 			// Pods are what the provisioning loop reads most; managed
 			// fields are never read.
@@ -266,9 +274,13 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, error)
 		return nil, fmt.Errorf("setting up the disruption controller: %w", err)
 	}
 	if i := o.Interruption; i.Enabled() {
+		queue, err := interruption.NewSQSClient(ctx, i.Region, i.Endpoint)
+		if err != nil {
+			return nil, err
+		}
 		if err := (&interruption.Controller{
 			Client:      mgr.GetClient(),
-			SQS:         interruption.NewSQSClient(i.Region, i.Endpoint),
+			SQS:         queue,
 			Queue:       i.Queue,
 			Recorder:    mgr.GetEventRecorderFor("joinery-interruption"),
 			Unavailable: provisioner.Unavailable(),
@@ -282,12 +294,14 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, error)
 	return mgr, nil
 }
 
-// clusterNameLabelSelector selects objects labelled with a CAPI cluster
-// name, as CAPI's own managers cache Secrets.
-func clusterNameLabelSelector() labels.Selector {
-	req, err := labels.NewRequirement(clusterv1.ClusterNameLabel, selection.Exists, nil)
-	if err != nil {
-		panic(err) // a constant label key and operator
+// metricsOptions: HTTPS with controller-runtime's authn/authz filter (a
+// self-signed serving certificate unless one is mounted), as CAPI's
+// managers serve metrics; plain HTTP only when asked for.
+func metricsOptions(o Options) metricsserver.Options {
+	m := metricsserver.Options{BindAddress: o.MetricsAddr}
+	if o.MetricsSecure {
+		m.SecureServing = true
+		m.FilterProvider = filters.WithAuthenticationAndAuthorization
 	}
-	return labels.NewSelector().Add(*req)
+	return m
 }

@@ -20,6 +20,7 @@ import (
 	storagev1 "k8s.io/api/storage/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	kjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
@@ -87,6 +88,7 @@ func LoadFiles(paths ...string) (*Scenario, error) {
 		errs = append(errs, loader.read(path, data)...)
 	}
 	errs = append(errs, loader.applyRuntimeClasses()...)
+	errs = append(errs, loader.checkBindings()...)
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -110,7 +112,7 @@ func (l *loader) applyRuntimeClasses() []error {
 		}
 		at := l.podAt[pod]
 		fail := func(format string, args ...any) error {
-			return &InputError{File: at.file, Document: at.doc, Object: "Pod " + pod.Namespace + "/" + pod.Name, Err: fmt.Errorf(format, args...)}
+			return &InputError{File: at.File, Document: at.Document, Object: at.Object, Err: fmt.Errorf(format, args...)}
 		}
 		rc := classes[*name]
 		if rc == nil {
@@ -146,12 +148,27 @@ type loader struct {
 	scenario  *Scenario
 	nodePools *admission.Validator
 	seen      map[string]string // kind/namespace/name -> where first defined
-	podAt     map[*corev1.Pod]location
+	// podAt says where each pod was read, for errors found across files.
+	podAt map[*corev1.Pod]*InputError
 }
 
-type location struct {
-	file string
-	doc  int
+// checkBindings: a pod with spec.nodeName runs on that node, so the node
+// must be in the input; otherwise its requests would count nowhere.
+func (l *loader) checkBindings() []error {
+	nodes := map[string]bool{}
+	for _, n := range l.scenario.Nodes {
+		nodes[n.Name] = true
+	}
+	var errs []error
+	for _, p := range l.scenario.Pods {
+		if p.Spec.NodeName == "" || nodes[p.Spec.NodeName] {
+			continue
+		}
+		at := *l.podAt[p]
+		at.Err = field.Invalid(field.NewPath("spec", "nodeName"), p.Spec.NodeName, "no Node of that name in the input: add the Node, or remove spec.nodeName to make the pod pending")
+		errs = append(errs, &at)
+	}
+	return errs
 }
 
 func newLoader() (*loader, error) {
@@ -159,7 +176,7 @@ func newLoader() (*loader, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &loader{scenario: &Scenario{}, nodePools: nodePools, seen: map[string]string{}, podAt: map[*corev1.Pod]location{}}, nil
+	return &loader{scenario: &Scenario{}, nodePools: nodePools, seen: map[string]string{}, podAt: map[*corev1.Pod]*InputError{}}, nil
 }
 
 func (l *loader) read(file string, data []byte) []error {
@@ -224,7 +241,7 @@ func (l *loader) readObject(file string, doc int, raw []byte) error {
 		target = pod
 		defer func() {
 			l.scenario.Pods = append(l.scenario.Pods, pod)
-			l.podAt[pod] = location{file, doc}
+			l.podAt[pod] = &InputError{File: file, Document: doc, Object: "Pod " + pod.Namespace + "/" + pod.Name}
 		}()
 	case "v1/Node":
 		node := &corev1.Node{}
@@ -277,9 +294,9 @@ func (l *loader) readObject(file string, doc int, raw []byte) error {
 	if namespaced {
 		object = head.Kind + " " + namespace + "/" + head.Metadata.Name
 	}
-	// Strict, as kubectl applies: a misspelt field is an error naming its
-	// path, not a silently ignored one.
-	jsonData, err := yaml.YAMLToJSON(raw)
+	// Strict, as kubectl applies: a misspelt field or a key given twice is
+	// an error naming its path, not a silently ignored one.
+	jsonData, err := yaml.YAMLToJSONStrict(raw)
 	if err != nil {
 		return fail(object, err)
 	}
@@ -293,6 +310,9 @@ func (l *loader) readObject(file string, doc int, raw []byte) error {
 	if m, ok := target.(interface{ SetNamespace(string) }); ok && namespaced {
 		m.SetNamespace(namespace)
 	}
+	if errs := validateObject(target); len(errs) > 0 {
+		return fail(object, errs.ToAggregate())
+	}
 	if err := l.remember(head.Kind, namespace, head.Metadata.Name, file, doc); err != nil {
 		return fail(object, err)
 	}
@@ -301,7 +321,7 @@ func (l *loader) readObject(file string, doc int, raw []byte) error {
 
 func (l *loader) admitNodePool(raw []byte, namespace string) (*v1alpha1.NodePool, error) {
 	obj := map[string]any{}
-	if err := yaml.Unmarshal(raw, &obj); err != nil {
+	if err := yaml.UnmarshalStrict(raw, &obj); err != nil {
 		return nil, err
 	}
 	if errs := l.nodePools.Admit(context.Background(), obj); len(errs) > 0 {
