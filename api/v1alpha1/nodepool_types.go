@@ -161,7 +161,8 @@ type NodeClaimSpec struct {
 	BootstrapTemplateRef TemplateReference `json:"bootstrapTemplateRef"`
 
 	// Kubelet shapes each node's allocatable resources, as it shapes the
-	// kubelet's own.
+	// kubelet's own: the settings are merged into the bootstrap template's
+	// kubeletExtraArgs (these win) and planning sizes nodes for the result.
 	// +optional
 	Kubelet *KubeletConfiguration `json:"kubelet,omitempty"`
 }
@@ -252,7 +253,8 @@ type TemplateReference struct {
 // changes a node's allocatable resources; Joinery plans with it and passes
 // it to the bootstrap config.
 type KubeletConfiguration struct {
-	// MaxPods caps the pods per node (default: the instance type's ENI limit).
+	// MaxPods caps the pods per node (--max-pods; default: the
+	// bootstrap template's, else the kubelet's 110).
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=1000
 	// +optional
@@ -262,19 +264,22 @@ type KubeletConfiguration struct {
 	// +kubebuilder:validation:Maximum=1000
 	// +optional
 	PodsPerCore *int32 `json:"podsPerCore,omitempty"`
-	// SystemReserved is held back for OS daemons.
+	// SystemReserved is held back for OS daemons (--system-reserved).
 	// +kubebuilder:validation:XValidation:rule="self.all(k, k in ['cpu', 'memory', 'ephemeral-storage', 'pid'])",message="kubelet.systemReserved keys are cpu, memory, ephemeral-storage and pid"
 	// +kubebuilder:validation:MaxProperties=4
 	// +optional
 	SystemReserved map[string]ReservedQuantity `json:"systemReserved,omitempty"`
-	// KubeReserved is held back for Kubernetes daemons (default: the EKS
-	// AMI formula by vCPU and max pods).
+	// KubeReserved is held back for Kubernetes daemons (--kube-reserved;
+	// default: the bootstrap template's, else nothing).
 	// +kubebuilder:validation:XValidation:rule="self.all(k, k in ['cpu', 'memory', 'ephemeral-storage', 'pid'])",message="kubelet.kubeReserved keys are cpu, memory, ephemeral-storage and pid"
 	// +kubebuilder:validation:MaxProperties=4
 	// +optional
 	KubeReserved map[string]ReservedQuantity `json:"kubeReserved,omitempty"`
 	// EvictionHard are the kubelet's hard eviction thresholds, as
-	// quantities ("100Mi") or percentages ("10%").
+	// quantities ("100Mi") or percentages ("10%"); they replace the same
+	// signals of the bootstrap template's --eviction-hard, else of the
+	// kubelet's defaults (memory.available 100Mi, nodefs.available 10%,
+	// nodefs.inodesFree 5%, imagefs.available 15%, imagefs.inodesFree 5%).
 	// +kubebuilder:validation:XValidation:rule="self.all(k, k in ['memory.available', 'nodefs.available', 'nodefs.inodesFree', 'imagefs.available', 'imagefs.inodesFree', 'pid.available'])",message="kubelet.evictionHard keys are memory.available, nodefs.available, nodefs.inodesFree, imagefs.available, imagefs.inodesFree and pid.available"
 	// +kubebuilder:validation:MaxProperties=6
 	// +optional
