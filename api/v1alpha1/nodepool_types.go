@@ -109,6 +109,12 @@ type LabelValue string
 // +kubebuilder:validation:Pattern=`^(([0-9]+(\.[0-9]+)?%)|([0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?))$`
 type EvictionThreshold string
 
+// GracePeriod is a duration in Go's notation without fractions ("30s",
+// "1m30s"), as the kubelet's flags take it.
+// +kubebuilder:validation:MaxLength=32
+// +kubebuilder:validation:Pattern=`^([0-9]+(ns|us|ms|s|m|h))+$`
+type GracePeriod string
+
 // ReservedQuantity is a resource quantity held back from a node ("100m", "1Gi").
 // +kubebuilder:validation:MaxLength=32
 // +kubebuilder:validation:Pattern=`^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$`
@@ -249,9 +255,13 @@ type TemplateReference struct {
 	Name string `json:"name"`
 }
 
-// KubeletConfiguration is the part of the kubelet's configuration that
-// changes a node's allocatable resources; Joinery plans with it and passes
-// it to the bootstrap config.
+// KubeletConfiguration is Karpenter's kubelet block: settings Joinery
+// passes to each node's kubelet as flags in its bootstrap config, and of
+// which maxPods, podsPerCore, systemReserved, kubeReserved and evictionHard
+// also shape the allocatable Joinery plans with.
+//
+// +kubebuilder:validation:XValidation:rule="has(self.evictionSoft) == has(self.evictionSoftGracePeriod) && (!has(self.evictionSoft) || (self.evictionSoft.all(k, k in self.evictionSoftGracePeriod) && self.evictionSoftGracePeriod.all(k, k in self.evictionSoft)))",message="kubelet: evictionSoft and evictionSoftGracePeriod go together, with the same signals (the kubelet refuses a soft threshold without a grace period)"
+// +kubebuilder:validation:XValidation:rule="!has(self.imageGCHighThresholdPercent) || !has(self.imageGCLowThresholdPercent) || self.imageGCHighThresholdPercent > self.imageGCLowThresholdPercent",message="kubelet: imageGCHighThresholdPercent must be greater than imageGCLowThresholdPercent"
 type KubeletConfiguration struct {
 	// MaxPods caps the pods per node (--max-pods; default: the
 	// bootstrap template's, else the kubelet's 110).
@@ -284,6 +294,47 @@ type KubeletConfiguration struct {
 	// +kubebuilder:validation:MaxProperties=6
 	// +optional
 	EvictionHard map[string]EvictionThreshold `json:"evictionHard,omitempty"`
+	// EvictionSoft are the kubelet's soft eviction thresholds
+	// (--eviction-soft), merged with the bootstrap template's by signal.
+	// +kubebuilder:validation:XValidation:rule="self.all(k, k in ['memory.available', 'nodefs.available', 'nodefs.inodesFree', 'imagefs.available', 'imagefs.inodesFree', 'pid.available'])",message="kubelet.evictionSoft keys are memory.available, nodefs.available, nodefs.inodesFree, imagefs.available, imagefs.inodesFree and pid.available"
+	// +kubebuilder:validation:MaxProperties=6
+	// +optional
+	EvictionSoft map[string]EvictionThreshold `json:"evictionSoft,omitempty"`
+	// EvictionSoftGracePeriod is how long each soft threshold must hold
+	// before pods are evicted (--eviction-soft-grace-period), e.g. "1m30s".
+	// +kubebuilder:validation:XValidation:rule="self.all(k, k in ['memory.available', 'nodefs.available', 'nodefs.inodesFree', 'imagefs.available', 'imagefs.inodesFree', 'pid.available'])",message="kubelet.evictionSoftGracePeriod keys are memory.available, nodefs.available, nodefs.inodesFree, imagefs.available, imagefs.inodesFree and pid.available"
+	// +kubebuilder:validation:MaxProperties=6
+	// +optional
+	EvictionSoftGracePeriod map[string]GracePeriod `json:"evictionSoftGracePeriod,omitempty"`
+	// EvictionMaxPodGracePeriod caps, in seconds, the termination grace
+	// period of pods evicted for a soft threshold
+	// (--eviction-max-pod-grace-period).
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	EvictionMaxPodGracePeriod *int32 `json:"evictionMaxPodGracePeriod,omitempty"`
+	// ImageGCHighThresholdPercent is the disk usage at which image garbage
+	// collection always runs (--image-gc-high-threshold).
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100
+	// +optional
+	ImageGCHighThresholdPercent *int32 `json:"imageGCHighThresholdPercent,omitempty"`
+	// ImageGCLowThresholdPercent is the disk usage image garbage
+	// collection frees down to (--image-gc-low-threshold).
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100
+	// +optional
+	ImageGCLowThresholdPercent *int32 `json:"imageGCLowThresholdPercent,omitempty"`
+	// CPUCFSQuota enforces container cpu limits with CFS quota
+	// (--cpu-cfs-quota; the kubelet's default is true).
+	// +optional
+	CPUCFSQuota *bool `json:"cpuCFSQuota,omitempty"`
+	// ClusterDNS are the DNS server IPs containers use (--cluster-dns).
+	// +kubebuilder:validation:MaxItems=3
+	// +kubebuilder:validation:items:MaxLength=45
+	// +kubebuilder:validation:items:Pattern=`^[0-9a-fA-F.:]+$`
+	// +listType=atomic
+	// +optional
+	ClusterDNS []string `json:"clusterDNS,omitempty"`
 }
 
 // Disruption says when a pool's machines may be removed or replaced.

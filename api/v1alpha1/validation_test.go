@@ -219,6 +219,13 @@ func TestNodePoolAdmission(t *testing.T) {
 			[]string{"spec.template.spec.requirements[0].values[0]", "may not be more than 63"}},
 		{"kubelet systemReserved for gpus", setKubelet(map[string]any{"systemReserved": map[string]any{"nvidia.com/gpu": "1"}}),
 			[]string{"kubelet.systemReserved keys are cpu, memory, ephemeral-storage and pid"}},
+		{"kubelet evictionSoft without a grace period", setKubelet(map[string]any{"evictionSoft": map[string]any{"memory.available": "500Mi"}}),
+			[]string{"kubelet: evictionSoft and evictionSoftGracePeriod go together"}},
+		{"kubelet evictionSoftGracePeriod that is no duration", setKubelet(map[string]any{
+			"evictionSoft": map[string]any{"memory.available": "500Mi"}, "evictionSoftGracePeriod": map[string]any{"memory.available": "soon"}}),
+			[]string{`spec.template.spec.kubelet.evictionSoftGracePeriod.memory.available: Invalid value: "soon"`, "should match"}},
+		{"kubelet image GC high threshold under the low one", setKubelet(map[string]any{"imageGCHighThresholdPercent": 50, "imageGCLowThresholdPercent": 80}),
+			[]string{"kubelet: imageGCHighThresholdPercent must be greater than imageGCLowThresholdPercent"}},
 	}
 	if len(invalid) < 30 {
 		t.Fatalf("the issue asks for at least 30 invalid NodePools, have %d", len(invalid))

@@ -28,6 +28,18 @@ const (
 	ArgEvictionHard   = "eviction-hard"
 )
 
+// Kubelet flags the NodePool's kubelet block sets that do not change
+// allocatable.
+const (
+	argEvictionSoft              = "eviction-soft"
+	argEvictionSoftGracePeriod   = "eviction-soft-grace-period"
+	argEvictionMaxPodGracePeriod = "eviction-max-pod-grace-period"
+	argImageGCHighThreshold      = "image-gc-high-threshold"
+	argImageGCLowThreshold       = "image-gc-low-threshold"
+	argCPUCFSQuota               = "cpu-cfs-quota"
+	argClusterDNS                = "cluster-dns"
+)
+
 // MaxKubeletArgValue is the longest value CAPI v1beta2 admits for a
 // kubeletExtraArgs entry (bootstrapv1.Arg.Value, MaxLength=1024).
 const MaxKubeletArgValue = 1024
@@ -65,8 +77,10 @@ func (m NodeModel) nodeOptions() cloud.NodeOptions {
 // KubeletArgs merges a NodePool's kubelet settings into the bootstrap
 // template's kubelet flags; the result is what the node's kubelet runs
 // with and what planning sizes the node for. The NodePool wins, as
-// Karpenter's kubelet block does: its maxPods and podsPerCore replace the
-// template's flags; its kubeReserved, systemReserved and evictionHard
+// Karpenter's kubelet block does: its maxPods, podsPerCore,
+// evictionMaxPodGracePeriod, image GC thresholds, cpuCFSQuota and
+// clusterDNS replace the template's flags; its kubeReserved,
+// systemReserved, evictionHard, evictionSoft and evictionSoftGracePeriod
 // entries replace the template's entries for the same resource or signal
 // and keep the others. A NodePool evictionHard without a template
 // --eviction-hard starts from the kubelet's defaults, because the kubelet
@@ -123,6 +137,48 @@ func KubeletArgs(template []KubeletArg, k *v1alpha1.KubeletConfiguration) ([]Kub
 			merged[key] = v
 		}
 		if err := set(r.flag, formatMap(merged, "=")); err != nil {
+			return nil, err
+		}
+	}
+	// Soft thresholds and their grace periods merge by signal; the kubelet
+	// has no default soft thresholds.
+	for _, soft := range []struct {
+		flag, sep string
+		m         map[string]string
+	}{{argEvictionSoft, "<", stringMap(k.EvictionSoft)}, {argEvictionSoftGracePeriod, "=", stringMap(k.EvictionSoftGracePeriod)}} {
+		if len(soft.m) == 0 {
+			continue
+		}
+		value, _ := current(soft.flag)
+		merged, err := parseMap(soft.flag, value, soft.sep)
+		if err != nil {
+			return nil, err
+		}
+		for signal, v := range soft.m {
+			merged[signal] = v
+		}
+		if err := set(soft.flag, formatMap(merged, soft.sep)); err != nil {
+			return nil, err
+		}
+	}
+	for _, n := range []struct {
+		flag  string
+		value *int32
+	}{{argEvictionMaxPodGracePeriod, k.EvictionMaxPodGracePeriod}, {argImageGCHighThreshold, k.ImageGCHighThresholdPercent}, {argImageGCLowThreshold, k.ImageGCLowThresholdPercent}} {
+		if n.value == nil {
+			continue
+		}
+		if err := set(n.flag, strconv.Itoa(int(*n.value))); err != nil {
+			return nil, err
+		}
+	}
+	if k.CPUCFSQuota != nil {
+		if err := set(argCPUCFSQuota, strconv.FormatBool(*k.CPUCFSQuota)); err != nil {
+			return nil, err
+		}
+	}
+	if len(k.ClusterDNS) > 0 {
+		if err := set(argClusterDNS, strings.Join(k.ClusterDNS, ",")); err != nil {
 			return nil, err
 		}
 	}

@@ -34,6 +34,17 @@ func TestKubeletArgsMergeTemplateAndNodePool(t *testing.T) {
 		{"NodePool evictionHard merges into the template's set", []KubeletArg{{"eviction-hard", "memory.available<200Mi"}},
 			&v1alpha1.KubeletConfiguration{EvictionHard: map[string]v1alpha1.EvictionThreshold{"nodefs.available": "5%"}},
 			[]KubeletArg{{"eviction-hard", "memory.available<200Mi,nodefs.available<5%"}}},
+		{"settings that do not shape allocatable become flags too, merged the same way",
+			[]KubeletArg{{"eviction-soft", "nodefs.available<15%"}, {"eviction-soft-grace-period", "nodefs.available=2m"}, {"cluster-dns", "10.96.0.10"}},
+			&v1alpha1.KubeletConfiguration{
+				EvictionSoft:              map[string]v1alpha1.EvictionThreshold{"memory.available": "500Mi"},
+				EvictionSoftGracePeriod:   map[string]v1alpha1.GracePeriod{"memory.available": "1m30s"},
+				EvictionMaxPodGracePeriod: ptr.To[int32](60), ImageGCHighThresholdPercent: ptr.To[int32](85), ImageGCLowThresholdPercent: ptr.To[int32](70),
+				CPUCFSQuota: ptr.To(false), ClusterDNS: []string{"169.254.20.10"},
+			},
+			[]KubeletArg{{"eviction-soft", "memory.available<500Mi,nodefs.available<15%"}, {"eviction-soft-grace-period", "memory.available=1m30s,nodefs.available=2m"},
+				{"cluster-dns", "169.254.20.10"}, {"eviction-max-pod-grace-period", "60"}, {"image-gc-high-threshold", "85"}, {"image-gc-low-threshold", "70"},
+				{"cpu-cfs-quota", "false"}}},
 		{"a flag the template gives twice appears once, with its last value", []KubeletArg{{"max-pods", "50"}, {"v", "2"}, {"max-pods", "60"}}, &v1alpha1.KubeletConfiguration{},
 			[]KubeletArg{{"max-pods", "60"}, {"v", "2"}}},
 	} {
