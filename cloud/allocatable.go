@@ -27,23 +27,43 @@ const (
 	SignalNodeFSAvailable = "nodefs.available"
 )
 
-// KubeletConfig is the part of a node's kubelet configuration that changes
-// its allocatable resources, with Karpenter's EC2NodeClass field meanings.
-// Nil or empty fields keep the EKS AMI defaults.
+// KubeletConfig is the part of a kubeadm node's kubelet configuration that
+// changes its allocatable resources. Nil fields keep the kubelet's own
+// defaults: 110 pods, nothing reserved, the default hard eviction
+// thresholds.
 type KubeletConfig struct {
-	// MaxPods replaces the ENI-limited pod count.
+	// MaxPods replaces the kubelet's default of 110 pods (--max-pods).
 	MaxPods *int32
-	// PodsPerCore caps pods at PodsPerCore * vCPUs (when > 0).
+	// PodsPerCore caps pods at PodsPerCore * vCPUs when > 0
+	// (--pods-per-core).
 	PodsPerCore *int32
 	// SystemReserved and KubeReserved map resource names (cpu, memory,
-	// ephemeral-storage, pid) to quantities. A KubeReserved entry replaces
-	// the computed default for that resource; the others stay.
+	// ephemeral-storage, pid) to quantities (--system-reserved,
+	// --kube-reserved). The kubelet reserves nothing by default.
 	SystemReserved map[string]string
 	KubeReserved   map[string]string
-	// EvictionHard maps memory.available and nodefs.available to a
-	// quantity ("500Mi") or a percentage of capacity ("5%"); an entry
-	// replaces the default (100Mi, 10%).
+	// EvictionHard maps eviction signals to a quantity ("500Mi") or a
+	// percentage of capacity ("5%"), as --eviction-hard does. Nil means the
+	// kubelet's defaults (DefaultEvictionHard); a non-nil map is the whole
+	// set, as the kubelet takes the flag: a signal it leaves out has no
+	// threshold, and reserves nothing.
 	EvictionHard map[string]string
+}
+
+// DefaultMaxPods is the kubelet's default --max-pods.
+const DefaultMaxPods = 110
+
+// DefaultEvictionHard are the kubelet's default hard eviction thresholds
+// on Linux (k8s.io/kubernetes pkg/kubelet/eviction DefaultEvictionHard).
+// Only memory.available and nodefs.available lower allocatable.
+func DefaultEvictionHard() map[string]string {
+	return map[string]string{
+		SignalMemoryAvailable: "100Mi",
+		SignalNodeFSAvailable: "10%",
+		"nodefs.inodesFree":   "5%",
+		"imagefs.available":   "15%",
+		"imagefs.inodesFree":  "5%",
+	}
 }
 
 // Validate reports the first entry Allocatable cannot use, naming the field
@@ -79,67 +99,71 @@ func (kc KubeletConfig) Validate() error {
 }
 
 // NodeOptions are the node-level settings behind Allocatable that are not
-// kubelet configuration. DefaultNodeOptions are Karpenter's defaults.
+// kubelet configuration.
 type NodeOptions struct {
 	// VMMemoryOverheadPercent is the share of EC2's memory figure the
-	// hypervisor and firmware keep (Karpenter's --vm-memory-overhead-percent).
+	// hypervisor, firmware and kernel keep from the kubelet's view
+	// (Karpenter's --vm-memory-overhead-percent, 0.075).
 	VMMemoryOverheadPercent float64
-	// RootVolumeSize is the root EBS volume, the node's ephemeral storage.
+	// RootVolumeSize is the root EBS volume, the node's ephemeral storage
+	// (the kubelet's nodefs): the AWSMachineTemplate's rootVolume.size, else
+	// the AMI's root device size.
 	RootVolumeSize resource.Quantity
-	// InstanceStoreRAID0 makes the instance-store NVMe the ephemeral
-	// storage, as Karpenter's instanceStorePolicy: RAID0 does.
-	InstanceStoreRAID0 bool
-	// ReservedENIs are ENIs kept from the VPC CNI (Karpenter's
-	// --reserved-enis); they lower the ENI-limited pod count.
-	ReservedENIs int
 }
 
-// DefaultNodeOptions returns Karpenter's defaults: 7.5% VM memory overhead,
-// the 20Gi gp3 root volume Karpenter gives AL2/AL2023 nodes when the
-// EC2NodeClass sets no blockDeviceMappings, no RAID0, no reserved ENIs.
+// DefaultRootVolumeSize is the root volume planned for when neither the
+// AWSMachineTemplate (rootVolume.size) nor EC2 (the AMI's root device,
+// which CAPA uses when rootVolume is unset) says more: 8 GiB, the smallest
+// root volume CAPA accepts (its rootVolume.size minimum) and the size
+// image-builder gives CAPA's published AMIs. A bigger disk only adds room.
+var DefaultRootVolumeSize = resource.MustParse("8Gi")
+
+// DefaultVMMemoryOverheadPercent is Karpenter's default share of memory
+// lost to the hypervisor and kernel; real kubelets report a little more
+// than it leaves, so plans made with it fit.
+const DefaultVMMemoryOverheadPercent = 0.075
+
+// DefaultNodeOptions returns the defaults: 7.5% VM memory overhead and an
+// 8 GiB root volume (DefaultRootVolumeSize).
 func DefaultNodeOptions() NodeOptions {
-	return NodeOptions{VMMemoryOverheadPercent: 0.075, RootVolumeSize: resource.MustParse("20Gi")}
+	return NodeOptions{VMMemoryOverheadPercent: DefaultVMMemoryOverheadPercent, RootVolumeSize: DefaultRootVolumeSize.DeepCopy()}
 }
 
-// Allocatable returns a node's capacity and allocatable resources as
-// Karpenter's AWS provider computes them for the AL2 and AL2023 EKS AMIs
-// (pkg/providers/instancetype/types.go), with DefaultNodeOptions:
-//
-//	capacity:
-//	  cpu                = vCPUs
-//	  memory             = M - ceil(M * 7.5%) MiB, M = EC2 MiB (less 64 MiB of CMA on arm64)
-//	  ephemeral-storage  = 20Gi root volume
-//	  pods               = maxPods, else the ENI limit (default-card ENIs * (IPv4 per ENI - 1) + 2),
-//	                       capped at podsPerCore * vCPUs when podsPerCore > 0
-//	  nvidia.com/gpu, amd.com/gpu, habana.ai/gaudi = GPU count by manufacturer
-//	  aws.amazon.com/neuron = Neuron devices; vpc.amazonaws.com/pod-eni = branch ENIs;
-//	  vpc.amazonaws.com/efa = EFA interfaces (extended resources only when non-zero)
-//	kube-reserved:
-//	  cpu     = 6% of the first core + 1% of the second + 0.5% of cores 3-4 + 0.25% of the rest
-//	  memory  = 11 MiB * ENI-limited pods + 255 MiB (the ENI limit even when maxPods is set,
-//	            as Karpenter does for these AMIs)
-//	  ephemeral-storage = 1Gi
-//	  each kubeReserved entry replaces its computed value
-//	system-reserved: kubelet systemReserved only
-//	eviction threshold: memory 100Mi, ephemeral-storage 10% of capacity;
-//	  evictionHard memory.available / nodefs.available replace them (percentages of capacity)
-//	allocatable = capacity - kube-reserved - system-reserved - eviction threshold, floored at 0
-//
-// For the 15 old types whose ENI limits are unknown (MaxPodsENI == 0) the
-// pod count is MaxPods if set, else 0, and kube-reserved memory uses that
-// count: the solver then never places pods on them unless told how many fit.
-// Entries of kc that do not parse are ignored; see KubeletConfig.Validate.
+// Allocatable returns a node's capacity and allocatable resources with
+// DefaultNodeOptions; see AllocatableWith.
 func Allocatable(it InstanceType, kc KubeletConfig) (capacity, allocatable corev1.ResourceList) {
 	return AllocatableWith(it, kc, DefaultNodeOptions())
 }
 
-// AllocatableWith is Allocatable with explicit NodeOptions.
+// AllocatableWith returns the capacity and allocatable resources the
+// kubelet of a CAPA kubeadm node reports (k8s.io/kubernetes
+// pkg/kubelet/cm GetNodeAllocatableReservation), for an instance type, its
+// kubelet settings and node options. CAPA's nodes run whatever CNI the user
+// installs, not the VPC CNI, so nothing is limited by ENIs.
+//
+//	capacity:
+//	  cpu                = vCPUs
+//	  memory             = M - ceil(M * VMMemoryOverheadPercent) MiB, M = EC2 MiB
+//	                       (less 64 MiB of CMA on arm64)
+//	  ephemeral-storage  = the root volume
+//	  pods               = maxPods, else 110; capped at podsPerCore * vCPUs when podsPerCore > 0
+//	  nvidia.com/gpu, amd.com/gpu, habana.ai/gaudi = GPU count by manufacturer
+//	  aws.amazon.com/neuron = Neuron devices; vpc.amazonaws.com/efa = EFA
+//	                       interfaces (extended resources only when non-zero,
+//	                       as their device plugins advertise them)
+//	allocatable = capacity - kubeReserved - systemReserved - hard eviction threshold,
+//	  floored at 0, where the hard eviction threshold is memory.available for
+//	  memory and nodefs.available for ephemeral storage (default 100Mi and
+//	  10%; a percentage is of capacity, truncated to a whole unit as the
+//	  kubelet does)
+//
+// Entries of kc that do not parse are ignored; see KubeletConfig.Validate.
 func AllocatableWith(it InstanceType, kc KubeletConfig, opts NodeOptions) (capacity, allocatable corev1.ResourceList) {
 	capacity = corev1.ResourceList{
 		corev1.ResourceCPU:              *resource.NewQuantity(int64(it.VCPU), resource.DecimalSI),
 		corev1.ResourceMemory:           memoryCapacity(it, opts.VMMemoryOverheadPercent),
-		corev1.ResourceEphemeralStorage: ephemeralStorage(it, opts),
-		corev1.ResourcePods:             *resource.NewQuantity(podCapacity(it, kc, opts.ReservedENIs), resource.DecimalSI),
+		corev1.ResourceEphemeralStorage: opts.RootVolumeSize.DeepCopy(),
+		corev1.ResourcePods:             *resource.NewQuantity(podCapacity(it, kc), resource.DecimalSI),
 	}
 	extended := func(name corev1.ResourceName, count int) {
 		if count > 0 {
@@ -157,17 +181,10 @@ func AllocatableWith(it InstanceType, kc KubeletConfig, opts NodeOptions) (capac
 	if it.AcceleratorManufacturer == ManufacturerAWS {
 		extended(ResourceAWSNeuron, it.AcceleratorCount)
 	}
-	extended(ResourceAWSPodENI, it.BranchENIs)
 	extended(ResourceEFA, it.EFACount)
 
-	// Kube-reserved memory is sized by the ENI limit with no reserved ENIs,
-	// whatever maxPods says (Karpenter: UsesENILimitedMemoryOverhead).
-	reservedPods := int64(it.MaxPodsENI)
-	if it.MaxPodsENI == 0 {
-		reservedPods = capacity.Pods().Value()
-	}
 	overhead := []corev1.ResourceList{
-		kubeReserved(it.VCPU, reservedPods, kc.KubeReserved),
+		quantities(kc.KubeReserved),
 		quantities(kc.SystemReserved),
 		evictionThreshold(capacity, kc.EvictionHard),
 	}
@@ -188,9 +205,7 @@ func AllocatableWith(it InstanceType, kc KubeletConfig, opts NodeOptions) (capac
 }
 
 // memoryCapacity is Karpenter's memory(): Graviton (arm64) types lose 64 MiB
-// to CMA, then the VM overhead share is taken off, rounded up to a MiB. The
-// float arithmetic is Karpenter's, operation for operation, so results
-// agree to the MiB.
+// to CMA, then the VM overhead share is taken off, rounded up to a MiB.
 func memoryCapacity(it InstanceType, vmOverheadPercent float64) resource.Quantity {
 	mib := it.MemoryMiB
 	if it.Arch == ArchARM64 {
@@ -201,27 +216,12 @@ func memoryCapacity(it InstanceType, vmOverheadPercent float64) resource.Quantit
 	return *resource.NewQuantity((mib-overheadMiB)*1024*1024, resource.BinarySI)
 }
 
-func ephemeralStorage(it InstanceType, opts NodeOptions) resource.Quantity {
-	if opts.InstanceStoreRAID0 && it.LocalNVMeGB > 0 {
-		return *resource.NewQuantity(it.LocalNVMeGB*1000*1000*1000, resource.DecimalSI)
-	}
-	return opts.RootVolumeSize.DeepCopy()
-}
-
-// podCapacity is Karpenter's pods() for AMI families with ENI-limited pod
-// density and podsPerCore support (AL2, AL2023).
-func podCapacity(it InstanceType, kc KubeletConfig, reservedENIs int) int64 {
-	var count int64
-	switch {
-	case kc.MaxPods != nil && *kc.MaxPods >= 0:
+// podCapacity is the kubelet's: --max-pods (110), capped at
+// --pods-per-core times the cores when that is set.
+func podCapacity(it InstanceType, kc KubeletConfig) int64 {
+	count := int64(DefaultMaxPods)
+	if kc.MaxPods != nil && *kc.MaxPods >= 0 {
 		count = int64(*kc.MaxPods)
-	case reservedENIs > 0 && it.DefaultCardMaxENIs > 0 && it.IPv4PerENI > 0:
-		usable := int64(it.DefaultCardMaxENIs - reservedENIs)
-		if usable > 0 {
-			count = usable*int64(it.IPv4PerENI-1) + 2
-		}
-	default:
-		count = int64(it.MaxPodsENI)
 	}
 	if kc.PodsPerCore != nil && *kc.PodsPerCore > 0 {
 		count = min(count, int64(*kc.PodsPerCore)*int64(it.VCPU))
@@ -229,47 +229,14 @@ func podCapacity(it InstanceType, kc KubeletConfig, reservedENIs int) int64 {
 	return count
 }
 
-// kubeReserved is Karpenter's kubeReservedResources, whose CPU steps come
-// from the EKS AMI and Bottlerocket (6% of the first core, 1% of the
-// second, 0.5% of the next two, 0.25% of the rest; each step's millicores
-// truncated as Karpenter does).
-func kubeReserved(vcpus int, pods int64, overrides map[string]string) corev1.ResourceList {
-	cpuMilli := int64(vcpus) * 1000
-	var reservedMilli int64
-	for _, step := range []struct {
-		start, end int64
-		share      float64
-	}{
-		{0, 1000, 0.06},
-		{1000, 2000, 0.01},
-		{2000, 4000, 0.005},
-		{4000, 1 << 31, 0.0025},
-	} {
-		if cpuMilli < step.start {
-			break
-		}
-		span := float64(min(cpuMilli, step.end) - step.start)
-		reservedMilli += int64(span * step.share)
-	}
-	reserved := corev1.ResourceList{
-		corev1.ResourceCPU:              *resource.NewMilliQuantity(reservedMilli, resource.DecimalSI),
-		corev1.ResourceMemory:           *resource.NewQuantity((11*pods+255)*1024*1024, resource.BinarySI),
-		corev1.ResourceEphemeralStorage: resource.MustParse("1Gi"),
-	}
-	for name, q := range quantities(overrides) {
-		reserved[name] = q
-	}
-	return reserved
-}
-
-// evictionThreshold is Karpenter's evictionThreshold: 100Mi of memory and
-// 10% of ephemeral storage, each replaced by an evictionHard entry.
+// evictionThreshold is the kubelet's hardEvictionReservation: the
+// memory.available and nodefs.available thresholds of evictionHard (the
+// kubelet defaults when it is nil) as memory and ephemeral storage.
 func evictionThreshold(capacity corev1.ResourceList, evictionHard map[string]string) corev1.ResourceList {
-	storage := capacity[corev1.ResourceEphemeralStorage]
-	threshold := corev1.ResourceList{
-		corev1.ResourceMemory:           resource.MustParse("100Mi"),
-		corev1.ResourceEphemeralStorage: *resource.NewQuantity(int64(math.Ceil(float64(storage.Value())/100*10)), resource.DecimalSI),
+	if evictionHard == nil {
+		evictionHard = DefaultEvictionHard()
 	}
+	threshold := corev1.ResourceList{}
 	for signal, name := range map[string]corev1.ResourceName{
 		SignalMemoryAvailable: corev1.ResourceMemory,
 		SignalNodeFSAvailable: corev1.ResourceEphemeralStorage,
@@ -283,19 +250,21 @@ func evictionThreshold(capacity corev1.ResourceList, evictionHard map[string]str
 	return threshold
 }
 
-// evictionSignal is Karpenter's computeEvictionSignal: a percentage is of
-// capacity, rounded up to a whole unit; 100% disables the threshold (as in
-// the kubelet); anything else is a quantity.
+// evictionSignal is the kubelet's GetThresholdQuantity: a percentage is
+// of capacity, truncated to a whole unit; 0% and 100% disable the threshold
+// (as the kubelet's parser does); anything else is a quantity.
 func evictionSignal(capacity resource.Quantity, value string) (resource.Quantity, error) {
 	if percent, ok := strings.CutSuffix(value, "%"); ok {
-		p, err := strconv.ParseFloat(percent, 64)
+		p, err := strconv.ParseFloat(percent, 32)
 		if err != nil || p < 0 || p > 100 {
 			return resource.Quantity{}, fmt.Errorf("%q is not a percentage; write e.g. 5%% or a quantity such as 500Mi", value)
 		}
 		if p == 100 {
 			p = 0
 		}
-		return *resource.NewQuantity(int64(math.Ceil(capacity.AsApproximateFloat64()/100*p)), resource.DecimalSI), nil
+		// float32, as the kubelet keeps percentages, so results agree to the byte.
+		share := float32(p) / 100
+		return *resource.NewQuantity(int64(float64(capacity.Value())*float64(share)), resource.BinarySI), nil
 	}
 	q, err := resource.ParseQuantity(value)
 	if err != nil || q.Sign() < 0 {

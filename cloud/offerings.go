@@ -166,6 +166,15 @@ func (c *Catalog) ZoneNames(region string) map[string]string {
 	return DefaultZoneNames(region, ids)
 }
 
+// ZoneNamesKnown reports whether the catalog has the account's zone names
+// for region (from EC2 DescribeAvailabilityZones, by cloud/live or an
+// updated catalog's zones.csv); without them ZoneNames is DefaultZoneNames,
+// a guess.
+func (c *Catalog) ZoneNamesKnown(region string) bool {
+	_, ok := c.zoneNames[region]
+	return ok
+}
+
 // DefaultZoneNames names zone IDs when the account's real mapping is not
 // known. AWS assigns names per account, so any fixed choice is a guess; this
 // one is deterministic: the IDs, sorted by their numeric suffix (az1, az2,

@@ -120,6 +120,12 @@ type LabelValue string
 // +kubebuilder:validation:XValidation:rule="self.endsWith('%') || quantity(self).compareTo(quantity('1P')) <= 0",message="a quantity threshold is at most 1P (10^15)"
 type EvictionThreshold string
 
+// GracePeriod is a duration in Go's notation without fractions ("30s",
+// "1m30s"), as the kubelet's flags take it.
+// +kubebuilder:validation:MaxLength=32
+// +kubebuilder:validation:Pattern=`^([0-9]+(ns|us|ms|s|m|h))+$`
+type GracePeriod string
+
 // ReservedQuantity is a resource quantity held back from a node ("100m", "1Gi").
 // +kubebuilder:validation:MaxLength=32
 // +kubebuilder:validation:Pattern=`^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$`
@@ -177,7 +183,8 @@ type NodeClaimSpec struct {
 	BootstrapTemplateRef TemplateReference `json:"bootstrapTemplateRef"`
 
 	// Kubelet shapes each node's allocatable resources, as it shapes the
-	// kubelet's own.
+	// kubelet's own: the settings are merged into the bootstrap template's
+	// kubeletExtraArgs (these win) and planning sizes nodes for the result.
 	// +optional
 	Kubelet *KubeletConfiguration `json:"kubelet,omitempty"`
 }
@@ -268,11 +275,16 @@ type TemplateReference struct {
 	Name string `json:"name"`
 }
 
-// KubeletConfiguration is the part of the kubelet's configuration that
-// changes a node's allocatable resources; Joinery plans with it and passes
-// it to the bootstrap config.
+// KubeletConfiguration is Karpenter's kubelet block: settings Joinery
+// passes to each node's kubelet as flags in its bootstrap config, and of
+// which maxPods, podsPerCore, systemReserved, kubeReserved and evictionHard
+// also shape the allocatable Joinery plans with.
+//
+// +kubebuilder:validation:XValidation:rule="has(self.evictionSoft) == has(self.evictionSoftGracePeriod) && (!has(self.evictionSoft) || (self.evictionSoft.all(k, k in self.evictionSoftGracePeriod) && self.evictionSoftGracePeriod.all(k, k in self.evictionSoft)))",message="kubelet: evictionSoft and evictionSoftGracePeriod go together, with the same signals (the kubelet refuses a soft threshold without a grace period)"
+// +kubebuilder:validation:XValidation:rule="!has(self.imageGCHighThresholdPercent) || !has(self.imageGCLowThresholdPercent) || self.imageGCHighThresholdPercent > self.imageGCLowThresholdPercent",message="kubelet: imageGCHighThresholdPercent must be greater than imageGCLowThresholdPercent"
 type KubeletConfiguration struct {
-	// MaxPods caps the pods per node (default: the instance type's ENI limit).
+	// MaxPods caps the pods per node (--max-pods; default: the
+	// bootstrap template's, else the kubelet's 110).
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=1000
 	// +optional
@@ -282,23 +294,67 @@ type KubeletConfiguration struct {
 	// +kubebuilder:validation:Maximum=1000
 	// +optional
 	PodsPerCore *int32 `json:"podsPerCore,omitempty"`
-	// SystemReserved is held back for OS daemons.
+	// SystemReserved is held back for OS daemons (--system-reserved).
 	// +kubebuilder:validation:XValidation:rule="self.all(k, k in ['cpu', 'memory', 'ephemeral-storage', 'pid'])",message="kubelet.systemReserved keys are cpu, memory, ephemeral-storage and pid"
 	// +kubebuilder:validation:MaxProperties=4
 	// +optional
 	SystemReserved map[string]ReservedQuantity `json:"systemReserved,omitempty"`
-	// KubeReserved is held back for Kubernetes daemons (default: the EKS
-	// AMI formula by vCPU and max pods).
+	// KubeReserved is held back for Kubernetes daemons (--kube-reserved;
+	// default: the bootstrap template's, else nothing).
 	// +kubebuilder:validation:XValidation:rule="self.all(k, k in ['cpu', 'memory', 'ephemeral-storage', 'pid'])",message="kubelet.kubeReserved keys are cpu, memory, ephemeral-storage and pid"
 	// +kubebuilder:validation:MaxProperties=4
 	// +optional
 	KubeReserved map[string]ReservedQuantity `json:"kubeReserved,omitempty"`
 	// EvictionHard are the kubelet's hard eviction thresholds, as
-	// quantities ("100Mi") or percentages ("10%").
+	// quantities ("100Mi") or percentages ("10%"); they replace the same
+	// signals of the bootstrap template's --eviction-hard, else of the
+	// kubelet's defaults (memory.available 100Mi, nodefs.available 10%,
+	// nodefs.inodesFree 5%, imagefs.available 15%, imagefs.inodesFree 5%).
 	// +kubebuilder:validation:XValidation:rule="self.all(k, k in ['memory.available', 'nodefs.available', 'nodefs.inodesFree', 'imagefs.available', 'imagefs.inodesFree', 'pid.available'])",message="kubelet.evictionHard keys are memory.available, nodefs.available, nodefs.inodesFree, imagefs.available, imagefs.inodesFree and pid.available"
 	// +kubebuilder:validation:MaxProperties=6
 	// +optional
 	EvictionHard map[string]EvictionThreshold `json:"evictionHard,omitempty"`
+	// EvictionSoft are the kubelet's soft eviction thresholds
+	// (--eviction-soft), merged with the bootstrap template's by signal.
+	// +kubebuilder:validation:XValidation:rule="self.all(k, k in ['memory.available', 'nodefs.available', 'nodefs.inodesFree', 'imagefs.available', 'imagefs.inodesFree', 'pid.available'])",message="kubelet.evictionSoft keys are memory.available, nodefs.available, nodefs.inodesFree, imagefs.available, imagefs.inodesFree and pid.available"
+	// +kubebuilder:validation:MaxProperties=6
+	// +optional
+	EvictionSoft map[string]EvictionThreshold `json:"evictionSoft,omitempty"`
+	// EvictionSoftGracePeriod is how long each soft threshold must hold
+	// before pods are evicted (--eviction-soft-grace-period), e.g. "1m30s".
+	// +kubebuilder:validation:XValidation:rule="self.all(k, k in ['memory.available', 'nodefs.available', 'nodefs.inodesFree', 'imagefs.available', 'imagefs.inodesFree', 'pid.available'])",message="kubelet.evictionSoftGracePeriod keys are memory.available, nodefs.available, nodefs.inodesFree, imagefs.available, imagefs.inodesFree and pid.available"
+	// +kubebuilder:validation:MaxProperties=6
+	// +optional
+	EvictionSoftGracePeriod map[string]GracePeriod `json:"evictionSoftGracePeriod,omitempty"`
+	// EvictionMaxPodGracePeriod caps, in seconds, the termination grace
+	// period of pods evicted for a soft threshold
+	// (--eviction-max-pod-grace-period).
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	EvictionMaxPodGracePeriod *int32 `json:"evictionMaxPodGracePeriod,omitempty"`
+	// ImageGCHighThresholdPercent is the disk usage at which image garbage
+	// collection always runs (--image-gc-high-threshold).
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100
+	// +optional
+	ImageGCHighThresholdPercent *int32 `json:"imageGCHighThresholdPercent,omitempty"`
+	// ImageGCLowThresholdPercent is the disk usage image garbage
+	// collection frees down to (--image-gc-low-threshold).
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100
+	// +optional
+	ImageGCLowThresholdPercent *int32 `json:"imageGCLowThresholdPercent,omitempty"`
+	// CPUCFSQuota enforces container cpu limits with CFS quota
+	// (--cpu-cfs-quota; the kubelet's default is true).
+	// +optional
+	CPUCFSQuota *bool `json:"cpuCFSQuota,omitempty"`
+	// ClusterDNS are the DNS server IPs containers use (--cluster-dns).
+	// +kubebuilder:validation:MaxItems=3
+	// +kubebuilder:validation:items:MaxLength=45
+	// +kubebuilder:validation:items:Pattern=`^[0-9a-fA-F.:]+$`
+	// +listType=atomic
+	// +optional
+	ClusterDNS []string `json:"clusterDNS,omitempty"`
 }
 
 // Disruption says when a pool's machines may be removed or replaced.

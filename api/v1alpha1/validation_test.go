@@ -336,6 +336,13 @@ func invalidNodePools() []invalidCase {
 			message: []string{"spec.template.spec.requirements[0].values[0]", "may not be more than 63"}},
 		{rule: "kubelet systemReserved for gpus", mutate: setKubelet(map[string]any{"systemReserved": map[string]any{"nvidia.com/gpu": "1"}}),
 			message: []string{"kubelet.systemReserved keys are cpu, memory, ephemeral-storage and pid"}},
+		{rule: "kubelet evictionSoft without a grace period", mutate: setKubelet(map[string]any{"evictionSoft": map[string]any{"memory.available": "500Mi"}}),
+			message: []string{"kubelet: evictionSoft and evictionSoftGracePeriod go together"}},
+		{rule: "kubelet evictionSoftGracePeriod that is no duration", mutate: setKubelet(map[string]any{
+			"evictionSoft": map[string]any{"memory.available": "500Mi"}, "evictionSoftGracePeriod": map[string]any{"memory.available": "soon"}}),
+			message: []string{`spec.template.spec.kubelet.evictionSoftGracePeriod.memory.available: Invalid value: "soon"`, "should match"}},
+		{rule: "kubelet image GC high threshold under the low one", mutate: setKubelet(map[string]any{"imageGCHighThresholdPercent": 50, "imageGCLowThresholdPercent": 80}),
+			message: []string{"kubelet: imageGCHighThresholdPercent must be greater than imageGCLowThresholdPercent"}},
 		// Values the schema used to admit but the controllers cannot hold.
 		{rule: "expireAfter past time.Duration", mutate: setTemplateField("expireAfter", "9999999999h"),
 			message: []string{"spec.template.spec.expireAfter", "so that it fits a Go time.Duration"}},

@@ -50,6 +50,9 @@ type Options struct {
 	Replan time.Duration
 	// Concurrency is how many clusters are planned for at once.
 	Concurrency int
+	// VMMemoryOverheadPercent is the share of an instance type's memory
+	// planning assumes the hypervisor and kernel keep (0.075).
+	VMMemoryOverheadPercent float64
 }
 
 // DefaultOptions are the defaults of the manager's flags.
@@ -57,6 +60,7 @@ func DefaultOptions() Options {
 	return Options{
 		BatchIdle: time.Second, BatchMax: 10 * time.Second, UnavailableTTL: 3 * time.Minute,
 		RegistrationTimeout: 15 * time.Minute, Replan: 30 * time.Second, Concurrency: 10,
+		VMMemoryOverheadPercent: cloud.DefaultVMMemoryOverheadPercent,
 	}
 }
 
@@ -70,7 +74,10 @@ type Provisioner struct {
 	ClusterCache clustercache.ClusterCache
 	// Catalog is asked for the current catalog on every pass, so a
 	// refreshed one (cloud/live) is used from the next pass on.
-	Catalog  cloud.Source
+	Catalog cloud.Source
+	// Images looks up the AMIs templates name (architecture, root device);
+	// nil without EC2 access, then planning assumes and says so.
+	Images   cloud.Images
 	Recorder record.EventRecorder
 	Options  Options
 	// Reports receives what each pass found per pool and cluster, for the
@@ -105,6 +112,9 @@ type clusterState struct {
 	// loses nothing: a new cache lists every Machine before it syncs.
 	awaiting      []string
 	awaitingSince time.Time
+	// notes are the assumptions the last pass planned with, by pool
+	// (see nodeModel), reported when they change.
+	notes map[string]string
 }
 
 // +kubebuilder:rbac:groups=cluster.x-k8s.io,resources=clusters,verbs=get;list;watch

@@ -33,6 +33,7 @@ import (
 	"sigs.k8s.io/cluster-api/controllers/external"
 
 	"github.com/joinery-dev/joinery/api/v1alpha1"
+	"github.com/joinery-dev/joinery/internal/solverinput"
 	"github.com/joinery-dev/joinery/solver"
 )
 
@@ -261,8 +262,11 @@ func setAWSOffering(obj *unstructured.Unstructured, o Offering) error {
 
 // BuildBootstrap clones the pool's bootstrap template for a Machine. For a
 // KubeadmConfig the node's labels and taints become kubelet arguments, so
-// the node registers with them whatever CAPI's label sync covers.
-func BuildBootstrap(template *unstructured.Unstructured, ref *corev1.ObjectReference, m *clusterv1.Machine, labels map[string]string, taints []corev1.Taint) (*unstructured.Unstructured, error) {
+// the node registers with them whatever CAPI's label sync covers, and the
+// NodePool's kubelet settings are merged into the template's kubelet flags
+// (solverinput.KubeletArgs: the NodePool wins), the same flags planning
+// sized the node for.
+func BuildBootstrap(template *unstructured.Unstructured, ref *corev1.ObjectReference, m *clusterv1.Machine, labels map[string]string, taints []corev1.Taint, kubelet *v1alpha1.KubeletConfiguration) (*unstructured.Unstructured, error) {
 	obj, err := external.GenerateTemplate(&external.GenerateTemplateInput{
 		Template: template, TemplateRef: ref, Namespace: m.Namespace, Name: m.Name,
 		ClusterName: m.Spec.ClusterName, OwnerRef: machineOwner(m),
@@ -280,6 +284,14 @@ func BuildBootstrap(template *unstructured.Unstructured, ref *corev1.ObjectRefer
 	args, _, err := unstructured.NestedSlice(obj.Object, append(path, "kubeletExtraArgs")...)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", strings.Join(append(path, "kubeletExtraArgs"), "."), err)
+	}
+	merged, err := solverinput.KubeletArgs(kubeletArgsOf(args), kubelet)
+	if err != nil {
+		return nil, fmt.Errorf("KubeadmConfig %s: spec.template.spec.kubelet of NodePool %s: %w", m.Name, m.Labels[v1alpha1.LabelNodePool], err)
+	}
+	args = make([]any, 0, len(merged)+1)
+	for _, a := range merged {
+		args = append(args, map[string]any{"name": a.Name, "value": a.Value})
 	}
 	args = setArg(args, "node-labels", mergeNodeLabels(argValue(args, "node-labels"), KubeletLabels(labels)))
 	if err := unstructured.SetNestedSlice(obj.Object, args, append(path, "kubeletExtraArgs")...); err != nil {

@@ -14,6 +14,7 @@ import (
 	clusterv1 "sigs.k8s.io/cluster-api/api/core/v1beta2"
 
 	"github.com/joinery-dev/joinery/api/v1alpha1"
+	"github.com/joinery-dev/joinery/internal/solverinput"
 	"github.com/joinery-dev/joinery/solver"
 )
 
@@ -181,7 +182,7 @@ func TestBuildBootstrapCarriesLabelsAndTaintsToTheKubelet(t *testing.T) {
 		"node-restriction.kubernetes.io/secret": "x", "node.kubernetes.io/role": "worker",
 	}
 	taints := []corev1.Taint{{Key: "gpu", Value: "true", Effect: corev1.TaintEffectNoSchedule}}
-	obj, err := BuildBootstrap(tmpl, TemplateObjectReference("team-a", kubeadmTemplateRef, "v1beta2"), m, labels, taints)
+	obj, err := BuildBootstrap(tmpl, TemplateObjectReference("team-a", kubeadmTemplateRef, "v1beta2"), m, labels, taints, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,5 +199,55 @@ func TestBuildBootstrapCarriesLabelsAndTaintsToTheKubelet(t *testing.T) {
 	}
 	if obj.GetKind() != "KubeadmConfig" || obj.GetName() != m.Name {
 		t.Errorf("clone: %s %s", obj.GetKind(), obj.GetName())
+	}
+}
+
+// The NodePool's kubelet block reaches the node: merged into the template's
+// kubelet flags (the NodePool wins), each flag once, and exactly the flags
+// planning sized the node with.
+func TestBuildBootstrapPassesTheNodePoolsKubeletSettings(t *testing.T) {
+	l := launchSpec()
+	m, _ := BuildMachine(l, awsTemplateRef, kubeadmTemplateRef)
+	tmpl := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "bootstrap.cluster.x-k8s.io/v1beta2", "kind": "KubeadmConfigTemplate",
+		"metadata": map[string]any{"name": "workers"},
+		"spec": map[string]any{"template": map[string]any{"spec": map[string]any{"joinConfiguration": map[string]any{"nodeRegistration": map[string]any{
+			"kubeletExtraArgs": []any{
+				map[string]any{"name": "max-pods", "value": "58"},
+				map[string]any{"name": "kube-reserved", "value": "cpu=100m"},
+				map[string]any{"name": "cloud-provider", "value": "external"},
+			},
+		}}}}},
+	}}
+	kubelet := &v1alpha1.KubeletConfiguration{
+		MaxPods:      ptr.To[int32](30),
+		KubeReserved: map[string]v1alpha1.ReservedQuantity{"memory": "1Gi"},
+		EvictionHard: map[string]v1alpha1.EvictionThreshold{"memory.available": "300Mi"},
+	}
+	obj, err := BuildBootstrap(tmpl, TemplateObjectReference("team-a", kubeadmTemplateRef, "v1beta2"), m, nil, nil, kubelet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	args, _, _ := unstructured.NestedSlice(obj.Object, "spec", "joinConfiguration", "nodeRegistration", "kubeletExtraArgs")
+	var names []string
+	for _, a := range args {
+		names = append(names, a.(map[string]any)["name"].(string))
+	}
+	if got, want := strings.Join(names, ","), "max-pods,kube-reserved,cloud-provider,eviction-hard,node-labels"; got != want {
+		t.Errorf("kubelet flags %s, want %s (each once, the template's first)", got, want)
+	}
+	for name, want := range map[string]string{
+		"max-pods":       "30",
+		"kube-reserved":  "cpu=100m,memory=1Gi",
+		"cloud-provider": "external",
+		"eviction-hard":  "imagefs.available<15%,imagefs.inodesFree<5%,memory.available<300Mi,nodefs.available<10%,nodefs.inodesFree<5%",
+	} {
+		if got := argValue(args, name); got != want {
+			t.Errorf("--%s=%q, want %q", name, got, want)
+		}
+	}
+	planned, err := solverinput.KubeletConfigFromArgs(kubeletArgsOf(args))
+	if err != nil || *planned.MaxPods != 30 || planned.KubeReserved["memory"] != "1Gi" || planned.EvictionHard["memory.available"] != "300Mi" {
+		t.Errorf("the flags written do not read back as the settings planned with: %+v, %v", planned, err)
 	}
 }

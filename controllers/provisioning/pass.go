@@ -46,6 +46,8 @@ type pass struct {
 	replacing []string
 	byPool    map[string]*v1alpha1.NodePool
 	types     map[string]map[string]*solverinput.LaunchableType // pool → type name → sized type
+	models    map[string]solverinput.NodeModel                  // pool → what its templates make
+	notes     map[string][]string                               // pool → what its model assumes
 }
 
 func (ps *pass) run() (ctrl.Result, error) {
@@ -58,6 +60,9 @@ func (ps *pass) run() (ctrl.Result, error) {
 	if err != nil {
 		ps.report(ps.cluster, ps.pools, true, err.Error())
 		return ctrl.Result{RequeueAfter: 30 * time.Second}, nil
+	}
+	for _, np := range ps.pools {
+		ps.reportNotes(np, ps.notes[np.Name])
 	}
 
 	var machines clusterv1.MachineList
@@ -78,7 +83,7 @@ func (ps *pass) run() (ctrl.Result, error) {
 		}
 	}
 
-	objs := solverinput.Objects{NodePools: ps.pools, InFlight: map[string]bool{}}
+	objs := solverinput.Objects{NodePools: ps.pools, InFlight: map[string]bool{}, NodeModels: ps.models}
 	for i := range nodes.Items {
 		if !nodeInitialized(&nodes.Items[i]) {
 			objs.InFlight[nodes.Items[i].Name] = true
@@ -273,9 +278,21 @@ func (ps *pass) prepare() ([]cloud.InstanceTypeOfferings, error) {
 	if err != nil {
 		return nil, err
 	}
+	assumedZones := zoneNote(ps.Catalog.Current(), region)
 	ps.types = map[string]map[string]*solverinput.LaunchableType{}
+	ps.models = map[string]solverinput.NodeModel{}
+	ps.notes = map[string][]string{}
 	for _, np := range ps.pools {
-		sized, err := solverinput.LaunchableTypes(np, offered)
+		model, notes, err := ps.nodeModel(np)
+		if err != nil {
+			return nil, err
+		}
+		if assumedZones != "" {
+			notes = append(notes, assumedZones)
+		}
+		ps.notes[np.Name] = notes
+		ps.models[np.Name] = model
+		sized, err := solverinput.LaunchableTypes(np, offered, ps.models[np.Name])
 		if err != nil {
 			return nil, err
 		}
@@ -585,7 +602,7 @@ func (ps *pass) createBootstrap(m *clusterv1.Machine, pool *v1alpha1.NodePool, d
 	// instance type's attribute labels (a dozen or more) would overflow
 	// the 1024 bytes CAPI allows a kubelet argument, and labelNode adds
 	// them once the node registers.
-	bootstrap, err := BuildBootstrap(bootstrapTemplate, bootstrapRef, m, NodeLabels(pool, d, nil), NodeTaints(pool))
+	bootstrap, err := BuildBootstrap(bootstrapTemplate, bootstrapRef, m, NodeLabels(pool, d, nil), NodeTaints(pool), pool.Spec.Template.Spec.Kubelet)
 	if err != nil {
 		return err
 	}
@@ -662,6 +679,11 @@ func (ps *pass) reportPlan(plan *solver.Plan) {
 			r.LimitReached = true
 			r.Message = fmt.Sprintf("limits reached: %d pending pod(s) would need more than spec.limits allows", n)
 			ps.Recorder.Eventf(np, corev1.EventTypeWarning, "LimitReached", "cluster %s: %s", ps.cluster.Name, r.Message)
+		}
+		// Assumptions show in the pool's status for this cluster for as
+		// long as they hold, not only in the Event that announced them.
+		if notes := ps.state(ps.key).notes[np.Name]; notes != "" {
+			r.Message = strings.TrimPrefix(r.Message+"; planning assumes: "+notes, "; ")
 		}
 		ps.Reports.Set(client.ObjectKeyFromObject(np), ps.cluster.Name, r)
 	}

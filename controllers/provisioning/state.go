@@ -92,7 +92,7 @@ func (p *Provisioner) State(ctx context.Context, cluster *clusterv1.Cluster) (*C
 		return nil, err
 	}
 	st := &ClusterState{Cluster: cluster, Pools: pools, Offered: offered, Nodes: map[string]*corev1.Node{}, Pods: map[string][]*corev1.Pod{},
-		Workload: w.client, Live: live, Objects: solverinput.Objects{NodePools: pools, InFlight: map[string]bool{}}}
+		Workload: w.client, Live: live, Objects: solverinput.Objects{NodePools: pools, InFlight: map[string]bool{}, NodeModels: ps.models}}
 	var machines clusterv1.MachineList
 	if err := p.Client.List(ctx, &machines, client.InNamespace(cluster.Namespace),
 		client.MatchingLabels{clusterv1.ClusterNameLabel: cluster.Name}, client.HasLabels{v1alpha1.LabelNodePool}); err != nil {

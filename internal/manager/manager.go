@@ -106,6 +106,8 @@ func BindFlags(f *pflag.FlagSet, o *Options) {
 	f.DurationVar(&p.RegistrationTimeout, "registration-timeout", p.RegistrationTimeout, "A Machine whose Node has not registered after this long is deleted.")
 	f.DurationVar(&p.Replan, "replan-interval", p.Replan, "How often pods that stay pending are planned for again.")
 	f.IntVar(&p.Concurrency, "cluster-concurrency", p.Concurrency, "How many workload clusters are planned for at once.")
+	f.Float64Var(&p.VMMemoryOverheadPercent, "vm-memory-overhead-percent", p.VMMemoryOverheadPercent,
+		"Share of an instance type's memory planning assumes the hypervisor and kernel keep from the kubelet (Karpenter's default, 0.075).")
 	d := &o.Disruption
 	f.DurationVar(&d.ValidationDelay, "disruption-validation-delay", d.ValidationDelay, "How long a disruption decision waits before it is checked again and carried out.")
 	f.DurationVar(&d.Interval, "disruption-interval", d.Interval, "How often each cluster is looked at for machines to disrupt.")
@@ -143,6 +145,9 @@ func (o Options) Validate() error {
 	}
 	if p.Concurrency < 1 {
 		return fmt.Errorf("--cluster-concurrency=%d: must be at least 1", p.Concurrency)
+	}
+	if p.VMMemoryOverheadPercent < 0 || p.VMMemoryOverheadPercent >= 1 {
+		return fmt.Errorf("--vm-memory-overhead-percent=%g: must be a share of memory in [0, 1), such as 0.075", p.VMMemoryOverheadPercent)
 	}
 	if i := o.Interruption; i.Enabled() && i.Region == "" {
 		return fmt.Errorf("--interruption-queue=%s needs the queue's region: set --aws-region or $AWS_REGION", i.Queue)
@@ -208,21 +213,25 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, error)
 		RetryPeriod:             &o.RetryPeriod,
 		// A killed leader must not keep acting: release on clean stop only.
 		LeaderElectionReleaseOnCancel: true,
-		Controller: config.Controller{SkipNameValidation: ptr.To(o.SkipNameValidation)},
+		Controller:                    config.Controller{SkipNameValidation: ptr.To(o.SkipNameValidation)},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("creating manager: %w", err)
 	}
 	var source cloud.Source = catalog
+	// Without EC2 access AMIs stay unknown: planning assumes and says so.
+	var images cloud.Images
 	if o.Catalog.Enabled() {
 		clients := map[string]live.EC2API{}
+		imageClients := map[string]live.ImagesAPI{}
 		for _, region := range o.Catalog.Regions {
-			client, err := live.NewEC2Client(ctx, region, o.Catalog.Endpoint)
+			c, err := live.NewEC2Client(ctx, region, o.Catalog.Endpoint)
 			if err != nil {
 				return nil, err
 			}
-			clients[region] = client
+			clients[region], imageClients[region] = c, c
 		}
+		images = live.NewImages(imageClients)
 		refresher, err := live.New(catalog, clients, o.Catalog, mgr.GetLogger().WithName("catalog"))
 		if err != nil {
 			return nil, err
@@ -258,6 +267,7 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, error)
 		APIReader:    mgr.GetAPIReader(),
 		ClusterCache: clusterCache,
 		Catalog:      source,
+		Images:       images,
 		Recorder:     mgr.GetEventRecorderFor("joinery-provisioning"),
 		Options:      o.Provisioning,
 		Reports:      reports,

@@ -38,17 +38,43 @@ func KubeletConfig(k *v1alpha1.KubeletConfiguration) cloud.KubeletConfig {
 	}
 }
 
-// LaunchableTypes sizes every offered type for the pool's kubelet. Types
-// whose allocatable has no room for a pod (pods = 0, as for types whose ENI
-// limit is unknown) are left out: they could never run anything.
-func LaunchableTypes(pool *v1alpha1.NodePool, offered []cloud.InstanceTypeOfferings) ([]LaunchableType, error) {
-	kubelet := KubeletConfig(pool.Spec.Template.Spec.Kubelet)
-	if err := kubelet.Validate(); err != nil {
-		return nil, fmt.Errorf("NodePool %s/%s: spec.template.spec.%w", pool.Namespace, pool.Name, err)
+// NodeKubeletConfig is what the kubelet of a pool's nodes runs with: the
+// bootstrap template's flags merged with the NodePool's kubelet settings
+// (KubeletArgs), read back as the kubelet reads them. Errors name the
+// NodePool and the field or flag to fix.
+func NodeKubeletConfig(pool *v1alpha1.NodePool, model NodeModel) (cloud.KubeletConfig, error) {
+	if err := KubeletConfig(pool.Spec.Template.Spec.Kubelet).Validate(); err != nil {
+		return cloud.KubeletConfig{}, fmt.Errorf("NodePool %s/%s: spec.template.spec.%w", pool.Namespace, pool.Name, err)
 	}
+	args, err := KubeletArgs(model.KubeletArgs, pool.Spec.Template.Spec.Kubelet)
+	if err != nil {
+		return cloud.KubeletConfig{}, fmt.Errorf("NodePool %s/%s: spec.template.spec.kubelet: %w", pool.Namespace, pool.Name, err)
+	}
+	kc, err := KubeletConfigFromArgs(args)
+	if err != nil {
+		return cloud.KubeletConfig{}, fmt.Errorf("NodePool %s/%s: the bootstrap template %s's joinConfiguration.nodeRegistration.kubeletExtraArgs: %w",
+			pool.Namespace, pool.Name, pool.Spec.Template.Spec.BootstrapTemplateRef.Name, err)
+	}
+	return kc, nil
+}
+
+// LaunchableTypes sizes every offered type for the kubelet the pool's
+// nodes run (NodeKubeletConfig) and their root volume, and keeps only
+// types of the AMI's architecture when the model names one. Types whose
+// allocatable has no room for a pod (maxPods 0) are left out: they could
+// never run anything.
+func LaunchableTypes(pool *v1alpha1.NodePool, offered []cloud.InstanceTypeOfferings, model NodeModel) ([]LaunchableType, error) {
+	kubelet, err := NodeKubeletConfig(pool, model)
+	if err != nil {
+		return nil, err
+	}
+	opts := model.nodeOptions()
 	types := make([]LaunchableType, 0, len(offered))
 	for _, o := range offered {
-		capacity, allocatable := cloud.Allocatable(o.InstanceType, kubelet)
+		if model.Arch != "" && o.InstanceType.Arch != model.Arch {
+			continue
+		}
+		capacity, allocatable := cloud.AllocatableWith(o.InstanceType, kubelet, opts)
 		if allocatable.Pods().IsZero() {
 			continue
 		}

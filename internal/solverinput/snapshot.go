@@ -30,6 +30,9 @@ type Objects struct {
 	StorageClasses []*storagev1.StorageClass
 	// InFlight names nodes (by node name) that are machines still booting.
 	InFlight map[string]bool
+	// NodeModels are what each pool's templates say about its nodes, by
+	// pool name; a pool without one plans for NodeModel's defaults.
+	NodeModels map[string]NodeModel
 }
 
 // Snapshot builds the solver's input. offered is the catalog for the
@@ -97,7 +100,7 @@ func Snapshot(objs Objects, offered []cloud.InstanceTypeOfferings, unavailable s
 		if used == nil {
 			used = &usage{}
 		}
-		pool, err := Pool(np, offered, used.resources, used.pricePerHour)
+		pool, err := Pool(np, offered, objs.NodeModels[np.Name], used.resources, used.pricePerHour)
 		if err != nil {
 			return nil, err
 		}
@@ -113,9 +116,9 @@ type usage struct {
 
 // Pool is the solver's view of a NodePool: its requirements, labels,
 // taints, limits (and what its machines already use: inUse capacity and
-// inUsePricePerHour), and every type it may launch sized for its kubelet
-// settings.
-func Pool(np *v1alpha1.NodePool, offered []cloud.InstanceTypeOfferings, inUse corev1.ResourceList, inUsePricePerHour float64) (*solver.Pool, error) {
+// inUsePricePerHour), and every type it may launch sized for the node its
+// templates and kubelet settings make (model).
+func Pool(np *v1alpha1.NodePool, offered []cloud.InstanceTypeOfferings, model NodeModel, inUse corev1.ResourceList, inUsePricePerHour float64) (*solver.Pool, error) {
 	spec := np.Spec.Template.Spec
 	pool := &solver.Pool{
 		Name:          np.Name,
@@ -140,7 +143,7 @@ func Pool(np *v1alpha1.NodePool, offered []cloud.InstanceTypeOfferings, inUse co
 	}
 	pool.InUse = inUse
 	pool.InUsePricePerHour = inUsePricePerHour
-	types, err := LaunchableTypes(np, offered)
+	types, err := LaunchableTypes(np, offered, model)
 	if err != nil {
 		return nil, err
 	}

@@ -51,7 +51,7 @@ func TestPoolCarriesTheNodePoolsPolicy(t *testing.T) {
 		np.Spec.Weight = ptr.To[int32](40)
 		np.Spec.Limits = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("64"), v1alpha1.LimitPricePerHour: resource.MustParse("12.5")}
 	})
-	pool, err := Pool(np, offered, corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("8")}, 1.25)
+	pool, err := Pool(np, offered, NodeModel{}, corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("8")}, 1.25)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +78,7 @@ func TestPoolCarriesTheNodePoolsPolicy(t *testing.T) {
 func TestKubeletMaxPodsShapesAllocatable(t *testing.T) {
 	offered := usEast1(t)
 	pods := func(np *v1alpha1.NodePool, name string) int64 {
-		pool, err := Pool(np, offered, nil, 0)
+		pool, err := Pool(np, offered, NodeModel{}, nil, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -90,8 +90,10 @@ func TestKubeletMaxPodsShapesAllocatable(t *testing.T) {
 		t.Fatalf("%s not offered", name)
 		return 0
 	}
-	if got := pods(nodePool("default", nil), "m5.xlarge"); got != 58 {
-		t.Errorf("m5.xlarge default pods %d, want 58 (ENI limit)", got)
+	// A kubeadm node's kubelet takes 110 pods by default; before, this was
+	// the EKS AMI's ENI limit (58).
+	if got := pods(nodePool("default", nil), "m5.xlarge"); got != 110 {
+		t.Errorf("m5.xlarge default pods %d, want the kubelet's 110", got)
 	}
 	capped := nodePool("capped", func(np *v1alpha1.NodePool) {
 		np.Spec.Template.Spec.Kubelet = &v1alpha1.KubeletConfiguration{MaxPods: ptr.To[int32](20)}
