@@ -101,7 +101,7 @@ func TestRestrictionWithholdsWhatTheTemplateAndTheCloudForbid(t *testing.T) {
 	}
 	r.apply(snap)
 	want := map[string][]bool{
-		"capped": {true, false, true, true, true},   // spot above $0.04 withheld
+		"capped": {true, false, true, true, true},    // spot above $0.04 withheld
 		"pinned": {false, false, false, true, false}, // us-east-1a, on demand only
 		"broken": {false, false, false, false, false},
 		"free":   {true, true, false, true, false}, // us-east-1b out of addresses for this pool
