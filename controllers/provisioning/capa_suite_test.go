@@ -209,6 +209,7 @@ var _ = Describe("Provisioning reads CAPA's AWSMachines", func() {
 			g.Expect(c.Status).To(Equal(metav1.ConditionFalse))
 			g.Expect(c.Message).To(ContainSubstring("publicIP"))
 		}).WithTimeout(within).Should(Succeed())
+		Eventually(ctx, func() []corev1.Event { return poolEvents(ctx, "public", "LaunchConfigurationError") }).WithTimeout(within).ShouldNot(BeEmpty())
 		Consistently(ctx, func() int { return len(machines(ctx, "public")) }).WithTimeout(5 * time.Second).Should(BeZero())
 	})
 

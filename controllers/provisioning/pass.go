@@ -859,6 +859,11 @@ func (ps *pass) reportPlan(plan *solver.Plan) {
 		c := ps.constraints[np.Name]
 		r.LaunchProblem = c.problemText()
 		r.LaunchBlocked = c != nil && c.Blocking
+		if r.LaunchBlocked {
+			// The pool cannot launch at all; say so where people look
+			// first, as for a limit reached.
+			ps.Recorder.Eventf(np, corev1.EventTypeWarning, "LaunchConfigurationError", "cluster %s: the pool launches nothing: %s", ps.cluster.Name, r.LaunchProblem)
+		}
 		if msg, blocked := ps.poolBlocked(np, ps.templateIDs[np.Name], ps.now); blocked {
 			r.LaunchBlocked = true
 			r.LaunchProblem = strings.TrimPrefix(strings.Join([]string{r.LaunchProblem, msg}, "; "), "; ")
