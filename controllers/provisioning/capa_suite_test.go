@@ -35,6 +35,9 @@ import (
 // simulated cloud): what CAPA reports on AWSMachines, and what the pool's
 // AWSMachineTemplate says, as the controller must read them.
 func TestProvisioningAgainstCAPA(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a management and a workload cluster")
+	}
 	RegisterFailHandler(Fail)
 	RunSpecs(t, "provisioning against CAPA's AWSMachines")
 }
