@@ -305,7 +305,9 @@ func (r *round) pool(name string) *v1alpha1.NodePool {
 func (r *round) booting() bool {
 	for i := range r.st.Machines {
 		m := &r.st.Machines[i]
-		if m.DeletionTimestamp.IsZero() && !m.Status.NodeRef.IsDefined() {
+		// A lost Machine (instance terminated, Node gone) is no capacity
+		// on its way; provisioning deletes it.
+		if m.DeletionTimestamp.IsZero() && !m.Status.NodeRef.IsDefined() && !r.st.Lost[m.Name] {
 			return true
 		}
 	}

@@ -172,7 +172,8 @@ func (r *Reconciler) compute(ctx context.Context, pool *v1alpha1.NodePool, machi
 	status.PricePerHour = fmt.Sprintf("%.4f", price)
 
 	reports := r.Reports.Get(client.ObjectKeyFromObject(pool))
-	var limited []string
+	var limited, launchProblems []string
+	launchBlocked := false
 	for i := range clusters {
 		c := &clusters[i]
 		if !provisioning.Serves(pool, c) {
@@ -184,6 +185,10 @@ func (r *Reconciler) compute(ctx context.Context, pool *v1alpha1.NodePool, machi
 			cs.Reachable, cs.Message = rep.Reachable, rep.Message
 			if rep.LimitReached {
 				limited = append(limited, c.Name+": "+rep.Message)
+			}
+			if rep.LaunchProblem != "" {
+				launchProblems = append(launchProblems, "cluster "+c.Name+": "+rep.LaunchProblem)
+				launchBlocked = launchBlocked || rep.LaunchBlocked
 			}
 		} else {
 			cs.Message = "not planned for yet"
@@ -207,6 +212,17 @@ func (r *Reconciler) compute(ctx context.Context, pool *v1alpha1.NodePool, machi
 		limit.Message = strings.Join(limited, "; ") + " (raise spec.limits or free capacity)"
 	}
 	meta.SetStatusCondition(&status.Conditions, limit)
+	launch := metav1.Condition{Type: provisioning.ConditionLaunchConfigurationValid, Status: metav1.ConditionTrue, Reason: "TemplatesLaunchable",
+		Message: "nothing in the pool's templates fights the offerings it decides", ObservedGeneration: pool.Generation}
+	if len(launchProblems) > 0 {
+		sort.Strings(launchProblems)
+		launch.Reason = "TemplateConstrainsLaunches"
+		launch.Message = strings.Join(launchProblems, "; ")
+		if launchBlocked {
+			launch.Status, launch.Reason = metav1.ConditionFalse, "LaunchConfigurationError"
+		}
+	}
+	meta.SetStatusCondition(&status.Conditions, launch)
 	return status, byCluster
 }
 

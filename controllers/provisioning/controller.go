@@ -53,6 +53,14 @@ type Options struct {
 	// VMMemoryOverheadPercent is the share of an instance type's memory
 	// planning assumes the hypervisor and kernel keep (0.075).
 	VMMemoryOverheadPercent float64
+	// NodeLostGrace is how long a Machine whose Node disappeared (its
+	// instance still there as far as CAPA knows) counts as not-ready
+	// capacity before it is deleted (2 min).
+	NodeLostGrace time.Duration
+	// LaunchErrorBackoff is how long a pool whose launch failed for its
+	// configuration launches nothing, unless its templates change first
+	// (10 min).
+	LaunchErrorBackoff time.Duration
 }
 
 // DefaultOptions are the defaults of the manager's flags.
@@ -61,6 +69,7 @@ func DefaultOptions() Options {
 		BatchIdle: time.Second, BatchMax: 10 * time.Second, UnavailableTTL: 3 * time.Minute,
 		RegistrationTimeout: 15 * time.Minute, Replan: 30 * time.Second, Concurrency: 10,
 		VMMemoryOverheadPercent: cloud.DefaultVMMemoryOverheadPercent,
+		NodeLostGrace:           2 * time.Minute, LaunchErrorBackoff: 10 * time.Minute,
 	}
 }
 
@@ -95,6 +104,23 @@ type Provisioner struct {
 
 	mu       sync.Mutex
 	clusters map[types.NamespacedName]*clusterState
+	// blocked are pools whose launch failed for their configuration, by
+	// pool and cluster.
+	blocked map[poolCluster]poolBlock
+}
+
+type poolCluster struct {
+	pool    types.NamespacedName
+	cluster string
+}
+
+// poolBlock stops a pool's launches in one cluster after a configuration
+// error: until its templates change (template is what they were) or until
+// passes.
+type poolBlock struct {
+	template string
+	until    time.Time
+	message  string
 }
 
 // clusterState is what the loop remembers of one cluster between passes;
@@ -115,6 +141,9 @@ type clusterState struct {
 	// notes are the assumptions the last pass planned with, by pool
 	// (see nodeModel), reported when they change.
 	notes map[string]string
+	// nodeLost are Machines whose Node disappeared, since when (guarded
+	// by Provisioner.mu: the disruption controller reads it too).
+	nodeLost map[types.UID]time.Time
 }
 
 // +kubebuilder:rbac:groups=cluster.x-k8s.io,resources=clusters,verbs=get;list;watch
@@ -140,6 +169,7 @@ func (p *Provisioner) SetupWithManager(ctx context.Context, mgr ctrl.Manager) er
 	p.events = newWorkloadEvents(ctx, p.ClusterCache)
 	p.offerings = &offeringsCache{source: p.Catalog}
 	p.clusters = map[types.NamespacedName]*clusterState{}
+	p.blocked = map[poolCluster]poolBlock{}
 
 	joineryOnly := predicate.NewPredicateFuncs(func(o client.Object) bool {
 		_, ok := o.GetLabels()[v1alpha1.LabelNodePool]
@@ -382,3 +412,28 @@ func unavailableKey(d Decision) solver.OfferingKey {
 }
 
 func fmtPrice(usd float64) string { return fmt.Sprintf("$%.4f/h", usd) }
+
+// blockPool stops the pool's launches in the pass's cluster.
+func (ps *pass) blockPool(pool *v1alpha1.NodePool, template string, until time.Time, message string) {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	ps.blocked[poolCluster{client.ObjectKeyFromObject(pool), ps.cluster.Name}] = poolBlock{template: template, until: until, message: message}
+}
+
+// poolBlocked returns why the pool launches nothing in the pass's cluster
+// now, if it does not: a block ends when the templates change or its time
+// passes.
+func (ps *pass) poolBlocked(pool *v1alpha1.NodePool, template string, now time.Time) (string, bool) {
+	key := poolCluster{client.ObjectKeyFromObject(pool), ps.cluster.Name}
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	b, ok := ps.blocked[key]
+	if !ok {
+		return "", false
+	}
+	if b.template != template || !now.Before(b.until) {
+		delete(ps.blocked, key)
+		return "", false
+	}
+	return b.message, true
+}

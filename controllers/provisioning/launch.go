@@ -29,6 +29,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/utils/ptr"
+	infrav1 "sigs.k8s.io/cluster-api-provider-aws/v2/api/v1beta2"
 	clusterv1 "sigs.k8s.io/cluster-api/api/core/v1beta2"
 	"sigs.k8s.io/cluster-api/controllers/external"
 
@@ -64,6 +65,10 @@ type Decision struct {
 	Pods      []string    `json:"pods"`
 	PodCount  int         `json:"podCount"`
 	DecidedAt metav1.Time `json:"decidedAt"`
+	// SpotMaxPrice is the template's spotMarketOptions.maxPrice (USD per
+	// hour): spot offerings above it were not chosen, and EC2 is asked
+	// for no more.
+	SpotMaxPrice string `json:"spotMaxPrice,omitempty"`
 }
 
 // Rejected is one reason cheaper offerings were passed over: the cheapest
@@ -239,6 +244,9 @@ func BuildInfrastructure(template *unstructured.Unstructured, ref *corev1.Object
 		if err := setAWSOffering(obj, d.Offering); err != nil {
 			return nil, fmt.Errorf("AWSMachine %s: %w", m.Name, err)
 		}
+		if err := setAWSTags(obj, m, d.NodePool); err != nil {
+			return nil, fmt.Errorf("AWSMachine %s: %w", m.Name, err)
+		}
 	default:
 		return nil, fmt.Errorf("infrastructure template %s %s clones to a %s; Joinery launches AWSMachines (AWSMachineTemplate)", ref.Kind, ref.Name, obj.GetKind())
 	}
@@ -249,15 +257,66 @@ func setAWSOffering(obj *unstructured.Unstructured, o Offering) error {
 	if err := unstructured.SetNestedField(obj.Object, o.InstanceType, "spec", "instanceType"); err != nil {
 		return err
 	}
-	// The template's market settings are replaced: the decision chose the
-	// market, and a spot template used for an on-demand launch must not
-	// carry spot options.
+	// The template's market settings give way to the decision's market,
+	// so a spot template used for an on-demand launch carries no spot
+	// options; the user's spot maxPrice stays (the decision respected it),
+	// and a capacity block or reservation stays what it is (the pool's
+	// constraints never choose spot for it).
+	maxPrice, _, _ := unstructured.NestedString(obj.Object, "spec", "spotMarketOptions", "maxPrice")
+	market, _, _ := unstructured.NestedString(obj.Object, "spec", "marketType")
+	reservation, _, _ := unstructured.NestedString(obj.Object, "spec", "capacityReservationId")
 	unstructured.RemoveNestedField(obj.Object, "spec", "spotMarketOptions")
-	unstructured.RemoveNestedField(obj.Object, "spec", "marketType")
-	if o.CapacityType == v1alpha1.CapacityTypeSpot {
-		return unstructured.SetNestedMap(obj.Object, map[string]any{}, "spec", "spotMarketOptions")
+	if market != string(infrav1.MarketTypeCapacityBlock) {
+		unstructured.RemoveNestedField(obj.Object, "spec", "marketType")
 	}
-	return nil
+	if o.CapacityType != v1alpha1.CapacityTypeSpot {
+		return nil
+	}
+	// CAPA's webhook refuses spot with a capacity block, and CAPA refuses
+	// to launch spot with a reservation: never write either.
+	if market == string(infrav1.MarketTypeCapacityBlock) || reservation != "" {
+		return fmt.Errorf("a spot launch cannot use the template's capacity reservation (spec.template.spec.capacityReservationId / marketType); the pool's constraints should have excluded spot")
+	}
+	if pref, _, _ := unstructured.NestedString(obj.Object, "spec", "capacityReservationPreference"); pref == string(infrav1.CapacityReservationPreferenceOnly) {
+		return fmt.Errorf("a spot launch cannot use the template's capacityReservationPreference %s", pref)
+	}
+	spot := map[string]any{}
+	if maxPrice != "" {
+		spot["maxPrice"] = maxPrice
+	}
+	return unstructured.SetNestedMap(obj.Object, spot, "spec", "spotMarketOptions")
+}
+
+// Tags Joinery puts on the instances it launches (through the
+// AWSMachine's additionalTags), for cost allocation and for tools that
+// know Karpenter's.
+const (
+	TagNodePool          = v1alpha1.Group + "/nodepool"
+	TagNodePoolNamespace = v1alpha1.Group + "/nodepool-namespace"
+	TagCluster           = v1alpha1.Group + "/cluster"
+	TagKarpenterNodePool = "karpenter.sh/nodepool"
+	// maxAdditionalTags is the 50 user tags CAPA's webhook allows.
+	maxAdditionalTags = 50
+)
+
+// setAWSTags merges the pool's and cluster's tags into the clone's
+// additionalTags; Joinery's keys win over the template's.
+func setAWSTags(obj *unstructured.Unstructured, m *clusterv1.Machine, pool string) error {
+	tags, _, err := unstructured.NestedStringMap(obj.Object, "spec", "additionalTags")
+	if err != nil {
+		return fmt.Errorf("spec.additionalTags: %w", err)
+	}
+	if tags == nil {
+		tags = map[string]string{}
+	}
+	tags[TagNodePool] = pool
+	tags[TagNodePoolNamespace] = m.Namespace
+	tags[TagCluster] = m.Spec.ClusterName
+	tags[TagKarpenterNodePool] = pool
+	if len(tags) > maxAdditionalTags {
+		return fmt.Errorf("the template's spec.template.spec.additionalTags and Joinery's 4 tags make %d tags; CAPA allows %d: remove some from the template", len(tags), maxAdditionalTags)
+	}
+	return unstructured.SetNestedStringMap(obj.Object, tags, "spec", "additionalTags")
 }
 
 // BuildBootstrap clones the pool's bootstrap template for a Machine. For a

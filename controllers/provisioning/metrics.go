@@ -151,6 +151,12 @@ func countDeleted(m metav1.Object, eventReason string) {
 	reason, ok := map[string]string{
 		"InsufficientCapacity": metrics.ReasonInsufficientCapacity,
 		"RegistrationTimeout":  metrics.ReasonRegistrationTimeout,
+		// One reason per launch-error class (capacity is
+		// insufficient_capacity), and for lost Machines.
+		"LaunchConfigurationError": "launch_configuration_error",
+		"LaunchFailed":             "launch_failed_unknown",
+		"InstanceTerminated":       "instance_terminated",
+		"NodeLost":                 "node_lost",
 	}[eventReason]
 	if !ok {
 		reason = strings.ToLower(eventReason)

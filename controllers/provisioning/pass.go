@@ -16,7 +16,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	infrav1 "sigs.k8s.io/cluster-api-provider-aws/v2/api/v1beta2"
 	clusterv1 "sigs.k8s.io/cluster-api/api/core/v1beta2"
-	v1beta1conditions "sigs.k8s.io/cluster-api/util/deprecated/v1beta1/conditions"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -25,10 +24,6 @@ import (
 	"github.com/joinery-dev/joinery/internal/solverinput"
 	"github.com/joinery-dev/joinery/solver"
 )
-
-// insufficientCapacity is the EC2 error code CAPA copies into the
-// AWSMachine's InstanceReady condition when RunInstances is refused.
-const insufficientCapacity = "InsufficientInstanceCapacity"
 
 // pass is one reconcile of one cluster.
 type pass struct {
@@ -48,6 +43,11 @@ type pass struct {
 	types     map[string]map[string]*solverinput.LaunchableType // pool → type name → sized type
 	models    map[string]solverinput.NodeModel                  // pool → what its templates make
 	notes     map[string][]string                               // pool → what its model assumes
+	// subnets are the AWSCluster's; constraints and templateIDs are each
+	// pool's AWSMachineTemplate's (see LaunchConstraints, poolBlock).
+	subnets     infrav1.Subnets
+	constraints map[string]*LaunchConstraints
+	templateIDs map[string]string
 }
 
 func (ps *pass) run() (ctrl.Result, error) {
@@ -106,17 +106,29 @@ func (ps *pass) run() (ctrl.Result, error) {
 			// garbage collection removes the Machine).
 			continue
 		}
-		gone, wait, err := ps.checkMachine(m, pool, d)
+		aws, err := ps.awsMachine(m)
 		if err != nil {
 			return ctrl.Result{}, err
 		}
-		if gone {
-			continue
-		}
+		node := ps.registeredNode(ps.ctx, m, aws, nodeByName, nodeByProviderID)
+		capacity, wait := ps.capacity(m, aws, node)
 		if wait > 0 && (requeue == 0 || wait < requeue) {
 			requeue = wait
 		}
-		if node := ps.registeredNode(ps.ctx, m, nodeByName, nodeByProviderID); node != nil {
+		switch capacity {
+		case MachineInstanceGone:
+			msg := "its EC2 instance was terminated outside Joinery and CAPI (CAPA reports it terminated); deleting the Machine so CAPI cleans up, and its pods are planned again"
+			if err := ps.deleteMachine(m, pool, "InstanceTerminated", msg); err != nil {
+				return ctrl.Result{}, err
+			}
+			continue
+		case MachineNodeLost:
+			msg := fmt.Sprintf("its Node %s is gone while the Machine still references it, for longer than %s; deleting the Machine so its pods are planned again", m.Status.NodeRef.Name, ps.Options.NodeLostGrace)
+			if err := ps.deleteMachine(m, pool, "NodeLost", msg); err != nil {
+				return ctrl.Result{}, err
+			}
+			continue
+		case MachineRegistered:
 			labelled, err := ps.labelNode(node, pool, d)
 			if err != nil {
 				return ctrl.Result{}, err
@@ -126,6 +138,20 @@ func (ps *pass) run() (ctrl.Result, error) {
 			// without its attribute labels does not cause a launch.
 			nodeByName[node.Name] = labelled
 			continue
+		case MachineNodeLostGrace:
+			// Not-ready capacity until the grace passes: planned as in
+			// flight below, as its Node may be about to come back.
+		case MachineBooting:
+			gone, wait, err := ps.checkMachine(m, pool, d, aws)
+			if err != nil {
+				return ctrl.Result{}, err
+			}
+			if gone {
+				continue
+			}
+			if wait > 0 && (requeue == 0 || wait < requeue) {
+				requeue = wait
+			}
 		}
 		// No Node yet: the Machine is capacity on its way.
 		t := ps.types[pool.Name][d.Offering.InstanceType]
@@ -197,6 +223,7 @@ func (ps *pass) run() (ctrl.Result, error) {
 		ps.report(ps.cluster, ps.pools, true, err.Error())
 		return ctrl.Result{RequeueAfter: ps.Options.Replan}, nil
 	}
+	ps.restriction().apply(snap)
 	t0 := time.Now()
 	plan, err := solver.Solve(snap, solver.Options{SkipLowerBound: true, RecordRejections: true})
 	if err != nil {
@@ -302,7 +329,41 @@ func (ps *pass) prepare() ([]cloud.InstanceTypeOfferings, error) {
 		}
 		ps.types[np.Name] = byName
 	}
+	ps.constraints = map[string]*LaunchConstraints{}
+	ps.templateIDs = map[string]string{}
+	for _, np := range ps.pools {
+		ref := np.Spec.Template.Spec.InfrastructureTemplateRef
+		template, _, err := ps.templates.get(ps.ctx, ps.cluster.Namespace, ref)
+		if err != nil {
+			// The pool status reports a missing template; launches
+			// fail with the same error.
+			continue
+		}
+		ps.templateIDs[np.Name] = fmt.Sprintf("%s/%s/%d", PoolHash(np), template.GetUID(), template.GetGeneration())
+		if template.GetKind() != "AWSMachineTemplate" {
+			continue
+		}
+		spec, err := AWSMachineTemplateSpec(template)
+		if err != nil {
+			ps.constraints[np.Name] = &LaunchConstraints{Problems: []string{err.Error()}, Blocking: true}
+			continue
+		}
+		c := TemplateConstraints(spec, ps.subnets)
+		ps.constraints[np.Name] = &c
+	}
 	return offered, nil
+}
+
+// restriction is what this pass withholds from the solver.
+func (ps *pass) restriction() *restriction {
+	r := &restriction{region: ps.region, namespace: ps.cluster.Namespace, constraints: ps.constraints,
+		scopes: ps.unavailable.Scopes(ps.now), blocked: map[string]bool{}}
+	for _, np := range ps.pools {
+		if _, blocked := ps.poolBlocked(np, ps.templateIDs[np.Name], ps.now); blocked {
+			r.blocked[np.Name] = true
+		}
+	}
+	return r
 }
 
 func minPositive(a, b time.Duration) time.Duration {
@@ -352,6 +413,7 @@ func (ps *pass) regionAndZones() (string, []string, error) {
 	if aws.Spec.Region == "" {
 		return "", nil, fmt.Errorf("AWSCluster %s/%s has no spec.region", aws.Namespace, aws.Name)
 	}
+	ps.subnets = aws.Spec.NetworkSpec.Subnets
 	var zones []string
 	for _, fd := range ps.cluster.Status.FailureDomains {
 		zones = append(zones, fd.Name)
@@ -390,7 +452,7 @@ func (ps *pass) listPlanningObjects(objs *solverinput.Objects) error {
 // before CAPI caught up must still be matched: unmatched, it would count
 // twice (as itself, and as the Machine's in-flight node), and a plan
 // would put pods on room that does not exist.
-func (p *Provisioner) registeredNode(ctx context.Context, m *clusterv1.Machine, byName, byProviderID map[string]*corev1.Node) *corev1.Node {
+func (p *Provisioner) registeredNode(_ context.Context, m *clusterv1.Machine, aws *infrav1.AWSMachine, byName, byProviderID map[string]*corev1.Node) *corev1.Node {
 	if m.Status.NodeRef.IsDefined() {
 		if n := byName[m.Status.NodeRef.Name]; n != nil {
 			return n
@@ -399,36 +461,105 @@ func (p *Provisioner) registeredNode(ctx context.Context, m *clusterv1.Machine, 
 	if m.Spec.ProviderID != "" {
 		return byProviderID[m.Spec.ProviderID]
 	}
-	aws := &infrav1.AWSMachine{}
-	if err := p.Client.Get(ctx, types.NamespacedName{Namespace: m.Namespace, Name: m.Spec.InfrastructureRef.Name}, aws); err == nil && aws.Spec.ProviderID != nil {
+	if aws != nil && aws.Spec.ProviderID != nil {
 		return byProviderID[*aws.Spec.ProviderID]
 	}
 	return nil
 }
 
-// checkMachine deletes a Machine the cloud refused or whose node never
-// registered, and recreates the infrastructure and bootstrap objects a
-// crash may have left uncreated. gone says the Machine was deleted; wait,
-// when it is positive, is when to look at it again.
-func (ps *pass) checkMachine(m *clusterv1.Machine, pool *v1alpha1.NodePool, d Decision) (gone bool, wait time.Duration, err error) {
-	if m.Status.NodeRef.IsDefined() {
-		return false, 0, nil
-	}
+// awsMachine reads a Machine's AWSMachine from the cache (nil when it does
+// not exist).
+func (p *Provisioner) awsMachine(ctx context.Context, m *clusterv1.Machine) (*infrav1.AWSMachine, error) {
 	aws := &infrav1.AWSMachine{}
-	err = ps.Client.Get(ps.ctx, types.NamespacedName{Namespace: m.Namespace, Name: m.Spec.InfrastructureRef.Name}, aws)
+	err := p.Client.Get(ctx, types.NamespacedName{Namespace: m.Namespace, Name: m.Spec.InfrastructureRef.Name}, aws)
 	switch {
 	case apierrors.IsNotFound(err):
+		return nil, nil
+	case err != nil:
+		return nil, err
+	}
+	return aws, nil
+}
+
+func (ps *pass) awsMachine(m *clusterv1.Machine) (*infrav1.AWSMachine, error) {
+	return ps.Provisioner.awsMachine(ps.ctx, m)
+}
+
+// MachineCapacity is what a Machine is as capacity for planning. The
+// provisioning pass and the disruption controller's view (State) both
+// take it from (*pass).capacity, so they agree on what is in flight.
+type MachineCapacity int
+
+const (
+	// MachineBooting has no Node yet: in-flight capacity.
+	MachineBooting MachineCapacity = iota
+	// MachineRegistered has its Node.
+	MachineRegistered
+	// MachineNodeLostGrace lost its Node (nodeRef set, Node gone) while
+	// CAPA still sees its instance: not-ready capacity for
+	// --node-lost-grace, in case the Node comes back or the cache lags.
+	MachineNodeLostGrace
+	// MachineNodeLost lost its Node for longer than the grace: no capacity.
+	MachineNodeLost
+	// MachineInstanceGone's instance was terminated out of band: no
+	// capacity, and never will be (CAPA does not launch again for it).
+	MachineInstanceGone
+)
+
+// capacity classifies a Machine (not being deleted) with its AWSMachine
+// (nil if none) and its registered Node (nil if none). wait, when
+// positive, is when the answer changes by itself.
+func (ps *pass) capacity(m *clusterv1.Machine, aws *infrav1.AWSMachine, node *corev1.Node) (MachineCapacity, time.Duration) {
+	st := ps.state(ps.key)
+	if InstanceGone(aws) {
+		ps.forgetNodeLost(st, m)
+		return MachineInstanceGone, 0
+	}
+	if node != nil || !m.Status.NodeRef.IsDefined() {
+		ps.forgetNodeLost(st, m)
+		if node != nil {
+			return MachineRegistered, 0
+		}
+		return MachineBooting, 0
+	}
+	ps.mu.Lock()
+	if st.nodeLost == nil {
+		st.nodeLost = map[types.UID]time.Time{}
+	}
+	since, ok := st.nodeLost[m.UID]
+	if !ok {
+		since = ps.now
+		st.nodeLost[m.UID] = since
+	}
+	ps.mu.Unlock()
+	if left := ps.Options.NodeLostGrace - ps.now.Sub(since); left > 0 {
+		return MachineNodeLostGrace, left
+	}
+	return MachineNodeLost, 0
+}
+
+func (ps *pass) forgetNodeLost(st *clusterState, m *clusterv1.Machine) {
+	ps.mu.Lock()
+	delete(st.nodeLost, m.UID)
+	ps.mu.Unlock()
+}
+
+// checkMachine handles a booting Machine: deletes it when the cloud
+// refused its launch or its node never registered, and recreates the
+// infrastructure and bootstrap objects a crash may have left uncreated.
+// gone says the Machine was deleted; wait, when it is positive, is when to
+// look at it again.
+func (ps *pass) checkMachine(m *clusterv1.Machine, pool *v1alpha1.NodePool, d Decision, aws *infrav1.AWSMachine) (gone bool, wait time.Duration, err error) {
+	if aws == nil {
 		if err := ps.ensureMachineObjects(m, pool, d); err != nil {
 			return false, 0, err
 		}
-	case err != nil:
-		return false, 0, err
-	default:
-		if refusal := insufficientCapacityMessage(aws); refusal != "" {
-			ps.unavailable.MarkUnavailable(unavailableKey(d), ps.now)
-			msg := fmt.Sprintf("EC2 has no %s capacity for %s in %s; the offering is avoided for %s and the pods are planned again with the fallbacks: %s",
-				d.Offering.CapacityType, d.Offering.InstanceType, d.Offering.Zone, ps.Options.UnavailableTTL, refusal)
-			return true, 0, ps.deleteMachine(m, pool, "InsufficientCapacity", msg)
+	} else {
+		if message, failed := launchFailure(aws); failed {
+			gone, err := ps.launchRefused(m, pool, d, message)
+			if gone || err != nil {
+				return gone, 0, err
+			}
 		}
 		if err := ps.ensureBootstrap(m, pool, d); err != nil {
 			return false, 0, err
@@ -442,17 +573,75 @@ func (ps *pass) checkMachine(m *clusterv1.Machine, pool *v1alpha1.NodePool, d De
 	return false, ps.Options.RegistrationTimeout - age, nil
 }
 
-// insufficientCapacityMessage returns CAPA's message when the AWSMachine's
-// launch was refused for capacity ("" otherwise).
-func insufficientCapacityMessage(aws *infrav1.AWSMachine) string {
-	c := v1beta1conditions.Get(aws, infrav1.InstanceReadyCondition)
-	if c == nil || c.Status != corev1.ConditionFalse || c.Reason != infrav1.InstanceProvisionFailedReason {
-		return ""
+// launchRefused acts on a launch CAPA reports refused: a capacity refusal
+// makes its scope unavailable for the TTL, a configuration error stops
+// the pool's launches until its templates change or the backoff passes;
+// either way the Machine is deleted and its pods planned again. A
+// transient error leaves the Machine to CAPA's retries.
+func (ps *pass) launchRefused(m *clusterv1.Machine, pool *v1alpha1.NodePool, d Decision, message string) (bool, error) {
+	e := ClassifyLaunchError(EC2ErrorCode(message), message)
+	o := d.Offering
+	switch e.Class {
+	case LaunchErrorTransient:
+		ps.log.V(1).Info("CAPA retries a launch", "machine", m.Name, "code", e.Code)
+		return false, nil
+	case LaunchErrorConfiguration:
+		fix := "fix the templates"
+		if e.Field != "" {
+			fix = "fix " + e.Field
+		}
+		until := ps.now.Add(ps.Options.LaunchErrorBackoff)
+		msg := fmt.Sprintf("the launch of %s %s in %s was refused for the pool's configuration, not for capacity (%s); %s. The pool launches nothing in cluster %s until its templates change or %s passes (until %s): %s",
+			o.CapacityType, o.InstanceType, o.Zone, codeOrCAPA(e.Code), fix, ps.cluster.Name, ps.Options.LaunchErrorBackoff, until.UTC().Format(time.RFC3339), message)
+		ps.blockPool(pool, ps.templateIDs[pool.Name], until, msg)
+		ps.podsFailed(d, fmt.Sprintf("NodePool %s cannot launch: %s (%s); %s", pool.Name, codeOrCAPA(e.Code), shorten(message, 300), fix))
+		return true, ps.deleteMachine(m, pool, e.EventReason(), msg)
 	}
-	if !strings.Contains(c.Message, insufficientCapacity) {
-		return ""
+	reservation := ""
+	if c := ps.constraints[pool.Name]; c != nil {
+		reservation = c.Reservation
 	}
-	return c.Message
+	scope := ScopeOf(e, d, client.ObjectKeyFromObject(pool), ps.region, reservation)
+	ps.unavailable.MarkScope(scope, ps.now)
+	if e.Class == LaunchErrorUnknown {
+		ps.log.Info("EC2 refused a launch with an error code Joinery does not know; treating it as no capacity for the offering", "machine", m.Name, "code", e.Code, "message", message)
+	}
+	msg := fmt.Sprintf("EC2 refused %s %s in %s (%s); %s is avoided for %s and the pods are planned again with the fallbacks: %s",
+		o.CapacityType, o.InstanceType, o.Zone, codeOrCAPA(e.Code), scope, ps.Options.UnavailableTTL, message)
+	return true, ps.deleteMachine(m, pool, e.EventReason(), msg)
+}
+
+func codeOrCAPA(code string) string {
+	if code == "" {
+		return "refused by CAPA before calling EC2"
+	}
+	return "EC2 error " + code
+}
+
+func shorten(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
+
+// podsFailed tells the pods a refused Machine was for why.
+func (ps *pass) podsFailed(d Decision, why string) {
+	recorder := ps.events.recorder(ps.ctx, ps.key)
+	if recorder == nil {
+		return
+	}
+	for _, name := range d.Pods {
+		ns, n, ok := strings.Cut(name, "/")
+		if !ok {
+			continue
+		}
+		pod := &corev1.Pod{}
+		if err := ps.workload.reader.Get(ps.ctx, types.NamespacedName{Namespace: ns, Name: n}, pod); err != nil {
+			continue
+		}
+		recorder.Eventf(pod, corev1.EventTypeWarning, "FailedProvisioning", "%s", why)
+	}
 }
 
 func (ps *pass) deleteMachine(m *clusterv1.Machine, pool *v1alpha1.NodePool, reason, msg string) error {
@@ -518,6 +707,15 @@ func (ps *pass) launchPlan(plan *solver.Plan) ([]string, error) {
 	for _, node := range plan.NewNodes {
 		pool := ps.byPool[node.Pool]
 		d := NewDecision(node, metav1.NewTime(ps.now))
+		if c := ps.constraints[pool.Name]; c != nil {
+			if !c.Allows(d.Offering.InstanceType, d.Offering.Zone, d.Offering.CapacityType, d.Offering.PricePerHour) {
+				// The restriction keeps such offerings from the solver; a
+				// launch against the template would be refused.
+				return created, fmt.Errorf("NodePool %s: %s %s in %s is not allowed by its AWSMachineTemplate (%s)", pool.Name,
+					d.Offering.CapacityType, d.Offering.InstanceType, d.Offering.Zone, c.problemText())
+			}
+			d.SpotMaxPrice = c.MaxPriceText
+		}
 		m, err := BuildMachine(LaunchSpec{Cluster: ps.cluster, NodePool: pool, Node: node, Version: version, Decision: d, Replacing: ps.replacing},
 			pool.Spec.Template.Spec.InfrastructureTemplateRef, pool.Spec.Template.Spec.BootstrapTemplateRef)
 		if err != nil {
@@ -675,6 +873,18 @@ func (ps *pass) reportPlan(plan *solver.Plan) {
 	}
 	for _, np := range ps.pools {
 		r := ClusterReport{Reachable: true}
+		c := ps.constraints[np.Name]
+		r.LaunchProblem = c.problemText()
+		r.LaunchBlocked = c != nil && c.Blocking
+		if r.LaunchBlocked {
+			// The pool cannot launch at all; say so where people look
+			// first, as for a limit reached.
+			ps.Recorder.Eventf(np, corev1.EventTypeWarning, "LaunchConfigurationError", "cluster %s: the pool launches nothing: %s", ps.cluster.Name, r.LaunchProblem)
+		}
+		if msg, blocked := ps.poolBlocked(np, ps.templateIDs[np.Name], ps.now); blocked {
+			r.LaunchBlocked = true
+			r.LaunchProblem = strings.TrimPrefix(strings.Join([]string{r.LaunchProblem, msg}, "; "), "; ")
+		}
 		if n := limited[np.Name]; n > 0 {
 			r.LimitReached = true
 			r.Message = fmt.Sprintf("limits reached: %d pending pod(s) would need more than spec.limits allows", n)

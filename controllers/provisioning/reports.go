@@ -6,6 +6,12 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 )
 
+// ConditionLaunchConfigurationValid is the NodePool condition that is
+// False while the pool's templates keep it from launching in some cluster
+// (a launch EC2 or CAPA refused for its configuration, or a template
+// setting Joinery cannot honour), with the field to fix in its message.
+const ConditionLaunchConfigurationValid = "LaunchConfigurationValid"
+
 // ClusterReport is what the last provisioning pass found for one pool in
 // one cluster.
 type ClusterReport struct {
@@ -14,6 +20,11 @@ type ClusterReport struct {
 	// Message explains an unreachable cluster, a limit reached or a
 	// configuration error, in words.
 	Message string
+	// LaunchProblem says what in the pool's templates fights the decision
+	// or made a launch fail for configuration; LaunchBlocked that the pool
+	// launches nothing in the cluster because of it.
+	LaunchProblem string
+	LaunchBlocked bool
 }
 
 // Reports hands the provisioning loop's findings to the pool status

@@ -53,6 +53,10 @@ type ClusterState struct {
 	Offered []cloud.InstanceTypeOfferings
 	// Machines are Joinery's Machines of the cluster, deleting or not.
 	Machines []clusterv1.Machine
+	// Lost names Machines that are no capacity and never will be (their
+	// instance terminated out of band, or their Node gone past the
+	// grace): the provisioning loop deletes them.
+	Lost map[string]bool
 	// Nodes are the registered nodes by name; Pods the bound pods by node.
 	Nodes map[string]*corev1.Node
 	Pods  map[string][]*corev1.Pod
@@ -61,11 +65,22 @@ type ClusterState struct {
 	// Workload writes to the workload cluster; Live reads it uncached.
 	Workload client.Client
 	Live     client.Reader
+
+	// restrict withholds what the provisioning loop withholds: template
+	// constraints, scoped refusals, blocked pools.
+	restrict *restriction
 }
 
 // Snapshot is the solver's input for the state: nothing pending.
 func (s *ClusterState) Snapshot(unavailable solver.UnavailableOfferings) (*solver.Snapshot, error) {
-	return solverinput.Snapshot(s.Objects, s.Offered, unavailable)
+	snap, err := solverinput.Snapshot(s.Objects, s.Offered, unavailable)
+	if err != nil {
+		return nil, err
+	}
+	if s.restrict != nil {
+		s.restrict.apply(snap)
+	}
+	return snap, nil
 }
 
 // Unavailable returns the offerings EC2 refused recently.
@@ -92,7 +107,8 @@ func (p *Provisioner) State(ctx context.Context, cluster *clusterv1.Cluster) (*C
 		return nil, err
 	}
 	st := &ClusterState{Cluster: cluster, Pools: pools, Offered: offered, Nodes: map[string]*corev1.Node{}, Pods: map[string][]*corev1.Pod{},
-		Workload: w.client, Live: live, Objects: solverinput.Objects{NodePools: pools, InFlight: map[string]bool{}, NodeModels: ps.models}}
+		Workload: w.client, Live: live, Objects: solverinput.Objects{NodePools: pools, InFlight: map[string]bool{}, NodeModels: ps.models},
+		Lost: map[string]bool{}, restrict: ps.restriction()}
 	var machines clusterv1.MachineList
 	if err := p.Client.List(ctx, &machines, client.InNamespace(cluster.Namespace),
 		client.MatchingLabels{clusterv1.ClusterNameLabel: cluster.Name}, client.HasLabels{v1alpha1.LabelNodePool}); err != nil {
@@ -117,7 +133,18 @@ func (p *Provisioner) State(ctx context.Context, cluster *clusterv1.Cluster) (*C
 	}
 	for i := range st.Machines {
 		m := &st.Machines[i]
-		if !m.DeletionTimestamp.IsZero() || p.registeredNode(ctx, m, st.Nodes, byProviderID) != nil {
+		if !m.DeletionTimestamp.IsZero() {
+			continue
+		}
+		aws, err := p.awsMachine(ctx, m)
+		if err != nil {
+			return nil, err
+		}
+		switch capacity, _ := ps.capacity(m, aws, p.registeredNode(ctx, m, aws, st.Nodes, byProviderID)); capacity {
+		case MachineRegistered:
+			continue
+		case MachineInstanceGone, MachineNodeLost:
+			st.Lost[m.Name] = true
 			continue
 		}
 		d, err := ReadDecision(m)

@@ -75,6 +75,9 @@ func (e *Explainer) Machine(ctx context.Context, w io.Writer, key types.Namespac
 	fmt.Fprintf(w, "\nWhy this offering\n")
 	fmt.Fprintf(w, "  Decided %s ago for %s: %s.\n", e.age(d.DecidedAt.Time), plural(d.PodCount, "pending pod"), podList(d.Pods, d.PodCount))
 	fmt.Fprintf(w, "  Chosen: %s, the cheapest offering that carries those pods within every constraint.\n", describeOffering(d.Offering))
+	if d.SpotMaxPrice != "" {
+		fmt.Fprintf(w, "  Spot price cap: $%s/h (spotMarketOptions.maxPrice of the pool's AWSMachineTemplate): spot offerings above it were not chosen, and EC2 is asked for no more.\n", d.SpotMaxPrice)
+	}
 	if len(d.Fallbacks) > 0 {
 		fmt.Fprintf(w, "  Fallbacks, if the cloud refuses it (%d recorded, cheapest first): %s\n", len(d.Fallbacks), offeringList(d.Fallbacks, 3))
 	}

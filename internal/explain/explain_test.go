@@ -85,6 +85,7 @@ func TestMachine(t *testing.T) {
 	for _, tc := range []struct {
 		name        string
 		annotations map[string]string
+		maxPrice    string
 		want        []string
 	}{
 		{name: "kept by consolidation",
@@ -102,9 +103,13 @@ func TestMachine(t *testing.T) {
 		{name: "being replaced",
 			annotations: map[string]string{disruption.AnnotationReplacedBy: "general-def", disruption.AnnotationDisruption: "Consolidation of general-abc: ..."},
 			want:        []string{"Being replaced by general-def: Consolidation of general-abc"}},
+		{name: "under a spot price cap", maxPrice: "0.05",
+			want: []string{"Spot price cap: $0.05/h (spotMarketOptions.maxPrice of the pool's AWSMachineTemplate)"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := fakeClient(t, machine(t, "general-abc", decision(), tc.annotations),
+			d := decision()
+			d.SpotMaxPrice = tc.maxPrice
+			c := fakeClient(t, machine(t, "general-abc", d, tc.annotations),
 				&v1alpha1.NodePool{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "general"}},
 				event("NodePool", "general", "Launched", "Machine general-abc in cluster prod: on-demand m5.xlarge", 5*time.Minute),
 				event("NodePool", "general", "Launched", "Machine general-zzz in cluster prod: another machine", 4*time.Minute),
@@ -119,6 +124,9 @@ func TestMachine(t *testing.T) {
 				if !strings.Contains(out, w) {
 					t.Errorf("missing %q in:\n%s", w, out)
 				}
+			}
+			if tc.maxPrice == "" && strings.Contains(out, "Spot price cap") {
+				t.Errorf("a cap shown for a template without one:\n%s", out)
 			}
 			if strings.Contains(out, "general-zzz") {
 				t.Errorf("another Machine's event shown:\n%s", out)

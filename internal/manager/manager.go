@@ -104,6 +104,8 @@ func BindFlags(f *pflag.FlagSet, o *Options) {
 	f.DurationVar(&p.BatchMax, "batch-max-duration", p.BatchMax, "A batch of pending pods closes at the latest this long after it opened.")
 	f.DurationVar(&p.UnavailableTTL, "unavailable-offerings-ttl", p.UnavailableTTL, "How long an offering EC2 refused for lack of capacity is avoided.")
 	f.DurationVar(&p.RegistrationTimeout, "registration-timeout", p.RegistrationTimeout, "A Machine whose Node has not registered after this long is deleted.")
+	f.DurationVar(&p.NodeLostGrace, "node-lost-grace", p.NodeLostGrace, "A Machine whose Node disappeared while its instance runs counts as not-ready capacity this long, then is deleted.")
+	f.DurationVar(&p.LaunchErrorBackoff, "launch-error-backoff", p.LaunchErrorBackoff, "A pool whose launch EC2 or CAPA refused for its configuration launches nothing in that cluster this long, unless its templates change first.")
 	f.DurationVar(&p.Replan, "replan-interval", p.Replan, "How often pods that stay pending are planned for again.")
 	f.IntVar(&p.Concurrency, "cluster-concurrency", p.Concurrency, "How many workload clusters are planned for at once.")
 	f.Float64Var(&p.VMMemoryOverheadPercent, "vm-memory-overhead-percent", p.VMMemoryOverheadPercent,
@@ -135,6 +137,7 @@ func (o Options) Validate() error {
 		value time.Duration
 	}{{"--batch-idle-duration", p.BatchIdle}, {"--batch-max-duration", p.BatchMax}, {"--unavailable-offerings-ttl", p.UnavailableTTL},
 		{"--registration-timeout", p.RegistrationTimeout}, {"--replan-interval", p.Replan},
+		{"--node-lost-grace", p.NodeLostGrace}, {"--launch-error-backoff", p.LaunchErrorBackoff},
 		{"--disruption-validation-delay", o.Disruption.ValidationDelay}, {"--disruption-interval", o.Disruption.Interval}} {
 		if d.value <= 0 {
 			return fmt.Errorf("%s=%s: must be a positive duration such as 10s", d.flag, d.value)
