@@ -1184,6 +1184,14 @@ func (c *Cloud) modifyNetworkInterfaceAttribute(in ec2Input, requestID string) (
 	if hasDesc {
 		changes++
 	}
+	if changes == 0 {
+		// The SDK sends an empty SecurityGroupId list as nothing at all.
+		// CAPA does that for an externally managed cluster whose
+		// AWSMachine has no additionalSecurityGroups while the interface
+		// has a group (e.g. the VPC's default one).
+		return nil, &ec2APIError{400, "MissingParameter", "The request must contain one of SecurityGroupId, SourceDestCheck or Description; " +
+			"a network interface needs at least one security group, so an empty SecurityGroupId list is refused."}
+	}
 	if changes != 1 {
 		return nil, &ec2APIError{400, "InvalidParameterCombination", "Exactly one attribute may be modified per request: SecurityGroupId, SourceDestCheck or Description."}
 	}

@@ -168,6 +168,9 @@ func TestRunInstancesAsCAPACallsItThenPendingRunningTerminated(t *testing.T) {
 	if _, err := c.ModifyNetworkInterfaceAttribute(ctx, &ec2.ModifyNetworkInterfaceAttributeInput{NetworkInterfaceId: aws.String(eni), Groups: []string{"sg-0000000000000node"}}); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := c.ModifyNetworkInterfaceAttribute(ctx, &ec2.ModifyNetworkInterfaceAttributeInput{NetworkInterfaceId: aws.String(eni), Groups: []string{}}); !strings.Contains(errString(err), "at least one security group") {
+		t.Errorf("ModifyNetworkInterfaceAttribute to no groups: %v, want InvalidParameterValue", err)
+	}
 	attr, err := c.DescribeNetworkInterfaceAttribute(ctx, &ec2.DescribeNetworkInterfaceAttributeInput{NetworkInterfaceId: aws.String(eni), Attribute: ec2types.NetworkInterfaceAttributeGroupSet})
 	if err != nil || len(attr.Groups) != 1 || aws.ToString(attr.Groups[0].GroupId) != "sg-0000000000000node" {
 		t.Errorf("groupSet = %v, %v; want sg-0000000000000node", attr, err)

@@ -119,7 +119,11 @@ func (c *Cloud) addDefaultNetwork() {
 }
 
 // AddNetwork declares a VPC with its subnets and security groups, and
-// returns it with the IDs it generated for those given none.
+// returns it with the IDs it generated for those given none. Unlike EC2 it
+// creates no "default" security group for the VPC: RunInstances without
+// groups uses one only if declared (named "default"). So an instance CAPA
+// launches with no groups keeps none, and CAPA's security group
+// reconciliation has nothing to change.
 func (c *Cloud) AddNetwork(n Network) (Network, error) { return c.addNetwork(n, false) }
 
 func (c *Cloud) addNetwork(n Network, isDefault bool) (Network, error) {
