@@ -51,8 +51,12 @@ func TestImagesReadArchitectureAndRootDeviceOncePerImage(t *testing.T) {
 		"ami-x86": imageItem("ami-x86", "x86_64", 8),
 		"ami-mac": imageItem("ami-mac", "x86_64_mac", 8),
 	})
-	images := NewImages(map[string]ImagesAPI{"us-east-1": NewEC2Client("us-east-1", srv.URL)})
 	ctx := context.Background()
+	client, err := NewEC2Client(ctx, "us-east-1", srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	images := NewImages(map[string]ImagesAPI{"us-east-1": client})
 	for _, tc := range []struct {
 		id, arch string
 		rootGiB  int64
