@@ -208,7 +208,7 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, error)
 		RetryPeriod:             &o.RetryPeriod,
 		// A killed leader must not keep acting: release on clean stop only.
 		LeaderElectionReleaseOnCancel: true,
-		Controller: config.Controller{SkipNameValidation: ptr.To(o.SkipNameValidation)},
+		Controller:                    config.Controller{SkipNameValidation: ptr.To(o.SkipNameValidation)},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("creating manager: %w", err)
