@@ -256,7 +256,7 @@ func Consolidatable(c *Candidate, now time.Time) (bool, string) {
 	}
 	after, ok, err := parseDurationOrNever(c.Pool.Spec.Disruption.ConsolidateAfter)
 	if err != nil {
-		return false, fmt.Sprintf("the pool's consolidateAfter %q is not a duration", c.Pool.Spec.Disruption.ConsolidateAfter)
+		return false, fmt.Sprintf("NodePool %s: spec.disruption.consolidateAfter %q is not a duration: %v", c.Pool.Name, c.Pool.Spec.Disruption.ConsolidateAfter, err)
 	}
 	if !ok {
 		return false, "the pool's consolidateAfter is Never"

@@ -81,7 +81,8 @@ func badInputs() []badInput {
 		{"annotations over 256 KiB", podWithMeta("{name: p, annotations: {big: " + strings.Repeat("a", 300*1024) + "}}"), []string{"metadata.annotations", "may not be more than 262144 bytes"}},
 		{"annotation key that is no qualified name", podWithMeta("{name: p, annotations: {'no spaces please': x}}"), []string{"metadata.annotations", "name part must consist of"}},
 		{"duplicate key in a pod", "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  nodeName: a\n  nodeName: b\n" + okContainer, []string{"document 1 (Pod default/p)", `key "nodeName" already set in map`}},
-		{"duplicate key in a NodePool", "apiVersion: joinery.dev/v1alpha1\nkind: NodePool\nmetadata: {name: np}\nspec:\n  clusterName: a\n  clusterName: b\n", []string{"document 1 (NodePool default/np)", `key "clusterName" already set in map`}},
+		{"duplicate key in a NodePool", "apiVersion: joinery.dev/v1alpha1\nkind: NodePool\nmetadata: {name: np}\nspec:\n  clusterName: a\n  clusterName: b\n" +
+			"  template:\n    spec:\n      infrastructureTemplateRef: {apiGroup: g, kind: K, name: t}\n      bootstrapTemplateRef: {apiGroup: g, kind: K, name: t}\n", []string{"document 1 (NodePool default/np)", `key "clusterName" already set in map`}},
 		{"node with a negative allocatable", nodeWith("{}", "{allocatable: {cpu: -2}}"), []string{"document 1 (Node n1)", "status.allocatable[cpu]", "must be greater than or equal to 0"}},
 		{"node with a negative capacity", nodeWith("{}", "{capacity: {memory: -1Gi}}"), []string{"status.capacity[memory]", "must be greater than or equal to 0"}},
 		{"node taint without effect", nodeWith("{taints: [{key: gpu}]}", "{}"), []string{"spec.taints[0].effect", "a taint needs an effect"}},
