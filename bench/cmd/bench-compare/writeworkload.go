@@ -8,11 +8,11 @@ package main
 // Differences from the in-process comparison, all from the CSV catalog
 // format (see cloud/catalog.go, load.go, offerings.go):
 //
-//   - Allocatable: the catalog path computes it with the EKS AMI formula
-//     (cloud.Allocatable: 7.5% VM memory overhead, kube-reserved by core and
-//     pod count, 100Mi eviction threshold), not Karpenter's fake 100m/10Mi
-//     kube-reserved, so simulate packs fewer pods per node and its node count
-//     and $/h on these files are higher than the in-process numbers.
+//   - Allocatable: the catalog path computes it as a kubeadm node's kubelet
+//     reports it (cloud.Allocatable: 7.5% VM memory overhead, 110 pods,
+//     nothing reserved, 100Mi and 10% hard eviction thresholds), not with
+//     Karpenter's fake 100m/10Mi kube-reserved, so node counts and $/h on
+//     these files differ from the in-process numbers.
 //   - Zones: offerings.csv names zone IDs; use1-az1..3 get the default names
 //     us-east-1a..c (cloud.DefaultZoneNames), not test-zone-1..3. No pod of
 //     the workload names a zone, so only the names differ.
