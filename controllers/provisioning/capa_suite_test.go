@@ -86,11 +86,7 @@ func key(name string) types.NamespacedName {
 // pool creates a NodePool for the workload cluster with its own
 // templates, the AWSMachineTemplate's spec changed by mutate.
 func pool(ctx context.Context, name string, mutate func(*infrav1.AWSMachineSpec), reqs ...v1alpha1.NodeSelectorRequirementWithMinValues) *v1alpha1.NodePool {
-	spec := infrav1.AWSMachineSpec{
-		InstanceType:       "m5.large",
-		IAMInstanceProfile: "nodes.cluster-api-provider-aws.sigs.k8s.io",
-		CloudInit:          infrav1.CloudInit{InsecureSkipSecretsManager: true},
-	}
+	spec := testbed.WorkerMachineSpec()
 	if mutate != nil {
 		mutate(&spec)
 	}
