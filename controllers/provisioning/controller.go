@@ -101,6 +101,7 @@ type Provisioner struct {
 	templates   *templates
 	events      *workloadEvents
 	offerings   *offeringsCache
+	modelCache  nodeModels
 
 	mu       sync.Mutex
 	clusters map[types.NamespacedName]*clusterState

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -19,7 +21,54 @@ import (
 // AWSMachineTemplate's root volume, and the architecture of its AMI. notes
 // are assumptions the model had to make, in words a person can act on;
 // they are logged and reported, never silent.
-func (ps *pass) nodeModel(np *v1alpha1.NodePool) (model solverinput.NodeModel, notes []string, err error) {
+//
+// Templates are read from the apiserver (unstructured objects are not
+// cached by the manager), so a model is kept for nodeModelTTL per pool,
+// generation and region: a pass runs on every Machine, Node and pod event,
+// and two GETs per pool each time would load the management cluster for
+// nothing. A template edited since is planned with at most that much
+// later; launches always clone the current template.
+func (ps *pass) nodeModel(np *v1alpha1.NodePool) (solverinput.NodeModel, []string, error) {
+	key := fmt.Sprintf("%s/%s/%d/%s", np.Namespace, np.Name, np.Generation, ps.region)
+	ps.modelCache.mu.Lock()
+	cached, ok := ps.modelCache.entries[key]
+	ps.modelCache.mu.Unlock()
+	if ok && ps.now.Sub(cached.at) < nodeModelTTL {
+		return cached.model, cached.notes, nil
+	}
+	model, notes, err := ps.readNodeModel(np)
+	if err != nil {
+		return model, notes, err
+	}
+	ps.modelCache.mu.Lock()
+	if ps.modelCache.entries == nil {
+		ps.modelCache.entries = map[string]cachedModel{}
+	}
+	for k, e := range ps.modelCache.entries {
+		if ps.now.Sub(e.at) >= nodeModelTTL {
+			delete(ps.modelCache.entries, k)
+		}
+	}
+	ps.modelCache.entries[key] = cachedModel{model: model, notes: notes, at: ps.now}
+	ps.modelCache.mu.Unlock()
+	return model, notes, nil
+}
+
+// nodeModelTTL is how long a pool's node model is reused.
+const nodeModelTTL = 15 * time.Second
+
+type nodeModels struct {
+	mu      sync.Mutex
+	entries map[string]cachedModel
+}
+
+type cachedModel struct {
+	model solverinput.NodeModel
+	notes []string
+	at    time.Time
+}
+
+func (ps *pass) readNodeModel(np *v1alpha1.NodePool) (model solverinput.NodeModel, notes []string, err error) {
 	model.VMMemoryOverheadPercent = ps.Options.VMMemoryOverheadPercent
 	spec := np.Spec.Template.Spec
 	// A template that cannot be read is reported by the launch that
@@ -89,9 +138,13 @@ func TemplateKubeletArgs(template *unstructured.Unstructured) ([]solverinput.Kub
 		return nil, nil
 	}
 	path := []string{"spec", "template", "spec", "joinConfiguration", "nodeRegistration", "kubeletExtraArgs"}
-	list, _, err := unstructured.NestedSlice(template.Object, path...)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", strings.Join(path, "."), err)
+	value, found, err := unstructured.NestedFieldNoCopy(template.Object, path...)
+	if err != nil || !found || value == nil {
+		return nil, err
+	}
+	list, ok := value.([]any)
+	if !ok {
+		return nil, fmt.Errorf("%s is a %T; CAPI v1beta2 takes a list of {name, value}", strings.Join(path, "."), value)
 	}
 	return kubeletArgsOf(list), nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -12,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	"github.com/joinery-dev/joinery/api/v1alpha1"
@@ -132,5 +134,45 @@ func TestZoneNamesAreReportedWhenAssumed(t *testing.T) {
 	}
 	if note := zoneNote(known, "us-east-1"); note != "" {
 		t.Errorf("zone names read from EC2 are still reported as assumed: %q", note)
+	}
+}
+
+func TestNodeModelIsReusedForAWhilePerPoolGeneration(t *testing.T) {
+	ps := modelPass(t, map[string]any{"rootVolume": map[string]any{"size": int64(100)}}, nil, nil)
+	ps.now = time.Date(2026, 12, 4, 18, 0, 0, 0, time.UTC)
+	pool := modelPool()
+	if _, _, err := ps.nodeModel(pool); err != nil {
+		t.Fatal(err)
+	}
+	// The template grows; within the TTL the pool's model is the one read.
+	infra := awsMachineTemplate(nil)
+	if err := ps.templates.client.Get(ps.ctx, client.ObjectKey{Namespace: "team-a", Name: "workers"}, infra); err != nil {
+		t.Fatal(err)
+	}
+	if err := unstructured.SetNestedField(infra.Object, int64(200), "spec", "template", "spec", "rootVolume", "size"); err != nil {
+		t.Fatal(err)
+	}
+	if err := ps.templates.client.Update(ps.ctx, infra); err != nil {
+		t.Fatal(err)
+	}
+	root := func() string {
+		m, _, err := ps.nodeModel(pool)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m.RootVolume.String()
+	}
+	ps.now = ps.now.Add(nodeModelTTL - time.Second)
+	if got := root(); got != "100Gi" {
+		t.Errorf("within the TTL the model was read again: root %s", got)
+	}
+	pool.Generation++
+	if got := root(); got != "200Gi" {
+		t.Errorf("a new pool generation kept the old model: root %s", got)
+	}
+	pool.Generation--
+	ps.now = ps.now.Add(2 * time.Second)
+	if got := root(); got != "200Gi" {
+		t.Errorf("after the TTL the template was not read again: root %s", got)
 	}
 }
