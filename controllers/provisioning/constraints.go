@@ -6,8 +6,6 @@ import (
 	"strconv"
 	"strings"
 
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
 	infrav1 "sigs.k8s.io/cluster-api-provider-aws/v2/api/v1beta2"
 
 	"github.com/joinery-dev/joinery/api/v1alpha1"
@@ -44,19 +42,6 @@ type LaunchConstraints struct {
 func (c *LaunchConstraints) problem(blocking bool, format string, args ...any) {
 	c.Problems = append(c.Problems, fmt.Sprintf(format, args...))
 	c.Blocking = c.Blocking || blocking
-}
-
-// AWSMachineTemplateSpec reads spec.template.spec of an AWSMachineTemplate.
-func AWSMachineTemplateSpec(template *unstructured.Unstructured) (*infrav1.AWSMachineSpec, error) {
-	raw, _, err := unstructured.NestedMap(template.Object, "spec", "template", "spec")
-	if err != nil {
-		return nil, fmt.Errorf("%s %s: spec.template.spec: %w", template.GetKind(), template.GetName(), err)
-	}
-	spec := &infrav1.AWSMachineSpec{}
-	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(raw, spec); err != nil {
-		return nil, fmt.Errorf("%s %s: spec.template.spec: %w", template.GetKind(), template.GetName(), err)
-	}
-	return spec, nil
 }
 
 // TemplateConstraints derives the constraints of an AWSMachine spec, with

@@ -333,22 +333,24 @@ func (ps *pass) prepare() ([]cloud.InstanceTypeOfferings, error) {
 	ps.templateIDs = map[string]string{}
 	for _, np := range ps.pools {
 		ref := np.Spec.Template.Spec.InfrastructureTemplateRef
-		template, _, err := ps.templates.get(ps.ctx, ps.cluster.Namespace, ref)
-		if err != nil {
-			// The pool status reports a missing template; launches
-			// fail with the same error.
+		ps.templateIDs[np.Name] = PoolHash(np)
+		if ref.Kind != "AWSMachineTemplate" || ref.APIGroup != infrav1.GroupVersion.Group {
 			continue
 		}
-		ps.templateIDs[np.Name] = fmt.Sprintf("%s/%s/%d", PoolHash(np), template.GetUID(), template.GetGeneration())
-		if template.GetKind() != "AWSMachineTemplate" {
+		// Typed, so the manager's cache serves it: every pass reads every
+		// pool's template, and unstructured reads would go to the
+		// apiserver each time.
+		template := &infrav1.AWSMachineTemplate{}
+		if err := ps.Client.Get(ps.ctx, types.NamespacedName{Namespace: ps.cluster.Namespace, Name: ref.Name}, template); err != nil {
+			if !apierrors.IsNotFound(err) {
+				return nil, err
+			}
+			// The pool status reports a missing template; launches fail
+			// with the same error.
 			continue
 		}
-		spec, err := AWSMachineTemplateSpec(template)
-		if err != nil {
-			ps.constraints[np.Name] = &LaunchConstraints{Problems: []string{err.Error()}, Blocking: true}
-			continue
-		}
-		c := TemplateConstraints(spec, ps.subnets)
+		ps.templateIDs[np.Name] = fmt.Sprintf("%s/%s/%d", PoolHash(np), template.UID, template.Generation)
+		c := TemplateConstraints(&template.Spec.Template.Spec, ps.subnets)
 		ps.constraints[np.Name] = &c
 	}
 	return offered, nil
