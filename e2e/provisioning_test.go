@@ -198,6 +198,12 @@ func freshPlan(np *v1alpha1.NodePool, pods []corev1.Pod) *solver.Plan {
 	region := tb.Cloud.Region()
 	offered, err := catalog.RegionOfferings(region, cloud.WithZones(region+"a", region+"b", region+"c"))
 	Expect(err).NotTo(HaveOccurred())
+	// The suite's template names an amd64 AMI, so, as the manager does
+	// (it assumes the architecture without EC2 access and says so), only
+	// amd64 types can serve the pool.
+	np = np.DeepCopy()
+	np.Spec.Template.Spec.Requirements = append(np.Spec.Template.Spec.Requirements,
+		req(v1alpha1.LabelArch, v1alpha1.OpIn, cloud.ArchAMD64))
 	objs := solverinput.Objects{NodePools: []*v1alpha1.NodePool{np}}
 	for i := range pods {
 		p := pods[i].DeepCopy()
