@@ -54,8 +54,12 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 		Dir: os.Getenv("E2E_DIR"),
 		Log: log,
 		Cloud: cloudsim.Options{
-			BootDelay:               time.Second,
-			JoinDelay:               200 * time.Millisecond,
+			BootDelay: time.Second,
+			JoinDelay: 200 * time.Millisecond,
+			// A terminated instance is gone by the time CAPA looks again
+			// (it re-reads right after patching the AWSMachine); with EC2's
+			// seconds of shutting-down, CAPA checks only a minute later.
+			ShutdownDelay:           time.Millisecond,
 			SpotInterruptionWarning: 3 * time.Second,
 			OnSpotInterruption:      func(i cloudsim.Interruption) { interruptions <- i },
 			// EC2's events reach Joinery through a local SQS endpoint.

@@ -52,7 +52,7 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	var err error
 	tb, err = testbed.Start(ctx, testbed.Options{
 		WorkloadClusters: 1, Dir: GinkgoT().TempDir(), Log: log,
-		Cloud: cloudsim.Options{BootDelay: 500 * time.Millisecond, JoinDelay: 200 * time.Millisecond},
+		Cloud: cloudsim.Options{BootDelay: 500 * time.Millisecond, JoinDelay: 200 * time.Millisecond, ShutdownDelay: time.Millisecond},
 	})
 	Expect(err).NotTo(HaveOccurred())
 	DeferCleanup(func() {

@@ -208,7 +208,7 @@ func run(ctx context.Context, dir string, clusters, podsPerCluster int) (result,
 	tb, err := testbed.Start(ctx, testbed.Options{
 		Dir: dir, WorkloadClusters: clusters, ClusterLabels: map[string]string{"env": "bench"},
 		WorkloadsWithoutControllerManager: true, MachineConcurrency: 20,
-		Cloud: cloudsim.Options{BootDelay: time.Second, JoinDelay: 200 * time.Millisecond},
+		Cloud: cloudsim.Options{BootDelay: time.Second, JoinDelay: 200 * time.Millisecond, ShutdownDelay: time.Millisecond},
 	})
 	if err != nil {
 		return r, err
