@@ -101,7 +101,7 @@ var _ = Describe("Interruption: EC2's spot interruption warning, through SQS", f
 			"the replacement runs the interrupted offering %s/%s/spot", inst.InstanceType, inst.Zone)
 		inst, _ = instanceOf(old.Name)
 		Expect(inst.State).To(Equal(cloudsim.StateTerminated))
-		Expect(inst.TerminationReason).To(Equal("AWSMachine deleted"))
+		Expect(inst.TerminationReason).To(Equal("TerminateInstances"), "CAPA terminated it when Joinery deleted the Machine")
 
 		By("the Machine and its NodePool tell what happened and when EC2 would reclaim it; the message left the queue")
 		Expect(managementEvents(ctx, "Machine", old.Name)).To(ContainElements(

@@ -291,7 +291,7 @@ var _ = Describe("A worker Machine made by hand, without Joinery", Ordered, func
 		}
 		Expect(terminated).To(HaveLen(1))
 		Expect(terminated[0].State).To(Equal(cloudsim.StateTerminated))
-		Expect(terminated[0].TerminationReason).To(Equal("AWSMachine deleted"))
+		Expect(terminated[0].TerminationReason).To(Equal("TerminateInstances"), "CAPA terminated it through EC2")
 		Expect(terminated[0].Cost(time.Now())).To(BeNumerically(">", 0))
 		Expect(tb.Cloud.Bill(time.Now())).To(BeNumerically(">=", terminated[0].Cost(time.Now())))
 	})
