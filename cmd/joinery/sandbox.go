@@ -260,7 +260,7 @@ func applySamples(ctx context.Context, tb *testbed.Testbed, pools []*unstructure
 	for name := range infra {
 		t := &infrav1.AWSMachineTemplate{
 			ObjectMeta: metav1.ObjectMeta{Namespace: tb.Namespace, Name: name},
-			Spec: infrav1.AWSMachineTemplateSpec{Template: infrav1.AWSMachineTemplateResource{Spec: testbed.WorkerMachineSpec()}},
+			Spec:       infrav1.AWSMachineTemplateSpec{Template: infrav1.AWSMachineTemplateResource{Spec: testbed.WorkerMachineSpec()}},
 		}
 		if err := tb.Client.Create(ctx, t); err != nil {
 			return fmt.Errorf("creating AWSMachineTemplate %s/%s: %w", t.Namespace, t.Name, err)

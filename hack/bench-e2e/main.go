@@ -372,7 +372,7 @@ func createPool(ctx context.Context, tb *testbed.Testbed) error {
 	name := "bench-workers"
 	if err := tb.Client.Create(ctx, &infrav1.AWSMachineTemplate{
 		ObjectMeta: metav1.ObjectMeta{Namespace: tb.Namespace, Name: name},
-		Spec: infrav1.AWSMachineTemplateSpec{Template: infrav1.AWSMachineTemplateResource{Spec: testbed.WorkerMachineSpec()}},
+		Spec:       infrav1.AWSMachineTemplateSpec{Template: infrav1.AWSMachineTemplateResource{Spec: testbed.WorkerMachineSpec()}},
 	}); err != nil {
 		return err
 	}
