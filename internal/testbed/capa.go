@@ -207,9 +207,6 @@ func (m *capaManager) registerWebhooks(ctx context.Context, mgmt *testenv.Cluste
 	}
 	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(capaWebhookManifests), 4096)
 	for {
-		var doc struct {
-			Kind string `json:"kind"`
-		}
 		var raw map[string]any
 		if err := dec.Decode(&raw); err != nil {
 			if errors.Is(err, io.EOF) {
@@ -220,46 +217,49 @@ func (m *capaManager) registerWebhooks(ctx context.Context, mgmt *testenv.Cluste
 		if raw == nil {
 			continue
 		}
-		doc.Kind, _ = raw["kind"].(string)
+		kind, _ := raw["kind"].(string)
 		var obj client.Object
-		switch doc.Kind {
+		switch kind {
 		case "MutatingWebhookConfiguration":
 			cfg := &admissionregistrationv1.MutatingWebhookConfiguration{}
-			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(raw, cfg); err != nil {
-				return fmt.Errorf("CAPA's MutatingWebhookConfiguration: %w", err)
-			}
-			var keep []admissionregistrationv1.MutatingWebhook
-			for _, w := range cfg.Webhooks {
-				if ours(w.Rules) {
-					w.ClientConfig = url(w.ClientConfig)
-					keep = append(keep, w)
-				}
-			}
-			cfg.Webhooks = keep
-			cfg.Name = "capa-" + cfg.Name
 			obj = cfg
+			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(raw, cfg); err != nil {
+				return fmt.Errorf("CAPA's %s: %w", kind, err)
+			}
+			cfg.Webhooks = keepOurs(cfg.Webhooks, func(w *admissionregistrationv1.MutatingWebhook) bool {
+				w.ClientConfig = url(w.ClientConfig)
+				return ours(w.Rules)
+			})
 		case "ValidatingWebhookConfiguration":
 			cfg := &admissionregistrationv1.ValidatingWebhookConfiguration{}
-			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(raw, cfg); err != nil {
-				return fmt.Errorf("CAPA's ValidatingWebhookConfiguration: %w", err)
-			}
-			var keep []admissionregistrationv1.ValidatingWebhook
-			for _, w := range cfg.Webhooks {
-				if ours(w.Rules) {
-					w.ClientConfig = url(w.ClientConfig)
-					keep = append(keep, w)
-				}
-			}
-			cfg.Webhooks = keep
-			cfg.Name = "capa-" + cfg.Name
 			obj = cfg
+			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(raw, cfg); err != nil {
+				return fmt.Errorf("CAPA's %s: %w", kind, err)
+			}
+			cfg.Webhooks = keepOurs(cfg.Webhooks, func(w *admissionregistrationv1.ValidatingWebhook) bool {
+				w.ClientConfig = url(w.ClientConfig)
+				return ours(w.Rules)
+			})
 		default:
 			continue
 		}
+		obj.SetName("capa-" + obj.GetName())
 		if err := c.Create(ctx, obj); err != nil && !apierrors.IsAlreadyExists(err) {
-			return fmt.Errorf("registering CAPA's %s: %w", doc.Kind, err)
+			return fmt.Errorf("registering CAPA's %s: %w", kind, err)
 		}
 	}
+}
+
+// keepOurs keeps the webhooks for which point (which may rewrite one in
+// place) says true.
+func keepOurs[W any](webhooks []W, point func(*W) bool) []W {
+	var keep []W
+	for i := range webhooks {
+		if point(&webhooks[i]) {
+			keep = append(keep, webhooks[i])
+		}
+	}
+	return keep
 }
 
 // writeServingCert writes a CA and a serving certificate for 127.0.0.1 and
