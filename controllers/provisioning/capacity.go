@@ -105,7 +105,7 @@ func InFlightNode(m *clusterv1.Machine, pool *v1alpha1.NodePool, d Decision, t *
 	return &corev1.Node{
 		ObjectMeta: metav1.ObjectMeta{Name: m.Name, Labels: labels},
 		Spec:       corev1.NodeSpec{Taints: NodeTaints(pool)},
-		Status:     corev1.NodeStatus{Capacity: t.Capacity, Allocatable: t.Allocatable},
+		Status:     corev1.NodeStatus{Capacity: t.Capacity.DeepCopy(), Allocatable: t.Allocatable.DeepCopy()}, // t is shared (solverinput.LaunchableTypes)
 	}
 }
 

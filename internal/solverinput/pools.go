@@ -63,15 +63,28 @@ func NodeKubeletConfig(pool *v1alpha1.NodePool, model NodeModel) (cloud.KubeletC
 // types of the AMI's architecture when the model names one. Types whose
 // allocatable has no room for a pod (maxPods 0) are left out: they could
 // never run anything.
+//
+// The result is shared between callers with the same offered slice and
+// settings (launchableMemo): it must be read, never modified.
 func LaunchableTypes(pool *v1alpha1.NodePool, offered []cloud.InstanceTypeOfferings, model NodeModel) ([]LaunchableType, error) {
 	kubelet, err := NodeKubeletConfig(pool, model)
 	if err != nil {
 		return nil, err
 	}
 	opts := model.nodeOptions()
+	settings, err := settingsKey(kubelet, opts, model.Arch)
+	if err != nil {
+		return nil, err
+	}
+	return launchable.get(offered, settings, func() []LaunchableType {
+		return sizeTypes(offered, kubelet, opts, model.Arch)
+	}), nil
+}
+
+func sizeTypes(offered []cloud.InstanceTypeOfferings, kubelet cloud.KubeletConfig, opts cloud.NodeOptions, arch string) []LaunchableType {
 	types := make([]LaunchableType, 0, len(offered))
 	for _, o := range offered {
-		if model.Arch != "" && o.InstanceType.Arch != model.Arch {
+		if arch != "" && o.InstanceType.Arch != arch {
 			continue
 		}
 		capacity, allocatable := cloud.AllocatableWith(o.InstanceType, kubelet, opts)
@@ -86,7 +99,7 @@ func LaunchableTypes(pool *v1alpha1.NodePool, offered []cloud.InstanceTypeOfferi
 			Offerings:   o.Offerings,
 		})
 	}
-	return types, nil
+	return types
 }
 
 func stringMap[V ~string](m map[string]V) map[string]string {
