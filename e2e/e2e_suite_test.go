@@ -42,6 +42,13 @@ const interruptionQueue = "joinery-interruptions"
 // joinery is Joinery's manager, a process of its own.
 var joinery *testbed.JoineryProcess
 
+// managerArgs are the flags every spec's manager runs with (specs that
+// start managers of their own add to them); managerDir holds their logs.
+var (
+	managerArgs []string
+	managerDir  string
+)
+
 var _ = BeforeSuite(func(ctx SpecContext) {
 	log := zap.New(zap.WriteTo(GinkgoWriter), zap.UseDevMode(true))
 	ctrl.SetLogger(log)
@@ -72,10 +79,12 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	if dir == "" {
 		dir = GinkgoT().TempDir()
 	}
-	joinery = testbed.NewJoineryProcess(dir, "--kubeconfig="+tb.Management.KubeconfigPath,
-		"--leader-elect=false", "--metrics-bind-address=0", "--health-probe-bind-address=0",
+	managerDir = dir
+	managerArgs = []string{"--kubeconfig=" + tb.Management.KubeconfigPath,
+		"--metrics-bind-address=0", "--health-probe-bind-address=0",
 		"--registration-timeout=3m", "--disruption-validation-delay=3s", "--disruption-interval=2s",
-		"--interruption-queue="+interruptionQueue, "--aws-region="+tb.Cloud.Region(), "--aws-endpoint="+tb.Cloud.SQSEndpoint())
+		"--interruption-queue=" + interruptionQueue, "--aws-region=" + tb.Cloud.Region(), "--aws-endpoint=" + tb.Cloud.SQSEndpoint()}
+	joinery = testbed.NewJoineryProcess(dir, append([]string{"--leader-elect=false"}, managerArgs...)...)
 	Expect(joinery.Start()).To(Succeed())
 	DeferCleanup(func() {
 		joinery.Stop()

@@ -478,6 +478,19 @@ type ClusterStatus struct {
 	// Machines is the number of the pool's machines in this cluster.
 	// +optional
 	Machines int32 `json:"machines"`
+	// LimitReached is true while pending pods in this cluster would need
+	// more than spec.limits allows; Message says what.
+	// +optional
+	LimitReached bool `json:"limitReached,omitempty"`
+	// LaunchProblem is what in the pool's templates fights the offerings
+	// decided for this cluster, if anything.
+	// +optional
+	// +kubebuilder:validation:MaxLength=4096
+	LaunchProblem string `json:"launchProblem,omitempty"`
+	// LaunchBlocked is true while the pool launches nothing in this
+	// cluster because EC2 or CAPA refused a launch for its configuration.
+	// +optional
+	LaunchBlocked bool `json:"launchBlocked,omitempty"`
 }
 
 // Condition types and reasons of a NodePool.

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -34,6 +35,7 @@ import (
 	"github.com/joinery-dev/joinery/api/v1alpha1"
 	"github.com/joinery-dev/joinery/cloud"
 	"github.com/joinery-dev/joinery/controllers/provisioning"
+	"github.com/joinery-dev/joinery/internal/shard"
 	"github.com/joinery-dev/joinery/internal/solverinput"
 )
 
@@ -46,6 +48,10 @@ type Reconciler struct {
 	// Catalog is asked for the current catalog on every pass.
 	Catalog cloud.Source
 	Reports *provisioning.Reports
+	// Shard is the manager's share of the fleet: the entries of
+	// status.clusters for Clusters another manager serves are that
+	// manager's to write, and are kept as they are.
+	Shard shard.Filter
 
 	mapper  meta.RESTMapper
 	changes chan event.TypedGenericEvent[*v1alpha1.NodePool]
@@ -119,11 +125,16 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (ctrl
 	if equality.Semantic.DeepEqual(status, pool.Status) {
 		return ctrl.Result{RequeueAfter: resync}, nil
 	}
-	patch := client.MergeFrom(pool.DeepCopy())
+	// Optimistic: managers of other shards write their clusters' entries
+	// of the same list, and a merge patch replaces the whole list.
+	patch := client.MergeFromWithOptions(pool.DeepCopy(), client.MergeFromWithOptimisticLock{})
 	pool.Status = status
 	if err := r.Client.Status().Patch(ctx, pool, patch, client.FieldOwner(provisioning.FieldOwner)); err != nil {
 		if apierrors.IsNotFound(err) {
 			return ctrl.Result{}, nil
+		}
+		if apierrors.IsConflict(err) {
+			return ctrl.Result{Requeue: true}, nil
 		}
 		return ctrl.Result{}, err
 	}
@@ -172,28 +183,47 @@ func (r *Reconciler) compute(ctx context.Context, pool *v1alpha1.NodePool, machi
 	status.PricePerHour = fmt.Sprintf("%.4f", price)
 
 	reports := r.Reports.Get(client.ObjectKeyFromObject(pool))
-	var limited, launchProblems []string
-	launchBlocked := false
+	previous := map[string]v1alpha1.ClusterStatus{}
+	for _, cs := range pool.Status.Clusters {
+		previous[cs.Name] = cs
+	}
 	for i := range clusters {
 		c := &clusters[i]
 		if !provisioning.Serves(pool, c) {
 			continue
 		}
-		cs := v1alpha1.ClusterStatus{Name: c.Name, Machines: perCluster[c.Name]}
 		usageOf(byCluster, c.Name)
+		if !r.Shard.Serves(c) {
+			// Another manager's cluster: its entry is that manager's,
+			// written from its own reports.
+			if cs, ok := previous[c.Name]; ok {
+				cs.Machines = perCluster[c.Name]
+				status.Clusters = append(status.Clusters, cs)
+			}
+			continue
+		}
+		cs := v1alpha1.ClusterStatus{Name: c.Name, Machines: perCluster[c.Name]}
 		if rep, ok := reports[c.Name]; ok {
 			cs.Reachable, cs.Message = rep.Reachable, rep.Message
-			if rep.LimitReached {
-				limited = append(limited, c.Name+": "+rep.Message)
-			}
-			if rep.LaunchProblem != "" {
-				launchProblems = append(launchProblems, "cluster "+c.Name+": "+rep.LaunchProblem)
-				launchBlocked = launchBlocked || rep.LaunchBlocked
-			}
+			cs.LimitReached = rep.LimitReached
+			cs.LaunchProblem, cs.LaunchBlocked = truncate(rep.LaunchProblem, 4096), rep.LaunchProblem != "" && rep.LaunchBlocked
 		} else {
 			cs.Message = "not planned for yet"
 		}
 		status.Clusters = append(status.Clusters, cs)
+	}
+	// The conditions sum up every cluster's entry, this manager's and
+	// other shards', so each manager writes the same conditions.
+	var limited, launchProblems []string
+	launchBlocked := false
+	for _, cs := range status.Clusters {
+		if cs.LimitReached {
+			limited = append(limited, cs.Name+": "+cs.Message)
+		}
+		if cs.LaunchProblem != "" {
+			launchProblems = append(launchProblems, "cluster "+cs.Name+": "+cs.LaunchProblem)
+			launchBlocked = launchBlocked || cs.LaunchBlocked
+		}
 	}
 	sort.Slice(status.Clusters, func(i, j int) bool { return status.Clusters[i].Name < status.Clusters[j].Name })
 
@@ -224,6 +254,19 @@ func (r *Reconciler) compute(ctx context.Context, pool *v1alpha1.NodePool, machi
 	}
 	meta.SetStatusCondition(&status.Conditions, launch)
 	return status, byCluster
+}
+
+// truncate keeps s within the API's length bound (launchProblem), on a
+// rune boundary.
+func truncate(s string, limit int) string {
+	if len(s) <= limit {
+		return s
+	}
+	cut := limit - len("...")
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
 }
 
 func ownedBy(m *clusterv1.Machine, pool *v1alpha1.NodePool) bool {

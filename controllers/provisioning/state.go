@@ -87,8 +87,12 @@ func (s *ClusterState) Snapshot(unavailable solver.UnavailableOfferings) (*solve
 func (p *Provisioner) Unavailable() *UnavailableOfferings { return p.unavailable }
 
 // State reads a cluster's state for planning disruptions. It changes
-// nothing.
+// nothing, and is nil for a cluster no pool serves or another manager's
+// shard holds.
 func (p *Provisioner) State(ctx context.Context, cluster *clusterv1.Cluster) (*ClusterState, error) {
+	if !p.Shard.Serves(cluster) {
+		return nil, nil
+	}
 	pools, err := p.poolsFor(ctx, cluster)
 	if err != nil || len(pools) == 0 {
 		return nil, err

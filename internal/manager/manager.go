@@ -35,6 +35,7 @@ import (
 	"github.com/joinery-dev/joinery/controllers/interruption"
 	"github.com/joinery-dev/joinery/controllers/poolstatus"
 	"github.com/joinery-dev/joinery/controllers/provisioning"
+	"github.com/joinery-dev/joinery/internal/shard"
 )
 
 // Options are the manager's settings; BindFlags names them as every
@@ -68,6 +69,13 @@ type Options struct {
 	// Catalog configures refreshing the EC2 catalog from EC2's API (off
 	// without regions).
 	Catalog live.Options
+	// WatchFilter serves only the Clusters labelled
+	// cluster.x-k8s.io/watch-filter=<value> (CAPI's --watch-filter), with a
+	// Lease of the shard's own, so several managers split a fleet.
+	WatchFilter string
+	// ProfilerAddr serves Go's pprof endpoints when set (CAPI's
+	// --profiler-address).
+	ProfilerAddr string
 	// SkipNameValidation lets several managers run in one process (tests).
 	SkipNameValidation bool
 	// Logger, when set, replaces controller-runtime's global logger.
@@ -88,6 +96,9 @@ func DefaultOptions() Options {
 func BindFlags(f *pflag.FlagSet, o *Options) {
 	f.StringVar(&o.MetricsAddr, "metrics-bind-address", o.MetricsAddr, "Address the Prometheus metrics endpoint binds to; \"0\" disables it.")
 	f.BoolVar(&o.MetricsSecure, "metrics-secure", o.MetricsSecure, "Serve metrics over HTTPS, each scrape authenticated (TokenReview) and authorized (SubjectAccessReview: get on the non-resource URL /metrics, e.g. ClusterRole joinery-metrics-reader) by the management apiserver; false serves plain HTTP to anyone who reaches the port, for local tools.")
+	f.StringVar(&o.WatchFilter, "watch-filter", o.WatchFilter, "Serve only the CAPI Clusters labelled cluster.x-k8s.io/watch-filter=<value>, as CAPI's controllers do, so several managers split a fleet; "+
+		"each shard's leader-election Lease is <value>.<leader-election-id>. Empty serves every Cluster. See docs/sharding.md.")
+	f.StringVar(&o.ProfilerAddr, "profiler-address", o.ProfilerAddr, "Address Go's pprof endpoints (/debug/pprof/) bind to, e.g. localhost:6060; empty disables them.")
 	f.StringVar(&o.ProbeAddr, "health-probe-bind-address", o.ProbeAddr, "Address the /healthz and /readyz endpoints bind to; \"0\" disables them.")
 	f.BoolVar(&o.LeaderElect, "leader-elect", o.LeaderElect, "Elect a leader so only one replica acts at a time.")
 	f.StringVar(&o.LeaderElectionID, "leader-election-id", o.LeaderElectionID, "Name of the Lease used for leader election.")
@@ -152,6 +163,9 @@ func (o Options) Validate() error {
 	if p.VMMemoryOverheadPercent < 0 || p.VMMemoryOverheadPercent >= 1 {
 		return fmt.Errorf("--vm-memory-overhead-percent=%g: must be a share of memory in [0, 1), such as 0.075", p.VMMemoryOverheadPercent)
 	}
+	if err := (shard.Filter{Value: o.WatchFilter}).Validate(); err != nil {
+		return err
+	}
 	if i := o.Interruption; i.Enabled() && i.Region == "" {
 		return fmt.Errorf("--interruption-queue=%s needs the queue's region: set --aws-region or $AWS_REGION", i.Queue)
 	}
@@ -199,6 +213,7 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, error)
 	if err != nil {
 		return nil, fmt.Errorf("reading the embedded EC2 catalog: %w", err)
 	}
+	fleetShard := shard.Filter{Value: o.WatchFilter}
 	cfg = rest.CopyConfig(cfg)
 	if o.QPS > 0 {
 		cfg.QPS, cfg.Burst = o.QPS, o.Burst
@@ -208,8 +223,9 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, error)
 		Logger:                  o.Logger,
 		Metrics:                 metricsOptions(o),
 		HealthProbeBindAddress:  o.ProbeAddr,
+		PprofBindAddress:        o.ProfilerAddr,
 		LeaderElection:          o.LeaderElect,
-		LeaderElectionID:        o.LeaderElectionID,
+		LeaderElectionID:        fleetShard.LeaseName(o.LeaderElectionID),
 		LeaderElectionNamespace: o.LeaderElectionNS,
 		LeaseDuration:           &o.LeaseDuration,
 		RenewDeadline:           &o.RenewDeadline,
@@ -254,10 +270,16 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, error)
 		// An uncached get of <cluster>-kubeconfig by name: no informer on
 		// Secrets, so no list or watch of every cluster's CA and keys.
 		SecretClient: mgr.GetAPIReader(),
+		// Connects only to the shard's Clusters: another shard's are
+		// neither cached nor watched here.
+		WatchFilterValue: o.WatchFilter,
 		Cache: clustercache.CacheOptions{
 			// Pods are what the provisioning loop reads most; managed
 			// fields are never read.
 			DefaultTransform: cache.TransformStripManagedFields(),
+			// Pods and Nodes are most of a cluster's cache: keep only
+			// what Joinery reads of them.
+			ByObject: workloadCacheByObject(),
 		},
 		Client: clustercache.ClientOptions{QPS: o.WorkloadQPS, Burst: o.WorkloadBurst, UserAgent: "joinery"},
 	}, controller.Options{MaxConcurrentReconciles: 10})
@@ -273,6 +295,7 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, error)
 		Images:       images,
 		Recorder:     mgr.GetEventRecorderFor("joinery-provisioning"),
 		Options:      o.Provisioning,
+		Shard:        fleetShard,
 		Reports:      reports,
 	}
 	if err := provisioner.SetupWithManager(ctx, mgr); err != nil {
@@ -301,7 +324,7 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, error)
 			return nil, fmt.Errorf("setting up the interruption controller: %w", err)
 		}
 	}
-	if err := (&poolstatus.Reconciler{Client: mgr.GetClient(), Catalog: source, Reports: reports}).SetupWithManager(mgr); err != nil {
+	if err := (&poolstatus.Reconciler{Client: mgr.GetClient(), Catalog: source, Reports: reports, Shard: fleetShard}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setting up the pool status controller: %w", err)
 	}
 	return mgr, nil
