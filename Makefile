@@ -93,6 +93,14 @@ test-unit: ## Only the tests that need no cluster.
 bench-compare: ## Joinery's solver vs Karpenter v1.15.0 on Karpenter's benchmark workload (bench/README.md; BENCH_FLAGS='-sizes 1000,5000,20000 -rounds 5').
 	cd bench && GOTOOLCHAIN=auto go run -mod=mod ./cmd/bench-compare $(BENCH_FLAGS)
 
+# bench-fleet's scenario: workload clusters and pending pods per cluster.
+CLUSTERS ?= 20
+PODS ?= 100
+
+.PHONY: bench-fleet
+bench-fleet: tools ## One fleet scenario end to end, one line: clusters, pods, Machines, latencies, manager heap (per idle cluster) and CPU (CLUSTERS=20 PODS=100).
+	go run ./hack/bench-e2e -scenarios $(CLUSTERS)x$(PODS) -line
+
 .PHONY: bench-e2e
 bench-e2e: tools ## Provisioning end to end on the testbed: 1000 pending pods in one cluster, then 20 clusters x 100 (BENCH_E2E_FLAGS='-scenarios 1x1000').
 	go run ./hack/bench-e2e $(BENCH_E2E_FLAGS)

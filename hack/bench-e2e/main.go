@@ -13,7 +13,14 @@
 //     batch window (replayed from the sightings with the manager's 1 s
 //     idle and 10 s maximum windows);
 //   - the manager's Go heap (go_memstats_heap_alloc_bytes, scraped from its
-//     metrics endpoint every 250 ms), P95 and max.
+//     metrics endpoint every 250 ms), P95 and max;
+//   - heap per idle connected cluster: the lowest heap seen over 5 s once
+//     every cluster is connected and idle, less that of a second manager
+//     connected to none (a --watch-filter no Cluster carries), per cluster;
+//   - the manager's own CPU time during the burst (from /proc, so a loaded
+//     machine does not inflate it), in total and per pod.
+//
+// With -line each scenario is one line, as `make bench-fleet` prints it.
 //
 // Times are taken by the bench's own watches on one clock; a watch event
 // arrives some milliseconds after the write it reports, for pods and
@@ -27,6 +34,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -76,6 +84,8 @@ func main() {
 	scenarios := flag.String("scenarios", "1x1000,20x100", "comma-separated CLUSTERSxPODS scenarios (pods per cluster)")
 	dir := flag.String("dir", "", "where clusters keep data and logs (default: a temporary directory)")
 	out := flag.String("json", "", "also write the results as JSON to this file")
+	line := flag.Bool("line", false, "print each scenario as one line of key=value pairs")
+	profiles := flag.String("profiles", "", "save the manager's heap profiles (idle, after the burst) and a CPU profile of the burst's first 20 s in this directory")
 	flag.Parse()
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
@@ -86,12 +96,16 @@ func main() {
 			fmt.Fprintf(os.Stderr, "-scenarios: %q is not CLUSTERSxPODS (for example 20x100)\n", s)
 			os.Exit(2)
 		}
-		r, err := run(ctx, *dir, clusters, pods)
+		r, err := run(ctx, *dir, *profiles, clusters, pods)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "scenario %s: %v\n", s, err)
 			os.Exit(1)
 		}
-		r.print(os.Stdout)
+		if *line {
+			r.printLine(os.Stdout)
+		} else {
+			r.print(os.Stdout)
+		}
 		results = append(results, r)
 	}
 	if *out != "" {
@@ -115,6 +129,27 @@ type result struct {
 	HeapP95MB           float64            `json:"heapP95MB"`
 	HeapMaxMB           float64            `json:"heapMaxMB"`
 	PerClusterP99       map[string]float64 `json:"perClusterPendingToMachineP99Seconds,omitempty"`
+	HeapPerClusterMB    float64            `json:"heapPerIdleClusterMB"`
+	ManagerCPUSec       float64            `json:"managerCPUSeconds"`
+}
+
+// worstClusterP99 is the slowest cluster's pending-to-Machine p99.
+func (r result) worstClusterP99() float64 {
+	worst := r.PendingToMachineP99
+	if len(r.PerClusterP99) > 0 {
+		worst = 0
+		for _, v := range r.PerClusterP99 {
+			worst = max(worst, v)
+		}
+	}
+	return worst
+}
+
+func (r result) printLine(w *os.File) {
+	pods := r.Clusters * r.PodsPerCluster
+	fmt.Fprintf(w, "clusters=%d pods=%d machines=%d last_machine_s=%.2f p99_window_to_machine_s=%.2f worst_cluster_p99_s=%.2f heap_p95_mb=%.1f heap_per_cluster_mb=%.2f manager_cpu_s=%.2f cpu_ms_per_pod=%.2f\n",
+		r.Clusters, pods, r.Machines, r.UntilMachinesSec, r.AfterBatchP99, r.worstClusterP99(), r.HeapP95MB, r.HeapPerClusterMB,
+		r.ManagerCPUSec, r.ManagerCPUSec*1000/float64(pods))
 }
 
 func (r result) print(w *os.File) {
@@ -122,7 +157,8 @@ func (r result) print(w *os.File) {
 	fmt.Fprintf(w, "  until all Machines exist     %6.2f s\n", r.UntilMachinesSec)
 	fmt.Fprintf(w, "  pending to Machine           p50 %5.2f s   p99 %5.2f s\n", r.PendingToMachineP50, r.PendingToMachineP99)
 	fmt.Fprintf(w, "  after the batch window closed p50 %5.2f s   p99 %5.2f s\n", r.AfterBatchP50, r.AfterBatchP99)
-	fmt.Fprintf(w, "  manager heap                 P95 %5.1f MB  max %5.1f MB\n", r.HeapP95MB, r.HeapMaxMB)
+	fmt.Fprintf(w, "  manager heap                 P95 %5.1f MB  max %5.1f MB  per idle cluster %.2f MB\n", r.HeapP95MB, r.HeapMaxMB, r.HeapPerClusterMB)
+	fmt.Fprintf(w, "  manager CPU during the burst %6.2f s (%.2f ms per pod)\n", r.ManagerCPUSec, r.ManagerCPUSec*1000/float64(r.Clusters*r.PodsPerCluster))
 	if len(r.PerClusterP99) > 1 {
 		names := make([]string, 0, len(r.PerClusterP99))
 		for n := range r.PerClusterP99 {
@@ -202,7 +238,7 @@ func (o *observations) covered() (pods, machines int) {
 	return pods, len(o.podCount)
 }
 
-func run(ctx context.Context, dir string, clusters, podsPerCluster int) (result, error) {
+func run(ctx context.Context, dir, profiles string, clusters, podsPerCluster int) (result, error) {
 	r := result{Clusters: clusters, PodsPerCluster: podsPerCluster}
 	fmt.Printf("starting a testbed with %d workload cluster(s)...\n", clusters)
 	tb, err := testbed.Start(ctx, testbed.Options{
@@ -218,12 +254,27 @@ func run(ctx context.Context, dir string, clusters, podsPerCluster int) (result,
 	if err := createPool(ctx, tb); err != nil {
 		return r, err
 	}
+	baselineHeap, err := baselineHeap(ctx, tb)
+	if err != nil {
+		return r, err
+	}
 	metricsAddr, err := freeAddr()
 	if err != nil {
 		return r, err
 	}
-	joinery := testbed.NewJoineryProcess(tb.Dir(), "--kubeconfig="+tb.Management.KubeconfigPath, "--leader-elect=false",
-		"--metrics-bind-address="+metricsAddr, "--metrics-secure=false", "--health-probe-bind-address=0")
+	args := []string{"--kubeconfig=" + tb.Management.KubeconfigPath, "--leader-elect=false",
+		"--metrics-bind-address=" + metricsAddr, "--metrics-secure=false", "--health-probe-bind-address=0"}
+	profilerAddr := ""
+	if profiles != "" {
+		if profilerAddr, err = freeAddr(); err != nil {
+			return r, err
+		}
+		args = append(args, "--profiler-address="+profilerAddr)
+		if err := os.MkdirAll(profiles, 0o755); err != nil {
+			return r, err
+		}
+	}
+	joinery := testbed.NewJoineryProcess(tb.Dir(), args...)
 	if err := joinery.Start(); err != nil {
 		return r, err
 	}
@@ -231,6 +282,20 @@ func run(ctx context.Context, dir string, clusters, podsPerCluster int) (result,
 	heap := &heapSampler{url: "http://" + metricsAddr + "/metrics"}
 	if err := heap.waitUp(ctx, time.Minute); err != nil {
 		return r, fmt.Errorf("joinery's metrics endpoint: %w (log: %s)", err, filepath.Join(tb.Dir(), "joinery.log"))
+	}
+	// The burst starts once the manager reached every cluster, so the
+	// times measure planning, not connecting.
+	if err := waitConnected(ctx, tb, clusters, 3*time.Minute); err != nil {
+		return r, fmt.Errorf("%w (log: %s)", err, filepath.Join(tb.Dir(), "joinery.log"))
+	}
+	idleHeap, err := heap.lowest(ctx, 5*time.Second)
+	if err != nil {
+		return r, err
+	}
+	r.HeapPerClusterMB = max(0, idleHeap-baselineHeap) / float64(clusters) / (1 << 20)
+	if profiles != "" {
+		saveProfile(ctx, profilerAddr, "heap", filepath.Join(profiles, fmt.Sprintf("heap-idle-%dx%d.pprof", clusters, podsPerCluster)))
+		go saveProfile(ctx, profilerAddr, "profile?seconds=20", filepath.Join(profiles, fmt.Sprintf("cpu-burst-%dx%d.pprof", clusters, podsPerCluster)))
 	}
 	sampleCtx, stopSampling := context.WithCancel(ctx)
 	defer stopSampling()
@@ -247,9 +312,10 @@ func run(ctx context.Context, dir string, clusters, podsPerCluster int) (result,
 			return r, err
 		}
 	}
-	// Let the manager connect to every cluster before the burst.
-	time.Sleep(3 * time.Second)
-
+	cpu0, err := joinery.CPUTime()
+	if err != nil {
+		return r, err
+	}
 	t0 := time.Now()
 	var wg sync.WaitGroup
 	errs := make(chan error, len(tb.Workloads))
@@ -288,9 +354,17 @@ func run(ctx context.Context, dir string, clusters, podsPerCluster int) (result,
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+	cpu1, err := joinery.CPUTime()
+	if err != nil {
+		return r, err
+	}
+	r.ManagerCPUSec = (cpu1 - cpu0).Seconds()
 	r.Machines = len(obs.podCount)
 	r.UntilMachinesSec = obs.lastMachineSeen().Sub(t0).Seconds()
 	stopSampling()
+	if profiles != "" {
+		saveProfile(ctx, profilerAddr, "heap", filepath.Join(profiles, fmt.Sprintf("heap-after-%dx%d.pprof", clusters, podsPerCluster)))
+	}
 	r.HeapP95MB, r.HeapMaxMB = heap.summary()
 
 	obs.mu.Lock()
@@ -532,7 +606,14 @@ func (h *heapSampler) run(ctx context.Context) {
 }
 
 func (h *heapSampler) scrape() (float64, error) {
-	resp, err := http.Get(h.url)
+	req, err := http.NewRequest(http.MethodGet, h.url, nil)
+	if err != nil {
+		return 0, err
+	}
+	// Uncompressed: gzipping every scrape would be the manager's CPU
+	// counted as Joinery's work.
+	req.Header.Set("Accept-Encoding", "identity")
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return 0, err
 	}
@@ -547,6 +628,27 @@ func (h *heapSampler) scrape() (float64, error) {
 	return 0, errors.New("no go_memstats_heap_alloc_bytes in the metrics")
 }
 
+// lowest is the smallest heap seen over d: the live heap of an idle
+// process, whatever garbage the last collection left.
+func (h *heapSampler) lowest(ctx context.Context, d time.Duration) (float64, error) {
+	lowest := -1.0
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		if v, err := h.scrape(); err == nil && (lowest < 0 || v < lowest) {
+			lowest = v
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+	if lowest < 0 {
+		return 0, errors.New("the manager's heap could not be scraped")
+	}
+	return lowest, nil
+}
+
 func (h *heapSampler) summary() (p95MB, maxMB float64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -554,6 +656,88 @@ func (h *heapSampler) summary() (p95MB, maxMB float64) {
 		return 0, 0
 	}
 	return percentile(h.samples, 95) / (1 << 20), percentile(h.samples, 100) / (1 << 20)
+}
+
+// baselineHeap is the idle heap of a manager that serves no cluster (a
+// --watch-filter no Cluster carries): what a manager costs before its
+// first cluster.
+func baselineHeap(ctx context.Context, tb *testbed.Testbed) (float64, error) {
+	addr, err := freeAddr()
+	if err != nil {
+		return 0, err
+	}
+	dir := filepath.Join(tb.Dir(), "baseline-manager")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return 0, err
+	}
+	baseline := testbed.NewJoineryProcess(dir, "--kubeconfig="+tb.Management.KubeconfigPath, "--leader-elect=false",
+		"--metrics-bind-address="+addr, "--metrics-secure=false", "--health-probe-bind-address=0", "--watch-filter=bench-serves-no-cluster")
+	if err := baseline.Start(); err != nil {
+		return 0, err
+	}
+	defer baseline.Stop()
+	heap := &heapSampler{url: "http://" + addr + "/metrics"}
+	if err := heap.waitUp(ctx, time.Minute); err != nil {
+		return 0, fmt.Errorf("the baseline manager's metrics endpoint: %w (log: %s)", err, filepath.Join(dir, "joinery.log"))
+	}
+	// Its caches sync and it settles, as the measured manager does.
+	select {
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	case <-time.After(5 * time.Second):
+	}
+	return heap.lowest(ctx, 5*time.Second)
+}
+
+// waitConnected waits until the bench pool's status shows every cluster
+// reachable: the manager's ClusterCache connected to each and a pass ran.
+func waitConnected(ctx context.Context, tb *testbed.Testbed, clusters int, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		pool := &v1alpha1.NodePool{}
+		if err := tb.Client.Get(ctx, client.ObjectKey{Namespace: tb.Namespace, Name: "bench"}, pool); err != nil {
+			return err
+		}
+		reachable := 0
+		for _, c := range pool.Status.Clusters {
+			if c.Reachable {
+				reachable++
+			}
+		}
+		if reachable >= clusters {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("after %s the manager reached %d of %d clusters", timeout, reachable, clusters)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// saveProfile writes one of the manager's pprof profiles to path; a
+// profile that cannot be read is reported, not fatal.
+func saveProfile(ctx context.Context, addr, profile, path string) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/debug/pprof/"+profile, nil)
+	if err != nil {
+		return
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "profile %s: %v\n", profile, err)
+		return
+	}
+	defer resp.Body.Close()
+	f, err := os.Create(path)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "profile %s: %v\n", profile, err)
+		return
+	}
+	defer f.Close()
+	_, _ = io.Copy(f, resp.Body)
 }
 
 func freeAddr() (string, error) {

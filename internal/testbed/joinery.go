@@ -87,6 +87,16 @@ func (j *JoineryProcess) signal(sig syscall.Signal, grace time.Duration) {
 	j.cmd, j.done = nil, nil
 }
 
+// CPUTime is the CPU time the running manager process has used.
+func (j *JoineryProcess) CPUTime() (time.Duration, error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.cmd == nil {
+		return 0, fmt.Errorf("joinery is not running")
+	}
+	return testenv.ProcessCPUTime(j.cmd.Process.Pid)
+}
+
 // Running reports whether the manager runs.
 func (j *JoineryProcess) Running() bool {
 	j.mu.Lock()
