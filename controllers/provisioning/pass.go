@@ -319,13 +319,9 @@ func (ps *pass) prepare() ([]cloud.InstanceTypeOfferings, error) {
 		}
 		ps.notes[np.Name] = notes
 		ps.models[np.Name] = model
-		sized, err := solverinput.LaunchableTypes(np, offered, ps.models[np.Name])
+		byName, err := solverinput.LaunchableTypesByName(np, offered, ps.models[np.Name])
 		if err != nil {
 			return nil, err
-		}
-		byName := make(map[string]*solverinput.LaunchableType, len(sized))
-		for i := range sized {
-			byName[sized[i].Name] = &sized[i]
 		}
 		ps.types[np.Name] = byName
 	}

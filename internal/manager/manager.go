@@ -233,6 +233,9 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, error)
 		// A killed leader must not keep acting: release on clean stop only.
 		LeaderElectionReleaseOnCancel: true,
 		Controller:                    config.Controller{SkipNameValidation: ptr.To(o.SkipNameValidation)},
+		// Machines, AWSMachines and NodePools are read (and copied) on
+		// every pass; their managed fields are never read.
+		Cache: cache.Options{DefaultTransform: cache.TransformStripManagedFields()},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("creating manager: %w", err)

@@ -35,6 +35,15 @@ type launchableKey struct {
 type launchableEntry struct {
 	offered []cloud.InstanceTypeOfferings // kept alive, see launchableMemo
 	types   []LaunchableType
+	byName  map[string]*LaunchableType
+}
+
+func newLaunchableEntry(offered []cloud.InstanceTypeOfferings, types []LaunchableType) *launchableEntry {
+	e := &launchableEntry{offered: offered, types: types, byName: make(map[string]*LaunchableType, len(types))}
+	for i := range types {
+		e.byName[types[i].Name] = &types[i]
+	}
+	return e
 }
 
 // launchable is the process's memo. 256 entries hold every (zone set,
@@ -51,20 +60,20 @@ func settingsKey(kubelet cloud.KubeletConfig, opts cloud.NodeOptions, arch strin
 	return string(b), err
 }
 
-func (m *launchableMemo) get(offered []cloud.InstanceTypeOfferings, settings string, compute func() []LaunchableType) []LaunchableType {
+func (m *launchableMemo) get(offered []cloud.InstanceTypeOfferings, settings string, compute func() []LaunchableType) *launchableEntry {
 	if len(offered) == 0 {
-		return compute()
+		return newLaunchableEntry(offered, compute())
 	}
 	key := launchableKey{offered: unsafe.SliceData(offered), length: len(offered), settings: settings}
 	m.mu.Lock()
 	if e, ok := m.entries[key]; ok {
 		m.mu.Unlock()
-		return e.types
+		return e
 	}
 	m.mu.Unlock()
 	// Computed outside the lock: two passes may size the same key at
 	// once, and both results are equal.
-	types := compute()
+	e := newLaunchableEntry(offered, compute())
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.entries == nil {
@@ -77,6 +86,6 @@ func (m *launchableMemo) get(offered []cloud.InstanceTypeOfferings, settings str
 		}
 		m.order = append(m.order, key)
 	}
-	m.entries[key] = &launchableEntry{offered: offered, types: types}
-	return types
+	m.entries[key] = e
+	return e
 }

@@ -62,6 +62,18 @@ func TestLaunchableTypesMemoMatchesAFreshComputation(t *testing.T) {
 				if len(got) == 0 || !reflect.DeepEqual(got, want) {
 					t.Fatalf("memoised sizing (%d types) differs from a fresh one (%d types)", len(got), len(want))
 				}
+				byName, err := LaunchableTypesByName(np, c.offered, c.model)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(byName) != len(want) {
+					t.Fatalf("%d types by name, want %d", len(byName), len(want))
+				}
+				for i := range want {
+					if !reflect.DeepEqual(*byName[want[i].Name], want[i]) {
+						t.Fatalf("type %s by name differs from a fresh sizing", want[i].Name)
+					}
+				}
 			})
 		}
 	}

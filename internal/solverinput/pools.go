@@ -67,6 +67,24 @@ func NodeKubeletConfig(pool *v1alpha1.NodePool, model NodeModel) (cloud.KubeletC
 // The result is shared between callers with the same offered slice and
 // settings (launchableMemo): it must be read, never modified.
 func LaunchableTypes(pool *v1alpha1.NodePool, offered []cloud.InstanceTypeOfferings, model NodeModel) ([]LaunchableType, error) {
+	e, err := launchableTypes(pool, offered, model)
+	if err != nil {
+		return nil, err
+	}
+	return e.types, nil
+}
+
+// LaunchableTypesByName is LaunchableTypes by type name (shared as well:
+// read it, never modify it).
+func LaunchableTypesByName(pool *v1alpha1.NodePool, offered []cloud.InstanceTypeOfferings, model NodeModel) (map[string]*LaunchableType, error) {
+	e, err := launchableTypes(pool, offered, model)
+	if err != nil {
+		return nil, err
+	}
+	return e.byName, nil
+}
+
+func launchableTypes(pool *v1alpha1.NodePool, offered []cloud.InstanceTypeOfferings, model NodeModel) (*launchableEntry, error) {
 	kubelet, err := NodeKubeletConfig(pool, model)
 	if err != nil {
 		return nil, err
