@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	clusterv1 "sigs.k8s.io/cluster-api/api/core/v1beta2"
@@ -12,28 +11,6 @@ import (
 	"github.com/joinery-dev/joinery/api/v1alpha1"
 	"github.com/joinery-dev/joinery/internal/solverinput"
 )
-
-// IsProvisionable reports whether a pod is one Joinery should find a
-// machine for: the real scheduler tried it and found no node
-// (PodScheduled=False, reason Unschedulable), it is not bound, not being
-// deleted, and not a DaemonSet's pod (those follow nodes, they never
-// justify one).
-func IsProvisionable(pod *corev1.Pod) bool {
-	if pod.Spec.NodeName != "" || pod.DeletionTimestamp != nil || pod.Status.Phase != corev1.PodPending {
-		return false
-	}
-	for _, ref := range pod.OwnerReferences {
-		if ref.Controller != nil && *ref.Controller && ref.Kind == "DaemonSet" && ref.APIVersion == appsv1.SchemeGroupVersion.String() {
-			return false
-		}
-	}
-	for _, c := range pod.Status.Conditions {
-		if c.Type == corev1.PodScheduled {
-			return c.Status == corev1.ConditionFalse && c.Reason == corev1.PodReasonUnschedulable
-		}
-	}
-	return false
-}
 
 // ReadDecision returns the decision recorded on a Machine Joinery created.
 func ReadDecision(m *clusterv1.Machine) (Decision, error) {

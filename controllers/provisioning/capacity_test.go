@@ -2,56 +2,18 @@ package provisioning
 
 import (
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/utils/ptr"
 	clusterv1 "sigs.k8s.io/cluster-api/api/core/v1beta2"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	"github.com/joinery-dev/joinery/api/v1alpha1"
 	"github.com/joinery-dev/joinery/internal/solverinput"
 )
-
-func unschedulable(p *corev1.Pod) *corev1.Pod {
-	p.Status.Phase = corev1.PodPending
-	p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodScheduled, Status: corev1.ConditionFalse, Reason: corev1.PodReasonUnschedulable}}
-	return p
-}
-
-func TestIsProvisionable(t *testing.T) {
-	now := metav1.Now()
-	for _, tc := range []struct {
-		name string
-		pod  *corev1.Pod
-		want bool
-	}{
-		{"unschedulable", unschedulable(pod("ns", "a", "1")), true},
-		{"not yet tried by the scheduler", func() *corev1.Pod { p := pod("ns", "a", "1"); p.Status.Phase = corev1.PodPending; return p }(), false},
-		{"scheduling gated", func() *corev1.Pod {
-			p := unschedulable(pod("ns", "a", "1"))
-			p.Status.Conditions[0].Reason = corev1.PodReasonSchedulingGated
-			return p
-		}(), false},
-		{"bound", func() *corev1.Pod { p := unschedulable(pod("ns", "a", "1")); p.Spec.NodeName = "n1"; return p }(), false},
-		{"being deleted", func() *corev1.Pod { p := unschedulable(pod("ns", "a", "1")); p.DeletionTimestamp = &now; return p }(), false},
-		{"a DaemonSet's", func() *corev1.Pod {
-			p := unschedulable(pod("ns", "a", "1"))
-			p.OwnerReferences = []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "DaemonSet", Name: "ds", Controller: ptr.To(true)}}
-			return p
-		}(), false},
-		{"a ReplicaSet's", func() *corev1.Pod {
-			p := unschedulable(pod("ns", "a", "1"))
-			p.OwnerReferences = []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: "rs", Controller: ptr.To(true)}}
-			return p
-		}(), true},
-	} {
-		if got := IsProvisionable(tc.pod); got != tc.want {
-			t.Errorf("%s: IsProvisionable = %v, want %v", tc.name, got, tc.want)
-		}
-	}
-}
 
 func testPool() *v1alpha1.NodePool {
 	return &v1alpha1.NodePool{
@@ -202,21 +164,39 @@ func TestReadDecisionRoundTrip(t *testing.T) {
 	}
 }
 
-func TestNodeInitialized(t *testing.T) {
-	ready := []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue}}
+// A Node's heartbeat wakes no pass; what a pass reads of a Node does.
+func TestNodeChangedIgnoresHeartbeats(t *testing.T) {
+	base := &corev1.Node{
+		ObjectMeta: metav1.ObjectMeta{Name: "n1", Labels: map[string]string{"a": "1"}, ResourceVersion: "1"},
+		Spec:       corev1.NodeSpec{ProviderID: "aws:///us-east-1a/i-1"},
+		Status: corev1.NodeStatus{
+			Allocatable: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("2")},
+			Conditions:  []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue, LastHeartbeatTime: metav1.Now()}},
+		},
+	}
 	for _, tc := range []struct {
-		name string
-		node corev1.Node
-		want bool
+		name   string
+		mutate func(*corev1.Node)
+		want   bool
 	}{
-		{"ready, untainted", corev1.Node{Status: corev1.NodeStatus{Conditions: ready}}, true},
-		{"not ready", corev1.Node{}, false},
-		{"ready but CAPI has not synced its labels", corev1.Node{
-			Spec:   corev1.NodeSpec{Taints: []corev1.Taint{{Key: NodeUninitializedTaint, Effect: corev1.TaintEffectNoSchedule}}},
-			Status: corev1.NodeStatus{Conditions: ready}}, false},
+		{"heartbeat", func(n *corev1.Node) {
+			n.ResourceVersion = "2"
+			n.Status.Conditions[0].LastHeartbeatTime = metav1.NewTime(time.Now().Add(time.Minute))
+		}, false},
+		{"label", func(n *corev1.Node) { n.Labels["b"] = "2" }, true},
+		{"taint", func(n *corev1.Node) { n.Spec.Taints = []corev1.Taint{{Key: "k", Effect: corev1.TaintEffectNoSchedule}} }, true},
+		{"cordon", func(n *corev1.Node) { n.Spec.Unschedulable = true }, true},
+		{"not ready", func(n *corev1.Node) { n.Status.Conditions[0].Status = corev1.ConditionFalse }, true},
+		{"allocatable", func(n *corev1.Node) { n.Status.Allocatable[corev1.ResourcePods] = resource.MustParse("110") }, true},
+		{"deleting", func(n *corev1.Node) { now := metav1.Now(); n.DeletionTimestamp = &now }, true},
 	} {
-		if got := nodeInitialized(&tc.node); got != tc.want {
-			t.Errorf("%s: nodeInitialized = %v, want %v", tc.name, got, tc.want)
+		after := base.DeepCopy()
+		tc.mutate(after)
+		if got := nodeChanged.Update(event.UpdateEvent{ObjectOld: base, ObjectNew: after}); got != tc.want {
+			t.Errorf("%s: a pass is woken: %v, want %v", tc.name, got, tc.want)
 		}
+	}
+	if !nodeChanged.Create(event.CreateEvent{Object: base}) || !nodeChanged.Delete(event.DeleteEvent{Object: base}) {
+		t.Error("a Node's creation or deletion does not wake a pass")
 	}
 }

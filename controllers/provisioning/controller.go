@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"sort"
 	"strings"
 	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -24,6 +26,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -369,7 +372,7 @@ func (p *Provisioner) connect(ctx context.Context, cluster *clusterv1.Cluster) (
 	}
 	if err := p.ClusterCache.Watch(ctx, key, clustercache.NewWatcher(clustercache.WatcherOptions{
 		Name: "provisioning-nodes", Watcher: p.controller, Kind: &corev1.Node{},
-		EventHandler: handler.EnqueueRequestsFromMapFunc(toCluster),
+		EventHandler: handler.EnqueueRequestsFromMapFunc(toCluster), Predicates: []predicate.Predicate{nodeChanged},
 	})); err != nil {
 		return nil, err
 	}
@@ -393,6 +396,35 @@ type sharedLists struct{ client.Reader }
 
 func (s sharedLists) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
 	return s.Reader.List(ctx, list, append(opts, client.UnsafeDisableDeepCopy)...)
+}
+
+// nodeChanged passes a Node's creation and deletion, and updates that
+// change what a pass reads of it: labels, taints, provider ID,
+// schedulability, capacity, and readiness. The kubelet's status heartbeat
+// changes none of them; on a fleet of nodes it would wake every cluster's
+// loop every few seconds for nothing.
+var nodeChanged = predicate.Funcs{
+	UpdateFunc: func(e event.UpdateEvent) bool {
+		before, ok1 := e.ObjectOld.(*corev1.Node)
+		after, ok2 := e.ObjectNew.(*corev1.Node)
+		if !ok1 || !ok2 {
+			return true
+		}
+		return !maps.Equal(before.Labels, after.Labels) ||
+			!equality.Semantic.DeepEqual(before.Spec, after.Spec) ||
+			!equality.Semantic.DeepEqual(before.Status.Allocatable, after.Status.Allocatable) ||
+			nodeReady(before) != nodeReady(after) ||
+			!before.DeletionTimestamp.Equal(after.DeletionTimestamp)
+	},
+}
+
+func nodeReady(n *corev1.Node) corev1.ConditionStatus {
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			return c.Status
+		}
+	}
+	return corev1.ConditionUnknown
 }
 
 // offeringsCache keeps each region's offerings per set of zones for as

@@ -70,10 +70,9 @@ func clusterValues(key types.NamespacedName) []string { return []string{key.Name
 // seen. Pods bound before any pass saw them pending, and pods deleted
 // while pending, are not observed: the histogram is about pods that
 // needed Joinery.
-func observePods(key types.NamespacedName, seen map[types.UID]bool, pods []corev1.Pod, pending []*corev1.Pod, now time.Time) {
+func observePods(key types.NamespacedName, seen map[types.UID]bool, pods, pending []*corev1.Pod, now time.Time) {
 	values := clusterValues(key)
-	for i := range pods {
-		pod := &pods[i]
+	for _, pod := range pods {
 		if pod.Spec.NodeName == "" || !seen[pod.UID] {
 			continue
 		}

@@ -23,8 +23,8 @@ func TestMetricsPodsBoundDuration(t *testing.T) {
 	forgetClusterMetrics(key)
 	t.Cleanup(func() { forgetClusterMetrics(key) })
 
-	pod := func(uid string, created time.Duration, node string, scheduledAt time.Duration) corev1.Pod {
-		p := corev1.Pod{ObjectMeta: metav1.ObjectMeta{UID: types.UID(uid), CreationTimestamp: metav1.NewTime(t0.Add(created))}}
+	pod := func(uid string, created time.Duration, node string, scheduledAt time.Duration) *corev1.Pod {
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{UID: types.UID(uid), CreationTimestamp: metav1.NewTime(t0.Add(created))}}
 		p.Spec.NodeName = node
 		if node != "" {
 			p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodScheduled, Status: corev1.ConditionTrue, LastTransitionTime: metav1.NewTime(t0.Add(scheduledAt))}}
@@ -34,8 +34,8 @@ func TestMetricsPodsBoundDuration(t *testing.T) {
 	// a and b were seen pending; a is bound now, 40 s after its creation,
 	// b still waits; c was bound without Joinery ever seeing it pending.
 	seen := map[types.UID]bool{"a": true, "b": true}
-	pods := []corev1.Pod{pod("a", 0, "n1", 40*time.Second), pod("b", 10*time.Second, "", 0), pod("c", 0, "n1", time.Second)}
-	pending := []*corev1.Pod{&pods[1]}
+	pods := []*corev1.Pod{pod("a", 0, "n1", 40*time.Second), pod("b", 10*time.Second, "", 0), pod("c", 0, "n1", time.Second)}
+	pending := []*corev1.Pod{pods[1]}
 	now := t0.Add(time.Minute)
 
 	observePods(key, seen, pods, pending, now)

@@ -21,6 +21,7 @@ import (
 
 	"github.com/joinery-dev/joinery/api/v1alpha1"
 	"github.com/joinery-dev/joinery/cloud"
+	"github.com/joinery-dev/joinery/internal/clusterstate"
 	"github.com/joinery-dev/joinery/internal/solverinput"
 	"github.com/joinery-dev/joinery/solver"
 )
@@ -65,34 +66,21 @@ func (ps *pass) run() (ctrl.Result, error) {
 		ps.reportNotes(np, ps.notes[np.Name])
 	}
 
-	var machines clusterv1.MachineList
-	if err := ps.Client.List(ps.ctx, &machines, client.InNamespace(ps.cluster.Namespace),
-		client.MatchingLabels{clusterv1.ClusterNameLabel: ps.cluster.Name}, client.HasLabels{v1alpha1.LabelNodePool}); err != nil {
+	view, err := clusterstate.Read(ps.ctx, ps.Client, ps.workload.reader, ps.cluster)
+	if err != nil {
 		return ctrl.Result{}, err
 	}
-	var nodes corev1.NodeList
-	if err := ps.workload.reader.List(ps.ctx, &nodes); err != nil {
-		return ctrl.Result{}, err
-	}
-	nodeByName := make(map[string]*corev1.Node, len(nodes.Items))
-	nodeByProviderID := make(map[string]*corev1.Node, len(nodes.Items))
-	for i := range nodes.Items {
-		nodeByName[nodes.Items[i].Name] = &nodes.Items[i]
-		if id := nodes.Items[i].Spec.ProviderID; id != "" {
-			nodeByProviderID[id] = &nodes.Items[i]
-		}
-	}
-
 	objs := solverinput.Objects{NodePools: ps.pools, InFlight: map[string]bool{}, NodeModels: ps.models}
-	for i := range nodes.Items {
-		if !nodeInitialized(&nodes.Items[i]) {
-			objs.InFlight[nodes.Items[i].Name] = true
+	for _, n := range view.Nodes {
+		if !clusterstate.NodeInitialized(n) {
+			objs.InFlight[n.Name] = true
 		}
 	}
 	requeue := time.Duration(0)
-	for i := range machines.Items {
-		m := &machines.Items[i]
-		if !m.DeletionTimestamp.IsZero() {
+	for i := range view.Machines {
+		vm := &view.Machines[i]
+		m, aws, node := vm.Machine, vm.AWSMachine, vm.Node
+		if vm.Deleting() {
 			continue
 		}
 		d, err := ReadDecision(m)
@@ -106,11 +94,6 @@ func (ps *pass) run() (ctrl.Result, error) {
 			// garbage collection removes the Machine).
 			continue
 		}
-		aws, err := ps.awsMachine(m)
-		if err != nil {
-			return ctrl.Result{}, err
-		}
-		node := ps.registeredNode(ps.ctx, m, aws, nodeByName, nodeByProviderID)
 		capacity, wait := ps.capacity(m, aws, node)
 		if wait > 0 && (requeue == 0 || wait < requeue) {
 			requeue = wait
@@ -136,7 +119,7 @@ func (ps *pass) run() (ctrl.Result, error) {
 			// Planning sees the node as it is about to be, not as the
 			// cache last saw it, so a node registered a moment ago
 			// without its attribute labels does not cause a launch.
-			nodeByName[node.Name] = labelled
+			view.NodeByName[node.Name] = labelled
 			continue
 		case MachineNodeLostGrace:
 			// Not-ready capacity until the grace passes: planned as in
@@ -163,26 +146,12 @@ func (ps *pass) run() (ctrl.Result, error) {
 		objs.InFlight[n.Name] = true
 	}
 
-	for i := range nodes.Items {
-		objs.Nodes = append(objs.Nodes, nodeByName[nodes.Items[i].Name])
+	for _, n := range view.Nodes {
+		objs.Nodes = append(objs.Nodes, view.NodeByName[n.Name])
 	}
-
-	var pods corev1.PodList
-	if err := ps.workload.reader.List(ps.ctx, &pods); err != nil {
-		return ctrl.Result{}, err
-	}
-	var pending []*corev1.Pod
-	for i := range pods.Items {
-		pod := &pods.Items[i]
-		switch {
-		case pod.Spec.NodeName != "":
-			objs.Pods = append(objs.Pods, pod)
-		case IsProvisionable(pod):
-			objs.Pods = append(objs.Pods, pod)
-			pending = append(pending, pod)
-		}
-	}
-	observePods(ps.key, st.seen, pods.Items, pending, ps.now)
+	objs.Pods = view.Pods
+	pending := view.Pending
+	observePods(ps.key, st.seen, view.Pods, pending, ps.now)
 	if len(pending) == 0 {
 		observeNothingPending(ps.key)
 		ps.batches.Close(ps.key.String())
@@ -374,29 +343,6 @@ func minPositive(a, b time.Duration) time.Duration {
 	return min(a, b)
 }
 
-// NodeUninitializedTaint is the taint CAPI's kubeadm bootstrap registers
-// nodes with and removes once it has synced the Machine's labels to the
-// Node.
-const NodeUninitializedTaint = "node.cluster.x-k8s.io/uninitialized"
-
-// nodeInitialized reports whether a node takes pods now: Ready, and
-// without CAPI's uninitialized taint. Until then it is in-flight capacity,
-// whose boot-time taints the solver ignores; planning it as a tainted node
-// would launch a second machine for pods that are about to land on it.
-func nodeInitialized(n *corev1.Node) bool {
-	for _, t := range n.Spec.Taints {
-		if t.Key == NodeUninitializedTaint {
-			return false
-		}
-	}
-	for _, c := range n.Status.Conditions {
-		if c.Type == corev1.NodeReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
-}
-
 // regionAndZones reads the cluster's region from its AWSCluster and its
 // zones from the failure domains CAPI copied to the Cluster.
 func (ps *pass) regionAndZones() (string, []string, error) {
@@ -444,43 +390,8 @@ func (ps *pass) listPlanningObjects(objs *solverinput.Objects) error {
 	return nil
 }
 
-// registeredNode is the Node of a Machine, if it registered: by the
-// Machine's nodeRef, else by provider ID, taken from the Machine or, before
-// CAPI copies it there, from the AWSMachine. A node the kubelet registered
-// before CAPI caught up must still be matched: unmatched, it would count
-// twice (as itself, and as the Machine's in-flight node), and a plan
-// would put pods on room that does not exist.
-func (p *Provisioner) registeredNode(_ context.Context, m *clusterv1.Machine, aws *infrav1.AWSMachine, byName, byProviderID map[string]*corev1.Node) *corev1.Node {
-	if m.Status.NodeRef.IsDefined() {
-		if n := byName[m.Status.NodeRef.Name]; n != nil {
-			return n
-		}
-	}
-	if m.Spec.ProviderID != "" {
-		return byProviderID[m.Spec.ProviderID]
-	}
-	if aws != nil && aws.Spec.ProviderID != nil {
-		return byProviderID[*aws.Spec.ProviderID]
-	}
-	return nil
-}
-
-// awsMachine reads a Machine's AWSMachine from the cache (nil when it does
-// not exist).
-func (p *Provisioner) awsMachine(ctx context.Context, m *clusterv1.Machine) (*infrav1.AWSMachine, error) {
-	aws := &infrav1.AWSMachine{}
-	err := p.Client.Get(ctx, types.NamespacedName{Namespace: m.Namespace, Name: m.Spec.InfrastructureRef.Name}, aws)
-	switch {
-	case apierrors.IsNotFound(err):
-		return nil, nil
-	case err != nil:
-		return nil, err
-	}
-	return aws, nil
-}
-
 func (ps *pass) awsMachine(m *clusterv1.Machine) (*infrav1.AWSMachine, error) {
-	return ps.Provisioner.awsMachine(ps.ctx, m)
+	return clusterstate.ReadAWSMachine(ps.ctx, ps.Client, m)
 }
 
 // MachineCapacity is what a Machine is as capacity for planning. The

@@ -14,6 +14,7 @@ import (
 
 	"github.com/joinery-dev/joinery/api/v1alpha1"
 	"github.com/joinery-dev/joinery/cloud"
+	"github.com/joinery-dev/joinery/internal/clusterstate"
 	"github.com/joinery-dev/joinery/internal/solverinput"
 	"github.com/joinery-dev/joinery/solver"
 )
@@ -110,41 +111,29 @@ func (p *Provisioner) State(ctx context.Context, cluster *clusterv1.Cluster) (*C
 	if err != nil {
 		return nil, err
 	}
-	st := &ClusterState{Cluster: cluster, Pools: pools, Offered: offered, Nodes: map[string]*corev1.Node{}, Pods: map[string][]*corev1.Pod{},
+	st := &ClusterState{Cluster: cluster, Pools: pools, Offered: offered,
 		Workload: w.client, Live: live, Objects: solverinput.Objects{NodePools: pools, InFlight: map[string]bool{}, NodeModels: ps.models},
 		Lost: map[string]bool{}, restrict: ps.restriction()}
-	var machines clusterv1.MachineList
-	if err := p.Client.List(ctx, &machines, client.InNamespace(cluster.Namespace),
-		client.MatchingLabels{clusterv1.ClusterNameLabel: cluster.Name}, client.HasLabels{v1alpha1.LabelNodePool}); err != nil {
+	view, err := clusterstate.Read(ctx, p.Client, w.reader, cluster)
+	if err != nil {
 		return nil, err
 	}
-	st.Machines = machines.Items
-	var nodes corev1.NodeList
-	if err := w.reader.List(ctx, &nodes); err != nil {
-		return nil, err
-	}
-	byProviderID := map[string]*corev1.Node{}
-	for i := range nodes.Items {
-		n := &nodes.Items[i]
-		st.Nodes[n.Name] = n
-		if n.Spec.ProviderID != "" {
-			byProviderID[n.Spec.ProviderID] = n
-		}
+	st.Machines = make([]clusterv1.Machine, 0, len(view.Machines))
+	st.Nodes, st.Pods, st.Pending = view.NodeByName, view.Bound, len(view.Pending)
+	for _, n := range view.Nodes {
 		st.Objects.Nodes = append(st.Objects.Nodes, n)
-		if !nodeInitialized(n) {
+		if !clusterstate.NodeInitialized(n) {
 			st.Objects.InFlight[n.Name] = true
 		}
 	}
-	for i := range st.Machines {
-		m := &st.Machines[i]
-		if !m.DeletionTimestamp.IsZero() {
+	for i := range view.Machines {
+		vm := &view.Machines[i]
+		st.Machines = append(st.Machines, *vm.Machine)
+		if vm.Deleting() {
 			continue
 		}
-		aws, err := p.awsMachine(ctx, m)
-		if err != nil {
-			return nil, err
-		}
-		switch capacity, _ := ps.capacity(m, aws, p.registeredNode(ctx, m, aws, st.Nodes, byProviderID)); capacity {
+		m := vm.Machine
+		switch capacity, _ := ps.capacity(m, vm.AWSMachine, vm.Node); capacity {
 		case MachineRegistered:
 			continue
 		case MachineInstanceGone, MachineNodeLost:
@@ -165,21 +154,10 @@ func (p *Provisioner) State(ctx context.Context, cluster *clusterv1.Cluster) (*C
 			st.Objects.InFlight[n.Name] = true
 		}
 	}
-	var pods corev1.PodList
-	if err := w.reader.List(ctx, &pods); err != nil {
-		return nil, err
-	}
-	for i := range pods.Items {
-		pod := &pods.Items[i]
-		switch {
-		case pod.Spec.NodeName != "":
-			if pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
-				continue
-			}
+	// Planning a disruption places bound pods only.
+	for _, pod := range view.Pods {
+		if pod.Spec.NodeName != "" {
 			st.Objects.Pods = append(st.Objects.Pods, pod)
-			st.Pods[pod.Spec.NodeName] = append(st.Pods[pod.Spec.NodeName], pod)
-		case IsProvisionable(pod):
-			st.Pending++
 		}
 	}
 	if err := ps.listPlanningObjects(&st.Objects); err != nil {

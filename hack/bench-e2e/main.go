@@ -14,9 +14,10 @@
 //     idle and 10 s maximum windows);
 //   - the manager's Go heap (go_memstats_heap_alloc_bytes, scraped from its
 //     metrics endpoint every second), P95 and max;
-//   - heap per idle connected cluster: the lowest heap seen over 5 s once
-//     every cluster is connected and idle, less that of a second manager
-//     connected to none (a --watch-filter no Cluster carries), per cluster;
+//   - heap per idle connected cluster: the live heap (after a collection
+//     forced through the manager's profiler) once every cluster is
+//     connected and idle, less that of a second manager connected to none
+//     (a --watch-filter no Cluster carries), per cluster;
 //   - the manager's own CPU time during the burst (from /proc, so a loaded
 //     machine does not inflate it), in total and per pod.
 //
@@ -66,6 +67,7 @@ import (
 	"github.com/joinery-dev/joinery/api/v1alpha1"
 	"github.com/joinery-dev/joinery/controllers/provisioning"
 	"github.com/joinery-dev/joinery/internal/cloudsim"
+	"github.com/joinery-dev/joinery/internal/clusterstate"
 	"github.com/joinery-dev/joinery/internal/manager"
 	"github.com/joinery-dev/joinery/internal/testbed"
 )
@@ -85,7 +87,7 @@ func main() {
 	dir := flag.String("dir", "", "where clusters keep data and logs (default: a temporary directory)")
 	out := flag.String("json", "", "also write the results as JSON to this file")
 	line := flag.Bool("line", false, "print each scenario as one line of key=value pairs")
-	profiles := flag.String("profiles", "", "save the manager's heap profiles (idle, after the burst) and a CPU profile of the burst's first 20 s in this directory")
+	profiles := flag.String("profiles", "", "save the manager's heap profiles (idle, after the burst) and a CPU profile of the burst's first 45 s in this directory")
 	flag.Parse()
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
@@ -264,12 +266,14 @@ func run(ctx context.Context, dir, profiles string, clusters, podsPerCluster int
 	}
 	args := []string{"--kubeconfig=" + tb.Management.KubeconfigPath, "--leader-elect=false",
 		"--metrics-bind-address=" + metricsAddr, "--metrics-secure=false", "--health-probe-bind-address=0"}
-	profilerAddr := ""
+	// The profiler serves the forced collection liveHeap needs, and the
+	// profiles -profiles saves.
+	profilerAddr, err := freeAddr()
+	if err != nil {
+		return r, err
+	}
+	args = append(args, "--profiler-address="+profilerAddr)
 	if profiles != "" {
-		if profilerAddr, err = freeAddr(); err != nil {
-			return r, err
-		}
-		args = append(args, "--profiler-address="+profilerAddr)
 		if err := os.MkdirAll(profiles, 0o755); err != nil {
 			return r, err
 		}
@@ -279,7 +283,7 @@ func run(ctx context.Context, dir, profiles string, clusters, podsPerCluster int
 		return r, err
 	}
 	defer joinery.Stop()
-	heap := &heapSampler{url: "http://" + metricsAddr + "/metrics"}
+	heap := &heapSampler{url: "http://" + metricsAddr + "/metrics", profiler: profilerAddr}
 	if err := heap.waitUp(ctx, time.Minute); err != nil {
 		return r, fmt.Errorf("joinery's metrics endpoint: %w (log: %s)", err, filepath.Join(tb.Dir(), "joinery.log"))
 	}
@@ -288,14 +292,14 @@ func run(ctx context.Context, dir, profiles string, clusters, podsPerCluster int
 	if err := waitConnected(ctx, tb, clusters, 3*time.Minute); err != nil {
 		return r, fmt.Errorf("%w (log: %s)", err, filepath.Join(tb.Dir(), "joinery.log"))
 	}
-	idleHeap, err := heap.lowest(ctx, 5*time.Second)
+	idleHeap, err := heap.live(ctx)
 	if err != nil {
 		return r, err
 	}
 	r.HeapPerClusterMB = max(0, idleHeap-baselineHeap) / float64(clusters) / (1 << 20)
 	if profiles != "" {
 		saveProfile(ctx, profilerAddr, "heap", filepath.Join(profiles, fmt.Sprintf("heap-idle-%dx%d.pprof", clusters, podsPerCluster)))
-		go saveProfile(ctx, profilerAddr, "profile?seconds=20", filepath.Join(profiles, fmt.Sprintf("cpu-burst-%dx%d.pprof", clusters, podsPerCluster)))
+		go saveProfile(ctx, profilerAddr, "profile?seconds=45", filepath.Join(profiles, fmt.Sprintf("cpu-burst-%dx%d.pprof", clusters, podsPerCluster)))
 	}
 	sampleCtx, stopSampling := context.WithCancel(ctx)
 	defer stopSampling()
@@ -531,7 +535,7 @@ func watchPending(ctx context.Context, w *testbed.Workload, obs *observations) e
 		switch {
 		case pod.Spec.NodeName != "":
 			obs.seeBound(key)
-		case provisioning.IsProvisionable(pod):
+		case clusterstate.IsProvisionable(pod):
 			obs.seePending(key, time.Now())
 		}
 	}
@@ -567,7 +571,8 @@ func runInformer(ctx context.Context, lw cache.ListerWatcher, obj client.Object,
 
 // heapSampler scrapes the manager's Go heap size from its metrics.
 type heapSampler struct {
-	url     string
+	url      string
+	profiler string // the manager's --profiler-address
 	mu      sync.Mutex
 	samples []float64
 }
@@ -630,23 +635,25 @@ func (h *heapSampler) scrape() (float64, error) {
 	return 0, errors.New("no go_memstats_heap_alloc_bytes in the metrics")
 }
 
-// lowest is the smallest heap seen over d: the live heap of an idle
-// process, whatever garbage the last collection left.
-func (h *heapSampler) lowest(ctx context.Context, d time.Duration) (float64, error) {
+// live is the manager's live heap: the heap right after a collection
+// forced through its profiler (heap?gc=1), the lowest of three, so the
+// garbage a collection has not reached yet does not count.
+func (h *heapSampler) live(ctx context.Context) (float64, error) {
 	lowest := -1.0
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		if v, err := h.scrape(); err == nil && (lowest < 0 || v < lowest) {
+	for range 3 {
+		saveProfile(ctx, h.profiler, "heap?gc=1", os.DevNull)
+		v, err := h.scrape()
+		if err != nil {
+			return 0, err
+		}
+		if lowest < 0 || v < lowest {
 			lowest = v
 		}
 		select {
 		case <-ctx.Done():
 			return 0, ctx.Err()
-		case <-time.After(250 * time.Millisecond):
+		case <-time.After(time.Second):
 		}
-	}
-	if lowest < 0 {
-		return 0, errors.New("the manager's heap could not be scraped")
 	}
 	return lowest, nil
 }
@@ -672,13 +679,18 @@ func baselineHeap(ctx context.Context, tb *testbed.Testbed) (float64, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return 0, err
 	}
+	profiler, err := freeAddr()
+	if err != nil {
+		return 0, err
+	}
 	baseline := testbed.NewJoineryProcess(dir, "--kubeconfig="+tb.Management.KubeconfigPath, "--leader-elect=false",
-		"--metrics-bind-address="+addr, "--metrics-secure=false", "--health-probe-bind-address=0", "--watch-filter=bench-serves-no-cluster")
+		"--metrics-bind-address="+addr, "--metrics-secure=false", "--health-probe-bind-address=0", "--watch-filter=bench-serves-no-cluster",
+		"--profiler-address="+profiler)
 	if err := baseline.Start(); err != nil {
 		return 0, err
 	}
 	defer baseline.Stop()
-	heap := &heapSampler{url: "http://" + addr + "/metrics"}
+	heap := &heapSampler{url: "http://" + addr + "/metrics", profiler: profiler}
 	if err := heap.waitUp(ctx, time.Minute); err != nil {
 		return 0, fmt.Errorf("the baseline manager's metrics endpoint: %w (log: %s)", err, filepath.Join(dir, "joinery.log"))
 	}
@@ -688,7 +700,7 @@ func baselineHeap(ctx context.Context, tb *testbed.Testbed) (float64, error) {
 		return 0, ctx.Err()
 	case <-time.After(5 * time.Second):
 	}
-	return heap.lowest(ctx, 5*time.Second)
+	return heap.live(ctx)
 }
 
 // waitConnected waits until the bench pool's status shows every cluster

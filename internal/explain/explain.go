@@ -30,6 +30,7 @@ import (
 	"github.com/joinery-dev/joinery/api/v1alpha1"
 	"github.com/joinery-dev/joinery/controllers/disruption"
 	"github.com/joinery-dev/joinery/controllers/provisioning"
+	"github.com/joinery-dev/joinery/internal/clusterstate"
 )
 
 // Explainer reads a management cluster and, through CAPI's kubeconfig
@@ -305,11 +306,14 @@ func (e *Explainer) Pod(ctx context.Context, w io.Writer, cluster types.Namespac
 		}
 	}
 
-	machines, err := e.clusterMachines(ctx, in)
+	view, err := clusterstate.ReadMachines(ctx, e.Client, wc, in)
 	if err != nil {
 		return err
 	}
-	machine := machineForPod(machines, p)
+	var machine *clusterv1.Machine
+	if m := machineForPod(view.Machines, p); m != nil {
+		machine = m.Machine
+	}
 	events, err := e.events(ctx, wc, p.Namespace, "Pod", p.Name)
 	if err != nil {
 		return err
@@ -350,7 +354,7 @@ func (e *Explainer) Pod(ctx context.Context, w io.Writer, cluster types.Namespac
 		}
 	default:
 		fmt.Fprintf(w, "  Unschedulable, and no Machine was launched for it: it waits for the current batch window to close, or the last plan put it on capacity that is still booting (%s in cluster %s).\n",
-			plural(booting(machines), "Machine without a node"), in.Name)
+			plural(booting(view.Machines), "Machine without a node"), in.Name)
 	}
 	e.printEvents(w, events)
 	return nil
@@ -388,24 +392,14 @@ func (e *Explainer) servedClusters(ctx context.Context, named types.NamespacedNa
 	return out, nil
 }
 
-// clusterMachines lists the Machines Joinery made for a cluster, once per
-// explanation: both the pod's Machine and the booting count come from it.
-func (e *Explainer) clusterMachines(ctx context.Context, cluster *clusterv1.Cluster) ([]clusterv1.Machine, error) {
-	var machines clusterv1.MachineList
-	if err := e.Client.List(ctx, &machines, client.InNamespace(cluster.Namespace), client.MatchingLabels{clusterv1.ClusterNameLabel: cluster.Name}, client.HasLabels{v1alpha1.LabelNodePool}); err != nil {
-		return nil, fmt.Errorf("listing Machines of cluster %s: %w", cluster.Name, err)
-	}
-	return machines.Items, nil
-}
-
 // machineForPod is the Machine whose decision names the pod (decisions
 // record up to 100 pods each).
-func machineForPod(machines []clusterv1.Machine, p *corev1.Pod) *clusterv1.Machine {
+func machineForPod(machines []clusterstate.Machine, p *corev1.Pod) *clusterstate.Machine {
 	want := p.Namespace + "/" + p.Name
-	var newest *clusterv1.Machine
+	var newest *clusterstate.Machine
 	for i := range machines {
 		m := &machines[i]
-		d, err := provisioning.ReadDecision(m)
+		d, err := provisioning.ReadDecision(m.Machine)
 		if err != nil {
 			continue
 		}
@@ -418,11 +412,13 @@ func machineForPod(machines []clusterv1.Machine, p *corev1.Pod) *clusterv1.Machi
 	return newest
 }
 
-// booting counts the Machines without a node that are not being deleted.
-func booting(machines []clusterv1.Machine) int {
+// booting counts the Machines whose Node has not registered that are not
+// being deleted: matched as the provisioning loop matches them, so a Node
+// that registered before CAPI set the Machine's nodeRef is not booting.
+func booting(machines []clusterstate.Machine) int {
 	n := 0
 	for i := range machines {
-		if !machines[i].Status.NodeRef.IsDefined() && machines[i].DeletionTimestamp.IsZero() {
+		if machines[i].Node == nil && !machines[i].Deleting() {
 			n++
 		}
 	}
