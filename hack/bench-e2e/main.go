@@ -573,8 +573,8 @@ func runInformer(ctx context.Context, lw cache.ListerWatcher, obj client.Object,
 type heapSampler struct {
 	url      string
 	profiler string // the manager's --profiler-address
-	mu      sync.Mutex
-	samples []float64
+	mu       sync.Mutex
+	samples  []float64
 }
 
 func (h *heapSampler) waitUp(ctx context.Context, timeout time.Duration) error {
