@@ -349,12 +349,7 @@ func (s *state) recandidate(n *nodeState) {
 		return // what it has still fits
 	}
 	n.cands, n.ownsCands = kept, true
-	for i := range n.maxAlloc {
-		n.maxAlloc[i] = 0
-	}
-	for _, i := range n.cands {
-		n.maxAlloc.maxWith(ps.cands[i].alloc)
-	}
+	n.recomputeAllocBounds()
 	if c := n.chosen(); c != old {
 		ps.used.sub(old.capacity)
 		ps.usedPrice -= old.price
