@@ -128,7 +128,9 @@ func (s *state) tryEmpty(v *nodeState, nodes []*nodeState, removed map[*nodeStat
 				if !fitsAdd(n.maxAlloc, used, g.req) {
 					continue
 				}
-				k, p := s.cheapestFit(n, g, used, left)
+				// Only a per-pod cost within bestPer+1e-12 can win; the other
+				// 1e-12 absorbs rounding base differently from delta below.
+				k, p := s.cheapestFit(n, g, used, left, n.chosen().price+cost[n], bestPer+2e-12)
 				if k == 0 {
 					continue
 				}
@@ -136,6 +138,13 @@ func (s *state) tryEmpty(v *nodeState, nodes []*nodeState, removed map[*nodeStat
 				per := delta / float64(k)
 				if per < bestPer-1e-12 || (per <= bestPer+1e-12 && k > bestK) {
 					best, bestPer, bestK, bestDelta = n, per, k, delta
+				}
+				// No move costs less than nothing (up to rounding far below
+				// 1e-12), and none takes more than all the pods left: later
+				// nodes cannot win, and scanning them for every batch of
+				// every victim made improve quadratic in the nodes.
+				if bestK == left && bestPer <= 0 {
+					break
 				}
 			}
 			if best == nil {
@@ -171,15 +180,21 @@ func addVec(a, b resVec) resVec {
 // cheapestFit returns how many pods of g (up to want, at least one) node n
 // can take beside used at the price of its cheapest candidate that still
 // fits, and that price: as many as fit in the cheapest candidate that
-// takes one more pod.
-func (s *state) cheapestFit(n *nodeState, g *podGroup, used resVec, want int) (int, float64) {
+// takes one more pod. It returns 0 as soon as the answer's (price - base)
+// per pod would exceed above: candidates come cheapest first and none
+// takes more pods than the node's largest.
+func (s *state) cheapestFit(n *nodeState, g *podGroup, used resVec, want int, base, above float64) (int, float64) {
 	cc := s.forClass(n.pool, g.class)
 	known := containsInt(n.classes, g.class.id)
+	kMax := float64(min(fitCount(n.maxAlloc, used, g.req), want))
 	for _, i := range n.cands {
+		c := &n.pool.cands[i]
+		if d := c.price - base; d >= 0 && d/kMax > above {
+			return 0, 0
+		}
 		if !known && !cc.mask[i] {
 			continue
 		}
-		c := &n.pool.cands[i]
 		if k := fitCount(c.alloc, used, g.req); k > 0 {
 			return min(k, want), c.price
 		}
@@ -276,23 +291,23 @@ func (s *state) addToNode(n *nodeState, g *podGroup, pods []*corev1.Pod) {
 	n.used.addScaled(g.req, int64(k))
 	cc := s.forClass(ps, g.class)
 	known := containsInt(n.classes, g.class.id)
-	kept := make([]int32, 0, len(n.cands))
-	for _, i := range n.cands {
-		if (known || cc.mask[i]) && geVec(ps.cands[i].alloc, n.used) {
-			kept = append(kept, i)
+	// Rebalancing moves pods one at a time onto nodes with thousands of
+	// candidates; while the load stays within every candidate, none drops
+	// and the pass below would rebuild the same list.
+	if !known || n.minAlloc == nil || !geVec(n.minAlloc, n.used) {
+		kept := make([]int32, 0, len(n.cands))
+		for _, i := range n.cands {
+			if (known || cc.mask[i]) && geVec(ps.cands[i].alloc, n.used) {
+				kept = append(kept, i)
+			}
 		}
-	}
-	if len(kept) == 0 {
-		// Over capacity halfway through a swap: the other half brings the
-		// node back within its offering; keep what it has meanwhile.
-		kept = append(kept, n.cands...)
-	}
-	n.cands, n.ownsCands = kept, true
-	for i := range n.maxAlloc {
-		n.maxAlloc[i] = 0
-	}
-	for _, i := range n.cands {
-		n.maxAlloc.maxWith(ps.cands[i].alloc)
+		if len(kept) == 0 {
+			// Over capacity halfway through a swap: the other half brings the
+			// node back within its offering; keep what it has meanwhile.
+			kept = append(kept, n.cands...)
+		}
+		n.cands, n.ownsCands = kept, true
+		n.recomputeAllocBounds()
 	}
 	if !known {
 		n.classes = append(n.classes, g.class.id)
@@ -317,5 +332,21 @@ func (s *state) addToNode(n *nodeState, g *podGroup, pods []*corev1.Pod) {
 		ps.used.add(c.capacity)
 		ps.usedPrice += c.price
 		ps.updateLimitSlack()
+	}
+}
+
+// recomputeAllocBounds sets maxAlloc and minAlloc from a planned node's
+// candidates.
+func (n *nodeState) recomputeAllocBounds() {
+	cands := n.pool.cands
+	if n.minAlloc == nil {
+		n.minAlloc = make(resVec, len(n.maxAlloc))
+	}
+	for i := range n.maxAlloc {
+		n.maxAlloc[i], n.minAlloc[i] = 0, math.MaxInt64
+	}
+	for _, i := range n.cands {
+		n.maxAlloc.maxWith(cands[i].alloc)
+		n.minAlloc.minWith(cands[i].alloc)
 	}
 }

@@ -210,9 +210,13 @@ func (s *state) evaluate(g *podGroup, n *nodeState, mode evalMode) *evaluation {
 		kRes = fitCount(c0.alloc, n.used, g.req)
 		ev.perPod = 0
 	} else {
-		kRes = s.plannedFit(g, n, cc, classKnown, limit, ev)
 		// Growing a node that already carries pods must beat opening a new one.
-		if len(n.groups) > 0 && ev.perPod > g.openCost*(1+1e-9) {
+		ceiling := math.Inf(1)
+		if len(n.groups) > 0 {
+			ceiling = g.openCost * (1 + 1e-9)
+		}
+		kRes = s.plannedFit(g, n, cc, classKnown, limit, ceiling, ev)
+		if ev.perPod > ceiling {
 			return ev
 		}
 	}
@@ -270,16 +274,21 @@ func (s *state) chooseDomain(g *podGroup, n *nodeState, cc *classCands, classKno
 			vals, prices = append(vals, v), append(prices, c0.price)
 		}
 	} else {
+		// Each value keeps its cheapest candidate, so once every value the
+		// pool has is found the rest of the candidates cannot change the
+		// choice; scanning them all for every group tried on every planned
+		// node made the solve quadratic.
+		all := n.pool.distinctValues(key)
 		for _, i := range n.cands {
-			if !s.usable(n, cc, classKnown, i, s.eval.pins, c0, g.ports) {
-				continue
-			}
 			c := &n.pool.cands[i]
 			v, ok := c.Label(key)
-			if !ok || containsString(vals, v) || !fitsAdd(c.alloc, n.used, g.req) {
+			if !ok || containsString(vals, v) || !fitsAdd(c.alloc, n.used, g.req) || !s.usable(n, cc, classKnown, i, s.eval.pins, c0, g.ports) {
 				continue
 			}
 			vals, prices = append(vals, v), append(prices, c.price)
+			if len(vals) == all {
+				break
+			}
 		}
 	}
 	s.valScratch, s.priceScratch = vals, prices
@@ -315,8 +324,9 @@ func (s *state) chooseDomain(g *podGroup, n *nodeState, cc *classCands, classKno
 // candidate c it prices the move as (price_c - price of the node's current
 // candidate) / pods c fits (capped by limit), and takes the cheapest per pod,
 // preferring more pods on ties. The count is then capped so the surviving
-// candidates still satisfy the pool's minValues.
-func (s *state) plannedFit(g *podGroup, n *nodeState, cc *classCands, classKnown bool, limit int, ev *evaluation) int {
+// candidates still satisfy the pool's minValues. A perPod above ceiling is
+// one the caller discards: it is reported only as being above ceiling.
+func (s *state) plannedFit(g *podGroup, n *nodeState, cc *classCands, classKnown bool, limit int, ceiling float64, ev *evaluation) int {
 	mv := n.pool.minValues
 	var perValue []map[string]int
 	if len(mv) > 0 {
@@ -331,11 +341,23 @@ func (s *state) plannedFit(g *podGroup, n *nodeState, cc *classCands, classKnown
 		base = contrib.price
 	}
 	bestK, bestCost := 0, math.Inf(1)
+	// Candidates come cheapest first and none takes more than kMax pods, so
+	// (price - base) / kMax bounds the cost of this one and all after it:
+	// once it beats neither the best so far nor the ceiling, the scan is
+	// over. Without this a planned node's thousands of candidates were
+	// scanned for every group tried on it, which made the solve quadratic.
+	// minValues needs every candidate's value, so it scans them all.
+	kMax := min(fitCount(n.maxAlloc, n.used, g.req), limit)
 	for _, i := range n.cands {
+		c := &n.pool.cands[i]
+		if len(mv) == 0 && kMax > 0 {
+			if lb := (c.price - base) / float64(kMax); lb > bestCost+1e-12 || (lb > ceiling && bestCost > ceiling) {
+				break
+			}
+		}
 		if !s.usable(n, cc, classKnown, i, ev.pins, contrib, g.ports) {
 			continue
 		}
-		c := &n.pool.cands[i]
 		f := fitCount(c.alloc, n.used, g.req)
 		if f == 0 {
 			continue

@@ -15,6 +15,10 @@ type nodeState struct {
 	used     resVec
 	// maxAlloc bounds what any remaining candidate offers (existing: allocatable).
 	maxAlloc resVec
+	// minAlloc is at most every remaining candidate's allocatable, so load
+	// within it keeps them all (nil: unknown). Narrowing cands keeps it
+	// valid; whatever may widen them must recompute or drop it.
+	minAlloc resVec
 	ports    []hostPort
 	groups   []groupCount
 	placed   []*corev1.Pod

@@ -111,6 +111,27 @@ type poolState struct {
 	maxCapacity   resVec
 	maxPrice      float64
 	farFromLimits bool
+
+	// valueCounts caches distinctValues.
+	valueCounts map[string]int
+}
+
+// distinctValues is how many values of key the pool's candidates have.
+func (ps *poolState) distinctValues(key string) int {
+	if n, ok := ps.valueCounts[key]; ok {
+		return n
+	}
+	seen := map[string]bool{}
+	for i := range ps.cands {
+		if v, ok := ps.cands[i].Label(key); ok {
+			seen[v] = true
+		}
+	}
+	if ps.valueCounts == nil {
+		ps.valueCounts = map[string]int{}
+	}
+	ps.valueCounts[key] = len(seen)
+	return len(seen)
 }
 
 // updateLimitSlack recomputes farFromLimits after pool usage changed.

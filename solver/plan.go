@@ -2,6 +2,7 @@ package solver
 
 import (
 	"fmt"
+	"math"
 	"sort"
 	"strings"
 
@@ -264,7 +265,7 @@ func (s *state) poolReason(g *podGroup, ps *poolState) string {
 	}
 	if len(ps.minValues) > 0 {
 		v := s.virtualNode(ps, cc, g.class)
-		if s.plannedFit(g, v, cc, true, unlimited, &evaluation{}) == 0 {
+		if s.plannedFit(g, v, cc, true, unlimited, math.Inf(1), &evaluation{}) == 0 {
 			return "minValues cannot be met by the instance types that fit"
 		}
 	}

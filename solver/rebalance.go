@@ -158,58 +158,44 @@ func (s *state) canMove(g *podGroup, a, b *nodeState) bool {
 		return false
 	}
 	for i, t := range g.owned {
-		if t.key != v1alpha1.LabelHostname {
-			if !sameDomains(a, b, t) {
-				return false
-			}
-			continue
-		}
-		if t.filter != nil {
-			return false
-		}
-		switch t.kind {
-		case kindSpread:
-			c := t.counts[b.hostname]
-			if g.ownedSelects[i] {
-				c++
-			}
-			if c > t.maxSkew {
-				return false
-			}
-		case kindAntiAffinity:
-			if t.counts[b.hostname] > 0 {
-				return false
-			}
-		default:
+		if !ruleAllowsMove(t, true, g.ownedSelects[i], a, b) {
 			return false
 		}
 	}
 	for _, t := range g.countedBy {
-		if t.key != v1alpha1.LabelHostname {
-			if !sameDomains(a, b, t) {
-				return false
-			}
-			continue
-		}
-		if t.filter != nil {
+		if !ruleAllowsMove(t, false, true, a, b) {
 			return false
-		}
-		switch t.kind {
-		case kindSpread:
-			if t.counts[b.hostname]+1 > t.maxSkew && ownsRule(b, t) {
-				return false
-			}
-		case kindAntiAffinity:
-			if t.owners[b.hostname] > 0 || ownsRule(b, t) {
-				return false
-			}
-		default:
-			if ownsRule(a, t) {
-				return false
-			}
 		}
 	}
 	return true
+}
+
+// ruleAllowsMove applies one rule to moving a pod from a to b (see
+// canMove): own says the pod's group owns the rule, else the rule selects
+// it; selects says the rule counts the pod itself.
+func ruleAllowsMove(t *topoGroup, own, selects bool, a, b *nodeState) bool {
+	if t.key != v1alpha1.LabelHostname {
+		return sameDomains(a, b, t)
+	}
+	if t.filter != nil {
+		return false
+	}
+	switch t.kind {
+	case kindSpread:
+		c := t.counts[b.hostname]
+		if selects {
+			c++
+		}
+		return c <= t.maxSkew || !own && !ownsRule(b, t)
+	case kindAntiAffinity:
+		if own {
+			return t.counts[b.hostname] <= 0
+		}
+		return t.owners[b.hostname] <= 0 && !ownsRule(b, t)
+	default:
+		// Hostname affinity: its owner may need this very pod where it is.
+		return !own && !ownsRule(a, t)
+	}
 }
 
 func sameDomains(a, b *nodeState, t *topoGroup) bool {
@@ -349,12 +335,7 @@ func (s *state) recandidate(n *nodeState) {
 		return // what it has still fits
 	}
 	n.cands, n.ownsCands = kept, true
-	for i := range n.maxAlloc {
-		n.maxAlloc[i] = 0
-	}
-	for _, i := range n.cands {
-		n.maxAlloc.maxWith(ps.cands[i].alloc)
-	}
+	n.recomputeAllocBounds()
 	if c := n.chosen(); c != old {
 		ps.used.sub(old.capacity)
 		ps.usedPrice -= old.price

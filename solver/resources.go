@@ -138,6 +138,14 @@ func (v resVec) maxWith(o resVec) {
 	}
 }
 
+func (v resVec) minWith(o resVec) {
+	for i := range o {
+		if o[i] < v[i] {
+			v[i] = o[i]
+		}
+	}
+}
+
 func (v resVec) clone() resVec { return append(resVec(nil), v...) }
 
 // fitsAdd reports whether used+req fits in alloc.

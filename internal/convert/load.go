@@ -1,17 +1,16 @@
 package convert
 
 import (
-	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"strings"
 
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	kjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
+
+	"github.com/joinery-dev/joinery/internal/scenario"
 )
 
 // Input is the Karpenter objects read from the files, in file order, and
@@ -48,24 +47,9 @@ type EC2NodeClassSource struct {
 // Name is the EC2NodeClass's name.
 func (c *EC2NodeClassSource) Name() string { return c.class.Metadata.Name }
 
-// InputError is a problem with the input; it says where, in the style of
-// `joinery simulate`'s input errors.
-type InputError struct {
-	File     string
-	Document int    // 1-based position in the file
-	Object   string // Kind name, when known
-	Err      error
-}
-
-func (e *InputError) Error() string {
-	where := fmt.Sprintf("%s: document %d", e.File, e.Document)
-	if e.Object != "" {
-		where += " (" + e.Object + ")"
-	}
-	return where + ": " + e.Err.Error()
-}
-
-func (e *InputError) Unwrap() error { return e.Err }
+// InputError is a problem with the input; it says where. It is the
+// scenario package's, since the files are read by its reader.
+type InputError = scenario.InputError
 
 // LoadFiles reads every file ("-" is stdin, named <stdin> in errors) and
 // returns all the problems found, not only the first.
@@ -114,46 +98,22 @@ type loader struct {
 }
 
 func (l *loader) read(file string, data []byte) []error {
-	var errs []error
-	reader := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
-	for doc := 1; ; doc++ {
-		raw, err := reader.Read()
-		if err == io.EOF {
-			return errs
-		}
-		if err != nil {
-			return append(errs, &InputError{File: file, Document: doc, Err: err})
-		}
-		if len(bytes.TrimSpace(raw)) == 0 || isOnlyComments(raw) {
-			continue
-		}
-		if err := l.readObject(Source{File: file, Document: doc}, raw, ""); err != nil {
-			errs = append(errs, err)
-		}
-	}
+	return scenario.ReadDocuments(file, data, func(doc int, raw []byte) error {
+		return l.readObject(Source{File: file, Document: doc}, raw, "")
+	})
 }
 
 // readObject decodes one object; item is "items[i]: " inside a List.
 func (l *loader) readObject(src Source, raw []byte, item string) error {
-	var head struct {
-		APIVersion string `json:"apiVersion"`
-		Kind       string `json:"kind"`
-		Metadata   struct {
-			Name string `json:"name"`
-		} `json:"metadata"`
-		Items []rawJSON `json:"items"`
-	}
 	fail := func(object string, err error) error {
 		if item != "" {
 			err = fmt.Errorf("%s: %w", item, err)
 		}
 		return &InputError{File: src.File, Document: src.Document, Object: object, Err: err}
 	}
-	if err := yaml.Unmarshal(raw, &head); err != nil {
-		return fail("", fmt.Errorf("not a Kubernetes object: %w", err))
-	}
-	if head.Kind == "" || head.APIVersion == "" {
-		return fail("", errors.New("apiVersion and kind are required"))
+	head, err := scenario.ReadHead(raw)
+	if err != nil {
+		return fail("", err)
 	}
 	object := strings.TrimSpace(head.Kind + " " + head.Metadata.Name)
 	if head.Kind == "List" || strings.HasSuffix(head.Kind, "List") && head.Items != nil {
@@ -229,22 +189,4 @@ func prefix(item string) string {
 		return ""
 	}
 	return item + " "
-}
-
-// rawJSON is a raw JSON or YAML value, kept as bytes for a second decoding.
-type rawJSON []byte
-
-func (j *rawJSON) UnmarshalJSON(data []byte) error {
-	*j = append((*j)[:0], data...)
-	return nil
-}
-
-func isOnlyComments(doc []byte) bool {
-	for _, line := range strings.Split(string(doc), "\n") {
-		line = strings.TrimSpace(line)
-		if line != "" && !strings.HasPrefix(line, "#") {
-			return false
-		}
-	}
-	return true
 }

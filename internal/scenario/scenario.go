@@ -5,14 +5,11 @@
 package scenario
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -21,7 +18,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	kjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 
@@ -180,43 +176,16 @@ func newLoader() (*loader, error) {
 }
 
 func (l *loader) read(file string, data []byte) []error {
-	var errs []error
-	reader := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
-	for doc := 1; ; doc++ {
-		raw, err := reader.Read()
-		if err == io.EOF {
-			return errs
-		}
-		if err != nil {
-			return append(errs, &InputError{File: file, Document: doc, Err: err})
-		}
-		if len(bytes.TrimSpace(raw)) == 0 || isOnlyComments(raw) {
-			continue
-		}
-		if err := l.readObject(file, doc, raw); err != nil {
-			errs = append(errs, err)
-		}
-	}
+	return ReadDocuments(file, data, func(doc int, raw []byte) error { return l.readObject(file, doc, raw) })
 }
 
 func (l *loader) readObject(file string, doc int, raw []byte) error {
-	var head struct {
-		APIVersion string `json:"apiVersion"`
-		Kind       string `json:"kind"`
-		Metadata   struct {
-			Name      string `json:"name"`
-			Namespace string `json:"namespace"`
-		} `json:"metadata"`
-		Items []json `json:"items"`
-	}
 	fail := func(object string, err error) error {
 		return &InputError{File: file, Document: doc, Object: object, Err: err}
 	}
-	if err := yaml.Unmarshal(raw, &head); err != nil {
-		return fail("", fmt.Errorf("not a Kubernetes object: %w", err))
-	}
-	if head.Kind == "" || head.APIVersion == "" {
-		return fail("", errors.New("apiVersion and kind are required"))
+	head, err := ReadHead(raw)
+	if err != nil {
+		return fail("", err)
 	}
 	if head.Kind == "List" {
 		var errs []error
@@ -343,22 +312,4 @@ func (l *loader) remember(kind, namespace, name, file string, doc int) error {
 	}
 	l.seen[key] = here
 	return nil
-}
-
-// json is a raw JSON or YAML value, kept as bytes for a second decoding.
-type json []byte
-
-func (j *json) UnmarshalJSON(data []byte) error {
-	*j = append((*j)[:0], data...)
-	return nil
-}
-
-func isOnlyComments(doc []byte) bool {
-	for _, line := range strings.Split(string(doc), "\n") {
-		line = strings.TrimSpace(line)
-		if line != "" && !strings.HasPrefix(line, "#") {
-			return false
-		}
-	}
-	return true
 }

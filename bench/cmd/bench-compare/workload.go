@@ -1,8 +1,9 @@
 package main
 
-// The pod generators below are copied verbatim (only the package-level
-// rand source is re-seeded per size, see newWorkload) from Karpenter's own
-// scheduling benchmark:
+// The pod generators below are copied (the package-level rand source is
+// re-seeded per size, see newWorkload, and the loop the four generators
+// repeated is one function, makePods) from Karpenter's own scheduling
+// benchmark:
 //
 //	sigs.k8s.io/karpenter@v1.15.0/pkg/controllers/provisioning/scheduling/scheduling_benchmark_test.go
 //
@@ -57,7 +58,7 @@ func newWorkload(count int) *workload {
 	return &workload{pods: pods, nodePool: nodePool, instanceTypes: fake.InstanceTypes(400)}
 }
 
-// ---- copied from scheduling_benchmark_test.go (Karpenter v1.15.0) ----
+// ---- from scheduling_benchmark_test.go (Karpenter v1.15.0) ----
 
 func makeDiversePods(count int) []*corev1.Pod {
 	var pods []*corev1.Pod
@@ -74,111 +75,81 @@ func makeDiversePods(count int) []*corev1.Pod {
 	return pods
 }
 
-func makePodAntiAffinityPods(count int, key string) []*corev1.Pod {
+// makePods is the pod-building loop the four generators below shared,
+// each as a copy of the others: shape sets a pod's labels and constraint,
+// then its cpu and memory are drawn. Karpenter's composite literals call r
+// in that same order (label, selector label, cpu, memory), so the pods
+// are the ones its benchmark builds.
+func makePods(count int, shape func(*test.PodOptions)) []*corev1.Pod {
 	var pods []*corev1.Pod
-	// all of these pods have anti-affinity to each other
-	labels := map[string]string{
-		"app": "nginx",
-	}
 	for i := 0; i < count; i++ {
-		pods = append(pods, test.Pod(
-			test.PodOptions{
-				ObjectMeta: metav1.ObjectMeta{
-					Labels: labels,
-					UID:    uuid.NewUUID(), // set the UUID so the cached data is properly stored in the scheduler
-				},
-				PodAntiRequirements: []corev1.PodAffinityTerm{
-					{
-						LabelSelector: &metav1.LabelSelector{MatchLabels: labels},
-						TopologyKey:   key,
-					},
-				},
-				ResourceRequirements: corev1.ResourceRequirements{
-					Requests: corev1.ResourceList{
-						corev1.ResourceCPU:    randomCPU(),
-						corev1.ResourceMemory: randomMemory(),
-					},
-				}}))
+		var o test.PodOptions
+		shape(&o)
+		o.UID = uuid.NewUUID() // set the UUID so the cached data is properly stored in the scheduler
+		o.ResourceRequirements = corev1.ResourceRequirements{
+			Requests: corev1.ResourceList{
+				corev1.ResourceCPU:    randomCPU(),
+				corev1.ResourceMemory: randomMemory(),
+			},
+		}
+		pods = append(pods, test.Pod(o))
 	}
 	return pods
 }
 
+func makePodAntiAffinityPods(count int, key string) []*corev1.Pod {
+	// all of these pods have anti-affinity to each other
+	labels := map[string]string{
+		"app": "nginx",
+	}
+	return makePods(count, func(o *test.PodOptions) {
+		o.Labels = labels
+		o.PodAntiRequirements = []corev1.PodAffinityTerm{
+			{
+				LabelSelector: &metav1.LabelSelector{MatchLabels: labels},
+				TopologyKey:   key,
+			},
+		}
+	})
+}
+
 func makePodAffinityPods(count int, key string) []*corev1.Pod {
-	var pods []*corev1.Pod
-	for i := 0; i < count; i++ {
+	return makePods(count, func(o *test.PodOptions) {
 		// We use self-affinity here because using affinity that relies on other pod
 		// domains doens't guarantee that all pods can schedule. In the case where you are not
 		// using self-affinity and the domain doesn't exist, scheduling will fail for all pods with
 		// affinities against this domain
 		labels := randomAffinityLabels()
-		pods = append(pods, test.Pod(
-			test.PodOptions{
-				ObjectMeta: metav1.ObjectMeta{
-					Labels: labels,
-					UID:    uuid.NewUUID(), // set the UUID so the cached data is properly stored in the scheduler
-				},
-				PodRequirements: []corev1.PodAffinityTerm{
-					{
-						LabelSelector: &metav1.LabelSelector{MatchLabels: labels},
-						TopologyKey:   key,
-					},
-				},
-				ResourceRequirements: corev1.ResourceRequirements{
-					Requests: corev1.ResourceList{
-						corev1.ResourceCPU:    randomCPU(),
-						corev1.ResourceMemory: randomMemory(),
-					},
-				}}))
-	}
-	return pods
+		o.Labels = labels
+		o.PodRequirements = []corev1.PodAffinityTerm{
+			{
+				LabelSelector: &metav1.LabelSelector{MatchLabels: labels},
+				TopologyKey:   key,
+			},
+		}
+	})
 }
 
 func makeTopologySpreadPods(count int, key string) []*corev1.Pod {
-	var pods []*corev1.Pod
-	for i := 0; i < count; i++ {
-		pods = append(pods, test.Pod(
-			test.PodOptions{
-				ObjectMeta: metav1.ObjectMeta{
-					Labels: randomLabels(),
-					UID:    uuid.NewUUID(), // set the UUID so the cached data is properly stored in the scheduler
+	return makePods(count, func(o *test.PodOptions) {
+		o.Labels = randomLabels()
+		o.TopologySpreadConstraints = []corev1.TopologySpreadConstraint{
+			{
+				MaxSkew:           1,
+				TopologyKey:       key,
+				WhenUnsatisfiable: corev1.DoNotSchedule,
+				LabelSelector: &metav1.LabelSelector{
+					MatchLabels: randomLabels(),
 				},
-				TopologySpreadConstraints: []corev1.TopologySpreadConstraint{
-					{
-						MaxSkew:           1,
-						TopologyKey:       key,
-						WhenUnsatisfiable: corev1.DoNotSchedule,
-						LabelSelector: &metav1.LabelSelector{
-							MatchLabels: randomLabels(),
-						},
-					},
-				},
-				ResourceRequirements: corev1.ResourceRequirements{
-					Requests: corev1.ResourceList{
-						corev1.ResourceCPU:    randomCPU(),
-						corev1.ResourceMemory: randomMemory(),
-					},
-				}}))
-	}
-	return pods
+			},
+		}
+	})
 }
 
 func makeGenericPods(count int) []*corev1.Pod {
-	var pods []*corev1.Pod
-	for i := 0; i < count; i++ {
-		pods = append(pods, test.Pod(
-			test.PodOptions{
-				ObjectMeta: metav1.ObjectMeta{
-					Labels: randomLabels(),
-					UID:    uuid.NewUUID(), // set the UUID so the cached data is properly stored in the scheduler
-				},
-				ResourceRequirements: corev1.ResourceRequirements{
-					Requests: corev1.ResourceList{
-						corev1.ResourceCPU:    randomCPU(),
-						corev1.ResourceMemory: randomMemory(),
-					},
-				}}))
-	}
-	return pods
+	return makePods(count, func(o *test.PodOptions) {
+		o.Labels = randomLabels()
+	})
 }
 
 func randomAffinityLabels() map[string]string {
