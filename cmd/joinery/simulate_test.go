@@ -104,6 +104,47 @@ spec:
 	}
 }
 
+// A NodePool of reserved capacity only is admitted (as Karpenter's is) and,
+// while no offering carries reserved capacity, simulate says why its pods
+// wait rather than reporting a misfit; with on-demand allowed too they fit.
+func TestSimulateReservedCapacityType(t *testing.T) {
+	web, err := os.ReadFile("../../internal/scenario/testdata/web.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		values        string
+		unschedulable int
+	}{{"[reserved]", 1}, {"[reserved, on-demand]", 0}} {
+		path := filepath.Join(t.TempDir(), "reserved.yaml")
+		doc := strings.Replace(string(web), "values: [spot, on-demand]", "values: "+tc.values, 1)
+		if err := os.WriteFile(path, []byte(doc), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out, err := runJoinery(t, "simulate", "-f", path, "-o", "json")
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", tc.values, err, out)
+		}
+		var result simulateResult
+		if err := json.Unmarshal([]byte(out), &result); err != nil {
+			t.Fatal(err)
+		}
+		if len(result.Unschedulable) != tc.unschedulable {
+			t.Fatalf("%s: %d unschedulable, want %d: %+v", tc.values, len(result.Unschedulable), tc.unschedulable, result.Unschedulable)
+		}
+		for _, u := range result.Unschedulable {
+			if !strings.Contains(u.Reason, `nodepool "general": no reserved offering`) {
+				t.Errorf("%s: %s: reason %q does not say there is no reserved offering", tc.values, u.Pod, u.Reason)
+			}
+		}
+		for _, n := range result.Nodes {
+			if !n.Existing && n.CapacityType != "on-demand" {
+				t.Errorf("%s: new node %s is %s, want on-demand", tc.values, n.Name, n.CapacityType)
+			}
+		}
+	}
+}
+
 func TestSimulateInputErrorsExitWithCodeTwo(t *testing.T) {
 	bad := filepath.Join(t.TempDir(), "bad.yaml")
 	if err := os.WriteFile(bad, []byte("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: c, image: i}], nodeSelecter: {}}\n"), 0o644); err != nil {
