@@ -193,6 +193,10 @@ func (s *state) buildPool(p *Pool, order int) *poolState {
 		if len(it.Capacity) == 0 {
 			capacity = alloc.clone()
 		}
+		if len(s.res.drivers) > 0 {
+			s.res.setTypeVolumeLimits(alloc, it.VolumeLimits)
+			s.res.setTypeVolumeLimits(capacity, it.VolumeLimits)
+		}
 		for _, off := range it.Offerings {
 			if !off.Available || s.snap.Unavailable.Has(it.Name, off.Zone, off.CapacityType) {
 				continue

@@ -434,6 +434,11 @@ func observeSnapshot(res *resourceIndex, snap *Snapshot) error {
 			res.observePod(&corev1.Pod{Spec: ds.Spec.Template.Spec})
 		}
 	}
+	res.vols = newVolumeResolver(snap)
+	res.observeDrivers(snap.Pods)
+	for _, n := range snap.Nodes {
+		res.observeDrivers(n.Pods)
+	}
 	return nil
 }
 
