@@ -92,6 +92,7 @@ func (c *checker) run() {
 	for _, n := range c.order {
 		c.checkResources(n)
 		c.checkPorts(n)
+		c.checkVolumes(n)
 	}
 }
 
