@@ -161,7 +161,7 @@ func newConsolidator(snap *Snapshot, candidates []Candidate, opts ConsolidationO
 	// The relaxation needs the nodes and pools, not the pods to place.
 	base, err := newStateWith(&Snapshot{Nodes: snap.Nodes, DaemonSets: snap.DaemonSets, Pools: snap.Pools,
 		PersistentVolumeClaims: snap.PersistentVolumeClaims, PersistentVolumes: snap.PersistentVolumes, StorageClasses: snap.StorageClasses,
-		Unavailable: snap.Unavailable, Namespaces: snap.Namespaces}, solverOpts, cache)
+		CSINodes: snap.CSINodes, Unavailable: snap.Unavailable, Namespaces: snap.Namespaces}, solverOpts, cache)
 	if err != nil {
 		return nil, err
 	}

@@ -89,6 +89,10 @@ func (s *state) lowerBound(plan *Plan) float64 {
 		return 0
 	}
 	bound := b.branchBound(lbSolves)
+	// Both are valid bounds: the cone LP with its whole-pod patterns and
+	// node-count branching, and the assignment relaxation that keeps each
+	// pod's requests whole and on types its class allows.
+	bound = math.Max(bound, s.assignmentBound(counts, bound))
 	// Guard floating point: a bound must never exceed the plan it bounds.
 	bound *= 1 - 1e-9
 	if bound > plan.TotalPricePerHour {

@@ -95,6 +95,7 @@ func nodeUsage(res *resourceIndex, n *Node) (maxAlloc, used resVec, ports []host
 		used.add(res.podRequests(p))
 		ports = append(ports, podHostPorts(p)...)
 	}
+	res.nodeVolumes(n, maxAlloc, used)
 	if n.Node.Spec.Unschedulable {
 		// A cordoned node takes nothing: make it look full.
 		maxAlloc = make(resVec, res.size())
@@ -103,7 +104,8 @@ func nodeUsage(res *resourceIndex, n *Node) (maxAlloc, used resVec, ports []host
 }
 
 func (ri *resourceIndex) clone() *resourceIndex {
-	out := &resourceIndex{names: append([]corev1.ResourceName(nil), ri.names...), index: make(map[corev1.ResourceName]int, len(ri.index))}
+	out := &resourceIndex{names: append([]corev1.ResourceName(nil), ri.names...), index: make(map[corev1.ResourceName]int, len(ri.index)),
+		vols: ri.vols, drivers: ri.drivers}
 	for k, v := range ri.index {
 		out.index[k] = v
 	}

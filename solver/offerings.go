@@ -3,6 +3,7 @@ package solver
 import (
 	"math"
 	"sort"
+	"strings"
 
 	v1alpha1 "github.com/joinery-dev/joinery/api/v1alpha1"
 	corev1 "k8s.io/api/core/v1"
@@ -213,6 +214,10 @@ func (s *state) buildPool(p *Pool, order int) *poolState {
 		if len(it.Capacity) == 0 {
 			capacity = alloc.clone()
 		}
+		if len(s.res.drivers) > 0 {
+			s.res.setTypeVolumeLimits(alloc, it.VolumeLimits)
+			s.res.setTypeVolumeLimits(capacity, it.VolumeLimits)
+		}
 		for _, off := range it.Offerings {
 			if !off.Available || s.snap.Unavailable.Has(it.Name, off.Zone, off.CapacityType) {
 				continue
@@ -320,13 +325,70 @@ func (s *state) forClass(ps *poolState, cl *constraintClass) *classCands {
 		}
 	}
 	if len(cc.idx) == 0 {
-		if len(ps.cands) == 0 {
+		if missing := s.missingCapacityTypes(ps, cl); missing != "" {
+			cc.reason = missing
+		} else if len(ps.cands) == 0 {
 			cc.reason = "no available offering satisfies the pool requirements"
 		} else {
 			cc.reason = "no instance type satisfies requirements " + cl.reqs.String()
 		}
 	}
 	return cc
+}
+
+// wellKnownCapacityTypes are the capacity types a pool may allow, in the
+// order a reason names them.
+var wellKnownCapacityTypes = []string{v1alpha1.CapacityTypeOnDemand, v1alpha1.CapacityTypeSpot, v1alpha1.CapacityTypeReserved}
+
+// missingCapacityTypes explains an empty candidate list when the cause is a
+// purchase option: the pool and the pods agree on capacity types that no
+// available offering of the pool's types has (a pool allowing only reserved
+// before any capacity reservation is known, spot on a spot-less catalog).
+// A requirement mismatch elsewhere would read as a generic misfit, which
+// sends people looking at requests and labels instead. "" when not the cause.
+func (s *state) missingCapacityTypes(ps *poolState, cl *constraintClass) string {
+	offered := map[string]bool{}
+	for _, it := range ps.pool.InstanceTypes {
+		if it == nil {
+			continue
+		}
+		for _, off := range it.Offerings {
+			if off.Available && !s.snap.Unavailable.Has(it.Name, off.Zone, off.CapacityType) {
+				offered[off.CapacityType] = true
+			}
+		}
+	}
+	admits := func(ct string) bool { return allowsCapacityType(ps.reqs, ct) && allowsCapacityType(cl.reqs, ct) }
+	for ct := range offered {
+		if admits(ct) {
+			return "" // the gap is elsewhere: an allowed capacity type is on offer
+		}
+	}
+	var allowed []string
+	for _, ct := range wellKnownCapacityTypes {
+		if admits(ct) {
+			allowed = append(allowed, ct)
+		}
+	}
+	if len(allowed) == 0 {
+		return ""
+	}
+	msg := "no " + strings.Join(allowed, " or ") + " offering: none of the pool's instance types is available as " + strings.Join(allowed, " or ")
+	if containsString(allowed, v1alpha1.CapacityTypeReserved) {
+		msg += " (no capacity reservation is known; allow on-demand in " + v1alpha1.LabelCapacityType + " to fall back to it)"
+	}
+	return msg
+}
+
+// allowsCapacityType reports whether the capacity-type requirements among
+// rs admit ct.
+func allowsCapacityType(rs Requirements, ct string) bool {
+	for i := range rs {
+		if rs[i].Key == v1alpha1.LabelCapacityType && !rs[i].Matches(ct, true) {
+			return false
+		}
+	}
+	return true
 }
 
 func taintString(t corev1.Taint) string {

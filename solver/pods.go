@@ -280,11 +280,13 @@ func writeSortedMap(b *strings.Builder, m map[string]string) {
 func (s *state) groupPods(pods []*corev1.Pod) []*podGroup {
 	byKey := map[string]*podGroup{}
 	var groups []*podGroup
+	claimUse := s.res.claimUse(pods)
 	for _, pod := range pods {
 		if pod == nil {
 			continue
 		}
 		req := s.res.podRequests(pod)
+		s.res.addVolumes(req, pod, claimUse)
 		vreqs := s.volumeZoneRequirements(pod)
 		key := groupKey(pod, req, vreqs)
 		g := byKey[key]

@@ -27,6 +27,10 @@ const defaultPodsAllocatable = 110
 type resourceIndex struct {
 	names []corev1.ResourceName
 	index map[corev1.ResourceName]int
+	// vols resolves pods' claims to CSI drivers; drivers are the volume
+	// resources (see volumes.go) among names.
+	vols    *volumeResolver
+	drivers []volumeDriver
 }
 
 func newResourceIndex() *resourceIndex {

@@ -32,6 +32,10 @@ type Snapshot struct {
 	// a WaitForFirstConsumer claim gets its volume where the pod lands, so
 	// the pod must land in the class's allowedTopologies.
 	StorageClasses []*storagev1.StorageClass
+	// CSINodes give existing nodes' attach limits per CSI driver
+	// (spec.drivers[].allocatable.count); a pod's distinct claims on a
+	// driver count against them.
+	CSINodes []*storagev1.CSINode
 	// Unavailable lists offerings the cloud refused recently; they are never chosen.
 	Unavailable UnavailableOfferings
 	// Namespaces give the labels a pod (anti-)affinity term's
@@ -97,6 +101,10 @@ type InstanceType struct {
 	Capacity    corev1.ResourceList
 	Allocatable corev1.ResourceList
 	Offerings   []Offering
+	// VolumeLimits is how many volumes each CSI driver can attach to a new
+	// node of this type (Karpenter's VolumeAttachmentLimits); a driver not
+	// listed has no known limit. A registered node's CSINode wins.
+	VolumeLimits map[string]int
 }
 
 // Offering is a place and a purchase option where a type can be launched.

@@ -127,14 +127,15 @@ func newStateWith(snap *Snapshot, opts Options, cache *nodeCache) (*state, error
 			s.storageClasses[sc.Name] = sc
 		}
 	}
-	for _, ds := range snap.DaemonSets {
+	dsPods := DaemonSetPods(snap)
+	for i, ds := range snap.DaemonSets {
 		if ds == nil {
 			continue
 		}
 		spec := &ds.Spec.Template.Spec
-		d := &daemonSetOverhead{name: ds.Name, req: s.res.podRequests(&corev1.Pod{Spec: *spec}),
+		d := &daemonSetOverhead{name: ds.Name, req: s.res.podRequests(dsPods[i]),
 			selector: RequirementsFromLabels(spec.NodeSelector), tolerations: spec.Tolerations,
-			ports: podHostPorts(&corev1.Pod{Spec: *spec})}
+			ports: podHostPorts(dsPods[i])}
 		if spec.Affinity != nil && spec.Affinity.NodeAffinity != nil && spec.Affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution != nil {
 			for _, t := range spec.Affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms {
 				d.terms = append(d.terms, RequirementsFromNodeSelector(t.MatchExpressions))
@@ -433,6 +434,11 @@ func observeSnapshot(res *resourceIndex, snap *Snapshot) error {
 		if ds != nil {
 			res.observePod(&corev1.Pod{Spec: ds.Spec.Template.Spec})
 		}
+	}
+	res.vols = newVolumeResolver(snap)
+	res.observeDrivers(snap.Pods)
+	for _, n := range snap.Nodes {
+		res.observeDrivers(n.Pods)
 	}
 	return nil
 }

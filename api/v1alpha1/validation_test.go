@@ -263,7 +263,7 @@ func invalidNodePools() []invalidCase {
 		{rule: "minValues of zero", mutate: setRequirement(map[string]any{"key": "karpenter.k8s.aws/instance-family", "operator": "In", "values": []any{"m5"}, "minValues": 0}),
 			message: []string{"requirements[0].minValues", "greater than or equal to 1"}},
 		{rule: "unknown capacity type", mutate: setRequirement(map[string]any{"key": "karpenter.sh/capacity-type", "operator": "In", "values": []any{"preemptible"}}),
-			message: []string{"karpenter.sh/capacity-type values are spot and on-demand"}},
+			message: []string{"karpenter.sh/capacity-type values are spot, on-demand and reserved"}},
 		{rule: "hostname requirement", mutate: setRequirement(map[string]any{"key": "kubernetes.io/hostname", "operator": "In", "values": []any{"node-1"}}),
 			message: []string{"kubernetes.io/hostname, joinery.dev/nodepool and karpenter.sh/nodepool are set by Joinery"}},
 		{rule: "word for a numeric attribute", mutate: setRequirement(map[string]any{"key": "karpenter.k8s.aws/instance-cpu", "operator": "In", "values": []any{"four"}}),
@@ -495,6 +495,10 @@ func validVariants() []invalidCase {
 		{rule: "requirement on kubernetes.io/os", mutate: setRequirement(map[string]any{"key": "kubernetes.io/os", "operator": "In", "values": []any{"linux"}})},
 		{rule: "requirement on node-restriction.kubernetes.io", mutate: setRequirement(map[string]any{"key": "node-restriction.kubernetes.io/team", "operator": "In", "values": []any{"a"}})},
 		{rule: "requirement on joinery.dev/instance-hypervisor", mutate: setRequirement(map[string]any{"key": "joinery.dev/instance-hypervisor", "operator": "In", "values": []any{"nitro"}})},
+		// Karpenter v1 admits reserved (capacity reservations) beside spot and on-demand.
+		{rule: "capacity type reserved alone", mutate: setRequirement(map[string]any{"key": "karpenter.sh/capacity-type", "operator": "In", "values": []any{"reserved"}})},
+		{rule: "capacity types reserved and on-demand", mutate: setRequirement(map[string]any{"key": "karpenter.sh/capacity-type", "operator": "In", "values": []any{"reserved", "on-demand"}})},
+		{rule: "capacity type NotIn reserved", mutate: setRequirement(map[string]any{"key": "karpenter.sh/capacity-type", "operator": "NotIn", "values": []any{"reserved"}})},
 		{rule: "requirement on your own domain", mutate: setRequirement(map[string]any{"key": "example.com/kubernetes.io", "operator": "Exists"})},
 		{rule: "clusterSelector with In and Exists", mutate: func(s map[string]any) {
 			delete(s, "clusterName")

@@ -19,10 +19,12 @@ const (
 	LabelOS           = "kubernetes.io/os"
 	LabelHostname     = "kubernetes.io/hostname"
 
-	// LabelCapacityType is "spot" or "on-demand", as in Karpenter.
+	// LabelCapacityType is "spot", "on-demand" or "reserved" (capacity
+	// reservations), as in Karpenter.
 	LabelCapacityType    = "karpenter.sh/capacity-type"
 	CapacityTypeSpot     = "spot"
 	CapacityTypeOnDemand = "on-demand"
+	CapacityTypeReserved = "reserved"
 	// LabelKarpenterNodePool is set too, so tooling written for Karpenter
 	// (dashboards, affinities) keeps working on Joinery nodes.
 	LabelKarpenterNodePool = "karpenter.sh/nodepool"

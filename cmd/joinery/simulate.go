@@ -103,6 +103,7 @@ func runSimulate(out io.Writer, opts *simulateOptions) error {
 		PersistentVolumeClaims: objects.PersistentVolumeClaims,
 		Namespaces:             objects.Namespaces,
 		StorageClasses:         objects.StorageClasses,
+		CSINodes:               objects.CSINodes,
 	}, offered, nil)
 	if err != nil {
 		return usageError{err}

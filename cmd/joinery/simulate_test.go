@@ -104,6 +104,118 @@ spec:
 	}
 }
 
+// A NodePool of reserved capacity only is admitted (as Karpenter's is) and,
+// while no offering carries reserved capacity, simulate says why its pods
+// wait rather than reporting a misfit; with on-demand allowed too they fit.
+func TestSimulateReservedCapacityType(t *testing.T) {
+	web, err := os.ReadFile("../../internal/scenario/testdata/web.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		values        string
+		unschedulable int
+	}{{"[reserved]", 1}, {"[reserved, on-demand]", 0}} {
+		path := filepath.Join(t.TempDir(), "reserved.yaml")
+		doc := strings.Replace(string(web), "values: [spot, on-demand]", "values: "+tc.values, 1)
+		if err := os.WriteFile(path, []byte(doc), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out, err := runJoinery(t, "simulate", "-f", path, "-o", "json")
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", tc.values, err, out)
+		}
+		var result simulateResult
+		if err := json.Unmarshal([]byte(out), &result); err != nil {
+			t.Fatal(err)
+		}
+		if len(result.Unschedulable) != tc.unschedulable {
+			t.Fatalf("%s: %d unschedulable, want %d: %+v", tc.values, len(result.Unschedulable), tc.unschedulable, result.Unschedulable)
+		}
+		for _, u := range result.Unschedulable {
+			if !strings.Contains(u.Reason, `nodepool "general": no reserved offering`) {
+				t.Errorf("%s: %s: reason %q does not say there is no reserved offering", tc.values, u.Pod, u.Reason)
+			}
+		}
+		for _, n := range result.Nodes {
+			if !n.Existing && n.CapacityType != "on-demand" {
+				t.Errorf("%s: new node %s is %s, want on-demand", tc.values, n.Name, n.CapacityType)
+			}
+		}
+	}
+}
+
+// simulate reads CSINodes: an existing node whose EBS driver attaches 2
+// volumes takes one pod of two claims, and the second pod, which would fit
+// the node's cpu and memory, goes to a new node.
+func TestSimulateHonoursCSINodeAttachLimits(t *testing.T) {
+	web, err := os.ReadFile("../../internal/scenario/testdata/web.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := strings.SplitN(string(web), "---", 2)[0] + `---
+apiVersion: v1
+kind: Node
+metadata:
+  name: existing-1
+  labels: {node.kubernetes.io/instance-type: m5.2xlarge, topology.kubernetes.io/zone: us-east-1a}
+status:
+  allocatable: {cpu: "8", memory: 30Gi, pods: "58"}
+---
+apiVersion: storage.k8s.io/v1
+kind: CSINode
+metadata: {name: existing-1}
+spec:
+  drivers: [{name: ebs.csi.aws.com, nodeID: i-0123, allocatable: {count: 2}}]
+---
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata: {name: gp3}
+provisioner: ebs.csi.aws.com
+volumeBindingMode: WaitForFirstConsumer
+`
+	for _, pod := range []string{"db-0", "db-1"} {
+		doc += `---
+apiVersion: v1
+kind: List
+items:
+- {apiVersion: v1, kind: PersistentVolumeClaim, metadata: {name: data-` + pod + `}, spec: {storageClassName: gp3, accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}}
+- {apiVersion: v1, kind: PersistentVolumeClaim, metadata: {name: logs-` + pod + `}, spec: {storageClassName: gp3, accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}}
+- apiVersion: v1
+  kind: Pod
+  metadata: {name: ` + pod + `}
+  spec:
+    containers: [{name: db, image: db, resources: {requests: {cpu: 500m, memory: 1Gi}}}]
+    volumes:
+    - {name: data, persistentVolumeClaim: {claimName: data-` + pod + `}}
+    - {name: logs, persistentVolumeClaim: {claimName: logs-` + pod + `}}
+`
+	}
+	path := filepath.Join(t.TempDir(), "csinode.yaml")
+	if err := os.WriteFile(path, []byte(doc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := runJoinery(t, "simulate", "-f", path, "-o", "json")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	var result simulateResult
+	if err := json.Unmarshal([]byte(out), &result); err != nil {
+		t.Fatal(err)
+	}
+	onExisting, onNew := 0, 0
+	for _, n := range result.Nodes {
+		if n.Existing {
+			onExisting += len(n.Pods)
+		} else {
+			onNew += len(n.Pods)
+		}
+	}
+	if len(result.Unschedulable) != 0 || onExisting != 1 || onNew != 1 {
+		t.Fatalf("%d pods on the existing node, %d on new ones, unschedulable %+v; want 1 and 1", onExisting, onNew, result.Unschedulable)
+	}
+}
+
 func TestSimulateInputErrorsExitWithCodeTwo(t *testing.T) {
 	bad := filepath.Join(t.TempDir(), "bad.yaml")
 	if err := os.WriteFile(bad, []byte("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: c, image: i}], nodeSelecter: {}}\n"), 0o644); err != nil {

@@ -9,6 +9,7 @@ import (
 	"github.com/go-logr/logr"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -386,6 +387,31 @@ func (ps *pass) listPlanningObjects(objs *solverinput.Objects) error {
 	}
 	for i := range pvs.Items {
 		objs.PersistentVolumes = append(objs.PersistentVolumes, &pvs.Items[i])
+	}
+	// StorageClasses place unbound WaitForFirstConsumer claims and name the
+	// driver of unbound claims; CSINodes carry each node's attach limits;
+	// Namespaces' labels are what (anti-)affinity namespaceSelectors match.
+	// Without them the solver plans as if there were no such constraint.
+	var classes storagev1.StorageClassList
+	if err := ps.workload.reader.List(ps.ctx, &classes); err != nil {
+		return err
+	}
+	for i := range classes.Items {
+		objs.StorageClasses = append(objs.StorageClasses, &classes.Items[i])
+	}
+	var csiNodes storagev1.CSINodeList
+	if err := ps.workload.reader.List(ps.ctx, &csiNodes); err != nil {
+		return err
+	}
+	for i := range csiNodes.Items {
+		objs.CSINodes = append(objs.CSINodes, &csiNodes.Items[i])
+	}
+	var namespaces corev1.NamespaceList
+	if err := ps.workload.reader.List(ps.ctx, &namespaces); err != nil {
+		return err
+	}
+	for i := range namespaces.Items {
+		objs.Namespaces = append(objs.Namespaces, &namespaces.Items[i])
 	}
 	return nil
 }

@@ -360,10 +360,13 @@ spec:
 ` + class, []string{
 			`NodePool p: spec.replicas 3 has no Joinery equivalent`,
 			`NodePool p: spec.limits.nodes 10 has no Joinery equivalent`,
-			`NodePool p: spec.template.spec.requirements[0].values "reserved" has no Joinery equivalent: Joinery launches spot and on-demand capacity only; it became on-demand`,
+			`NodePool p: spec.template.spec.requirements[0].values "reserved" is kept, but Joinery knows no capacity reservation yet (spec.capacityReservationSelectorTerms is not converted): this pool launches on-demand`,
 			`NodePool p: spec.template.spec.requirements[1] on karpenter.k8s.aws/instance-ebs-bandwidth was not converted`,
 			`NodePool p: spec.template.spec.requirements[2].minValues 3 was not converted: Joinery takes minValues with the operators In and Exists only`,
 			`NodePool p: spec.disruption.consolidateWhen "WhenCostJustifiesDisruption" has no Joinery equivalent`,
+		}},
+		{"a pool of reserved capacity only", strings.Replace(pool, "values: [amd64]}\n", "values: [amd64]}\n      - {key: karpenter.sh/capacity-type, operator: In, values: [reserved]}\n", 1) + "---\n" + class, []string{
+			`NodePool p: spec.template.spec.requirements[1].values "reserved" is kept, but Joinery knows no capacity reservation yet (spec.capacityReservationSelectorTerms is not converted): this pool launches nothing, its pods are reported with "no reserved offering"; add on-demand to fall back`,
 		}},
 		{"a well-known template label becomes a requirement", strings.Replace(pool, "    spec:\n      nodeClassRef", "    metadata: {labels: {topology.kubernetes.io/zone: us-east-1a}}\n    spec:\n      nodeClassRef", 1) + "---\n" + class, []string{
 			`NodePool p: spec.template.metadata.labels[topology.kubernetes.io/zone] became the requirement topology.kubernetes.io/zone In [us-east-1a]`,
@@ -399,6 +402,45 @@ spec:
 			}
 			decodeOutput(t, out.Bytes())
 		})
+	}
+}
+
+// Karpenter v1's capacity type reserved is admitted by the CRD: it is
+// carried over as written, not rewritten to on-demand.
+func TestConvertKeepsReserved(t *testing.T) {
+	in, err := Load("in.yaml", []byte(`apiVersion: karpenter.sh/v1
+kind: NodePool
+metadata: {name: p}
+spec:
+  template:
+    spec:
+      nodeClassRef: {group: karpenter.k8s.aws, kind: EC2NodeClass, name: c}
+      requirements:
+      - {key: karpenter.sh/capacity-type, operator: In, values: [reserved, on-demand]}
+---
+apiVersion: karpenter.k8s.aws/v1
+kind: EC2NodeClass
+metadata: {name: c}
+spec:
+  amiSelectorTerms: [{id: ami-0123456789abcdef0}]
+  instanceProfile: nodes
+  subnetSelectorTerms: [{tags: {tier: private}}]
+  securityGroupSelectorTerms: [{id: sg-01234567}]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := Convert(in, clusterOpts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := res.WriteYAML(&out); err != nil {
+		t.Fatal(err)
+	}
+	got := decodeOutput(t, out.Bytes()).pools["p"].Spec.Template.Spec.Requirements
+	if len(got) != 1 || !equal(got[0].Values, []string{"reserved", "on-demand"}) {
+		t.Fatalf("requirements %+v, want capacity-type In [reserved on-demand]", got)
 	}
 }
 

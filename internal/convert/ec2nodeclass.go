@@ -96,7 +96,7 @@ func (c *converter) convertEC2NodeClass(src *EC2NodeClassSource) *classResult {
 		spec.PublicIP = ptr.To(*s.AssociatePublicIPAddress)
 	}
 	if len(s.CapacityReservationSelectorTerms) > 0 {
-		c.warn(object, "spec.capacityReservationSelectorTerms", "has no Joinery equivalent: Joinery launches spot and on-demand capacity only; remove it, or run reserved capacity as a MachineDeployment with spec.capacityReservationId")
+		c.warn(object, "spec.capacityReservationSelectorTerms", "has no Joinery equivalent yet: Joinery knows no capacity reservation, so NodePools allowing reserved capacity fall back to their other capacity types; remove it, or run reserved capacity as a MachineDeployment with spec.capacityReservationId")
 	}
 	if s.IPPrefixCount != nil {
 		c.warn(object, "spec.ipPrefixCount", "has no CAPA equivalent; configure prefix delegation in the CNI (e.g. the VPC CNI's ENABLE_PREFIX_DELEGATION) and set kubelet maxPods accordingly")

@@ -226,17 +226,23 @@ func (c *converter) convertRequirement(object, field string, r requirement) (v1a
 		c.warn(object, field, "on %s was not converted: Joinery's instance catalog has no such attribute, so it would constrain nothing; express it with node.kubernetes.io/instance-type or the karpenter.k8s.aws/instance-* keys in docs/nodepool.md", r.Key)
 		return out, false
 	case r.Key == v1alpha1.LabelCapacityType && (r.Operator == string(v1alpha1.OpIn) || r.Operator == string(v1alpha1.OpNotIn)):
-		var values []string
-		for _, v := range r.Values {
-			if v == "reserved" {
-				c.warn(object, field+".values", "\"reserved\" has no Joinery equivalent: Joinery launches spot and on-demand capacity only; it became on-demand")
-				v = v1alpha1.CapacityTypeOnDemand
+		// Reserved means the same as in Karpenter, but until Joinery's catalog
+		// has capacity reservations nothing is offered as reserved: say what
+		// the pool will do instead of leaving people to find out.
+		if r.Operator == string(v1alpha1.OpIn) && contains(r.Values, v1alpha1.CapacityTypeReserved) {
+			const kept = "\"reserved\" is kept, but Joinery knows no capacity reservation yet (spec.capacityReservationSelectorTerms is not converted): "
+			var others []string
+			for _, v := range r.Values {
+				if v != v1alpha1.CapacityTypeReserved {
+					others = append(others, v)
+				}
 			}
-			if !contains(values, v) {
-				values = append(values, v)
+			if len(others) == 0 {
+				c.warn(object, field+".values", kept+"this pool launches nothing, its pods are reported with \"no reserved offering\"; add on-demand to fall back")
+			} else {
+				c.warn(object, field+".values", kept+"this pool launches %s", strings.Join(others, " or "))
 			}
 		}
-		out.Values = values
 	}
 	if r.MinValues != nil {
 		switch {

@@ -38,6 +38,8 @@ type Scenario struct {
 	Namespaces []*corev1.Namespace
 	// StorageClasses place unbound WaitForFirstConsumer claims.
 	StorageClasses []*storagev1.StorageClass
+	// CSINodes carry existing nodes' CSI attach limits.
+	CSINodes []*storagev1.CSINode
 	// RuntimeClasses are applied to the pods naming them when loading, as
 	// the RuntimeClass admission plugin does: overhead and scheduling.
 	RuntimeClasses []*nodev1.RuntimeClass
@@ -236,6 +238,10 @@ func (l *loader) readObject(file string, doc int, raw []byte) error {
 		sc := &storagev1.StorageClass{}
 		target, namespaced = sc, false
 		defer func() { l.scenario.StorageClasses = append(l.scenario.StorageClasses, sc) }()
+	case "storage.k8s.io/v1/CSINode":
+		cn := &storagev1.CSINode{}
+		target, namespaced = cn, false
+		defer func() { l.scenario.CSINodes = append(l.scenario.CSINodes, cn) }()
 	case "node.k8s.io/v1/RuntimeClass":
 		rc := &nodev1.RuntimeClass{}
 		target, namespaced = rc, false
@@ -254,7 +260,7 @@ func (l *loader) readObject(file string, doc int, raw []byte) error {
 		l.scenario.NodePools = append(l.scenario.NodePools, pool)
 		return nil
 	default:
-		return fail(object, fmt.Errorf("%s %s is not an input of a planning run: give Pods, Nodes, Namespaces, PersistentVolumes and PersistentVolumeClaims (v1), NodePools (%s), DaemonSets (apps/v1), StorageClasses (storage.k8s.io/v1) and RuntimeClasses (node.k8s.io/v1)",
+		return fail(object, fmt.Errorf("%s %s is not an input of a planning run: give Pods, Nodes, Namespaces, PersistentVolumes and PersistentVolumeClaims (v1), NodePools (%s), DaemonSets (apps/v1), StorageClasses and CSINodes (storage.k8s.io/v1) and RuntimeClasses (node.k8s.io/v1)",
 			head.APIVersion, head.Kind, v1alpha1.GroupVersion))
 	}
 	if namespaced && namespace == "" {

@@ -117,7 +117,7 @@ spec:
     spec:
       requirements: [{key: karpenter.sh/capacity-type, operator: In, values: [preemptible]}]
       infrastructureTemplateRef: {apiGroup: g, kind: K, name: tmpl}
-      bootstrapTemplateRef: {apiGroup: g, kind: K, name: tmpl}`, []string{"document 1 (NodePool default/gpu-pool)", "spec.template.spec.requirements[0]", "karpenter.sh/capacity-type values are spot and on-demand"}},
+      bootstrapTemplateRef: {apiGroup: g, kind: K, name: tmpl}`, []string{"document 1 (NodePool default/gpu-pool)", "spec.template.spec.requirements[0]", "karpenter.sh/capacity-type values are spot, on-demand and reserved"}},
 		{"an object that is no planning input says what is", `
 apiVersion: apps/v1
 kind: Deployment

@@ -22,6 +22,8 @@ type LaunchableType struct {
 	Capacity    corev1.ResourceList
 	Allocatable corev1.ResourceList
 	Offerings   []cloud.Offering
+	// VolumeLimits are the CSI attach limits of a new node, by driver.
+	VolumeLimits map[string]int
 }
 
 // KubeletConfig is the catalog's view of a pool's kubelet settings.
@@ -110,11 +112,12 @@ func sizeTypes(offered []cloud.InstanceTypeOfferings, kubelet cloud.KubeletConfi
 			continue
 		}
 		types = append(types, LaunchableType{
-			Name:        o.InstanceType.Name,
-			Labels:      o.InstanceType.Labels(),
-			Capacity:    capacity,
-			Allocatable: allocatable,
-			Offerings:   o.Offerings,
+			Name:         o.InstanceType.Name,
+			Labels:       o.InstanceType.Labels(),
+			Capacity:     capacity,
+			Allocatable:  allocatable,
+			Offerings:    o.Offerings,
+			VolumeLimits: volumeLimits(o.InstanceType),
 		})
 	}
 	return types
@@ -129,4 +132,13 @@ func stringMap[V ~string](m map[string]V) map[string]string {
 		out[k] = string(v)
 	}
 	return out
+}
+
+// volumeLimits are the attach limits the catalog can tell for a type: the
+// EBS CSI driver's, when the catalog has what it computes them from.
+func volumeLimits(it cloud.InstanceType) map[string]int {
+	if l, ok := cloud.EBSVolumeLimit(it); ok {
+		return map[string]int{cloud.EBSCSIDriver: l}
+	}
+	return nil
 }

@@ -28,6 +28,8 @@ type Objects struct {
 	// (namespaceSelectors; unbound WaitForFirstConsumer claims).
 	Namespaces     []*corev1.Namespace
 	StorageClasses []*storagev1.StorageClass
+	// CSINodes give existing nodes' CSI attach limits.
+	CSINodes []*storagev1.CSINode
 	// InFlight names nodes (by node name) that are machines still booting.
 	InFlight map[string]bool
 	// NodeModels are what each pool's templates say about its nodes, by
@@ -44,6 +46,7 @@ func Snapshot(objs Objects, offered []cloud.InstanceTypeOfferings, unavailable s
 		PersistentVolumes:      objs.PersistentVolumes,
 		PersistentVolumeClaims: objs.PersistentVolumeClaims,
 		StorageClasses:         objs.StorageClasses,
+		CSINodes:               objs.CSINodes,
 		Namespaces:             objs.Namespaces,
 		Unavailable:            unavailable,
 	}
@@ -150,11 +153,12 @@ func Pool(np *v1alpha1.NodePool, offered []cloud.InstanceTypeOfferings, model No
 	pool.InstanceTypes = make([]*solver.InstanceType, 0, len(types))
 	for _, t := range types {
 		it := &solver.InstanceType{
-			Name:        t.Name,
-			Labels:      t.Labels,
-			Capacity:    t.Capacity,
-			Allocatable: t.Allocatable,
-			Offerings:   make([]solver.Offering, 0, len(t.Offerings)),
+			Name:         t.Name,
+			Labels:       t.Labels,
+			Capacity:     t.Capacity,
+			Allocatable:  t.Allocatable,
+			Offerings:    make([]solver.Offering, 0, len(t.Offerings)),
+			VolumeLimits: t.VolumeLimits,
 		}
 		for _, o := range t.Offerings {
 			it.Offerings = append(it.Offerings, solver.Offering{

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -72,6 +73,35 @@ func TestPoolCarriesTheNodePoolsPolicy(t *testing.T) {
 	}
 	if len(pool.InstanceTypes) < 500 {
 		t.Errorf("only %d instance types offered in us-east-1", len(pool.InstanceTypes))
+	}
+}
+
+// New nodes carry the EBS CSI driver's attach limit where the catalog
+// tells it (cloud.EBSVolumeLimit), and existing nodes' CSINodes reach the
+// solver, so a pod's EBS claims count against both.
+func TestVolumeLimitsReachTheSolver(t *testing.T) {
+	offered := usEast1(t)
+	pool, err := Pool(nodePool("general", nil), offered, NodeModel{}, nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	limits := map[string]map[string]int{}
+	for _, it := range pool.InstanceTypes {
+		limits[it.Name] = it.VolumeLimits
+	}
+	if got := limits["m5.large"][cloud.EBSCSIDriver]; got != 26 {
+		t.Errorf("m5.large EBS limit %d, want 26", got)
+	}
+	if _, ok := limits["m5.metal"][cloud.EBSCSIDriver]; ok {
+		t.Errorf("m5.metal has an EBS limit the catalog cannot tell: %v", limits["m5.metal"])
+	}
+	csiNode := &storagev1.CSINode{ObjectMeta: metav1.ObjectMeta{Name: "n1"}}
+	snap, err := Snapshot(Objects{CSINodes: []*storagev1.CSINode{csiNode}}, offered, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(snap.CSINodes) != 1 || snap.CSINodes[0] != csiNode {
+		t.Errorf("CSINodes %v, want the one given", snap.CSINodes)
 	}
 }
 

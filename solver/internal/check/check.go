@@ -92,6 +92,7 @@ func (c *checker) run() {
 	for _, n := range c.order {
 		c.checkResources(n)
 		c.checkPorts(n)
+		c.checkVolumes(n)
 	}
 }
 
@@ -314,8 +315,10 @@ func (c *checker) allocAfterDaemonSets(it *solver.InstanceType, n *corev1.Node) 
 	if alloc == nil {
 		alloc = corev1.ResourceList{}
 	}
-	for _, ds := range c.s.DaemonSets {
-		pod := &corev1.Pod{Spec: ds.Spec.Template.Spec}
+	for _, pod := range solver.DaemonSetPods(c.s) {
+		if pod == nil {
+			continue
+		}
 		if ok, _ := nodeaffinity.GetRequiredNodeAffinity(pod).Match(n); !ok {
 			continue
 		}
@@ -422,8 +425,10 @@ func (c *checker) checkPodPorts(what string, pods []*corev1.Pod) {
 // daemonPodsOn lists the daemonset pods that would run on a new node.
 func (c *checker) daemonPodsOn(n *corev1.Node) []*corev1.Pod {
 	var out []*corev1.Pod
-	for _, ds := range c.s.DaemonSets {
-		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: ds.Name}, Spec: ds.Spec.Template.Spec}
+	for _, pod := range solver.DaemonSetPods(c.s) {
+		if pod == nil {
+			continue
+		}
 		if ok, _ := nodeaffinity.GetRequiredNodeAffinity(pod).Match(n); !ok {
 			continue
 		}
