@@ -198,8 +198,8 @@ func freshPlan(np *v1alpha1.NodePool, pods []corev1.Pod) *solver.Plan {
 	region := tb.Cloud.Region()
 	offered, err := catalog.RegionOfferings(region, cloud.WithZones(region+"a", region+"b", region+"c"))
 	Expect(err).NotTo(HaveOccurred())
-	// The suite's template names an amd64 AMI, so, as the manager does
-	// (it assumes the architecture without EC2 access and says so), only
+	// The suite's template names an amd64 AMI, and the manager reads the
+	// AMI's architecture from the simulated EC2 (DescribeImages), so only
 	// amd64 types can serve the pool.
 	np = np.DeepCopy()
 	np.Spec.Template.Spec.Requirements = append(np.Spec.Template.Spec.Requirements,
@@ -342,6 +342,12 @@ var _ = Describe("Provisioning: pending pods become CAPI Machines", func() {
 			}
 			g.Expect(apimeta.IsStatusConditionTrue(st.Conditions, v1alpha1.ConditionReady)).To(BeTrue())
 		}).WithTimeout(within).WithPolling(500 * time.Millisecond).Should(Succeed())
+
+		By("the manager planned with what EC2 answered (zone names, the AMI's architecture), assuming nothing")
+		Expect(managementEvents(ctx, "NodePool", "fleet")).NotTo(ContainElement(HavePrefix("NodeModelAssumed: ")))
+		for _, c := range poolStatus(ctx, "fleet").Clusters {
+			Expect(c.Message).NotTo(ContainSubstring("planning assumes"), "cluster %s", c.Name)
+		}
 
 		By("a pod that waited tells which Machine it waited for")
 		var events corev1.EventList
