@@ -146,8 +146,9 @@ func runSandbox(parent context.Context, out io.Writer, opts *sandboxOptions) err
 			return err
 		}
 	}
-	// The demo pods come after the manager, so their latencies are those
-	// of a burst a running Joinery meets, not of its start.
+	// The demo pods come once the manager is started, so their latencies
+	// leave out building it; they still include its caches syncing and
+	// its first read of the catalog (a second or two).
 	demo := demoDeployment()
 	burst := newBurstTracker(tb, demo.Spec.Template.Labels["app"], len(tb.Workloads)*int(*demo.Spec.Replicas))
 	go func() {
