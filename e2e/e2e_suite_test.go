@@ -83,9 +83,18 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	managerArgs = []string{"--kubeconfig=" + tb.Management.KubeconfigPath,
 		"--metrics-bind-address=0", "--health-probe-bind-address=0",
 		"--registration-timeout=3m", "--disruption-validation-delay=3s", "--disruption-interval=2s",
-		"--interruption-queue=" + interruptionQueue, "--aws-region=" + tb.Cloud.Region(), "--aws-endpoint=" + tb.Cloud.SQSEndpoint()}
+		"--interruption-queue=" + interruptionQueue, "--aws-region=" + tb.Cloud.Region(), "--aws-endpoint=" + tb.Cloud.SQSEndpoint(),
+		// The catalog (instance types, offerings, spot prices, the
+		// account's zone names) and the AMIs' architecture come from the
+		// simulated EC2 as they come from EC2 in production, so no spec
+		// plans with what the manager would otherwise have to assume.
+		"--catalog-regions=" + tb.Cloud.Region(), "--ec2-endpoint=" + tb.Cloud.EC2Endpoint()}
 	joinery = testbed.NewJoineryProcess(dir, append([]string{"--leader-elect=false"}, managerArgs...)...)
 	Expect(joinery.Start()).To(Succeed())
+	// Until its first read the manager decides with the embedded snapshot
+	// and assumed zone names; no spec should start on those.
+	Eventually(func() string { return joinery.Tail(1 << 20) }).WithTimeout(time.Minute).WithPolling(200*time.Millisecond).
+		Should(ContainSubstring("read the EC2 catalog"), "Joinery's manager did not read the catalog from the simulated EC2")
 	DeferCleanup(func() {
 		joinery.Stop()
 		if CurrentSpecReport().Failed() || os.Getenv("E2E_DUMP_LOGS") != "" {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strconv"
 	"strings"
 	"time"
 
@@ -198,8 +199,8 @@ func freshPlan(np *v1alpha1.NodePool, pods []corev1.Pod) *solver.Plan {
 	region := tb.Cloud.Region()
 	offered, err := catalog.RegionOfferings(region, cloud.WithZones(region+"a", region+"b", region+"c"))
 	Expect(err).NotTo(HaveOccurred())
-	// The suite's template names an amd64 AMI, so, as the manager does
-	// (it assumes the architecture without EC2 access and says so), only
+	// The suite's template names an amd64 AMI, and the manager reads the
+	// AMI's architecture from the simulated EC2 (DescribeImages), so only
 	// amd64 types can serve the pool.
 	np = np.DeepCopy()
 	np.Spec.Template.Spec.Requirements = append(np.Spec.Template.Spec.Requirements,
@@ -343,6 +344,12 @@ var _ = Describe("Provisioning: pending pods become CAPI Machines", func() {
 			g.Expect(apimeta.IsStatusConditionTrue(st.Conditions, v1alpha1.ConditionReady)).To(BeTrue())
 		}).WithTimeout(within).WithPolling(500 * time.Millisecond).Should(Succeed())
 
+		By("the manager planned with what EC2 answered (zone names, the AMI's architecture), assuming nothing")
+		Expect(managementEvents(ctx, "NodePool", "fleet")).NotTo(ContainElement(HavePrefix("NodeModelAssumed: ")))
+		for _, c := range poolStatus(ctx, "fleet").Clusters {
+			Expect(c.Message).NotTo(ContainSubstring("planning assumes"), "cluster %s", c.Name)
+		}
+
 		By("a pod that waited tells which Machine it waited for")
 		var events corev1.EventList
 		Expect(tb.Workload(workload).Client.List(ctx, &events, client.InNamespace(metav1.NamespaceDefault))).To(Succeed())
@@ -470,6 +477,34 @@ var _ = Describe("Provisioning: pending pods become CAPI Machines", func() {
 		text := explainText(ctx, "machine", machines[0].Name, "")
 		Expect(text).To(And(ContainSubstring("Chosen: on-demand "+d.Offering.InstanceType),
 			MatchRegexp(`refused by the cloud recently \(insufficient capacity\): 1 offering, cheapest: on-demand `+refused.InstanceType+` in `+zone)))
+	})
+
+	It("honours the pool's kubelet maxPods in the plan, the KubeadmConfig and the Node, and launches a second Machine for the pods beyond it", func(ctx SpecContext) {
+		const maxPods = 8
+		pool := newNodePool("maxpods", workload,
+			req(v1alpha1.LabelCapacityType, v1alpha1.OpIn, v1alpha1.CapacityTypeOnDemand),
+			req(v1alpha1.LabelInstanceType, v1alpha1.OpIn, "m5.xlarge"))
+		pool.Spec.Template.Spec.Kubelet = &v1alpha1.KubeletConfiguration{MaxPods: ptr.To[int32](maxPods)}
+		createNodePool(ctx, pool)
+		// Twelve pods an m5.xlarge holds many times over by cpu and memory:
+		// only the pod cap makes two machines of them.
+		workloadDeployment(ctx, workload, "maxpods", 12, "10m", "16Mi", onPool("maxpods"))
+		Eventually(ctx, readyPods(ctx, workload, "maxpods")).WithTimeout(provisioningWithin).WithPolling(time.Second).Should(Equal(12))
+
+		machines := poolMachines(ctx, "maxpods")
+		Expect(machines).To(HaveLen(2))
+		for _, m := range machines {
+			By("Machine " + m.Name + ": planned for at most maxPods pods, its kubelet told so, its Node allocating that many")
+			d := decisionOf(&m)
+			Expect(d.PodCount).To(BeNumerically("<=", maxPods), "the decision of Machine %s", m.Name)
+			config := &bootstrapv1.KubeadmConfig{}
+			Expect(tb.Client.Get(ctx, key(m.Name), config)).To(Succeed())
+			Expect(config.Spec.JoinConfiguration.NodeRegistration.KubeletExtraArgs).To(ContainElement(
+				bootstrapv1.Arg{Name: "max-pods", Value: ptr.To(strconv.Itoa(maxPods))}))
+			Expect(m.Status.NodeRef.IsDefined()).To(BeTrue(), "Machine %s has no Node", m.Name)
+			node := workloadNode(ctx, workload, m.Status.NodeRef.Name)
+			Expect(node.Status.Allocatable.Pods().Value()).To(BeEquivalentTo(maxPods), "allocatable pods of Node %s", node.Name)
+		}
 	})
 
 	It("survives kill -9 every few seconds during a 300-pod burst: every pod runs, no orphan, no duplicate", func(ctx SpecContext) {

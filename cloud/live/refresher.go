@@ -96,6 +96,8 @@ type Refresher struct {
 	Now func() time.Time
 
 	current atomic.Pointer[cloud.Catalog]
+	// firstReadDone: the first full refresh has finished, read or failed.
+	firstReadDone atomic.Bool
 
 	// mu serializes refreshes and guards regions' last good data.
 	mu   sync.Mutex
@@ -131,6 +133,11 @@ func New(base *cloud.Catalog, clients map[string]EC2API, opts Options, log logr.
 // Current returns the catalog to decide with.
 func (r *Refresher) Current() *cloud.Catalog { return r.current.Load() }
 
+// FirstReadDone reports whether the first refresh has finished, whether
+// it read EC2 or failed: until then Current is the embedded snapshot, with
+// assumed zone names, and decisions are better made a moment later.
+func (r *Refresher) FirstReadDone() bool { return r.firstReadDone.Load() }
+
 // NeedLeaderElection is false: see Refresher.
 func (r *Refresher) NeedLeaderElection() bool { return false }
 
@@ -153,7 +160,9 @@ func (r *Refresher) Start(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-full.C:
-			full.Reset(r.nextDelay(r.Refresh(ctx), &fullFailures, r.opts.Interval))
+			err := r.Refresh(ctx)
+			r.firstReadDone.Store(true)
+			full.Reset(r.nextDelay(err, &fullFailures, r.opts.Interval))
 		case <-spotC:
 			spot.Reset(r.nextDelay(r.RefreshSpotPrices(ctx), &spotFailures, r.opts.SpotInterval))
 		}

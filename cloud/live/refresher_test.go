@@ -377,3 +377,33 @@ func TestOptionsValidateNamesTheFlag(t *testing.T) {
 		}
 	}
 }
+
+// Decisions wait for the first read, and a first read that fails must
+// end the wait as surely as one that succeeds.
+func TestFirstReadDoneAfterTheFirstRefreshReadOrFailed(t *testing.T) {
+	for _, fail := range []bool{false, true} {
+		t.Run(fmt.Sprintf("EC2 fails: %t", fail), func(t *testing.T) {
+			l := startLive(t, DefaultOptions())
+			if fail {
+				l.ec2.FailWith("DescribeAvailabilityZones", "UnauthorizedOperation", http.StatusForbidden)
+			}
+			if l.r.FirstReadDone() {
+				t.Fatal("FirstReadDone before Start")
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- l.r.Start(ctx) }()
+			t.Cleanup(func() { cancel(); <-done })
+			deadline := time.Now().Add(30 * time.Second)
+			for !l.r.FirstReadDone() {
+				if time.Now().After(deadline) {
+					t.Fatal("FirstReadDone still false 30 s after Start")
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			if known := l.r.Current().ZoneNamesKnown(region); known == fail {
+				t.Errorf("after the first read, zone names known = %t; want %t", known, !fail)
+			}
+		})
+	}
+}

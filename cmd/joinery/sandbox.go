@@ -117,8 +117,20 @@ func runSandbox(parent context.Context, out io.Writer, opts *sandboxOptions) err
 		}
 		return err
 	}
+	// joineryStopped is closed once the in-process manager has stopped.
+	var joineryStopped <-chan struct{}
 	defer func() {
 		step("stopping the sandbox")
+		// Joinery's manager stops with ctx; its watches on the workload
+		// clusters must be closed before their apiservers are stopped,
+		// or those wait out their shutdown timeout for them.
+		if joineryStopped != nil {
+			select {
+			case <-joineryStopped:
+			case <-time.After(joineryStopTimeout):
+				fmt.Fprintf(out, "Joinery's manager did not stop within %s; stopping the clusters anyway\n", joineryStopTimeout)
+			}
+		}
 		if err := tb.Stop(); err != nil {
 			fmt.Fprintf(out, "error stopping the sandbox: %v\n", err)
 		}
@@ -129,15 +141,25 @@ func runSandbox(parent context.Context, out io.Writer, opts *sandboxOptions) err
 	if err := applySamples(ctx, tb, pools, log); err != nil {
 		return err
 	}
+	if opts.manager {
+		if joineryStopped, err = startJoinery(ctx, tb, log); err != nil {
+			return err
+		}
+	}
+	// The demo pods come once the manager is started, so their latencies
+	// leave out building it; they still include its caches syncing and
+	// its first read of the catalog (a second or two).
+	demo := demoDeployment()
+	burst := newBurstTracker(tb, demo.Spec.Template.Labels["app"], len(tb.Workloads)*int(*demo.Spec.Replicas))
+	go func() {
+		if burst.run(ctx) {
+			step("%s", strings.TrimSuffix(burst.String(), "\n"))
+		}
+	}()
 	step("creating a demo Deployment with pending pods in each workload cluster")
 	for _, w := range tb.Workloads {
 		if err := w.Client.Create(ctx, demoDeployment()); err != nil {
 			return fmt.Errorf("creating the demo Deployment in %s: %w", w.Name, err)
-		}
-	}
-	if opts.manager {
-		if err := startJoinery(ctx, tb, log); err != nil {
-			return err
 		}
 	}
 	ready := time.Since(t0)
@@ -163,42 +185,55 @@ Try:
   %[1]s --kubeconfig %[2]s get nodepools,machines -A -w
 
 Press Ctrl-C to stop everything.
-`, k, tb.Management.KubeconfigPath, tb.Workloads[0].Cluster.KubeconfigPath, writeExampleMachine(tb, dir), joineryStatus(opts, dir))
+`, k, tb.Management.KubeconfigPath, tb.Workloads[0].Cluster.KubeconfigPath, writeExampleMachine(tb, dir), joineryStatus(opts, dir, tb))
 	<-ctx.Done()
 	fmt.Fprintln(out)
 	return nil
 }
 
 // joineryStatus says whether Joinery runs, or how to run it.
-func joineryStatus(opts *sandboxOptions, dir string) string {
+func joineryStatus(opts *sandboxOptions, dir string, tb *testbed.Testbed) string {
 	if opts.manager {
 		return "Joinery is running: the demo pods become Machines, then Nodes, then Running pods."
 	}
 	return fmt.Sprintf("Joinery is not running (--manager=false). Install config/default and run the manager as its ServiceAccount:\n"+
 		"  hack/sandbox-install.sh %[1]s\n"+
-		"  bin/joinery manager --kubeconfig %[1]s/joinery-sa.kubeconfig --leader-election-namespace joinery-system\n"+
-		"then the demo pods become Machines, then Nodes, then Running pods.", dir)
+		"  bin/joinery manager --kubeconfig %[1]s/joinery-sa.kubeconfig --leader-election-namespace joinery-system \\\n"+
+		"    --catalog-regions=%[2]s --ec2-endpoint=%[3]s\n"+
+		"then the demo pods become Machines, then Nodes, then Running pods.", dir, tb.Cloud.Region(), tb.Cloud.EC2Endpoint())
 }
+
+// joineryStopTimeout bounds the wait for the in-process manager to stop
+// (controller-runtime's own graceful shutdown default is 30 s).
+const joineryStopTimeout = 10 * time.Second
 
 // startJoinery runs Joinery's manager in-process against the sandbox's
 // management cluster, as `joinery manager` would run beside CAPI; it stops
-// with ctx.
-func startJoinery(ctx context.Context, tb *testbed.Testbed, log logr.Logger) error {
+// with ctx, and the returned channel is closed once it has.
+func startJoinery(ctx context.Context, tb *testbed.Testbed, log logr.Logger) (<-chan struct{}, error) {
 	opts := manager.DefaultOptions()
 	opts.MetricsAddr, opts.ProbeAddr, opts.LeaderElect = "0", "0", false
 	opts.Logger = log.WithName("joinery")
 	// CAPI's ClusterCache controller is also in the testbed's manager.
 	opts.SkipNameValidation = true
+	// The catalog, the account's zone names and the AMIs' architecture
+	// are read from the simulated EC2, as a manager with --catalog-regions
+	// reads them from EC2: a newcomer sees the decisions production makes,
+	// not the assumptions of a manager without EC2 access.
+	opts.Catalog.Regions = []string{tb.Cloud.Region()}
+	opts.Catalog.Endpoint = tb.Cloud.EC2Endpoint()
 	mgr, err := manager.New(ctx, tb.Management.Config, opts)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	stopped := make(chan struct{})
 	go func() {
+		defer close(stopped)
 		if err := mgr.Start(ctx); err != nil {
 			log.Error(err, "Joinery's manager stopped")
 		}
 	}()
-	return nil
+	return stopped, nil
 }
 
 // readNodePools reads every NodePool of the YAML files in dir.

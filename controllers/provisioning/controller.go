@@ -102,6 +102,7 @@ type Provisioner struct {
 	// Now is the clock (tests set it).
 	Now func() time.Time
 
+	setUpAt     time.Time
 	controller  controller.Controller
 	batches     *Batches
 	unavailable *UnavailableOfferings
@@ -170,6 +171,7 @@ func (p *Provisioner) SetupWithManager(ctx context.Context, mgr ctrl.Manager) er
 	if p.Reports == nil {
 		p.Reports = NewReports()
 	}
+	p.setUpAt = p.Now()
 	p.batches = NewBatches(p.Options.BatchIdle, p.Options.BatchMax)
 	p.unavailable = NewUnavailableOfferings(p.Options.UnavailableTTL)
 	p.templates = &templates{client: p.Client, mapper: mgr.GetRESTMapper()}
@@ -302,6 +304,10 @@ func (p *Provisioner) Reconcile(ctx context.Context, req reconcile.Request) (ctr
 	if !ptr.Deref(cluster.Status.Initialization.InfrastructureProvisioned, false) || !conditions.IsTrue(cluster, clusterv1.ClusterControlPlaneInitializedCondition) {
 		p.report(cluster, pools, false, "waiting for the Cluster's infrastructure to be provisioned and its control plane initialized")
 		return ctrl.Result{RequeueAfter: 10 * time.Second}, nil
+	}
+	if wait := p.catalogWait(); wait > 0 {
+		log.V(1).Info("waiting for the catalog's first read from EC2 before deciding")
+		return ctrl.Result{RequeueAfter: wait}, nil
 	}
 	w, err := p.connect(ctx, cluster)
 	if err != nil {
@@ -491,4 +497,21 @@ func (ps *pass) poolBlocked(pool *v1alpha1.NodePool, template string, now time.T
 		return "", false
 	}
 	return b.message, true
+}
+
+// firstCatalogWait bounds how long after start passes wait for a catalog
+// read from EC2 (cloud/live) to finish its first read. Deciding on the
+// snapshot meanwhile would plan with assumed zone names, and say so in a
+// NodeModelAssumed Event, for the few seconds the read takes; an EC2 that
+// does not answer must not hold provisioning up for longer.
+const firstCatalogWait = 30 * time.Second
+
+// catalogWait is how soon to look again while the catalog's first read
+// is under way; 0 to decide now.
+func (p *Provisioner) catalogWait() time.Duration {
+	loading, ok := p.Catalog.(interface{ FirstReadDone() bool })
+	if !ok || loading.FirstReadDone() || p.Now().Sub(p.setUpAt) >= firstCatalogWait {
+		return 0
+	}
+	return 500 * time.Millisecond
 }

@@ -289,6 +289,16 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, error)
 	if err != nil {
 		return nil, fmt.Errorf("setting up CAPI's ClusterCache: %w", err)
 	}
+	// CAPI's ClusterCache runs each workload cluster's cache on a context
+	// of its own that only Shutdown ends, not the manager's: a manager
+	// stopped inside a longer-lived process (the sandbox, tests) would
+	// otherwise leave its watches open, and a workload apiserver with open
+	// watches does not exit on SIGTERM until its shutdown timeout.
+	if s, ok := clusterCache.(interface{ Shutdown() }); ok {
+		if err := mgr.Add(shutdownOnStop(s.Shutdown)); err != nil {
+			return nil, fmt.Errorf("adding the ClusterCache's shutdown: %w", err)
+		}
+	}
 	reports := provisioning.NewReports()
 	provisioner := &provisioning.Provisioner{
 		Client:       mgr.GetClient(),
@@ -344,3 +354,17 @@ func metricsOptions(o Options) metricsserver.Options {
 	}
 	return m
 }
+
+// shutdownOnStop runs a function when the manager stops. It runs on every
+// replica, leader or not, since every replica connects to the clusters;
+// as a runnable of its own it is stopped after the controllers that read
+// through the ClusterCache.
+type shutdownOnStop func()
+
+func (f shutdownOnStop) Start(ctx context.Context) error {
+	<-ctx.Done()
+	f()
+	return nil
+}
+
+func (shutdownOnStop) NeedLeaderElection() bool { return false }
