@@ -718,20 +718,14 @@ func (ps *pass) launchPlan(plan *solver.Plan) ([]string, error) {
 			}
 			d.SpotMaxPrice = c.MaxPriceText
 		}
-		m, err := BuildMachine(LaunchSpec{Cluster: ps.cluster, NodePool: pool, Node: node, Version: version, Decision: d, Replacing: ps.replacing},
+		m, isNew, err := ps.createMachine(LaunchSpec{Cluster: ps.cluster, NodePool: pool, Node: node, Version: version, Decision: d, Replacing: ps.replacing},
 			pool.Spec.Template.Spec.InfrastructureTemplateRef, pool.Spec.Template.Spec.BootstrapTemplateRef)
 		if err != nil {
 			return created, err
 		}
-		if err := ps.Client.Create(ps.ctx, m, client.FieldOwner(FieldOwner)); err != nil {
-			if !apierrors.IsAlreadyExists(err) {
-				return created, fmt.Errorf("creating Machine %s/%s: %w", m.Namespace, m.Name, err)
-			}
+		if !isNew {
 			// The same decision was made before a restart; carry on with
 			// the Machine that exists.
-			if err := ps.APIReader.Get(ps.ctx, client.ObjectKeyFromObject(m), m); err != nil {
-				return created, err
-			}
 			if d, err = ReadDecision(m); err != nil {
 				return created, err
 			}
@@ -752,6 +746,72 @@ func (ps *pass) launchPlan(plan *solver.Plan) ([]string, error) {
 		}
 	}
 	return created, nil
+}
+
+// maxRelaunchNames bounds the names one decision walks (see RelaunchName):
+// more Machines of it being deleted at once means CAPA is not finishing
+// deletions, and launching more would not help.
+const maxRelaunchNames = 8
+
+// createMachine creates the Machine of a launch, or adopts the live
+// Machine of the same decision that a crash or a lost response left
+// behind: the deterministic name is what makes a launch idempotent. A
+// Machine being deleted under the name is the decision's earlier launch,
+// refused or timed out; adopting it would count capacity that is going
+// away, and cloning objects for it would hand CAPA an AWSMachine to launch
+// for a Machine on its way out. The launch takes the decision's next name
+// instead. isNew is false when it adopted.
+func (ps *pass) createMachine(l LaunchSpec, infraRef, bootstrapRef v1alpha1.TemplateReference) (m *clusterv1.Machine, isNew bool, err error) {
+	var passed []string
+	for raced := false; l.Relaunch < maxRelaunchNames; l.Relaunch++ {
+		m, err := BuildMachine(l, infraRef, bootstrapRef)
+		if err != nil {
+			return nil, false, err
+		}
+		err = ps.Client.Create(ps.ctx, m, client.FieldOwner(FieldOwner))
+		if err == nil {
+			return m, true, nil
+		}
+		if !apierrors.IsAlreadyExists(err) {
+			return nil, false, fmt.Errorf("creating Machine %s/%s: %w", m.Namespace, m.Name, err)
+		}
+		existing := &clusterv1.Machine{}
+		if err := ps.APIReader.Get(ps.ctx, client.ObjectKeyFromObject(m), existing); err != nil {
+			if apierrors.IsNotFound(err) && !raced {
+				// Deleted between the create and the read: the name is
+				// free again.
+				raced = true
+				l.Relaunch--
+				continue
+			}
+			return nil, false, fmt.Errorf("reading Machine %s/%s, which exists: %w", m.Namespace, m.Name, err)
+		}
+		raced = false
+		switch {
+		case !existing.DeletionTimestamp.IsZero():
+			passed = append(passed, existing.Name+" (being deleted)")
+		case !sameDecision(existing, m):
+			// Not a Machine this decision made (made by hand, or by another
+			// pool under a colliding name): never take it over.
+			passed = append(passed, existing.Name+" (another pool's or cluster's)")
+		default:
+			return existing, false, nil
+		}
+	}
+	return nil, false, fmt.Errorf("NodePool %s: no name left for a Machine for %d pod(s): %s; launching again once they are gone",
+		l.NodePool.Name, len(l.Node.Pods), strings.Join(passed, ", "))
+}
+
+// sameDecision reports whether existing is the Machine want describes,
+// made by an earlier attempt: same cluster, same pool, and a decision
+// Joinery recorded.
+func sameDecision(existing, want *clusterv1.Machine) bool {
+	if existing.Labels[clusterv1.ClusterNameLabel] != want.Labels[clusterv1.ClusterNameLabel] ||
+		existing.Labels[v1alpha1.LabelNodePool] != want.Labels[v1alpha1.LabelNodePool] {
+		return false
+	}
+	d, err := ReadDecision(existing)
+	return err == nil && d.NodePool == want.Labels[v1alpha1.LabelNodePool]
 }
 
 // ensureMachineObjects creates the Machine's AWSMachine and bootstrap
