@@ -173,7 +173,7 @@ func (r *Reconciler) compute(ctx context.Context, pool *v1alpha1.NodePool, machi
 
 	reports := r.Reports.Get(client.ObjectKeyFromObject(pool))
 	var limited, launchProblems []string
-	launchBlocked := false
+	launchBlocked, launchFailed := false, false
 	for i := range clusters {
 		c := &clusters[i]
 		if !provisioning.Serves(pool, c) {
@@ -189,6 +189,7 @@ func (r *Reconciler) compute(ctx context.Context, pool *v1alpha1.NodePool, machi
 			if rep.LaunchProblem != "" {
 				launchProblems = append(launchProblems, "cluster "+c.Name+": "+rep.LaunchProblem)
 				launchBlocked = launchBlocked || rep.LaunchBlocked
+				launchFailed = launchFailed || rep.LaunchFailed
 			}
 		} else {
 			cs.Message = "not planned for yet"
@@ -218,8 +219,11 @@ func (r *Reconciler) compute(ctx context.Context, pool *v1alpha1.NodePool, machi
 		sort.Strings(launchProblems)
 		launch.Reason = "TemplateConstrainsLaunches"
 		launch.Message = strings.Join(launchProblems, "; ")
-		if launchBlocked {
+		switch {
+		case launchBlocked:
 			launch.Status, launch.Reason = metav1.ConditionFalse, "LaunchConfigurationError"
+		case launchFailed:
+			launch.Status, launch.Reason = metav1.ConditionFalse, "LaunchFailed"
 		}
 	}
 	meta.SetStatusCondition(&status.Conditions, launch)

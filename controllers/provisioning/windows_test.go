@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -332,4 +333,81 @@ func TestProvisioningWindows(t *testing.T) {
 			t.Errorf("%d Machines, want 2 (the terminating one and its relaunch)", n)
 		}
 	})
+
+	t.Run("a Machine whose objects cannot be made is reported and skipped; the other pools launch", func(t *testing.T) {
+		s := env.scene(t, env.cfg)
+		broken := s.pool("broken")
+		s.pool("healthy")
+		stuck, err := s.prepared().launchPlan(&solver.Plan{NewNodes: []*solver.NewNode{newNode("broken", s.pendingPod("x", "broken"))}})
+		if err != nil || len(stuck) != 1 {
+			t.Fatalf("launch: %v, %v", stuck, err)
+		}
+		// A crash left the Machine without its AWSMachine, and its
+		// template is deleted before the next pass can clone it.
+		for _, o := range []client.Object{
+			&infrav1.AWSMachine{ObjectMeta: metav1.ObjectMeta{Namespace: s.ns, Name: stuck[0]}},
+			&infrav1.AWSMachineTemplate{ObjectMeta: metav1.ObjectMeta{Namespace: s.ns, Name: "broken"}},
+		} {
+			if err := s.c.Delete(s.ctx, o); err != nil {
+				t.Fatal(err)
+			}
+		}
+		s.pendingPod("y", "healthy")
+
+		if _, err := s.pass().run(); err != nil {
+			t.Errorf("the pass failed for the whole cluster: %v", err)
+		}
+		var launched []string
+		for _, m := range s.machines() {
+			if m.Labels[v1alpha1.LabelNodePool] == "healthy" {
+				launched = append(launched, m.Name)
+				for _, o := range []client.Object{&infrav1.AWSMachine{}, &bootstrapv1.KubeadmConfig{}} {
+					if !s.exists(o, m.Name) {
+						t.Errorf("the healthy pool's Machine %s has no %T", m.Name, o)
+					}
+				}
+			}
+		}
+		if len(launched) != 1 {
+			t.Errorf("the healthy pool got Machines %v, want one for its pending pod", launched)
+		}
+		if !mentions(s.events.find("NodePool", "broken", true), stuck[0]) {
+			t.Errorf("no Warning Event on NodePool broken; events: %+v", s.events.events)
+		}
+		if len(s.events.find("Machine", stuck[0], true)) == 0 {
+			t.Errorf("no Warning Event on Machine %s", stuck[0])
+		}
+		if r := s.p.Reports.Get(client.ObjectKeyFromObject(broken))[s.cluster.Name]; !r.LaunchFailed || !strings.Contains(r.LaunchProblem, stuck[0]) {
+			t.Errorf("NodePool broken's report does not name the failing Machine: %+v", r)
+		}
+
+		// A launch that fails for one pool (its template is gone) does not
+		// keep the next node of the plan, of another pool, from launching.
+		created, err := s.prepared().launchPlan(&solver.Plan{NewNodes: []*solver.NewNode{
+			newNode("broken", s.pendingPod("z", "broken")), newNode("healthy", s.pendingPod("w", "healthy"))}})
+		// The error is for callers that need every node (a disruption's
+		// replacements); the healthy node was launched all the same.
+		if err == nil || !strings.Contains(err.Error(), "NodePool broken") {
+			t.Errorf("the broken pool's failed launch was not returned: %v", err)
+		}
+		var healthy int
+		for _, name := range created {
+			m := &clusterv1.Machine{}
+			if s.exists(m, name) && m.Labels[v1alpha1.LabelNodePool] == "healthy" && s.exists(&infrav1.AWSMachine{}, name) {
+				healthy++
+			}
+		}
+		if healthy != 1 {
+			t.Errorf("created %v: want the healthy pool's Machine, with its AWSMachine, after the broken pool's failed", created)
+		}
+	})
+}
+
+func mentions(events []recordedEvent, s string) bool {
+	for _, e := range events {
+		if strings.Contains(e.message, s) {
+			return true
+		}
+	}
+	return false
 }
