@@ -580,7 +580,8 @@ func (ps *pass) checkMachine(m *clusterv1.Machine, pool *v1alpha1.NodePool, d De
 			ps.launchFailed(pool, m, err)
 		}
 	}
-	age := ps.now.Sub(m.CreationTimestamp.Time)
+	// The apiserver set creationTimestamp: read the age on its clock.
+	age := ps.APIServerNow().Sub(m.CreationTimestamp.Time)
 	if age >= ps.Options.RegistrationTimeout {
 		msg := fmt.Sprintf("no Node registered within %s of the Machine's creation; deleting it so its pods are planned again", ps.Options.RegistrationTimeout)
 		return true, 0, ps.deleteMachine(m, pool, "RegistrationTimeout", msg)

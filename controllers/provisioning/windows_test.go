@@ -26,6 +26,7 @@ import (
 
 	"github.com/joinery-dev/joinery/api/v1alpha1"
 	"github.com/joinery-dev/joinery/cloud"
+	"github.com/joinery-dev/joinery/internal/apiclock"
 	"github.com/joinery-dev/joinery/internal/testenv"
 	"github.com/joinery-dev/joinery/solver"
 )
@@ -399,6 +400,49 @@ func TestProvisioningWindows(t *testing.T) {
 		}
 		if healthy != 1 {
 			t.Errorf("created %v: want the healthy pool's Machine, with its AWSMachine, after the broken pool's failed", created)
+		}
+	})
+
+	t.Run("the registration timeout is measured by the apiserver's clock", func(t *testing.T) {
+		for _, c := range []struct {
+			skew, timeout time.Duration
+			wait          time.Duration
+			gone          bool
+		}{
+			// A manager 20 minutes ahead must not delete a fresh Machine.
+			{skew: 20 * time.Minute, timeout: 15 * time.Minute, gone: false},
+			// One 20 minutes behind must not keep a Machine past its timeout.
+			{skew: -20 * time.Minute, timeout: 2 * time.Second, wait: 3 * time.Second, gone: true},
+		} {
+			manager := func() time.Time { return time.Now().Add(c.skew) }
+			clock := apiclock.New(manager)
+			cfg := rest.CopyConfig(env.cfg)
+			clock.Wrap(cfg)
+			s := env.scene(t, cfg)
+			s.p.Now, s.p.APIServerClock = manager, clock
+			s.p.Options.RegistrationTimeout = c.timeout
+			pool := s.pool("skew")
+			names, err := s.prepared().launchPlan(&solver.Plan{NewNodes: []*solver.NewNode{newNode("skew", s.pendingPod("p", "skew"))}})
+			if err != nil || len(names) != 1 {
+				t.Fatalf("launch: %v, %v", names, err)
+			}
+			time.Sleep(c.wait)
+			m, aws := &clusterv1.Machine{}, &infrav1.AWSMachine{}
+			if !s.exists(m, names[0]) || !s.exists(aws, names[0]) {
+				t.Fatalf("Machine %s or its AWSMachine is missing", names[0])
+			}
+			d, err := ReadDecision(m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			gone, _, err := s.pass().checkMachine(m, pool, d, aws)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if gone != c.gone {
+				t.Errorf("manager clock %s off the apiserver's, registration timeout %s, Machine %s old by the apiserver: deleted %v, want %v",
+					c.skew, c.timeout, c.wait, gone, c.gone)
+			}
 		}
 	})
 }
