@@ -52,6 +52,16 @@ type pass struct {
 	// launchProblems are the launches of this pass that failed, by pool
 	// (see launchFailed).
 	launchProblems map[string][]string
+	// counted are the Machines the plan was made with (see createMachine).
+	counted map[string]bool
+}
+
+// plannedWith records the Machines the pass plans with.
+func (ps *pass) plannedWith(machines []clusterv1.Machine) {
+	ps.counted = make(map[string]bool, len(machines))
+	for i := range machines {
+		ps.counted[machines[i].Name] = true
+	}
 }
 
 func (ps *pass) run() (ctrl.Result, error) {
@@ -74,6 +84,7 @@ func (ps *pass) run() (ctrl.Result, error) {
 		client.MatchingLabels{clusterv1.ClusterNameLabel: ps.cluster.Name}, client.HasLabels{v1alpha1.LabelNodePool}); err != nil {
 		return ctrl.Result{}, err
 	}
+	ps.plannedWith(machines.Items)
 	var nodes corev1.NodeList
 	if err := ps.workload.reader.List(ps.ctx, &nodes); err != nil {
 		return ctrl.Result{}, err
@@ -826,7 +837,10 @@ const maxRelaunchNames = 8
 // refused or timed out; adopting it would count capacity that is going
 // away, and cloning objects for it would hand CAPA an AWSMachine to launch
 // for a Machine on its way out. The launch takes the decision's next name
-// instead. isNew is false when it adopted.
+// instead, as it does past a live Machine the plan already counted as
+// capacity: only a Machine the plan could not see (made by a process that
+// crashed, or by a create whose response was lost) is the same launch.
+// isNew is false when it adopted.
 func (ps *pass) createMachine(l LaunchSpec, infraRef, bootstrapRef v1alpha1.TemplateReference) (m *clusterv1.Machine, isNew bool, err error) {
 	var passed []string
 	for raced := false; l.Relaunch < maxRelaunchNames; l.Relaunch++ {
@@ -856,6 +870,11 @@ func (ps *pass) createMachine(l LaunchSpec, infraRef, bootstrapRef v1alpha1.Temp
 		switch {
 		case !existing.DeletionTimestamp.IsZero():
 			passed = append(passed, existing.Name+" (being deleted)")
+		case ps.counted[existing.Name]:
+			// The plan counted it as capacity (booting, or registered and
+			// taken by other pods) and still needs a node for these pods:
+			// this is a new decision, not a retry of that one.
+			passed = append(passed, existing.Name+" (counted by this plan)")
 		case !sameDecision(existing, m):
 			// Not a Machine this decision made (made by hand, or by another
 			// pool under a colliding name): never take it over.

@@ -335,6 +335,33 @@ func TestProvisioningWindows(t *testing.T) {
 		}
 	})
 
+	t.Run("a plan that counted a live Machine as capacity never adopts it for another node", func(t *testing.T) {
+		// The Machine launched for pod a registered, and the scheduler
+		// put another pod there; a pass that saw it and still needs a node
+		// for a (anti-affinity) makes the same decision for a: the name
+		// is taken by a Machine the plan already counted, and adopting it
+		// would leave a pending for good.
+		s := env.scene(t, env.cfg)
+		s.pool("taken")
+		plan := &solver.Plan{NewNodes: []*solver.NewNode{newNode("taken", s.pendingPod("a", "taken"))}}
+		first, err := s.prepared().launchPlan(plan)
+		if err != nil || len(first) != 1 {
+			t.Fatalf("first launch: %v, %v", first, err)
+		}
+		ps := s.prepared()
+		ps.plannedWith(s.machines())
+		second, err := ps.launchPlan(plan)
+		if err != nil || len(second) != 1 {
+			t.Fatalf("second launch: %v, %v", second, err)
+		}
+		if second[0] == first[0] {
+			t.Fatalf("the second launch adopted Machine %s, which its plan had counted as capacity already", first[0])
+		}
+		if n := len(s.machines()); n != 2 {
+			t.Errorf("%d Machines, want 2", n)
+		}
+	})
+
 	t.Run("a Machine whose objects cannot be made is reported and skipped; the other pools launch", func(t *testing.T) {
 		s := env.scene(t, env.cfg)
 		broken := s.pool("broken")
