@@ -180,6 +180,83 @@ var _ = Describe("Disruption: removing and replacing Machines", func() {
 		Expect(managementEvents(ctx, "NodePool", "shrink")).To(ContainElement(HavePrefix("Disrupting: ")))
 	})
 
+	It("neither deletes nor taints a node while a PodDisruptionBudget allows none of its pods to go (maxUnavailable 0, then an empty selector)", func(ctx SpecContext) {
+		// Twelve 1-cpu pods on xlarge nodes, scaled down to four: their
+		// nodes are underused and consolidation (at once, budget 100%)
+		// wants to remove some. While a PodDisruptionBudget allows no
+		// eviction, no Machine whose node hosts a guarded pod may be
+		// deleted or tainted; once it goes, consolidation proceeds, which
+		// shows the spec could have failed.
+		pool := disruptingPool("guarded", workload2, []v1alpha1.Budget{{Nodes: "100%"}},
+			req(v1alpha1.AWSLabelPrefix+v1alpha1.SuffixInstanceSize, v1alpha1.OpIn, "xlarge"))
+		c := tb.Workload(workload2).Client
+		pdb := func(name string, selector *metav1.LabelSelector) *policyv1.PodDisruptionBudget {
+			p := &policyv1.PodDisruptionBudget{
+				ObjectMeta: metav1.ObjectMeta{Namespace: metav1.NamespaceDefault, Name: name},
+				Spec:       policyv1.PodDisruptionBudgetSpec{MaxUnavailable: ptr.To(intstr.FromInt32(0)), Selector: selector},
+			}
+			Expect(c.Create(ctx, p)).To(Succeed())
+			DeferCleanup(func(ctx SpecContext) { Expect(client.IgnoreNotFound(c.Delete(ctx, p))).To(Succeed()) })
+			return p
+		}
+		byLabel := pdb("guarded", &metav1.LabelSelector{MatchLabels: map[string]string{"app": "guarded"}})
+		createNodePool(ctx, pool)
+		workloadDeployment(ctx, workload2, "guarded", 12, "1", "256Mi", onPool("guarded"))
+		Eventually(ctx, readyPods(ctx, workload2, "guarded")).WithTimeout(provisioningWithin).WithPolling(time.Second).Should(Equal(12))
+		before := len(poolMachines(ctx, "guarded"))
+
+		d := &appsv1.Deployment{}
+		Expect(c.Get(ctx, client.ObjectKey{Namespace: metav1.NamespaceDefault, Name: "guarded"}, d)).To(Succeed())
+		patch := client.MergeFrom(d.DeepCopy())
+		d.Spec.Replicas = ptr.To[int32](4)
+		Expect(c.Patch(ctx, d, patch)).To(Succeed())
+		Eventually(ctx, func() int { return len(appPods(ctx, workload2, "guarded")) }).WithTimeout(within).Should(Equal(4))
+
+		guardedNodesUntouched := func(g Gomega) {
+			hosting := map[string]bool{}
+			for _, p := range appPods(ctx, workload2, "guarded") {
+				if p.Spec.NodeName != "" {
+					hosting[p.Spec.NodeName] = true
+				}
+			}
+			g.Expect(hosting).NotTo(BeEmpty())
+			for _, m := range poolMachines(ctx, "guarded") {
+				if !m.Status.NodeRef.IsDefined() || !hosting[m.Status.NodeRef.Name] {
+					continue
+				}
+				g.Expect(m.DeletionTimestamp).To(BeNil(), "Machine %s is being deleted while its node hosts a pod no eviction is allowed for", m.Name)
+				n := &corev1.Node{}
+				g.Expect(c.Get(ctx, client.ObjectKey{Name: m.Status.NodeRef.Name}, n)).To(Succeed())
+				for _, t := range n.Spec.Taints {
+					g.Expect(t.Key).NotTo(Equal(disruption.TaintDisrupted), "node %s of Machine %s is tainted for disruption", n.Name, m.Name)
+				}
+			}
+		}
+		By("maxUnavailable 0 on the pods' label")
+		Consistently(ctx, guardedNodesUntouched).WithTimeout(30 * time.Second).WithPolling(500 * time.Millisecond).Should(Succeed())
+
+		By("an empty selector ({}), which selects every pod of its namespace, in its place")
+		pdb("everything", &metav1.LabelSelector{})
+		Expect(c.Delete(ctx, byLabel)).To(Succeed())
+		Consistently(ctx, guardedNodesUntouched).WithTimeout(30 * time.Second).WithPolling(500 * time.Millisecond).Should(Succeed())
+
+		By("without a PodDisruptionBudget, consolidation removes some of the nodes it held")
+		held := map[string]bool{}
+		for _, p := range appPods(ctx, workload2, "guarded") {
+			held[p.Spec.NodeName] = true
+		}
+		var heldMachines []string
+		for _, m := range poolMachines(ctx, "guarded") {
+			if m.Status.NodeRef.IsDefined() && held[m.Status.NodeRef.Name] {
+				heldMachines = append(heldMachines, m.Name)
+			}
+		}
+		Expect(c.Delete(ctx, &policyv1.PodDisruptionBudget{ObjectMeta: metav1.ObjectMeta{Namespace: metav1.NamespaceDefault, Name: "everything"}})).To(Succeed())
+		Eventually(ctx, func() []string { return machineStates(ctx, "guarded") }).WithTimeout(3*time.Minute).WithPolling(time.Second).
+			ShouldNot(ContainElements(heldMachines), "consolidation never removed a node the PodDisruptionBudgets held")
+		GinkgoWriter.Printf("guarded: %d machines at 12 pods, %d held by the PodDisruptionBudgets at 4 pods\n", before, len(heldMachines))
+	})
+
 	It("never disrupts more than one node at a time with a budget of nodes: 1", func(ctx SpecContext) {
 		pool := disruptingPool("one-at-a-time", workload2, []v1alpha1.Budget{{Nodes: "1"}})
 		createNodePool(ctx, pool)

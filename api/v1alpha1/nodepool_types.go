@@ -491,6 +491,10 @@ type ClusterStatus struct {
 	// cluster because EC2 or CAPA refused a launch for its configuration.
 	// +optional
 	LaunchBlocked bool `json:"launchBlocked,omitempty"`
+	// LaunchFailed is true when a launch of the pool failed in the last
+	// pass for this cluster (its objects could not be made).
+	// +optional
+	LaunchFailed bool `json:"launchFailed,omitempty"`
 }
 
 // Condition types and reasons of a NodePool.

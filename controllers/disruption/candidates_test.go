@@ -170,3 +170,27 @@ func TestBlocked(t *testing.T) {
 }
 
 func resourceQ(s string) resource.Quantity { return resource.MustParse(s) }
+
+type fixedClock time.Time
+
+func (c fixedClock) Now() time.Time { return time.Time(c) }
+
+// expireAfter counts from the Machine's creationTimestamp, which the
+// apiserver set: its age is read on the apiserver's clock, whatever the
+// manager's says.
+func TestExpiryIsMeasuredOnTheAPIServersClock(t *testing.T) {
+	apiserver := t0.Add(700 * time.Hour) // the Machine is 700h old; expireAfter is 720h
+	for _, skew := range []time.Duration{-30 * time.Hour, 30 * time.Hour} {
+		manager := func() time.Time { return apiserver.Add(skew) }
+		r := &round{Controller: &Controller{Now: manager, Provisioner: &provisioning.Provisioner{Now: manager, APIServerClock: fixedClock(apiserver)}}, now: manager()}
+		if ok, why := r.expired(candidate()); ok {
+			t.Errorf("manager clock %s off: a 700h old Machine expired (%s)", skew, why)
+		}
+	}
+	apiserver = t0.Add(721 * time.Hour)
+	manager := func() time.Time { return apiserver.Add(-30 * time.Hour) }
+	r := &round{Controller: &Controller{Now: manager, Provisioner: &provisioning.Provisioner{Now: manager, APIServerClock: fixedClock(apiserver)}}, now: manager()}
+	if ok, _ := r.expired(candidate()); !ok {
+		t.Error("manager clock 30h behind: a 721h old Machine did not expire")
+	}
+}

@@ -429,6 +429,13 @@ func (r *round) unblocked(cands []*Candidate) []*Candidate {
 	return out
 }
 
+// expired reports whether c outlived its pool's expireAfter, reading the
+// age on the apiserver's clock: it set the creationTimestamp the age is
+// counted from, and a manager clock ahead would expire Machines early.
+func (r *round) expired(c *Candidate) (bool, string) {
+	return Expired(c, r.Provisioner.APIServerNow())
+}
+
 // decide tries the methods in Karpenter's order and returns the first
 // action found.
 func (r *round) decide(all []*Candidate) (*action, error) {
@@ -441,7 +448,7 @@ func (r *round) decide(all []*Candidate) (*action, error) {
 		reason v1alpha1.DisruptionReason
 		test   func(*Candidate) (bool, string)
 	}{
-		{MethodExpiration, v1alpha1.DisruptionReasonExpired, func(c *Candidate) (bool, string) { return Expired(c, r.now) }},
+		{MethodExpiration, v1alpha1.DisruptionReasonExpired, r.expired},
 		{MethodDrift, v1alpha1.DisruptionReasonDrifted, Drifted},
 	} {
 		var picked []*Candidate

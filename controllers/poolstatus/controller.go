@@ -206,7 +206,10 @@ func (r *Reconciler) compute(ctx context.Context, pool *v1alpha1.NodePool, machi
 		if rep, ok := reports[c.Name]; ok {
 			cs.Reachable, cs.Message = rep.Reachable, rep.Message
 			cs.LimitReached = rep.LimitReached
-			cs.LaunchProblem, cs.LaunchBlocked = truncate(rep.LaunchProblem, 4096), rep.LaunchProblem != "" && rep.LaunchBlocked
+			if rep.LaunchProblem != "" {
+				cs.LaunchProblem = truncate(rep.LaunchProblem, 4096)
+				cs.LaunchBlocked, cs.LaunchFailed = rep.LaunchBlocked, rep.LaunchFailed
+			}
 		} else {
 			cs.Message = "not planned for yet"
 		}
@@ -215,7 +218,7 @@ func (r *Reconciler) compute(ctx context.Context, pool *v1alpha1.NodePool, machi
 	// The conditions sum up every cluster's entry, this manager's and
 	// other shards', so each manager writes the same conditions.
 	var limited, launchProblems []string
-	launchBlocked := false
+	launchBlocked, launchFailed := false, false
 	for _, cs := range status.Clusters {
 		if cs.LimitReached {
 			limited = append(limited, cs.Name+": "+cs.Message)
@@ -223,6 +226,7 @@ func (r *Reconciler) compute(ctx context.Context, pool *v1alpha1.NodePool, machi
 		if cs.LaunchProblem != "" {
 			launchProblems = append(launchProblems, "cluster "+cs.Name+": "+cs.LaunchProblem)
 			launchBlocked = launchBlocked || cs.LaunchBlocked
+			launchFailed = launchFailed || cs.LaunchFailed
 		}
 	}
 	sort.Slice(status.Clusters, func(i, j int) bool { return status.Clusters[i].Name < status.Clusters[j].Name })
@@ -248,8 +252,11 @@ func (r *Reconciler) compute(ctx context.Context, pool *v1alpha1.NodePool, machi
 		sort.Strings(launchProblems)
 		launch.Reason = "TemplateConstrainsLaunches"
 		launch.Message = strings.Join(launchProblems, "; ")
-		if launchBlocked {
+		switch {
+		case launchBlocked:
 			launch.Status, launch.Reason = metav1.ConditionFalse, "LaunchConfigurationError"
+		case launchFailed:
+			launch.Status, launch.Reason = metav1.ConditionFalse, "LaunchFailed"
 		}
 	}
 	meta.SetStatusCondition(&status.Conditions, launch)

@@ -101,6 +101,10 @@ type Provisioner struct {
 	Reports *Reports
 	// Now is the clock (tests set it).
 	Now func() time.Time
+	// APIServerClock reads the management cluster's apiserver clock
+	// (apiclock): timeouts measured from the timestamps it sets are read
+	// against it, whatever the skew to Now. Nil: Now.
+	APIServerClock interface{ Now() time.Time }
 
 	setUpAt     time.Time
 	controller  controller.Controller
@@ -200,6 +204,15 @@ func (p *Provisioner) SetupWithManager(ctx context.Context, mgr ctrl.Manager) er
 	}
 	p.controller = c
 	return nil
+}
+
+// APIServerNow is the time by the management cluster's apiserver, to
+// compare with the timestamps it set (creationTimestamp).
+func (p *Provisioner) APIServerNow() time.Time {
+	if p.APIServerClock != nil {
+		return p.APIServerClock.Now()
+	}
+	return p.Now()
 }
 
 func clusterOfObject(_ context.Context, o client.Object) []reconcile.Request {

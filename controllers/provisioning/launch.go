@@ -157,6 +157,26 @@ type LaunchSpec struct {
 	// Replacing names the Machines this one replaces (disruption), so a
 	// replacement for the same pods made later gets a name of its own.
 	Replacing []string
+	// Relaunch counts the Machines of the same decision found being
+	// deleted under the names before this one (see RelaunchName).
+	Relaunch int
+}
+
+// RelaunchName is the name of the n-th Machine of a decision: n is 0 but
+// when the Machines under the earlier names are being deleted (a launch
+// EC2 refused, a node that never registered), so a relaunch for the same
+// pods never collides with, and never adopts, the Machine it replaces.
+// The sequence is fixed by the decision, so a process that restarts
+// between two creates walks it again and finds what it made.
+func RelaunchName(l LaunchSpec) string {
+	cluster := l.Cluster.Name
+	if len(l.Replacing) > 0 {
+		cluster += "\x00" + strings.Join(l.Replacing, ",")
+	}
+	if l.Relaunch > 0 {
+		cluster += fmt.Sprintf("\x00relaunch-%d", l.Relaunch)
+	}
+	return MachineName(cluster, l.NodePool.Name, l.Node.Pods)
 }
 
 // BuildMachine returns the Machine of a launch. It references its
@@ -167,10 +187,7 @@ func BuildMachine(l LaunchSpec, infraRef, bootstrapRef v1alpha1.TemplateReferenc
 	if err != nil {
 		return nil, err
 	}
-	name := MachineName(l.Cluster.Name, l.NodePool.Name, l.Node.Pods)
-	if len(l.Replacing) > 0 {
-		name = MachineName(l.Cluster.Name+"\x00"+strings.Join(l.Replacing, ","), l.NodePool.Name, l.Node.Pods)
-	}
+	name := RelaunchName(l)
 	m := &clusterv1.Machine{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:      name,

@@ -2,6 +2,7 @@ package provisioning
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -50,6 +51,19 @@ type pass struct {
 	subnets     infrav1.Subnets
 	constraints map[string]*LaunchConstraints
 	templateIDs map[string]string
+	// launchProblems are the launches of this pass that failed, by pool
+	// (see launchFailed).
+	launchProblems map[string][]string
+	// counted are the Machines the plan was made with (see createMachine).
+	counted map[string]bool
+}
+
+// plannedWith records the Machines the pass plans with.
+func (ps *pass) plannedWith(machines []clusterv1.Machine) {
+	ps.counted = make(map[string]bool, len(machines))
+	for i := range machines {
+		ps.counted[machines[i].Name] = true
+	}
 }
 
 func (ps *pass) run() (ctrl.Result, error) {
@@ -70,6 +84,10 @@ func (ps *pass) run() (ctrl.Result, error) {
 	view, err := clusterstate.Read(ps.ctx, ps.Client, ps.workload.reader, ps.cluster)
 	if err != nil {
 		return ctrl.Result{}, err
+	}
+	ps.counted = make(map[string]bool, len(view.Machines))
+	for _, m := range view.Machines {
+		ps.counted[m.Name] = true
 	}
 	objs := solverinput.Objects{NodePools: ps.pools, InFlight: map[string]bool{}, NodeModels: ps.models}
 	for _, n := range view.Nodes {
@@ -217,16 +235,22 @@ func (ps *pass) run() (ctrl.Result, error) {
 	st.lastPlan = ps.now
 
 	created, err := ps.launchPlan(plan)
-	if err != nil {
-		// What was launched stays; what was not is planned again in the
-		// next window.
-		ps.batches.PodPending(ps.key.String(), ps.now)
-		return ctrl.Result{}, err
-	}
-	ps.reportPlan(plan)
+	// Whatever was created is awaited, failures or not: planning before
+	// the cache shows it would launch for the same pods again.
 	if len(created) > 0 {
 		st.awaiting, st.awaitingSince = created, ps.now
 	}
+	if err != nil && len(ps.launchProblems) == 0 {
+		// Nothing could be launched for any pool (no Kubernetes version).
+		ps.batches.PodPending(ps.key.String(), ps.now)
+		return ctrl.Result{}, err
+	}
+	if err != nil {
+		// Reported per pool by launchFailed; what was not launched is
+		// planned again in the next window.
+		ps.batches.PodPending(ps.key.String(), ps.now)
+	}
+	ps.reportPlan(plan)
 	return ctrl.Result{RequeueAfter: minPositive(ps.Options.Replan, requeue)}, nil
 }
 
@@ -485,9 +509,12 @@ func (ps *pass) forgetNodeLost(st *clusterState, m *clusterv1.Machine) {
 // gone says the Machine was deleted; wait, when it is positive, is when to
 // look at it again.
 func (ps *pass) checkMachine(m *clusterv1.Machine, pool *v1alpha1.NodePool, d Decision, aws *infrav1.AWSMachine) (gone bool, wait time.Duration, err error) {
+	// A Machine whose objects cannot be made is reported and left to the
+	// registration timeout: failing the pass would stop every other
+	// Machine and pool of the cluster for this one.
 	if aws == nil {
 		if err := ps.ensureMachineObjects(m, pool, d); err != nil {
-			return false, 0, err
+			ps.launchFailed(pool, m, err)
 		}
 	} else {
 		if message, failed := launchFailure(aws); failed {
@@ -497,10 +524,11 @@ func (ps *pass) checkMachine(m *clusterv1.Machine, pool *v1alpha1.NodePool, d De
 			}
 		}
 		if err := ps.ensureBootstrap(m, pool, d); err != nil {
-			return false, 0, err
+			ps.launchFailed(pool, m, err)
 		}
 	}
-	age := ps.now.Sub(m.CreationTimestamp.Time)
+	// The apiserver set creationTimestamp: read the age on its clock.
+	age := ps.APIServerNow().Sub(m.CreationTimestamp.Time)
 	if age >= ps.Options.RegistrationTimeout {
 		msg := fmt.Sprintf("no Node registered within %s of the Machine's creation; deleting it so its pods are planned again", ps.Options.RegistrationTimeout)
 		return true, 0, ps.deleteMachine(m, pool, "RegistrationTimeout", msg)
@@ -639,43 +667,20 @@ func (ps *pass) launchPlan(plan *solver.Plan) ([]string, error) {
 	}
 	recorder := ps.events.recorder(ps.ctx, ps.key)
 	var created []string
+	var failed []error
 	for _, node := range plan.NewNodes {
 		pool := ps.byPool[node.Pool]
-		d := NewDecision(node, metav1.NewTime(ps.now))
-		if c := ps.constraints[pool.Name]; c != nil {
-			if !c.Allows(d.Offering.InstanceType, d.Offering.Zone, d.Offering.CapacityType, d.Offering.PricePerHour) {
-				// The restriction keeps such offerings from the solver; a
-				// launch against the template would be refused.
-				return created, fmt.Errorf("NodePool %s: %s %s in %s is not allowed by its AWSMachineTemplate (%s)", pool.Name,
-					d.Offering.CapacityType, d.Offering.InstanceType, d.Offering.Zone, c.problemText())
-			}
-			d.SpotMaxPrice = c.MaxPriceText
+		m, d, err := ps.launch(node, pool, version)
+		if m != nil {
+			created = append(created, m.Name)
 		}
-		m, err := BuildMachine(LaunchSpec{Cluster: ps.cluster, NodePool: pool, Node: node, Version: version, Decision: d, Replacing: ps.replacing},
-			pool.Spec.Template.Spec.InfrastructureTemplateRef, pool.Spec.Template.Spec.BootstrapTemplateRef)
 		if err != nil {
-			return created, err
-		}
-		if err := ps.Client.Create(ps.ctx, m, client.FieldOwner(FieldOwner)); err != nil {
-			if !apierrors.IsAlreadyExists(err) {
-				return created, fmt.Errorf("creating Machine %s/%s: %w", m.Namespace, m.Name, err)
-			}
-			// The same decision was made before a restart; carry on with
-			// the Machine that exists.
-			if err := ps.APIReader.Get(ps.ctx, client.ObjectKeyFromObject(m), m); err != nil {
-				return created, err
-			}
-			if d, err = ReadDecision(m); err != nil {
-				return created, err
-			}
-		} else {
-			countCreated(m, len(ps.replacing) > 0)
-			ps.Recorder.Eventf(pool, corev1.EventTypeNormal, "Launched", "Machine %s in cluster %s: %s %s in %s at %s for %d pod(s)",
-				m.Name, ps.cluster.Name, d.Offering.CapacityType, d.Offering.InstanceType, d.Offering.Zone, fmtPrice(d.Offering.PricePerHour), d.PodCount)
-		}
-		created = append(created, m.Name)
-		if err := ps.ensureMachineObjects(m, pool, d); err != nil {
-			return created, err
+			// One launch failing (a template deleted, a clone refused by
+			// admission) must not keep the plan's other nodes, often of
+			// other pools, from launching.
+			ps.launchFailed(pool, m, err)
+			failed = append(failed, err)
+			continue
 		}
 		if recorder != nil {
 			for _, pod := range node.Pods {
@@ -684,7 +689,150 @@ func (ps *pass) launchPlan(plan *solver.Plan) ([]string, error) {
 			}
 		}
 	}
-	return created, nil
+	return created, errors.Join(failed...)
+}
+
+// launch creates one node of a plan: its Machine, then the Machine's
+// infrastructure and bootstrap objects. m is the Machine when it exists,
+// even if its objects could not be made.
+func (ps *pass) launch(node *solver.NewNode, pool *v1alpha1.NodePool, version string) (*clusterv1.Machine, Decision, error) {
+	d := NewDecision(node, metav1.NewTime(ps.now))
+	if c := ps.constraints[pool.Name]; c != nil {
+		if !c.Allows(d.Offering.InstanceType, d.Offering.Zone, d.Offering.CapacityType, d.Offering.PricePerHour) {
+			// The restriction keeps such offerings from the solver; a
+			// launch against the template would be refused.
+			return nil, d, fmt.Errorf("NodePool %s: %s %s in %s is not allowed by its AWSMachineTemplate (%s)", pool.Name,
+				d.Offering.CapacityType, d.Offering.InstanceType, d.Offering.Zone, c.problemText())
+		}
+		d.SpotMaxPrice = c.MaxPriceText
+	}
+	m, isNew, err := ps.createMachine(LaunchSpec{Cluster: ps.cluster, NodePool: pool, Node: node, Version: version, Decision: d, Replacing: ps.replacing},
+		pool.Spec.Template.Spec.InfrastructureTemplateRef, pool.Spec.Template.Spec.BootstrapTemplateRef)
+	if err != nil {
+		return nil, d, err
+	}
+	if !isNew {
+		// The same decision was made before a restart; carry on with
+		// the Machine that exists.
+		if d, err = ReadDecision(m); err != nil {
+			return m, d, err
+		}
+	} else {
+		countCreated(m, len(ps.replacing) > 0)
+		ps.Recorder.Eventf(pool, corev1.EventTypeNormal, "Launched", "Machine %s in cluster %s: %s %s in %s at %s for %d pod(s)",
+			m.Name, ps.cluster.Name, d.Offering.CapacityType, d.Offering.InstanceType, d.Offering.Zone, fmtPrice(d.Offering.PricePerHour), d.PodCount)
+	}
+	return m, d, ps.ensureMachineObjects(m, pool, d)
+}
+
+// launchFailed reports a launch that failed for one pool, or a Machine
+// whose objects could not be made: in the log, as Warning Events on the
+// NodePool and the Machine, and in the pool's LaunchConfigurationValid
+// condition (through its report). The pass goes on without it.
+func (ps *pass) launchFailed(pool *v1alpha1.NodePool, m *clusterv1.Machine, err error) {
+	what := "a launch"
+	if m != nil {
+		what = "Machine " + m.Name
+		ps.Recorder.Eventf(m, corev1.EventTypeWarning, "LaunchFailed", "its infrastructure or bootstrap object cannot be made: %v", err)
+	}
+	ps.log.Error(err, "a launch failed; going on with the cluster's other Machines and pools", "nodePool", pool.Name, "machine", what)
+	msg := fmt.Sprintf("%s of the pool failed: %v", what, err)
+	ps.Recorder.Eventf(pool, corev1.EventTypeWarning, "LaunchFailed", "cluster %s: %s", ps.cluster.Name, msg)
+	if ps.launchProblems == nil {
+		ps.launchProblems = map[string][]string{}
+	}
+	ps.launchProblems[pool.Name] = append(ps.launchProblems[pool.Name], msg)
+	// Shown now, not only at the end of a pass that plans: a pass that
+	// finds nothing new to plan for returns before reportPlan.
+	key := client.ObjectKeyFromObject(pool)
+	r := ps.Reports.Get(key)[ps.cluster.Name]
+	r.Reachable, r.LaunchFailed = true, true
+	r.LaunchProblem = joinProblems(r.LaunchProblem, msg)
+	ps.Reports.Set(key, ps.cluster.Name, r)
+}
+
+func joinProblems(a, b string) string {
+	switch {
+	case a == "":
+		return b
+	case strings.Contains(a, b):
+		return a
+	}
+	return a + "; " + b
+}
+
+// maxRelaunchNames bounds the names one decision walks (see RelaunchName):
+// more Machines of it being deleted at once means CAPA is not finishing
+// deletions, and launching more would not help.
+const maxRelaunchNames = 8
+
+// createMachine creates the Machine of a launch, or adopts the live
+// Machine of the same decision that a crash or a lost response left
+// behind: the deterministic name is what makes a launch idempotent. A
+// Machine being deleted under the name is the decision's earlier launch,
+// refused or timed out; adopting it would count capacity that is going
+// away, and cloning objects for it would hand CAPA an AWSMachine to launch
+// for a Machine on its way out. The launch takes the decision's next name
+// instead, as it does past a live Machine the plan already counted as
+// capacity: only a Machine the plan could not see (made by a process that
+// crashed, or by a create whose response was lost) is the same launch.
+// isNew is false when it adopted.
+func (ps *pass) createMachine(l LaunchSpec, infraRef, bootstrapRef v1alpha1.TemplateReference) (m *clusterv1.Machine, isNew bool, err error) {
+	var passed []string
+	for raced := false; l.Relaunch < maxRelaunchNames; l.Relaunch++ {
+		m, err := BuildMachine(l, infraRef, bootstrapRef)
+		if err != nil {
+			return nil, false, err
+		}
+		err = ps.Client.Create(ps.ctx, m, client.FieldOwner(FieldOwner))
+		if err == nil {
+			return m, true, nil
+		}
+		if !apierrors.IsAlreadyExists(err) {
+			return nil, false, fmt.Errorf("creating Machine %s/%s: %w", m.Namespace, m.Name, err)
+		}
+		existing := &clusterv1.Machine{}
+		if err := ps.APIReader.Get(ps.ctx, client.ObjectKeyFromObject(m), existing); err != nil {
+			if apierrors.IsNotFound(err) && !raced {
+				// Deleted between the create and the read: the name is
+				// free again.
+				raced = true
+				l.Relaunch--
+				continue
+			}
+			return nil, false, fmt.Errorf("reading Machine %s/%s, which exists: %w", m.Namespace, m.Name, err)
+		}
+		raced = false
+		switch {
+		case !existing.DeletionTimestamp.IsZero():
+			passed = append(passed, existing.Name+" (being deleted)")
+		case ps.counted[existing.Name]:
+			// The plan counted it as capacity (booting, or registered and
+			// taken by other pods) and still needs a node for these pods:
+			// this is a new decision, not a retry of that one.
+			passed = append(passed, existing.Name+" (counted by this plan)")
+		case !sameDecision(existing, m):
+			// Not a Machine this decision made (made by hand, or by another
+			// pool under a colliding name): never take it over.
+			passed = append(passed, existing.Name+" (another pool's or cluster's)")
+		default:
+			return existing, false, nil
+		}
+	}
+	return nil, false, fmt.Errorf("NodePool %s: no name left for a Machine for %d pod(s): %s; launching again once they are gone",
+		l.NodePool.Name, len(l.Node.Pods), strings.Join(passed, ", "))
+}
+
+// sameDecision reports whether existing is the Machine want describes,
+// made by an earlier attempt: same cluster, same pool, and a decision
+// Joinery recorded.
+func sameDecision(existing, want *clusterv1.Machine) bool {
+	if existing.Labels[clusterv1.ClusterNameLabel] != want.Labels[clusterv1.ClusterNameLabel] ||
+		existing.Labels[v1alpha1.LabelNodePool] != want.Labels[v1alpha1.LabelNodePool] {
+		return false
+	}
+	d, err := ReadDecision(existing)
+	return err == nil && d.NodePool == want.Labels[v1alpha1.LabelNodePool]
 }
 
 // ensureMachineObjects creates the Machine's AWSMachine and bootstrap
@@ -819,6 +967,10 @@ func (ps *pass) reportPlan(plan *solver.Plan) {
 		if msg, blocked := ps.poolBlocked(np, ps.templateIDs[np.Name], ps.now); blocked {
 			r.LaunchBlocked = true
 			r.LaunchProblem = strings.TrimPrefix(strings.Join([]string{r.LaunchProblem, msg}, "; "), "; ")
+		}
+		for _, msg := range ps.launchProblems[np.Name] {
+			r.LaunchFailed = true
+			r.LaunchProblem = joinProblems(r.LaunchProblem, msg)
 		}
 		if n := limited[np.Name]; n > 0 {
 			r.LimitReached = true

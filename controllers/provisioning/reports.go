@@ -25,6 +25,10 @@ type ClusterReport struct {
 	// launches nothing in the cluster because of it.
 	LaunchProblem string
 	LaunchBlocked bool
+	// LaunchFailed says some launch of the pool failed in the last pass
+	// (a Machine whose objects could not be made, named in LaunchProblem);
+	// the pool's other launches went on.
+	LaunchFailed bool
 }
 
 // Reports hands the provisioning loop's findings to the pool status

@@ -179,6 +179,7 @@ func (p *Provisioner) Launch(ctx context.Context, st *ClusterState, nodes []*sol
 	if _, err := ps.prepare(); err != nil {
 		return nil, err
 	}
+	ps.plannedWith(st.Machines)
 	created, err := ps.launchPlan(&solver.Plan{NewNodes: nodes})
 	if err != nil {
 		return created, fmt.Errorf("launching replacements: %w", err)

@@ -35,6 +35,7 @@ import (
 	"github.com/joinery-dev/joinery/controllers/interruption"
 	"github.com/joinery-dev/joinery/controllers/poolstatus"
 	"github.com/joinery-dev/joinery/controllers/provisioning"
+	"github.com/joinery-dev/joinery/internal/apiclock"
 	"github.com/joinery-dev/joinery/internal/shard"
 )
 
@@ -218,6 +219,10 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, error)
 	if o.QPS > 0 {
 		cfg.QPS, cfg.Burst = o.QPS, o.Burst
 	}
+	// Every response of the management cluster's apiserver tells the
+	// clock its time; timeouts counted from its timestamps read it.
+	apiClock := apiclock.New(time.Now)
+	apiClock.Wrap(cfg)
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  scheme,
 		Logger:                  o.Logger,
@@ -301,15 +306,16 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, error)
 	}
 	reports := provisioning.NewReports()
 	provisioner := &provisioning.Provisioner{
-		Client:       mgr.GetClient(),
-		APIReader:    mgr.GetAPIReader(),
-		ClusterCache: clusterCache,
-		Catalog:      source,
-		Images:       images,
-		Recorder:     mgr.GetEventRecorderFor("joinery-provisioning"),
-		Options:      o.Provisioning,
-		Shard:        fleetShard,
-		Reports:      reports,
+		Client:         mgr.GetClient(),
+		APIReader:      mgr.GetAPIReader(),
+		ClusterCache:   clusterCache,
+		Catalog:        source,
+		Images:         images,
+		Recorder:       mgr.GetEventRecorderFor("joinery-provisioning"),
+		Options:        o.Provisioning,
+		Shard:          fleetShard,
+		Reports:        reports,
+		APIServerClock: apiClock,
 	}
 	if err := provisioner.SetupWithManager(ctx, mgr); err != nil {
 		return nil, fmt.Errorf("setting up the provisioning controller: %w", err)

@@ -1,0 +1,484 @@
+package provisioning
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr/testr"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	infrav1 "sigs.k8s.io/cluster-api-provider-aws/v2/api/v1beta2"
+	bootstrapv1 "sigs.k8s.io/cluster-api/api/bootstrap/kubeadm/v1beta2"
+	clusterv1 "sigs.k8s.io/cluster-api/api/core/v1beta2"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
+
+	"github.com/joinery-dev/joinery/api/v1alpha1"
+	"github.com/joinery-dev/joinery/cloud"
+	"github.com/joinery-dev/joinery/internal/apiclock"
+	"github.com/joinery-dev/joinery/internal/testenv"
+	"github.com/joinery-dev/joinery/solver"
+)
+
+// The provisioning windows of issue 15, against a real apiserver (no
+// CAPI or CAPA controllers: what matters is what the pass reads and
+// writes, and the apiserver's own semantics of names, finalizers and
+// deletion).
+
+// eventLog records Events with the kind and name of their object.
+type eventLog struct {
+	mu     sync.Mutex
+	events []recordedEvent
+}
+
+type recordedEvent struct{ kind, name, eventType, reason, message string }
+
+func (l *eventLog) Event(o runtime.Object, eventType, reason, message string) {
+	kind, name := reflect.TypeOf(o).Elem().Name(), ""
+	if m, ok := o.(metav1.Object); ok {
+		name = m.GetName()
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.events = append(l.events, recordedEvent{kind, name, eventType, reason, message})
+}
+
+func (l *eventLog) Eventf(o runtime.Object, eventType, reason, format string, args ...any) {
+	l.Event(o, eventType, reason, fmt.Sprintf(format, args...))
+}
+
+func (l *eventLog) AnnotatedEventf(o runtime.Object, _ map[string]string, eventType, reason, format string, args ...any) {
+	l.Eventf(o, eventType, reason, format, args...)
+}
+
+func (l *eventLog) find(kind, name string, warning bool) []recordedEvent {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []recordedEvent
+	for _, e := range l.events {
+		if e.kind == kind && e.name == name && (!warning || e.eventType == corev1.EventTypeWarning) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+type windowsEnv struct {
+	cfg    *rest.Config
+	scheme *runtime.Scheme
+	c      client.Client
+	scenes int
+}
+
+func startWindowsEnv(t *testing.T) *windowsEnv {
+	if testing.Short() {
+		t.Skip("starts an apiserver")
+	}
+	cluster := testenv.New(t, testenv.Options{
+		Name:              "provisioning-windows",
+		CRDDirectoryPaths: []string{"../../internal/testbed/crds", "../../config/crd/bases"},
+		WithoutScheduler:  true,
+		WithoutKwok:       true,
+	})
+	scheme := runtime.NewScheme()
+	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, clusterv1.AddToScheme, infrav1.AddToScheme, bootstrapv1.AddToScheme, v1alpha1.AddToScheme} {
+		if err := add(scheme); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, err := client.New(cluster.Config, client.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &windowsEnv{cfg: cluster.Config, scheme: scheme, c: c}
+}
+
+// scene is one subtest's namespace: a cluster, its pools and a
+// provisioner that writes through clients of the given config (the
+// management cluster is also the "workload" cluster here).
+type scene struct {
+	t       *testing.T
+	ctx     context.Context
+	env     *windowsEnv
+	c       client.Client
+	ns      string
+	p       *Provisioner
+	events  *eventLog
+	cluster *clusterv1.Cluster
+	pools   []*v1alpha1.NodePool
+}
+
+func (env *windowsEnv) scene(t *testing.T, cfg *rest.Config) *scene {
+	ctx := context.Background()
+	env.scenes++
+	ns := fmt.Sprintf("scene-%d", env.scenes)
+	if err := env.c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.New(cfg, client.Options{Scheme: env.scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	httpClient, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mapper, err := apiutil.NewDynamicRESTMapper(cfg, httpClient)
+	if err != nil {
+		t.Fatal(err)
+	}
+	catalog, err := cloud.Embedded()
+	if err != nil {
+		t.Fatal(err)
+	}
+	events := &eventLog{}
+	opts := DefaultOptions()
+	opts.BatchIdle, opts.BatchMax = 0, 0
+	p := &Provisioner{Client: c, APIReader: c, Catalog: catalog, Recorder: events, Options: opts, Reports: NewReports(), Now: time.Now}
+	p.batches = NewBatches(opts.BatchIdle, opts.BatchMax)
+	p.unavailable = NewUnavailableOfferings(opts.UnavailableTTL)
+	p.templates = &templates{client: c, mapper: mapper}
+	p.offerings = &offeringsCache{source: catalog}
+	p.clusters = map[types.NamespacedName]*clusterState{}
+	p.blocked = map[poolCluster]poolBlock{}
+
+	aws := &infrav1.AWSCluster{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "workload"}, Spec: infrav1.AWSClusterSpec{Region: "us-east-1"}}
+	if err := c.Create(ctx, aws); err != nil {
+		t.Fatal(err)
+	}
+	cluster := &clusterv1.Cluster{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "workload"},
+		Spec: clusterv1.ClusterSpec{
+			InfrastructureRef: clusterv1.ContractVersionedObjectReference{APIGroup: infrav1.GroupVersion.Group, Kind: "AWSCluster", Name: "workload"},
+			Topology:          clusterv1.Topology{Version: "v1.33.1"},
+		},
+		Status: clusterv1.ClusterStatus{FailureDomains: []clusterv1.FailureDomain{{Name: "us-east-1a"}, {Name: "us-east-1b"}}},
+	}
+	key := client.ObjectKeyFromObject(cluster)
+	// Pod Events of the "workload" cluster go to the same log.
+	p.events = &workloadEvents{ctx: ctx, recorders: map[types.NamespacedName]*clusterRecorder{key: {recorder: events}}}
+	return &scene{t: t, ctx: ctx, env: env, c: c, ns: ns, p: p, events: events, cluster: cluster}
+}
+
+// pool creates a NodePool of the scene's cluster with templates of its own.
+func (s *scene) pool(name string) *v1alpha1.NodePool {
+	s.t.Helper()
+	aws := &infrav1.AWSMachineTemplate{ObjectMeta: metav1.ObjectMeta{Namespace: s.ns, Name: name},
+		Spec: infrav1.AWSMachineTemplateSpec{Template: infrav1.AWSMachineTemplateResource{Spec: infrav1.AWSMachineSpec{InstanceType: "m5.large"}}}}
+	kubeadm := &bootstrapv1.KubeadmConfigTemplate{ObjectMeta: metav1.ObjectMeta{Namespace: s.ns, Name: name}}
+	np := &v1alpha1.NodePool{
+		ObjectMeta: metav1.ObjectMeta{Namespace: s.ns, Name: name},
+		Spec: v1alpha1.NodePoolSpec{ClusterName: s.cluster.Name, Template: v1alpha1.NodeClaimTemplate{Spec: v1alpha1.NodeClaimSpec{
+			Requirements: []v1alpha1.NodeSelectorRequirementWithMinValues{
+				{Key: v1alpha1.LabelCapacityType, Operator: v1alpha1.OpIn, Values: []string{v1alpha1.CapacityTypeOnDemand}},
+				{Key: v1alpha1.LabelInstanceType, Operator: v1alpha1.OpIn, Values: []string{"m5.large", "m5.xlarge"}},
+			},
+			InfrastructureTemplateRef: v1alpha1.TemplateReference{APIGroup: infrav1.GroupVersion.Group, Kind: "AWSMachineTemplate", Name: name},
+			BootstrapTemplateRef:      v1alpha1.TemplateReference{APIGroup: bootstrapv1.GroupVersion.Group, Kind: "KubeadmConfigTemplate", Name: name},
+		}}},
+	}
+	np.Spec.Disruption.ConsolidateAfter = "Never"
+	for _, o := range []client.Object{aws, kubeadm, np} {
+		if err := s.c.Create(s.ctx, o); err != nil {
+			s.t.Fatal(err)
+		}
+	}
+	s.pools = append(s.pools, np)
+	return np
+}
+
+// pass is one reconcile of the scene's cluster, as Reconcile starts it.
+func (s *scene) pass() *pass {
+	return &pass{Provisioner: s.p, ctx: s.ctx, log: testr.New(s.t), cluster: s.cluster, pools: s.pools,
+		workload: &workload{reader: s.c, client: s.c}, now: s.p.Now()}
+}
+
+// prepared is a pass that read the cluster's region and its pools'
+// templates, ready to launch.
+func (s *scene) prepared() *pass {
+	s.t.Helper()
+	ps := s.pass()
+	if _, err := ps.prepare(); err != nil {
+		s.t.Fatal(err)
+	}
+	return ps
+}
+
+// pendingPod creates a pod the scheduler found no room for, kept on pool.
+func (s *scene) pendingPod(name, pool string) *corev1.Pod {
+	s.t.Helper()
+	p := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: s.ns, Name: name},
+		Spec: corev1.PodSpec{
+			NodeSelector: map[string]string{v1alpha1.LabelNodePool: pool},
+			Containers: []corev1.Container{{Name: "app", Image: "registry.k8s.io/pause:3.10",
+				Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("500m")}}}},
+		},
+	}
+	if err := s.c.Create(s.ctx, p); err != nil {
+		s.t.Fatal(err)
+	}
+	p.Status.Phase = corev1.PodPending
+	p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodScheduled, Status: corev1.ConditionFalse, Reason: corev1.PodReasonUnschedulable}}
+	if err := s.c.Status().Update(s.ctx, p); err != nil {
+		s.t.Fatal(err)
+	}
+	s.t.Cleanup(func() { _ = s.env.c.Delete(context.Background(), p) })
+	return p
+}
+
+// newNode is a plan's node for pods of pool.
+func newNode(pool string, pods ...*corev1.Pod) *solver.NewNode {
+	return &solver.NewNode{Pool: pool, InstanceType: &solver.InstanceType{Name: "m5.large"},
+		Offering: solver.Offering{Zone: "us-east-1a", CapacityType: v1alpha1.CapacityTypeOnDemand, PricePerHour: 0.096}, Pods: pods}
+}
+
+func (s *scene) machines() []clusterv1.Machine {
+	s.t.Helper()
+	var list clusterv1.MachineList
+	if err := s.c.List(s.ctx, &list, client.InNamespace(s.ns)); err != nil {
+		s.t.Fatal(err)
+	}
+	return list.Items
+}
+
+func (s *scene) exists(o client.Object, name string) bool {
+	s.t.Helper()
+	err := s.env.c.Get(s.ctx, types.NamespacedName{Namespace: s.ns, Name: name}, o)
+	if err != nil && !apierrors.IsNotFound(err) {
+		s.t.Fatal(err)
+	}
+	return err == nil
+}
+
+// terminate deletes a Machine that a finalizer keeps, as CAPI's keeps
+// it while its instance is terminated.
+func (s *scene) terminate(name string) {
+	s.t.Helper()
+	m := &clusterv1.Machine{}
+	if err := s.c.Get(s.ctx, types.NamespacedName{Namespace: s.ns, Name: name}, m); err != nil {
+		s.t.Fatal(err)
+	}
+	m.Finalizers = append(m.Finalizers, clusterv1.MachineFinalizer)
+	if err := s.c.Update(s.ctx, m); err != nil {
+		s.t.Fatal(err)
+	}
+	if err := s.c.Delete(s.ctx, m); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+func TestProvisioningWindows(t *testing.T) {
+	env := startWindowsEnv(t)
+
+	t.Run("a relaunch never adopts a terminating Machine, and stays idempotent", func(t *testing.T) {
+		s := env.scene(t, env.cfg)
+		s.pool("relaunch")
+		pods := []*corev1.Pod{s.pendingPod("a", "relaunch"), s.pendingPod("b", "relaunch")}
+		plan := &solver.Plan{NewNodes: []*solver.NewNode{newNode("relaunch", pods...)}}
+
+		first, err := s.prepared().launchPlan(plan)
+		if err != nil || len(first) != 1 {
+			t.Fatalf("first launch: %v, %v", first, err)
+		}
+		// EC2 refused it (or its node never registered): the pass deleted
+		// it, and CAPI's finalizer keeps it while CAPA terminates; its
+		// AWSMachine is already gone.
+		s.terminate(first[0])
+		if err := s.c.Delete(s.ctx, &infrav1.AWSMachine{ObjectMeta: metav1.ObjectMeta{Namespace: s.ns, Name: first[0]}}); err != nil {
+			t.Fatal(err)
+		}
+
+		relaunch, err := s.prepared().launchPlan(plan)
+		if err != nil || len(relaunch) != 1 {
+			t.Fatalf("relaunch: %v, %v", relaunch, err)
+		}
+		if relaunch[0] == first[0] {
+			t.Fatalf("the relaunch adopted Machine %s, which is being deleted", first[0])
+		}
+		if s.exists(&infrav1.AWSMachine{}, first[0]) {
+			t.Errorf("an AWSMachine was created again for the terminating Machine %s: CAPA would launch an instance for it", first[0])
+		}
+		m := &clusterv1.Machine{}
+		if !s.exists(m, relaunch[0]) || m.DeletionTimestamp != nil {
+			t.Fatalf("the relaunched Machine %s is not there, or is being deleted", relaunch[0])
+		}
+		for _, o := range []client.Object{&infrav1.AWSMachine{}, &bootstrapv1.KubeadmConfig{}} {
+			if !s.exists(o, relaunch[0]) {
+				t.Errorf("the relaunched Machine %s has no %T", relaunch[0], o)
+			}
+		}
+
+		// The manager is killed before the cache shows the relaunch, and
+		// the next process makes the same decision: it must find the
+		// Machine it made, not make another.
+		again, err := s.prepared().launchPlan(plan)
+		if err != nil || len(again) != 1 {
+			t.Fatalf("launch after a restart: %v, %v", again, err)
+		}
+		if again[0] != relaunch[0] {
+			t.Errorf("after a restart the same decision made Machine %s; it should have adopted %s", again[0], relaunch[0])
+		}
+		if n := len(s.machines()); n != 2 {
+			t.Errorf("%d Machines, want 2 (the terminating one and its relaunch)", n)
+		}
+	})
+
+	t.Run("a plan that counted a live Machine as capacity never adopts it for another node", func(t *testing.T) {
+		// The Machine launched for pod a registered, and the scheduler
+		// put another pod there; a pass that saw it and still needs a node
+		// for a (anti-affinity) makes the same decision for a: the name
+		// is taken by a Machine the plan already counted, and adopting it
+		// would leave a pending for good.
+		s := env.scene(t, env.cfg)
+		s.pool("taken")
+		plan := &solver.Plan{NewNodes: []*solver.NewNode{newNode("taken", s.pendingPod("a", "taken"))}}
+		first, err := s.prepared().launchPlan(plan)
+		if err != nil || len(first) != 1 {
+			t.Fatalf("first launch: %v, %v", first, err)
+		}
+		ps := s.prepared()
+		ps.plannedWith(s.machines())
+		second, err := ps.launchPlan(plan)
+		if err != nil || len(second) != 1 {
+			t.Fatalf("second launch: %v, %v", second, err)
+		}
+		if second[0] == first[0] {
+			t.Fatalf("the second launch adopted Machine %s, which its plan had counted as capacity already", first[0])
+		}
+		if n := len(s.machines()); n != 2 {
+			t.Errorf("%d Machines, want 2", n)
+		}
+	})
+
+	t.Run("a Machine whose objects cannot be made is reported and skipped; the other pools launch", func(t *testing.T) {
+		s := env.scene(t, env.cfg)
+		broken := s.pool("broken")
+		s.pool("healthy")
+		stuck, err := s.prepared().launchPlan(&solver.Plan{NewNodes: []*solver.NewNode{newNode("broken", s.pendingPod("x", "broken"))}})
+		if err != nil || len(stuck) != 1 {
+			t.Fatalf("launch: %v, %v", stuck, err)
+		}
+		// A crash left the Machine without its AWSMachine, and its
+		// template is deleted before the next pass can clone it.
+		for _, o := range []client.Object{
+			&infrav1.AWSMachine{ObjectMeta: metav1.ObjectMeta{Namespace: s.ns, Name: stuck[0]}},
+			&infrav1.AWSMachineTemplate{ObjectMeta: metav1.ObjectMeta{Namespace: s.ns, Name: "broken"}},
+		} {
+			if err := s.c.Delete(s.ctx, o); err != nil {
+				t.Fatal(err)
+			}
+		}
+		s.pendingPod("y", "healthy")
+
+		if _, err := s.pass().run(); err != nil {
+			t.Errorf("the pass failed for the whole cluster: %v", err)
+		}
+		var launched []string
+		for _, m := range s.machines() {
+			if m.Labels[v1alpha1.LabelNodePool] == "healthy" {
+				launched = append(launched, m.Name)
+				for _, o := range []client.Object{&infrav1.AWSMachine{}, &bootstrapv1.KubeadmConfig{}} {
+					if !s.exists(o, m.Name) {
+						t.Errorf("the healthy pool's Machine %s has no %T", m.Name, o)
+					}
+				}
+			}
+		}
+		if len(launched) != 1 {
+			t.Errorf("the healthy pool got Machines %v, want one for its pending pod", launched)
+		}
+		if !mentions(s.events.find("NodePool", "broken", true), stuck[0]) {
+			t.Errorf("no Warning Event on NodePool broken; events: %+v", s.events.events)
+		}
+		if len(s.events.find("Machine", stuck[0], true)) == 0 {
+			t.Errorf("no Warning Event on Machine %s", stuck[0])
+		}
+		if r := s.p.Reports.Get(client.ObjectKeyFromObject(broken))[s.cluster.Name]; !r.LaunchFailed || !strings.Contains(r.LaunchProblem, stuck[0]) {
+			t.Errorf("NodePool broken's report does not name the failing Machine: %+v", r)
+		}
+
+		// A launch that fails for one pool (its template is gone) does not
+		// keep the next node of the plan, of another pool, from launching.
+		created, err := s.prepared().launchPlan(&solver.Plan{NewNodes: []*solver.NewNode{
+			newNode("broken", s.pendingPod("z", "broken")), newNode("healthy", s.pendingPod("w", "healthy"))}})
+		// The error is for callers that need every node (a disruption's
+		// replacements); the healthy node was launched all the same.
+		if err == nil || !strings.Contains(err.Error(), "NodePool broken") {
+			t.Errorf("the broken pool's failed launch was not returned: %v", err)
+		}
+		var healthy int
+		for _, name := range created {
+			m := &clusterv1.Machine{}
+			if s.exists(m, name) && m.Labels[v1alpha1.LabelNodePool] == "healthy" && s.exists(&infrav1.AWSMachine{}, name) {
+				healthy++
+			}
+		}
+		if healthy != 1 {
+			t.Errorf("created %v: want the healthy pool's Machine, with its AWSMachine, after the broken pool's failed", created)
+		}
+	})
+
+	t.Run("the registration timeout is measured by the apiserver's clock", func(t *testing.T) {
+		for _, c := range []struct {
+			skew, timeout time.Duration
+			wait          time.Duration
+			gone          bool
+		}{
+			// A manager 20 minutes ahead must not delete a fresh Machine.
+			{skew: 20 * time.Minute, timeout: 15 * time.Minute, gone: false},
+			// One 20 minutes behind must not keep a Machine past its timeout.
+			{skew: -20 * time.Minute, timeout: 2 * time.Second, wait: 3 * time.Second, gone: true},
+		} {
+			manager := func() time.Time { return time.Now().Add(c.skew) }
+			clock := apiclock.New(manager)
+			cfg := rest.CopyConfig(env.cfg)
+			clock.Wrap(cfg)
+			s := env.scene(t, cfg)
+			s.p.Now, s.p.APIServerClock = manager, clock
+			s.p.Options.RegistrationTimeout = c.timeout
+			pool := s.pool("skew")
+			names, err := s.prepared().launchPlan(&solver.Plan{NewNodes: []*solver.NewNode{newNode("skew", s.pendingPod("p", "skew"))}})
+			if err != nil || len(names) != 1 {
+				t.Fatalf("launch: %v, %v", names, err)
+			}
+			time.Sleep(c.wait)
+			m, aws := &clusterv1.Machine{}, &infrav1.AWSMachine{}
+			if !s.exists(m, names[0]) || !s.exists(aws, names[0]) {
+				t.Fatalf("Machine %s or its AWSMachine is missing", names[0])
+			}
+			d, err := ReadDecision(m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			gone, _, err := s.pass().checkMachine(m, pool, d, aws)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if gone != c.gone {
+				t.Errorf("manager clock %s off the apiserver's, registration timeout %s, Machine %s old by the apiserver: deleted %v, want %v",
+					c.skew, c.timeout, c.wait, gone, c.gone)
+			}
+		}
+	})
+}
+
+func mentions(events []recordedEvent, s string) bool {
+	for _, e := range events {
+		if strings.Contains(e.message, s) {
+			return true
+		}
+	}
+	return false
+}
