@@ -12,7 +12,7 @@ KUSTOMIZE := $(BIN)/kustomize
 TOOLS_STAMP := $(BIN)/.tools-stamp
 
 # Packages whose tests start goroutines that share state run with -race.
-RACE_PKGS := ./internal/testenv/...
+RACE_PKGS := ./test/testenv/...
 GO_TEST_FLAGS ?= -count=1 -timeout=30m
 
 .PHONY: all
@@ -77,7 +77,7 @@ test: tools ## Everything CI runs: generated files in sync, vet, unit and integr
 	hack/verify-generated.sh
 	go vet ./...
 	go test $(GO_TEST_FLAGS) -race $(RACE_PKGS)
-	go test $(GO_TEST_FLAGS) $$(go list ./... | grep -v -E '/internal/testenv($$|/)')
+	go test $(GO_TEST_FLAGS) $$(go list ./... | grep -v -E '/test/testenv($$|/)')
 
 .PHONY: e2e
 e2e: tools ## Only the end-to-end suite (e2e/, about 11 minutes): CAPI Machines, cloud faults, provisioning, disruption, interruption, explain.

@@ -43,7 +43,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/joinery-dev/joinery/internal/manager"
-	"github.com/joinery-dev/joinery/internal/testenv"
+	"github.com/joinery-dev/joinery/test/testenv"
 )
 
 const serviceAccount = "joinery-controller-manager"

@@ -20,7 +20,7 @@ import (
 
 	"github.com/joinery-dev/joinery/api/v1alpha1"
 	"github.com/joinery-dev/joinery/controllers/disruption"
-	"github.com/joinery-dev/joinery/internal/testbed"
+	"github.com/joinery-dev/joinery/test/testbed"
 )
 
 // disruptingPool is a pool that consolidates at once, with the given

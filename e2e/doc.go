@@ -1,5 +1,5 @@
 // Package e2e is Joinery's end-to-end suite: Ginkgo specs on the testbed
-// (internal/testbed), a real CAPI management cluster with workload
+// (test/testbed), a real CAPI management cluster with workload
 // clusters and a simulated AWS. Run it with `make e2e` (it is part of
 // `make test` too).
 package e2e

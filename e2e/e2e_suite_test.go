@@ -12,8 +12,8 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
-	"github.com/joinery-dev/joinery/internal/cloudsim"
-	"github.com/joinery-dev/joinery/internal/testbed"
+	"github.com/joinery-dev/joinery/test/cloudsim"
+	"github.com/joinery-dev/joinery/test/testbed"
 )
 
 func TestE2E(t *testing.T) {

@@ -9,7 +9,7 @@ import (
 	clusterv1 "sigs.k8s.io/cluster-api/api/core/v1beta2"
 
 	"github.com/joinery-dev/joinery/api/v1alpha1"
-	"github.com/joinery-dev/joinery/internal/cloudsim"
+	"github.com/joinery-dev/joinery/test/cloudsim"
 )
 
 // spotWarning is the simulated time between the interruption warning and

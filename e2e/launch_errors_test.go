@@ -13,8 +13,8 @@ import (
 
 	"github.com/joinery-dev/joinery/api/v1alpha1"
 	"github.com/joinery-dev/joinery/controllers/provisioning"
-	"github.com/joinery-dev/joinery/internal/cloudsim"
-	"github.com/joinery-dev/joinery/internal/testbed"
+	"github.com/joinery-dev/joinery/test/cloudsim"
+	"github.com/joinery-dev/joinery/test/testbed"
 )
 
 // launchErrorCase is one refused RunInstances, as EC2 answers it to CAPA.

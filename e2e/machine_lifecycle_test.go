@@ -26,8 +26,8 @@ import (
 	"sigs.k8s.io/cluster-api/util/conditions"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/joinery-dev/joinery/internal/cloudsim"
-	"github.com/joinery-dev/joinery/internal/testbed"
+	"github.com/joinery-dev/joinery/test/cloudsim"
+	"github.com/joinery-dev/joinery/test/testbed"
 )
 
 func key(name string) types.NamespacedName {

@@ -28,10 +28,10 @@ import (
 	"github.com/joinery-dev/joinery/api/v1alpha1"
 	"github.com/joinery-dev/joinery/cloud"
 	"github.com/joinery-dev/joinery/controllers/provisioning"
-	"github.com/joinery-dev/joinery/internal/cloudsim"
 	"github.com/joinery-dev/joinery/internal/solverinput"
-	"github.com/joinery-dev/joinery/internal/testbed"
 	"github.com/joinery-dev/joinery/solver"
+	"github.com/joinery-dev/joinery/test/cloudsim"
+	"github.com/joinery-dev/joinery/test/testbed"
 )
 
 // workerTemplates is the name of the AWSMachineTemplate and

@@ -13,7 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/joinery-dev/joinery/api/v1alpha1"
-	"github.com/joinery-dev/joinery/internal/testbed"
+	"github.com/joinery-dev/joinery/test/testbed"
 )
 
 // Issue #19, sharding: CAPI's --watch-filter convention splits the fleet

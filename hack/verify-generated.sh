@@ -3,7 +3,7 @@
 # that changes any file: committed outputs must match their sources.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-generated=(config/crd config/rbac api cloud/data internal/testbed/crds internal/testbed/webhooks)
+generated=(config/crd config/rbac api cloud/data test/testbed/crds test/testbed/webhooks)
 snapshot() {
   local existing=()
   for p in "${generated[@]}"; do [[ -e $p ]] && existing+=("$p"); done

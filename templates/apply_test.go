@@ -14,7 +14,7 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/joinery-dev/joinery/internal/testenv"
+	"github.com/joinery-dev/joinery/test/testenv"
 )
 
 // moduleDir is where the Go module cache holds a module of go.mod.

@@ -17,7 +17,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/joinery-dev/joinery/internal/admission"
-	"github.com/joinery-dev/joinery/internal/testenv"
+	"github.com/joinery-dev/joinery/test/testenv"
 )
 
 var nodePoolGVR = schema.GroupVersionResource{Group: "joinery.dev", Version: "v1alpha1", Resource: "nodepools"}

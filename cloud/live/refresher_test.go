@@ -16,10 +16,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/joinery-dev/joinery/cloud"
-	"github.com/joinery-dev/joinery/internal/cloudsim"
 	"github.com/joinery-dev/joinery/internal/scenario"
 	"github.com/joinery-dev/joinery/internal/solverinput"
 	"github.com/joinery-dev/joinery/solver"
+	"github.com/joinery-dev/joinery/test/cloudsim"
 )
 
 const region = "us-east-1"

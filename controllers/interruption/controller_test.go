@@ -19,8 +19,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	"github.com/joinery-dev/joinery/api/v1alpha1"
-	"github.com/joinery-dev/joinery/internal/cloudsim"
 	"github.com/joinery-dev/joinery/solver"
+	"github.com/joinery-dev/joinery/test/cloudsim"
 )
 
 type recordedUnavailable map[solver.OfferingKey]time.Time

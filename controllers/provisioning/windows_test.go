@@ -27,8 +27,8 @@ import (
 	"github.com/joinery-dev/joinery/api/v1alpha1"
 	"github.com/joinery-dev/joinery/cloud"
 	"github.com/joinery-dev/joinery/internal/apiclock"
-	"github.com/joinery-dev/joinery/internal/testenv"
 	"github.com/joinery-dev/joinery/solver"
+	"github.com/joinery-dev/joinery/test/testenv"
 )
 
 // The provisioning windows of issue 15, against a real apiserver (no
@@ -87,7 +87,7 @@ func startWindowsEnv(t *testing.T) *windowsEnv {
 	}
 	cluster := testenv.New(t, testenv.Options{
 		Name:              "provisioning-windows",
-		CRDDirectoryPaths: []string{"../../internal/testbed/crds", "../../config/crd/bases"},
+		CRDDirectoryPaths: []string{"../../test/testbed/crds", "../../config/crd/bases"},
 		WithoutScheduler:  true,
 		WithoutKwok:       true,
 	})

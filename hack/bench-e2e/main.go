@@ -66,10 +66,10 @@ import (
 
 	"github.com/joinery-dev/joinery/api/v1alpha1"
 	"github.com/joinery-dev/joinery/controllers/provisioning"
-	"github.com/joinery-dev/joinery/internal/cloudsim"
 	"github.com/joinery-dev/joinery/internal/clusterstate"
 	"github.com/joinery-dev/joinery/internal/manager"
-	"github.com/joinery-dev/joinery/internal/testbed"
+	"github.com/joinery-dev/joinery/test/cloudsim"
+	"github.com/joinery-dev/joinery/test/testbed"
 )
 
 const (

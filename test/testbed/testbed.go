@@ -10,7 +10,7 @@
 //     reconcilers, wired as CAPI's core and bootstrap managers wire them.
 //     Bootstrap data, nodeRef, label sync, cordon, drain (respecting PDBs)
 //     and deletion are CAPI's code.
-//   - The simulated cloud (internal/cloudsim) plays CAPA and EC2 in the
+//   - The simulated cloud (test/cloudsim) plays CAPA and EC2 in the
 //     same manager.
 //   - Each workload cluster is a testenv cluster (apiserver, scheduler,
 //     kwok, kube-controller-manager) registered as a CAPI Cluster with an
@@ -59,8 +59,8 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	joineryv1alpha1 "github.com/joinery-dev/joinery/api/v1alpha1"
-	"github.com/joinery-dev/joinery/internal/cloudsim"
-	"github.com/joinery-dev/joinery/internal/testenv"
+	"github.com/joinery-dev/joinery/test/cloudsim"
+	"github.com/joinery-dev/joinery/test/testenv"
 )
 
 // DefaultKubernetesVersion is the version of the control plane binaries

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/joinery-dev/joinery/internal/manager"
-	"github.com/joinery-dev/joinery/internal/testenv"
+	"github.com/joinery-dev/joinery/test/testenv"
 )
 
 // JoineryProcess is Joinery's manager running as a child process: the

@@ -30,7 +30,7 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/joinery-dev/joinery/internal/testenv"
+	"github.com/joinery-dev/joinery/test/testenv"
 )
 
 // CAPA's manager runs as a process of its own against the management
