@@ -29,48 +29,6 @@ func TestLowerBoundKeepsPodsOnTheTypesTheyMayUse(t *testing.T) {
 	}
 }
 
-// bruteForceWithClasses is bruteForceOptimum where pod i may only use the
-// types allowed[i] lists.
-func bruteForceWithClasses(reqs [][3]int64, allowed [][]bool, types []*InstanceType) float64 {
-	n := len(reqs)
-	full := 1<<n - 1
-	nodeCost := make([]float64, full+1)
-	for mask := 1; mask <= full; mask++ {
-		var sum [3]int64
-		for i := 0; i < n; i++ {
-			if mask&(1<<i) != 0 {
-				for r := 0; r < 3; r++ {
-					sum[r] += reqs[i][r]
-				}
-			}
-		}
-		nodeCost[mask] = math.Inf(1)
-		for ti, it := range types {
-			ok := true
-			for i := 0; i < n; i++ {
-				if mask&(1<<i) != 0 && !allowed[i][ti] {
-					ok = false
-				}
-			}
-			a := it.Allocatable
-			if ok && sum[0] <= a.Cpu().MilliValue() && sum[1] <= a.Memory().Value() && sum[2] <= a.Pods().Value() {
-				nodeCost[mask] = math.Min(nodeCost[mask], it.Offerings[0].PricePerHour)
-			}
-		}
-	}
-	best := make([]float64, full+1)
-	for mask := 1; mask <= full; mask++ {
-		best[mask] = math.Inf(1)
-		low := mask & -mask
-		for sub := mask; sub > 0; sub = (sub - 1) & mask {
-			if sub&low != 0 {
-				best[mask] = math.Min(best[mask], nodeCost[sub]+best[mask^sub])
-			}
-		}
-	}
-	return best[full]
-}
-
 // The bound, now with the assignment relaxation, still never exceeds the
 // optimum when pods of different classes may use different types.
 func TestLowerBoundWithClassesNeverExceedsBruteForceOptimum(t *testing.T) {
@@ -112,7 +70,7 @@ func TestLowerBoundWithClassesNeverExceedsBruteForceOptimum(t *testing.T) {
 			allowed = append(allowed, ok)
 		}
 		snap := &Snapshot{Pods: ps, Pools: []*Pool{testPool("default", types)}}
-		opt := bruteForceWithClasses(reqs, allowed, types)
+		opt := bruteForceOptimum(reqs, types, 0, allowed)
 		plan := solveChecked(t, snap)
 		if math.IsInf(opt, 1) {
 			continue

@@ -16,8 +16,9 @@ import (
 // bruteForceOptimum is the cheapest way to put every pod on new nodes of
 // the given types (each pod alone on no more than its node's allocatable),
 // by dynamic programming over subsets of pods. repel pods (the first repel)
-// must each be on a node of their own.
-func bruteForceOptimum(reqs [][3]int64, types []*InstanceType, repel int) float64 {
+// must each be on a node of their own; pod i may only use the types
+// allowed[i] marks (nil allows every type to every pod).
+func bruteForceOptimum(reqs [][3]int64, types []*InstanceType, repel int, allowed [][]bool) float64 {
 	n := len(reqs)
 	full := 1<<n - 1
 	nodeCost := make([]float64, full+1)
@@ -38,9 +39,15 @@ func bruteForceOptimum(reqs [][3]int64, types []*InstanceType, repel int) float6
 		if repelling > 1 {
 			continue
 		}
-		for _, it := range types {
+		for ti, it := range types {
+			ok := true
+			for i := 0; allowed != nil && i < n; i++ {
+				if mask&(1<<i) != 0 && !allowed[i][ti] {
+					ok = false
+				}
+			}
 			a := it.Allocatable
-			if sum[0] <= a.Cpu().MilliValue() && sum[1] <= a.Memory().Value() && sum[2] <= a.Pods().Value() {
+			if ok && sum[0] <= a.Cpu().MilliValue() && sum[1] <= a.Memory().Value() && sum[2] <= a.Pods().Value() {
 				nodeCost[mask] = math.Min(nodeCost[mask], it.Offerings[0].PricePerHour)
 			}
 		}
@@ -98,7 +105,7 @@ func TestLowerBoundNeverExceedsBruteForceOptimum(t *testing.T) {
 			reqs = append(reqs, [3]int64{cpu, mem, 1})
 		}
 		snap := &Snapshot{Pods: ps, Pools: []*Pool{testPool("default", types)}}
-		opt := bruteForceOptimum(reqs, types, repel)
+		opt := bruteForceOptimum(reqs, types, repel, nil)
 		plan := solveChecked(t, snap)
 		if math.IsInf(opt, 1) {
 			continue

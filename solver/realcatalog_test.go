@@ -119,8 +119,14 @@ func microservicePods(count int, seed int64) []*corev1.Pod {
 // realCatalogSnapshot is a generic (requests only) workload on the real
 // us-east-1 catalog with a node-exporter-like DaemonSet.
 func realCatalogSnapshot(tb testing.TB, count int, seed int64) *Snapshot {
+	return onRealCatalog(tb, microservicePods(count, seed))
+}
+
+// onRealCatalog is pods on the real us-east-1 catalog's pools with a
+// node-exporter-like DaemonSet.
+func onRealCatalog(tb testing.TB, pods []*corev1.Pod) *Snapshot {
 	return &Snapshot{
-		Pods:       microservicePods(count, seed),
+		Pods:       pods,
 		Pools:      realPools(tb),
 		DaemonSets: []*appsv1.DaemonSet{daemonSet("node-exporter", "100m", "128Mi")},
 	}

@@ -8,7 +8,6 @@ import (
 	. "github.com/joinery-dev/joinery/solver"
 
 	v1alpha1 "github.com/joinery-dev/joinery/api/v1alpha1"
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -44,11 +43,7 @@ func scalePods(count int, seed int64) []*corev1.Pod {
 }
 
 func scaleSnapshot(tb testing.TB, count int, seed int64) *Snapshot {
-	return &Snapshot{
-		Pods:       scalePods(count, seed),
-		Pools:      realPools(tb),
-		DaemonSets: []*appsv1.DaemonSet{daemonSet("node-exporter", "100m", "128Mi")},
-	}
+	return onRealCatalog(tb, scalePods(count, seed))
 }
 
 // BenchmarkSolveGenericPods measures how the solver scales with the number
