@@ -65,7 +65,7 @@ func TestInstallConfigDefault(t *testing.T) {
 	kustomize := kustomizePath(t)
 	cluster := testenv.New(t, testenv.Options{
 		Name:              "install",
-		CRDDirectoryPaths: []string{filepath.Join("..", "internal", "testbed", "crds")},
+		CRDDirectoryPaths: []string{filepath.Join("..", "test", "testbed", "crds")},
 		WithoutScheduler:  true,
 		WithoutKwok:       true,
 	})

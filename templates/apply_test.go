@@ -42,7 +42,7 @@ func TestRenderedTemplatesApplyToAManagementCluster(t *testing.T) {
 	cluster := testenv.New(t, testenv.Options{
 		Name: "templates",
 		CRDDirectoryPaths: []string{
-			filepath.Join("..", "internal", "testbed", "crds"), // CAPI core, kubeadm bootstrap, CAPA (as go.mod pins them)
+			filepath.Join("..", "test", "testbed", "crds"), // CAPI core, kubeadm bootstrap, CAPA (as go.mod pins them)
 			filepath.Join(capi, "controlplane", "kubeadm", "config", "crd", "bases", "controlplane.cluster.x-k8s.io_kubeadmcontrolplanes.yaml"),
 			filepath.Join(capi, "core", "config", "crd", "bases", "addons.cluster.x-k8s.io_clusterresourcesets.yaml"),
 			filepath.Join("..", "config", "crd", "bases"),
