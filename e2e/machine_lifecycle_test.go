@@ -252,8 +252,28 @@ var _ = Describe("A worker Machine made by hand, without Joinery", Ordered, func
 			}
 		}()
 
+		// Without a hold, the first evicted pod's replacement can be Ready
+		// on node B before CAPI asks to evict the second pod, and the
+		// budget then rightly allows it: a refusal would depend on timing.
+		// A NoSchedule taint on node B keeps the replacement Pending, so
+		// the second eviction must be refused until the hold is lifted.
+		By("node B holds off the first replacement until CAPI has been refused an eviction")
+		hold := corev1.Taint{Key: "e2e.joinery.dev/hold", Value: "pdb", Effect: corev1.TaintEffectNoSchedule}
+		setNodeTaints(ctx, cs, nodeB, []corev1.Taint{hold})
+
 		start := time.Now()
 		Expect(tb.Client.Delete(ctx, first)).To(Succeed())
+		Eventually(ctx, func() string {
+			mu.Lock()
+			defer mu.Unlock()
+			return refusal
+		}).WithTimeout(time.Minute).WithPolling(200*time.Millisecond).Should(ContainSubstring("disruption budget"),
+			"the Machine's Deleting condition never reported a PDB refusal while the replacement could not run")
+		GinkgoWriter.Printf("drain refusal seen: %s\n", refusal)
+		mu.Lock()
+		Expect(minReady).To(BeNumerically(">=", 1), "available replicas dropped below the PodDisruptionBudget's minAvailable before the hold was lifted")
+		mu.Unlock()
+		setNodeTaints(ctx, cs, nodeB, nil)
 
 		By("the Machine, its Node and its instance go away once both pods moved")
 		Eventually(ctx, func() bool {
@@ -276,9 +296,6 @@ var _ = Describe("A worker Machine made by hand, without Joinery", Ordered, func
 		<-machineWatchDone
 		mu.Lock()
 		defer mu.Unlock()
-		By("CAPI's drain was refused an eviction by the PodDisruptionBudget on the way")
-		Expect(refusal).To(ContainSubstring("disruption budget"), "the Machine's Deleting condition never reported a PDB refusal")
-		GinkgoWriter.Printf("drain refusal seen: %s\n", refusal)
 		Expect(events).To(BeNumerically(">", 0))
 		Expect(minReady).To(BeNumerically(">=", 1), "available replicas dropped below the PodDisruptionBudget's minAvailable")
 
@@ -309,6 +326,18 @@ func machineDeleted(ctx context.Context, name string) {
 	Eventually(ctx, func() bool {
 		return apierrors.IsNotFound(tb.Client.Get(ctx, key(name), &clusterv1.Machine{}))
 	}).WithTimeout(deletionWithin).WithPolling(200 * time.Millisecond).Should(BeTrue())
+}
+
+// setNodeTaints replaces a workload Node's taints, retrying on conflicts
+// with the kubelet's and CAPI's own updates of the Node.
+func setNodeTaints(ctx context.Context, cs kubernetes.Interface, name string, taints []corev1.Taint) {
+	eventually(ctx, func(g Gomega) {
+		n, err := cs.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+		g.Expect(err).NotTo(HaveOccurred())
+		n.Spec.Taints = taints
+		_, err = cs.CoreV1().Nodes().Update(ctx, n, metav1.UpdateOptions{})
+		g.Expect(err).NotTo(HaveOccurred())
+	}).Should(Succeed())
 }
 
 // describePods says where each pod runs and whether it is ready, for

@@ -120,6 +120,24 @@ func poolMachines(ctx context.Context, pool string) []clusterv1.Machine {
 	return list.Items
 }
 
+// poolMachinesWithNodes waits until every Machine of a pool has its Node and
+// returns them. A pod can run on a node before CAPI, which polls, has set
+// the Machine's nodeRef: ready pods do not mean every Machine has a Node.
+func poolMachinesWithNodes(ctx context.Context, pool string) []clusterv1.Machine {
+	var machines []clusterv1.Machine
+	Eventually(ctx, func() []string {
+		machines = poolMachines(ctx, pool)
+		var waiting []string
+		for _, m := range machines {
+			if !m.Status.NodeRef.IsDefined() {
+				waiting = append(waiting, m.Name)
+			}
+		}
+		return waiting
+	}).WithTimeout(within).Should(BeEmpty(), "Machines of pool %s without a Node", pool)
+	return machines
+}
+
 func decisionOf(m *clusterv1.Machine) provisioning.Decision {
 	var d provisioning.Decision
 	Expect(json.Unmarshal([]byte(m.Annotations[provisioning.AnnotationDecision]), &d)).To(Succeed(), "decision of Machine %s", m.Name)
@@ -292,16 +310,7 @@ var _ = Describe("Provisioning: pending pods become CAPI Machines", func() {
 		By("every Machine has its Node, and both clusters got Machines")
 		// A Machine whose pods the scheduler put on a bigger node that
 		// registered first still gets its Node (consolidation removes it).
-		Eventually(ctx, func() []string {
-			var waiting []string
-			for _, m := range poolMachines(ctx, "fleet") {
-				if !m.Status.NodeRef.IsDefined() {
-					waiting = append(waiting, m.Name)
-				}
-			}
-			return waiting
-		}).WithTimeout(within).Should(BeEmpty())
-		machines := poolMachines(ctx, "fleet")
+		machines := poolMachinesWithNodes(ctx, "fleet")
 		perCluster := map[string]float64{}
 		for _, m := range machines {
 			Expect(m.Status.NodeRef.IsDefined()).To(BeTrue(), "Machine %s has no nodeRef", m.Name)
@@ -491,7 +500,7 @@ var _ = Describe("Provisioning: pending pods become CAPI Machines", func() {
 		workloadDeployment(ctx, workload, "maxpods", 12, "10m", "16Mi", onPool("maxpods"))
 		Eventually(ctx, readyPods(ctx, workload, "maxpods")).WithTimeout(provisioningWithin).WithPolling(time.Second).Should(Equal(12))
 
-		machines := poolMachines(ctx, "maxpods")
+		machines := poolMachinesWithNodes(ctx, "maxpods")
 		Expect(machines).To(HaveLen(2))
 		for _, m := range machines {
 			By("Machine " + m.Name + ": planned for at most maxPods pods, its kubelet told so, its Node allocating that many")
@@ -581,16 +590,7 @@ var _ = Describe("Provisioning: pending pods become CAPI Machines", func() {
 		}
 
 		By("no capacity was launched twice: one Machine per pod, each Machine's node hosts a burst pod")
-		Eventually(ctx, func() []string {
-			var waiting []string
-			for _, m := range poolMachines(ctx, "burst") {
-				if !m.Status.NodeRef.IsDefined() {
-					waiting = append(waiting, m.Name)
-				}
-			}
-			return waiting
-		}).WithTimeout(within).Should(BeEmpty(), "Machines without a Node")
-		machines = poolMachines(ctx, "burst")
+		machines = poolMachinesWithNodes(ctx, "burst")
 		hosting := map[string]int{}
 		for _, p := range appPods(ctx, workload, "burst") {
 			hosting[p.Spec.NodeName]++
