@@ -413,9 +413,11 @@ type Budget struct {
 	// +optional
 	Schedule *string `json:"schedule,omitempty"`
 	// Duration is how long the budget is active after each scheduled start.
-	// +kubebuilder:validation:Pattern=`^([0-9]+(m|h))+$`
+	// A trailing "0s" is accepted, as Karpenter accepts it: a Go client's
+	// metav1.Duration always writes one ("1h30m0s").
+	// +kubebuilder:validation:Pattern=`^([0-9]+(m|h))+(0s)?$`
 	// +kubebuilder:validation:MaxLength=32
-	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]{1,6}h)?([0-9]{1,7}m)?$')",message="a budget duration is hours and minutes in that order (8h, 1h30m), at most 999999h and 9999999m, so that it fits a Go time.Duration"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]{1,6}h)?([0-9]{1,7}m)?(0s)?$')",message="a budget duration is hours and minutes in that order (8h, 1h30m), at most 999999h and 9999999m, so that it fits a Go time.Duration"
 	// +kubebuilder:validation:Type=string
 	// +optional
 	Duration *metav1.Duration `json:"duration,omitempty"`

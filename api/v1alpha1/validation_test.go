@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	. "github.com/onsi/gomega"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -360,6 +361,8 @@ func invalidNodePools() []invalidCase {
 			message: []string{"spec.template.spec.terminationGracePeriod", "at most 596523h"}},
 		{rule: "budget duration past time.Duration", mutate: setBudget(map[string]any{"nodes": "1", "schedule": "@daily", "duration": "9999999999h"}),
 			message: []string{"spec.disruption.budgets[0].duration", "so that it fits a Go time.Duration"}},
+		{rule: "budget duration with seconds", mutate: setBudget(map[string]any{"nodes": "1", "schedule": "@daily", "duration": "1m30s"}),
+			message: []string{"spec.disruption.budgets[0].duration"}},
 		{rule: "budget duration of 11 digits of minutes", mutate: setBudget(map[string]any{"nodes": "1", "schedule": "@daily", "duration": "99999999999m"}),
 			message: []string{"spec.disruption.budgets[0].duration", "so that it fits a Go time.Duration"}},
 		{rule: "negative cpu limit", mutate: setLimits(map[string]any{"cpu": "-1"}),
@@ -483,6 +486,11 @@ func validVariants() []invalidCase {
 		{rule: "budget schedule MON-FRI", mutate: setBudget(map[string]any{"nodes": "0", "schedule": "0 9 * * MON-FRI", "duration": "8h"})},
 		{rule: "budget schedule @daily", mutate: setBudget(map[string]any{"nodes": "20%", "schedule": "@daily", "duration": "1h30m"})},
 		{rule: "budget schedule with steps and lists", mutate: setBudget(map[string]any{"nodes": "100%", "schedule": "*/15 0-6,22,23 * JAN-MAR,DEC sun", "duration": "10m"})},
+		// Karpenter's budget duration pattern ends in an optional 0s for
+		// the same reason (karpenter v1 NodePool Budget.Duration).
+		{rule: "budget duration as a Go client writes it (metav1.Duration)", mutate: setBudget(map[string]any{"nodes": "0", "schedule": "*/5 * * * *",
+			"duration": (&metav1.Duration{Duration: time.Minute}).Duration.String()})},
+		{rule: "budget duration of 1h30m0s", mutate: setBudget(map[string]any{"nodes": "0", "schedule": "@daily", "duration": "1h30m0s"})},
 		{rule: "budget of 999999999 nodes", mutate: setBudget(map[string]any{"nodes": "999999999"})},
 		{rule: "limits of 1P cpu, 0 memory and 12.5 pricePerHour", mutate: setLimits(map[string]any{"cpu": "1P", "memory": "0", "pricePerHour": "12.5"})},
 		{rule: "integer limits", mutate: setLimits(map[string]any{"cpu": 1000, "nvidia.com/gpu": 8})},
