@@ -101,6 +101,16 @@ PODS ?= 100
 bench-fleet: tools ## One fleet scenario end to end, one line: clusters, pods, Machines, latencies, manager heap (per idle cluster) and CPU (CLUSTERS=20 PODS=100).
 	go run ./hack/bench-e2e -scenarios $(CLUSTERS)x$(PODS) -line
 
+# soak's run: how long churn and faults last, their seed, and how many
+# workload clusters (make soak DURATION=30m SEED=7 SCALE=2).
+DURATION ?= 30m
+SEED ?= 1
+SCALE ?= 2
+
+.PHONY: soak
+soak: tools ## Chaos soak on the testbed: churn, faults and manager kills, invariants checked throughout; prints one `soak:` line (test/soak).
+	go run ./hack/soak -duration $(DURATION) -seed $(SEED) -clusters $(SCALE)
+
 .PHONY: bench-e2e
 bench-e2e: tools ## Provisioning end to end on the testbed: 1000 pending pods in one cluster, then 20 clusters x 100 (BENCH_E2E_FLAGS='-scenarios 1x1000').
 	go run ./hack/bench-e2e $(BENCH_E2E_FLAGS)

@@ -46,6 +46,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/ptr"
 	infrav1 "sigs.k8s.io/cluster-api-provider-aws/v2/api/v1beta2"
 	bootstrapv1 "sigs.k8s.io/cluster-api/api/bootstrap/kubeadm/v1beta2"
@@ -104,6 +105,11 @@ type Options struct {
 	// cores starves every apiserver past its start timeout; in waves each
 	// gets the CPU it needs.
 	ParallelStarts int
+	// ProxyAPIServers puts a Proxy between the management cluster and each
+	// workload apiserver: the Cluster's endpoint and kubeconfig name the
+	// proxy, so cutting it makes the workload cluster unreachable from the
+	// management side only (Workload.Proxy).
+	ProxyAPIServers bool
 }
 
 // Testbed is a running management cluster with its workload clusters.
@@ -141,6 +147,8 @@ type Workload struct {
 	Name    string
 	Cluster *testenv.Cluster
 	Client  client.Client
+	// Proxy is set with Options.ProxyAPIServers.
+	Proxy *Proxy
 }
 
 // Clientset returns a typed client for the workload cluster.
@@ -295,6 +303,15 @@ func Start(ctx context.Context, opts Options) (tb *Testbed, err error) {
 
 	progress("registering the workload clusters with CAPI")
 	for _, w := range tb.Workloads {
+		if opts.ProxyAPIServers {
+			host, port, err := endpoint(w.Cluster.Config.Host)
+			if err != nil {
+				return nil, err
+			}
+			if w.Proxy, err = newProxy(net.JoinHostPort(host, strconv.Itoa(port))); err != nil {
+				return nil, err
+			}
+		}
 		if err := tb.register(ctx, w, opts.ClusterLabels); err != nil {
 			return tb, err
 		}
@@ -370,6 +387,11 @@ func (tb *Testbed) register(ctx context.Context, w *Workload, labels map[string]
 	if err != nil {
 		return fmt.Errorf("workload cluster %s: %w", w.Name, err)
 	}
+	if w.Proxy != nil {
+		if host, port, err = endpoint("https://" + w.Proxy.Addr()); err != nil {
+			return err
+		}
+	}
 	if err := tb.Cloud.RegisterCluster(key, net.JoinHostPort(host, strconv.Itoa(port)), w.Cluster.Config); err != nil {
 		return err
 	}
@@ -407,6 +429,11 @@ func (tb *Testbed) register(ctx context.Context, w *Workload, labels map[string]
 	kubeconfig, err := os.ReadFile(w.Cluster.KubeconfigPath)
 	if err != nil {
 		return err
+	}
+	if w.Proxy != nil {
+		if kubeconfig, err = withServer(kubeconfig, "https://"+w.Proxy.Addr()); err != nil {
+			return fmt.Errorf("pointing %s's kubeconfig at its proxy: %w", w.Name, err)
+		}
 	}
 	kubeconfigSecret := &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{
@@ -574,6 +601,11 @@ func (tb *Testbed) Stop() error {
 		if tb.shutdownClusterCache != nil {
 			tb.shutdownClusterCache()
 		}
+		for _, w := range tb.Workloads {
+			if w.Proxy != nil {
+				w.Proxy.close()
+			}
+		}
 		var mu sync.Mutex
 		var wg sync.WaitGroup
 		stopCluster := func(c *testenv.Cluster) {
@@ -613,4 +645,18 @@ func WorkerMachineSpec() infrav1.AWSMachineSpec {
 		IAMInstanceProfile: "nodes.cluster-api-provider-aws.sigs.k8s.io",
 		CloudInit:          infrav1.CloudInit{InsecureSkipSecretsManager: true},
 	}
+}
+
+// withServer points every cluster of a kubeconfig at server. The
+// apiserver's certificate names 127.0.0.1, so a proxy on another port of
+// the same address verifies.
+func withServer(kubeconfig []byte, server string) ([]byte, error) {
+	cfg, err := clientcmd.Load(kubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range cfg.Clusters {
+		c.Server = server
+	}
+	return clientcmd.Write(*cfg)
 }
