@@ -22,6 +22,7 @@ func (k *checker) costs(ctx context.Context) (fleet, fresh float64, err error) {
 	for _, i := range k.tb.Cloud.Instances() {
 		if i.State == cloudsim.StateRunning && i.Tags["joinery.dev/nodepool"] != "" {
 			fleet += i.PricePerHour
+			k.hist.Printf("cost: fleet has %s %s in %s of pool %s at $%.4f/h (node %s)", i.CapacityType, i.InstanceType, i.Zone, i.Tags["joinery.dev/nodepool"], i.PricePerHour, i.NodeName)
 		}
 	}
 	var pools v1alpha1.NodePoolList
@@ -65,6 +66,9 @@ func (k *checker) costs(ctx context.Context) (fleet, fresh float64, err error) {
 		}
 		if len(plan.Unschedulable) > 0 {
 			return 0, 0, fmt.Errorf("a fresh plan of cluster %s's %d pods leaves %d unschedulable: %s", w.Name, len(pods), len(plan.Unschedulable), plan.Unschedulable[0].Reason)
+		}
+		for _, n := range plan.NewNodes {
+			k.hist.Printf("cost: a fresh plan of %s has %s %s in %s of pool %s at $%.4f/h for %d pods", w.Name, n.Offering.CapacityType, n.InstanceType.Name, n.Offering.Zone, n.Pool, n.Offering.PricePerHour, len(n.Pods))
 		}
 		fresh += plan.TotalPricePerHour
 	}

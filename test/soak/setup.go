@@ -21,12 +21,14 @@ import (
 	"github.com/joinery-dev/joinery/test/testbed"
 )
 
-// The two pools. general serves on-demand and spot, consolidates, and has
-// a budget of one node plus a window every five minutes allowing none;
-// batch is on-demand, expires its Machines and allows two at a time.
+// The pools. general serves on-demand and spot, consolidates, and has a
+// budget of one node plus a window every five minutes allowing none; batch
+// is on-demand, expires its Machines and allows two at a time; gpu is
+// on-demand NVIDIA instances, one at a time.
 const (
 	poolGeneral = "general"
 	poolBatch   = "batch"
+	poolGPU     = "gpu"
 	templates   = "soak-workers"
 
 	// budgetWindowCron/budgetWindow: general's no-disruption window.
@@ -34,6 +36,7 @@ const (
 	budgetWindow     = time.Minute
 	generalBudget    = 1
 	batchBudget      = 2
+	gpuBudget        = 1
 	batchExpireAfter = "4m"
 )
 
@@ -76,7 +79,16 @@ func createPools(ctx context.Context, tb *testbed.Testbed) error {
 	batch.Spec.Disruption.ConsolidateAfter = "30s"
 	batch.Spec.Disruption.Budgets = []v1alpha1.Budget{{Nodes: fmt.Sprint(batchBudget)}}
 	batch.Spec.Template.Spec.ExpireAfter = batchExpireAfter
-	for _, p := range []*v1alpha1.NodePool{general, batch} {
+	gpu := pool(poolGPU, []string{v1alpha1.CapacityTypeOnDemand})
+	gpu.Spec.Template.Spec.Requirements = []v1alpha1.NodeSelectorRequirementWithMinValues{
+		{Key: v1alpha1.LabelCapacityType, Operator: v1alpha1.OpIn, Values: []string{v1alpha1.CapacityTypeOnDemand}},
+		{Key: v1alpha1.AWSLabelPrefix + v1alpha1.SuffixInstanceCategory, Operator: v1alpha1.OpIn, Values: []string{"g"}},
+		{Key: v1alpha1.AWSLabelPrefix + v1alpha1.SuffixInstanceCPU, Operator: v1alpha1.OpLte, Values: []string{"8"}},
+	}
+	gpu.Spec.Disruption.ConsolidationPolicy = v1alpha1.ConsolidationPolicyWhenEmptyOrUnderutilized
+	gpu.Spec.Disruption.ConsolidateAfter = "15s"
+	gpu.Spec.Disruption.Budgets = []v1alpha1.Budget{{Nodes: fmt.Sprint(gpuBudget)}}
+	for _, p := range []*v1alpha1.NodePool{general, batch, gpu} {
 		if err := tb.Client.Create(ctx, p); err != nil {
 			return fmt.Errorf("creating NodePool %s: %w", p.Name, err)
 		}
@@ -97,6 +109,8 @@ func budgetAllows(pool string, t time.Time) int {
 		return generalBudget
 	case poolBatch:
 		return batchBudget
+	case poolGPU:
+		return gpuBudget
 	}
 	return 0
 }

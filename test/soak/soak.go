@@ -210,11 +210,9 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	inj.fill(&res)
 	checker.fill(&res)
 	if opts.MaxCostRatio > 0 && res.CostRatio > opts.MaxCostRatio {
+		hist.Printf("BREACH cost ratio %.2f above %.2f", res.CostRatio, opts.MaxCostRatio)
 		res.Breaches = append(res.Breaches, fmt.Sprintf("cost: the fleet costs $%.4f/h, %.2f times a fresh plan of its pods ($%.4f/h); the bound is %.2f",
 			res.FleetPerHour, res.CostRatio, res.FreshPerHour, opts.MaxCostRatio))
-	}
-	for _, b := range res.Breaches {
-		hist.Printf("BREACH %s", b)
 	}
 	hist.Printf("%s", res.Line())
 	if len(res.Breaches) > 0 {

@@ -28,6 +28,7 @@ type app struct {
 	doNotDisrupt  bool
 	spotOnly      bool
 	zoneSpread    bool
+	gpus          int64
 	pdbMinAvail   *intstr.IntOrString // nil: no PodDisruptionBudget
 	pdbCanBeTight bool                // the churn sometimes makes it allow no eviction
 }
@@ -39,6 +40,7 @@ var apps = []app{
 	{name: "spot", pool: poolGeneral, cpu: "300m", memory: "384Mi", min: 0, max: 6, spotOnly: true},
 	{name: "pinned", pool: poolBatch, cpu: "200m", memory: "128Mi", min: 1, max: 3, doNotDisrupt: true},
 	{name: "batch", pool: poolBatch, cpu: "1", memory: "1Gi", min: 0, max: 10, pdbMinAvail: ptr.To(intstr.FromInt32(1))},
+	{name: "gpu", pool: poolGPU, cpu: "500m", memory: "1Gi", gpus: 1, min: 0, max: 2},
 }
 
 // workload creates the apps in every workload cluster and rescales them.
@@ -82,6 +84,10 @@ func (a app) deployment() *appsv1.Deployment {
 				corev1.ResourceCPU: resource.MustParse(a.cpu), corev1.ResourceMemory: resource.MustParse(a.memory),
 			}},
 		}},
+	}
+	if a.gpus > 0 {
+		spec.Containers[0].Resources.Requests["nvidia.com/gpu"] = *resource.NewQuantity(a.gpus, resource.DecimalSI)
+		spec.Containers[0].Resources.Limits = corev1.ResourceList{"nvidia.com/gpu": *resource.NewQuantity(a.gpus, resource.DecimalSI)}
 	}
 	if a.spotOnly {
 		spec.NodeSelector[v1alpha1.LabelCapacityType] = v1alpha1.CapacityTypeSpot
