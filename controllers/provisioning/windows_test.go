@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 	infrav1 "sigs.k8s.io/cluster-api-provider-aws/v2/api/v1beta2"
 	bootstrapv1 "sigs.k8s.io/cluster-api/api/bootstrap/kubeadm/v1beta2"
 	clusterv1 "sigs.k8s.io/cluster-api/api/core/v1beta2"
@@ -427,6 +428,87 @@ func TestProvisioningWindows(t *testing.T) {
 		}
 		if healthy != 1 {
 			t.Errorf("created %v: want the healthy pool's Machine, with its AWSMachine, after the broken pool's failed", created)
+		}
+	})
+
+	// After Karpenter core's "should not schedule pods with nodePool which
+	// is not ready" (provisioning/scheduling suite, "Scheduling Logic"):
+	// Karpenter skips a pool whose NodeClass cannot be resolved and plans
+	// with the rest; here one pool that cannot size its nodes launches
+	// nothing, says why, and the cluster's other pools still launch.
+	t.Run("a pool whose node model cannot be built is reported and skipped; the other pools launch", func(t *testing.T) {
+		s := env.scene(t, env.cfg)
+		unsized := s.pool("unsized")
+		s.pool("sized")
+		// The apiserver admits any string as a kubelet flag's value;
+		// only sizing the pool's nodes finds this one unusable.
+		kubeadm := &bootstrapv1.KubeadmConfigTemplate{}
+		if err := s.c.Get(s.ctx, types.NamespacedName{Namespace: s.ns, Name: "unsized"}, kubeadm); err != nil {
+			t.Fatal(err)
+		}
+		kubeadm.Spec.Template.Spec.JoinConfiguration.NodeRegistration.KubeletExtraArgs = []bootstrapv1.Arg{{Name: "max-pods", Value: ptr.To("lots")}}
+		if err := s.c.Update(s.ctx, kubeadm); err != nil {
+			t.Fatal(err)
+		}
+		s.pendingPod("u", "unsized")
+		s.pendingPod("v", "sized")
+
+		if _, err := s.pass().run(); err != nil {
+			t.Fatalf("the pass failed for the whole cluster: %v", err)
+		}
+		byPool := map[string]int{}
+		for _, m := range s.machines() {
+			byPool[m.Labels[v1alpha1.LabelNodePool]]++
+		}
+		if byPool["sized"] != 1 || byPool["unsized"] != 0 {
+			t.Errorf("Machines by pool %v, want one for sized and none for unsized", byPool)
+		}
+		r := s.p.Reports.Get(client.ObjectKeyFromObject(unsized))[s.cluster.Name]
+		for _, want := range []string{"bootstrap template unsized", "kubeletExtraArgs", "max-pods", "lots", "fix it"} {
+			if !r.LaunchBlocked || !strings.Contains(r.LaunchProblem, want) {
+				t.Errorf("NodePool unsized's report %+v: want it blocked, its problem naming %q", r, want)
+			}
+		}
+		events := s.events.find("NodePool", "unsized", true)
+		if !mentions(events, "kubeletExtraArgs") {
+			t.Errorf("no Warning Event on NodePool unsized naming the field; events: %+v", events)
+		}
+		if r := s.p.Reports.Get(client.ObjectKeyFromObject(s.pools[1]))[s.cluster.Name]; r.LaunchBlocked || r.LaunchProblem != "" {
+			t.Errorf("NodePool sized is reported with a problem: %+v", r)
+		}
+
+		// Reported once per problem, not once per pass.
+		if _, err := s.pass().run(); err != nil {
+			t.Fatal(err)
+		}
+		if n := len(s.events.find("NodePool", "unsized", true)); n != len(events) {
+			t.Errorf("a second pass recorded the same problem again: %d Warning Events, had %d", n, len(events))
+		}
+
+		// Fixed, the pool launches for its pod.
+		if err := s.c.Get(s.ctx, types.NamespacedName{Namespace: s.ns, Name: "unsized"}, kubeadm); err != nil {
+			t.Fatal(err)
+		}
+		kubeadm.Spec.Template.Spec.JoinConfiguration.NodeRegistration.KubeletExtraArgs = []bootstrapv1.Arg{{Name: "max-pods", Value: ptr.To("58")}}
+		if err := s.c.Update(s.ctx, kubeadm); err != nil {
+			t.Fatal(err)
+		}
+		// A model is kept for nodeModelTTL, and waiting pods are planned
+		// again every Replan; a test need not wait either out.
+		s.p.modelCache = nodeModels{}
+		s.p.Options.Replan = time.Nanosecond
+		if _, err := s.pass().run(); err != nil {
+			t.Fatal(err)
+		}
+		byPool = map[string]int{}
+		for _, m := range s.machines() {
+			byPool[m.Labels[v1alpha1.LabelNodePool]]++
+		}
+		if byPool["unsized"] != 1 {
+			t.Errorf("after the template's fix, Machines by pool %v, want one for unsized", byPool)
+		}
+		if r := s.p.Reports.Get(client.ObjectKeyFromObject(unsized))[s.cluster.Name]; r.LaunchBlocked {
+			t.Errorf("after the fix NodePool unsized is still blocked: %+v", r)
 		}
 	})
 
