@@ -3,6 +3,7 @@ package provisioning_test
 import (
 	"context"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -25,6 +26,7 @@ import (
 
 	"github.com/joinery-dev/joinery/api/v1alpha1"
 	"github.com/joinery-dev/joinery/controllers/provisioning"
+	"github.com/joinery-dev/joinery/internal/explain"
 	"github.com/joinery-dev/joinery/internal/manager"
 	"github.com/joinery-dev/joinery/test/cloudsim"
 	"github.com/joinery-dev/joinery/test/testbed"
@@ -52,7 +54,8 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	var err error
 	tb, err = testbed.Start(ctx, testbed.Options{
 		WorkloadClusters: 1, Dir: GinkgoT().TempDir(), Log: log,
-		Cloud: cloudsim.Options{BootDelay: 500 * time.Millisecond, JoinDelay: 200 * time.Millisecond, ShutdownDelay: time.Millisecond},
+		Cloud: cloudsim.Options{BootDelay: 500 * time.Millisecond, JoinDelay: 200 * time.Millisecond, ShutdownDelay: time.Millisecond,
+			ZoneNames: accountZones},
 	})
 	Expect(err).NotTo(HaveOccurred())
 	DeferCleanup(func() {
@@ -68,6 +71,9 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	opts := manager.DefaultOptions()
 	opts.MetricsAddr, opts.ProbeAddr, opts.LeaderElect, opts.SkipNameValidation, opts.Logger = "0", "0", false, true, log
 	opts.Provisioning.RegistrationTimeout = 2 * time.Minute
+	// The catalog and the account's zone names come from the simulated
+	// EC2, as in production with --catalog-regions (and --ec2-endpoint).
+	opts.Catalog.Regions, opts.Catalog.Endpoint = []string{tb.Cloud.Region()}, tb.Cloud.EC2Endpoint()
 	mgrCtx, cancel := context.WithCancel(context.Background())
 	mgr, err := manager.New(mgrCtx, tb.Management.Config, opts)
 	Expect(err).NotTo(HaveOccurred())
@@ -80,6 +86,17 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 }, NodeTimeout(4*time.Minute))
 
 const within = 90 * time.Second
+
+// accountZones is how this suite's AWS account names us-east-1's zones.
+// AWS shuffles the name->zone mapping per account; this one differs from
+// the embedded snapshot's guess (cloud.DefaultZoneNames: use1-az1 is
+// us-east-1a, use1-az2 us-east-1b, ...) for every zone, so a plan made with
+// the guess puts a Machine in another zone than it priced, or in none of
+// the Cluster's failure domains (us-east-1a..c here).
+var accountZones = map[string]string{
+	"use1-az4": "us-east-1a", "use1-az6": "us-east-1b", "use1-az1": "us-east-1c",
+	"use1-az2": "us-east-1d", "use1-az5": "us-east-1e", "use1-az3": "us-east-1f",
+}
 
 func key(name string) types.NamespacedName {
 	return types.NamespacedName{Namespace: tb.Namespace, Name: name}
@@ -197,6 +214,59 @@ var _ = Describe("Provisioning reads CAPA's AWSMachines", func() {
 			return names
 		}).WithTimeout(within).ShouldNot(BeEmpty())
 		Eventually(ctx, func() int { return runningPods(ctx, "oob") }).WithTimeout(within).Should(Equal(1))
+	})
+
+	// After Karpenter core's "should launch pods with different zone
+	// selectors on different instances" (provisioning/scheduling suite),
+	// with the zone selected by ID as Karpenter's AWS provider resolves it
+	// through DescribeAvailabilityZones: every name Joinery writes (the
+	// decision, the Machine's failure domain, hence CAPA's subnet) is the
+	// account's name of that zone, not the snapshot's guess.
+	It("names zones as the account's DescribeAvailabilityZones does, not as the snapshot guesses", func(ctx SpecContext) {
+		const zoneID, zoneName = "use1-az4", "us-east-1a" // the snapshot guesses us-east-1d, no failure domain of the Cluster
+		pool(ctx, "zoned", nil,
+			v1alpha1.NodeSelectorRequirementWithMinValues{Key: v1alpha1.LabelZoneID, Operator: v1alpha1.OpIn, Values: []string{zoneID}},
+			v1alpha1.NodeSelectorRequirementWithMinValues{Key: v1alpha1.LabelCapacityType, Operator: v1alpha1.OpIn, Values: []string{v1alpha1.CapacityTypeOnDemand}})
+		pods(ctx, "zoned", "zoned", 1, "500m")
+		Eventually(ctx, func() int { return runningPods(ctx, "zoned") }).WithTimeout(within).Should(Equal(1))
+
+		ms := machines(ctx, "zoned")
+		Expect(ms).To(HaveLen(1))
+		m := ms[0]
+		d, err := provisioning.ReadDecision(&m)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(d.Offering.ZoneID).To(Equal(zoneID))
+		Expect(d.Offering.Zone).To(Equal(zoneName), "the decision's zone name")
+		Expect(m.Spec.FailureDomain).To(Equal(zoneName), "the Machine's failure domain, where CAPA picks the subnet")
+
+		By("the instance runs in the zone the plan priced")
+		aws := &infrav1.AWSMachine{}
+		Expect(tb.Client.Get(ctx, key(m.Spec.InfrastructureRef.Name), aws)).To(Succeed())
+		Expect(aws.Spec.InstanceID).NotTo(BeNil())
+		inst, ok := tb.Cloud.Instance(*aws.Spec.InstanceID)
+		Expect(ok).To(BeTrue())
+		idOf := map[string]string{}
+		for _, z := range tb.Cloud.EC2().Zones() {
+			idOf[z.Name] = z.ID
+		}
+		Expect(idOf[inst.Zone]).To(Equal(zoneID), "instance %s is in %s", inst.ID, inst.Zone)
+		Expect(inst.InstanceType).To(Equal(d.Offering.InstanceType))
+
+		By("the Node's zone labels, set by the kubelet and the cloud provider, agree")
+		node := &corev1.Node{}
+		Expect(tb.Workload(cluster).Client.Get(ctx, types.NamespacedName{Name: inst.NodeName}, node)).To(Succeed())
+		Expect(node.Labels).To(HaveKeyWithValue(v1alpha1.LabelZone, zoneName))
+		Expect(node.Labels).To(HaveKeyWithValue(v1alpha1.LabelZoneID, zoneID))
+
+		By("joinery explain names the account's zone, and nothing was assumed")
+		var out strings.Builder
+		// Uncached, as the CLI reads: it lists Events by field selector.
+		reader, err := client.New(tb.Management.Config, client.Options{Scheme: tb.Client.Scheme()})
+		Expect(err).NotTo(HaveOccurred())
+		e := &explain.Explainer{Client: reader, Workload: explain.WorkloadFromSecrets(reader)}
+		Expect(e.Machine(ctx, &out, key(m.Name))).To(Succeed())
+		Expect(out.String()).To(ContainSubstring(d.Offering.InstanceType + " in " + zoneName))
+		Expect(poolEvents(ctx, "zoned", "NodeModelAssumed")).To(BeEmpty())
 	})
 
 	It("launches nothing for a template that needs a public subnet the AWSCluster lacks, and says so on the NodePool", func(ctx SpecContext) {

@@ -154,6 +154,9 @@ type clusterState struct {
 	// notes are the assumptions the last pass planned with, by pool
 	// (see nodeModel), reported when they change.
 	notes map[string]string
+	// unbuildable are the pools whose node model the last pass could not
+	// build, with why (see prepare), announced when it changes.
+	unbuildable map[string]string
 	// nodeLost are Machines whose Node disappeared, since when (guarded
 	// by Provisioner.mu: the disruption controller reads it too).
 	nodeLost map[types.UID]time.Time

@@ -51,6 +51,10 @@ type pass struct {
 	subnets     infrav1.Subnets
 	constraints map[string]*LaunchConstraints
 	templateIDs map[string]string
+	// unbuildable are the pools whose node model cannot be built from
+	// their templates (see prepare), with why: they launch nothing in the
+	// cluster, and the other pools plan as usual.
+	unbuildable map[string]string
 	// launchProblems are the launches of this pass that failed, by pool
 	// (see launchFailed).
 	launchProblems map[string][]string
@@ -79,6 +83,7 @@ func (ps *pass) run() (ctrl.Result, error) {
 	}
 	for _, np := range ps.pools {
 		ps.reportNotes(np, ps.notes[np.Name])
+		ps.reportUnbuildable(np, st)
 	}
 
 	view, err := clusterstate.Read(ps.ctx, ps.Client, ps.workload.reader, ps.cluster)
@@ -89,7 +94,7 @@ func (ps *pass) run() (ctrl.Result, error) {
 	for _, m := range view.Machines {
 		ps.counted[m.Name] = true
 	}
-	objs := solverinput.Objects{NodePools: ps.pools, InFlight: map[string]bool{}, NodeModels: ps.models}
+	objs := solverinput.Objects{NodePools: ps.plannablePools(), InFlight: map[string]bool{}, NodeModels: ps.models}
 	for _, n := range view.Nodes {
 		if !clusterstate.NodeInitialized(n) {
 			objs.InFlight[n.Name] = true
@@ -303,20 +308,28 @@ func (ps *pass) prepare() ([]cloud.InstanceTypeOfferings, error) {
 	ps.types = map[string]map[string]*solverinput.LaunchableType{}
 	ps.models = map[string]solverinput.NodeModel{}
 	ps.notes = map[string][]string{}
+	ps.unbuildable = map[string]string{}
 	for _, np := range ps.pools {
-		model, notes, err := ps.nodeModel(np)
+		model, notes, byName, err := ps.sizePool(np, offered)
 		if err != nil {
-			return nil, err
+			// One pool's bad template must not stop the cluster's other
+			// pools: it is blocked (see restriction) and reported (see
+			// reportPlan). Its Machines already booting are still
+			// capacity on the way, sized as the kubelet's defaults would
+			// make them, so their pods are not launched for twice.
+			ps.unbuildable[np.Name] = err.Error()
+			ps.log.Error(err, "a NodePool's node model cannot be built; the pool launches nothing in this cluster, its other pools go on", "nodePool", np.Name)
+			model = solverinput.NodeModel{VMMemoryOverheadPercent: ps.Options.VMMemoryOverheadPercent}
+			if byName, err = solverinput.LaunchableTypesByName(np, offered, model); err != nil {
+				byName = nil // not planned at all (see plannablePools)
+			}
+			notes = nil
 		}
 		if assumedZones != "" {
 			notes = append(notes, assumedZones)
 		}
 		ps.notes[np.Name] = notes
 		ps.models[np.Name] = model
-		byName, err := solverinput.LaunchableTypesByName(np, offered, ps.models[np.Name])
-		if err != nil {
-			return nil, err
-		}
 		ps.types[np.Name] = byName
 	}
 	ps.constraints = map[string]*LaunchConstraints{}
@@ -346,12 +359,67 @@ func (ps *pass) prepare() ([]cloud.InstanceTypeOfferings, error) {
 	return offered, nil
 }
 
+// reportUnbuildable records a Warning Event on a pool whose node model
+// cannot be built, once per distinct problem: the pool's condition
+// (through reportPlan's report) says it for as long as it holds.
+func (ps *pass) reportUnbuildable(np *v1alpha1.NodePool, st *clusterState) {
+	msg := ps.unbuildable[np.Name]
+	if st.unbuildable == nil {
+		st.unbuildable = map[string]string{}
+	}
+	if st.unbuildable[np.Name] == msg {
+		return
+	}
+	st.unbuildable[np.Name] = msg
+	if msg == "" {
+		return
+	}
+	ps.Recorder.Eventf(np, corev1.EventTypeWarning, "LaunchConfigurationError", "cluster %s: the pool launches nothing: %s", ps.cluster.Name, msg)
+	// Shown now, not only at the end of a pass that plans: a pass with
+	// nothing new to plan returns before reportPlan.
+	key := client.ObjectKeyFromObject(np)
+	r := ps.Reports.Get(key)[ps.cluster.Name]
+	r.Reachable, r.LaunchBlocked = true, true
+	r.LaunchProblem = joinProblems(r.LaunchProblem, msg)
+	ps.Reports.Set(key, ps.cluster.Name, r)
+}
+
+// sizePool builds a pool's node model and sizes its instance types with
+// it. An error names the pool, the template and the field to fix.
+func (ps *pass) sizePool(np *v1alpha1.NodePool, offered []cloud.InstanceTypeOfferings) (solverinput.NodeModel, []string, map[string]*solverinput.LaunchableType, error) {
+	model, notes, err := ps.nodeModel(np)
+	if err != nil {
+		return model, notes, nil, err
+	}
+	byName, err := solverinput.LaunchableTypesByName(np, offered, model)
+	if err != nil {
+		// The error names the pool and the field.
+		return model, notes, nil, fmt.Errorf("%w; fix it: until then the pool's nodes cannot be sized and it launches nothing in this cluster", err)
+	}
+	return model, notes, byName, nil
+}
+
+// plannablePools are the pools the solver sees: all but those whose types
+// cannot be sized even with the kubelet's defaults.
+func (ps *pass) plannablePools() []*v1alpha1.NodePool {
+	pools := make([]*v1alpha1.NodePool, 0, len(ps.pools))
+	for _, np := range ps.pools {
+		if ps.types[np.Name] != nil || ps.unbuildable[np.Name] == "" {
+			pools = append(pools, np)
+		}
+	}
+	return pools
+}
+
 // restriction is what this pass withholds from the solver.
 func (ps *pass) restriction() *restriction {
 	r := &restriction{region: ps.region, namespace: ps.cluster.Namespace, constraints: ps.constraints,
 		scopes: ps.unavailable.Scopes(ps.now), blocked: map[string]bool{}}
 	for _, np := range ps.pools {
 		if _, blocked := ps.poolBlocked(np, ps.templateIDs[np.Name], ps.now); blocked {
+			r.blocked[np.Name] = true
+		}
+		if ps.unbuildable[np.Name] != "" {
 			r.blocked[np.Name] = true
 		}
 	}
@@ -967,6 +1035,10 @@ func (ps *pass) reportPlan(plan *solver.Plan) {
 		if msg, blocked := ps.poolBlocked(np, ps.templateIDs[np.Name], ps.now); blocked {
 			r.LaunchBlocked = true
 			r.LaunchProblem = strings.TrimPrefix(strings.Join([]string{r.LaunchProblem, msg}, "; "), "; ")
+		}
+		if msg := ps.unbuildable[np.Name]; msg != "" {
+			r.LaunchBlocked = true
+			r.LaunchProblem = joinProblems(r.LaunchProblem, msg)
 		}
 		for _, msg := range ps.launchProblems[np.Name] {
 			r.LaunchFailed = true

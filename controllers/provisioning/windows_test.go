@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 	infrav1 "sigs.k8s.io/cluster-api-provider-aws/v2/api/v1beta2"
 	bootstrapv1 "sigs.k8s.io/cluster-api/api/bootstrap/kubeadm/v1beta2"
 	clusterv1 "sigs.k8s.io/cluster-api/api/core/v1beta2"
@@ -104,6 +105,34 @@ func startWindowsEnv(t *testing.T) *windowsEnv {
 	return &windowsEnv{cfg: cluster.Config, scheme: scheme, c: c}
 }
 
+// provisioner is a Provisioner as a new manager process starts one,
+// writing and reading the management cluster through c.
+func (env *windowsEnv) provisioner(t *testing.T, cfg *rest.Config, c client.Client) *Provisioner {
+	t.Helper()
+	httpClient, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mapper, err := apiutil.NewDynamicRESTMapper(cfg, httpClient)
+	if err != nil {
+		t.Fatal(err)
+	}
+	catalog, err := cloud.Embedded()
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := DefaultOptions()
+	opts.BatchIdle, opts.BatchMax = 0, 0
+	p := &Provisioner{Client: c, APIReader: c, Catalog: catalog, Recorder: &eventLog{}, Options: opts, Reports: NewReports(), Now: time.Now}
+	p.batches = NewBatches(opts.BatchIdle, opts.BatchMax)
+	p.unavailable = NewUnavailableOfferings(opts.UnavailableTTL)
+	p.templates = &templates{client: c, mapper: mapper}
+	p.offerings = &offeringsCache{source: catalog}
+	p.clusters = map[types.NamespacedName]*clusterState{}
+	p.blocked = map[poolCluster]poolBlock{}
+	return p
+}
+
 // scene is one subtest's namespace: a cluster, its pools and a
 // provisioner that writes through clients of the given config (the
 // management cluster is also the "workload" cluster here).
@@ -130,28 +159,8 @@ func (env *windowsEnv) scene(t *testing.T, cfg *rest.Config) *scene {
 	if err != nil {
 		t.Fatal(err)
 	}
-	httpClient, err := rest.HTTPClientFor(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mapper, err := apiutil.NewDynamicRESTMapper(cfg, httpClient)
-	if err != nil {
-		t.Fatal(err)
-	}
-	catalog, err := cloud.Embedded()
-	if err != nil {
-		t.Fatal(err)
-	}
-	events := &eventLog{}
-	opts := DefaultOptions()
-	opts.BatchIdle, opts.BatchMax = 0, 0
-	p := &Provisioner{Client: c, APIReader: c, Catalog: catalog, Recorder: events, Options: opts, Reports: NewReports(), Now: time.Now}
-	p.batches = NewBatches(opts.BatchIdle, opts.BatchMax)
-	p.unavailable = NewUnavailableOfferings(opts.UnavailableTTL)
-	p.templates = &templates{client: c, mapper: mapper}
-	p.offerings = &offeringsCache{source: catalog}
-	p.clusters = map[types.NamespacedName]*clusterState{}
-	p.blocked = map[poolCluster]poolBlock{}
+	p := env.provisioner(t, cfg, c)
+	events := p.Recorder.(*eventLog)
 
 	aws := &infrav1.AWSCluster{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "workload"}, Spec: infrav1.AWSClusterSpec{Region: "us-east-1"}}
 	if err := c.Create(ctx, aws); err != nil {
@@ -169,6 +178,59 @@ func (env *windowsEnv) scene(t *testing.T, cfg *rest.Config) *scene {
 	// Pod Events of the "workload" cluster go to the same log.
 	p.events = &workloadEvents{ctx: ctx, recorders: map[types.NamespacedName]*clusterRecorder{key: {recorder: events}}}
 	return &scene{t: t, ctx: ctx, env: env, c: c, ns: ns, p: p, events: events, cluster: cluster}
+}
+
+// restarted is the scene as a new manager process finds it: the same
+// apiserver and objects, a Provisioner with none of the old one's memory,
+// reading Machines through c.
+func (env *windowsEnv) restarted(t *testing.T, s *scene, c client.Client) *scene {
+	t.Helper()
+	fresh := env.provisioner(t, env.cfg, c)
+	fresh.events = s.p.events
+	next := *s
+	next.p, next.events = fresh, fresh.Recorder.(*eventLog)
+	return &next
+}
+
+// killAfterMachine is a client whose process dies right after a Machine
+// create reaches the apiserver: every write after it fails.
+type killAfterMachine struct {
+	client.Client
+	dead bool
+}
+
+func (k *killAfterMachine) Create(ctx context.Context, obj client.Object, opts ...client.CreateOption) error {
+	if k.dead {
+		return fmt.Errorf("the process was killed")
+	}
+	err := k.Client.Create(ctx, obj, opts...)
+	if _, ok := obj.(*clusterv1.Machine); ok && err == nil {
+		k.dead = true
+	}
+	return err
+}
+
+// hideMachines lists Machines as a cache whose first list came before the
+// hidden ones were created.
+type hideMachines struct {
+	client.Client
+	hidden map[string]bool
+}
+
+func (h *hideMachines) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
+	if err := h.Client.List(ctx, list, opts...); err != nil {
+		return err
+	}
+	if ml, ok := list.(*clusterv1.MachineList); ok {
+		kept := ml.Items[:0]
+		for _, m := range ml.Items {
+			if !h.hidden[m.Name] {
+				kept = append(kept, m)
+			}
+		}
+		ml.Items = kept
+	}
+	return nil
 }
 
 // pool creates a NodePool of the scene's cluster with templates of its own.
@@ -427,6 +489,138 @@ func TestProvisioningWindows(t *testing.T) {
 		}
 		if healthy != 1 {
 			t.Errorf("created %v: want the healthy pool's Machine, with its AWSMachine, after the broken pool's failed", created)
+		}
+	})
+
+	// After Karpenter core's "should wait for cluster to be synced and not
+	// over provision" (static/provisioning suite): Karpenter plans only
+	// once its state holds every NodeClaim the apiserver lists. This is
+	// the case that guard cannot catch, a create still in flight when the
+	// process dies and committed after the next process's first list; the
+	// next process plans the same pods again and must reach the Machine
+	// the killed one made, by its name, not launch a second node. The e2e
+	// kill -9 spec cannot see it: a new process's cache lists every
+	// Machine before it plans.
+	t.Run("a manager killed right after a Machine's create: the next one, whose list missed it, adopts it by name", func(t *testing.T) {
+		s := env.scene(t, env.cfg)
+		s.pool("restart")
+		s.pendingPod("a", "restart")
+		s.pendingPod("b", "restart")
+
+		// Process A dies the moment its Machine is written: nothing of
+		// the launch after it (AWSMachine, KubeadmConfig) happens.
+		killed := &killAfterMachine{Client: s.c}
+		s.p.Client = killed
+		if _, err := s.pass().run(); err != nil {
+			t.Logf("process A's pass ended with %v (it was killed)", err)
+		}
+		made := s.machines()
+		if len(made) != 1 {
+			t.Fatalf("process A made %d Machines, want 1", len(made))
+		}
+		if s.exists(&infrav1.AWSMachine{}, made[0].Name) {
+			t.Fatalf("process A got as far as the AWSMachine; the test needs it killed before")
+		}
+
+		// Process B: nothing of A's memory, and a Machine list taken
+		// before A's create committed.
+		b := env.restarted(t, s, &hideMachines{Client: s.c, hidden: map[string]bool{made[0].Name: true}})
+		if _, err := b.pass().run(); err != nil {
+			t.Fatalf("process B's pass: %v", err)
+		}
+		after := s.machines()
+		if len(after) != 1 {
+			var names []string
+			for _, m := range after {
+				names = append(names, m.Name)
+			}
+			t.Fatalf("Machines %v after the restart: the same decision got another name, so two nodes launch for pods a and b", names)
+		}
+		for _, o := range []client.Object{&infrav1.AWSMachine{}, &bootstrapv1.KubeadmConfig{}} {
+			if !s.exists(o, made[0].Name) {
+				t.Errorf("process B adopted Machine %s but did not finish its launch: no %T", made[0].Name, o)
+			}
+		}
+	})
+
+	// After Karpenter core's "should not schedule pods with nodePool which
+	// is not ready" (provisioning/scheduling suite, "Scheduling Logic"):
+	// Karpenter skips a pool whose NodeClass cannot be resolved and plans
+	// with the rest; here one pool that cannot size its nodes launches
+	// nothing, says why, and the cluster's other pools still launch.
+	t.Run("a pool whose node model cannot be built is reported and skipped; the other pools launch", func(t *testing.T) {
+		s := env.scene(t, env.cfg)
+		unsized := s.pool("unsized")
+		s.pool("sized")
+		// The apiserver admits any string as a kubelet flag's value;
+		// only sizing the pool's nodes finds this one unusable.
+		kubeadm := &bootstrapv1.KubeadmConfigTemplate{}
+		if err := s.c.Get(s.ctx, types.NamespacedName{Namespace: s.ns, Name: "unsized"}, kubeadm); err != nil {
+			t.Fatal(err)
+		}
+		kubeadm.Spec.Template.Spec.JoinConfiguration.NodeRegistration.KubeletExtraArgs = []bootstrapv1.Arg{{Name: "max-pods", Value: ptr.To("lots")}}
+		if err := s.c.Update(s.ctx, kubeadm); err != nil {
+			t.Fatal(err)
+		}
+		s.pendingPod("u", "unsized")
+		s.pendingPod("v", "sized")
+
+		if _, err := s.pass().run(); err != nil {
+			t.Fatalf("the pass failed for the whole cluster: %v", err)
+		}
+		byPool := map[string]int{}
+		for _, m := range s.machines() {
+			byPool[m.Labels[v1alpha1.LabelNodePool]]++
+		}
+		if byPool["sized"] != 1 || byPool["unsized"] != 0 {
+			t.Errorf("Machines by pool %v, want one for sized and none for unsized", byPool)
+		}
+		r := s.p.Reports.Get(client.ObjectKeyFromObject(unsized))[s.cluster.Name]
+		for _, want := range []string{"bootstrap template unsized", "kubeletExtraArgs", "max-pods", "lots", "fix it"} {
+			if !r.LaunchBlocked || !strings.Contains(r.LaunchProblem, want) {
+				t.Errorf("NodePool unsized's report %+v: want it blocked, its problem naming %q", r, want)
+			}
+		}
+		events := s.events.find("NodePool", "unsized", true)
+		if !mentions(events, "kubeletExtraArgs") {
+			t.Errorf("no Warning Event on NodePool unsized naming the field; events: %+v", events)
+		}
+		if r := s.p.Reports.Get(client.ObjectKeyFromObject(s.pools[1]))[s.cluster.Name]; r.LaunchBlocked || r.LaunchProblem != "" {
+			t.Errorf("NodePool sized is reported with a problem: %+v", r)
+		}
+
+		// Reported once per problem, not once per pass.
+		if _, err := s.pass().run(); err != nil {
+			t.Fatal(err)
+		}
+		if n := len(s.events.find("NodePool", "unsized", true)); n != len(events) {
+			t.Errorf("a second pass recorded the same problem again: %d Warning Events, had %d", n, len(events))
+		}
+
+		// Fixed, the pool launches for its pod.
+		if err := s.c.Get(s.ctx, types.NamespacedName{Namespace: s.ns, Name: "unsized"}, kubeadm); err != nil {
+			t.Fatal(err)
+		}
+		kubeadm.Spec.Template.Spec.JoinConfiguration.NodeRegistration.KubeletExtraArgs = []bootstrapv1.Arg{{Name: "max-pods", Value: ptr.To("58")}}
+		if err := s.c.Update(s.ctx, kubeadm); err != nil {
+			t.Fatal(err)
+		}
+		// A model is kept for nodeModelTTL, and waiting pods are planned
+		// again every Replan; a test need not wait either out.
+		s.p.modelCache = nodeModels{}
+		s.p.Options.Replan = time.Nanosecond
+		if _, err := s.pass().run(); err != nil {
+			t.Fatal(err)
+		}
+		byPool = map[string]int{}
+		for _, m := range s.machines() {
+			byPool[m.Labels[v1alpha1.LabelNodePool]]++
+		}
+		if byPool["unsized"] != 1 {
+			t.Errorf("after the template's fix, Machines by pool %v, want one for unsized", byPool)
+		}
+		if r := s.p.Reports.Get(client.ObjectKeyFromObject(unsized))[s.cluster.Name]; r.LaunchBlocked {
+			t.Errorf("after the fix NodePool unsized is still blocked: %+v", r)
 		}
 	})
 

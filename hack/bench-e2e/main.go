@@ -264,8 +264,8 @@ func run(ctx context.Context, dir, profiles string, clusters, podsPerCluster int
 	if err != nil {
 		return r, err
 	}
-	args := []string{"--kubeconfig=" + tb.Management.KubeconfigPath, "--leader-elect=false",
-		"--metrics-bind-address=" + metricsAddr, "--metrics-secure=false", "--health-probe-bind-address=0"}
+	args := append([]string{"--kubeconfig=" + tb.Management.KubeconfigPath, "--leader-elect=false",
+		"--metrics-bind-address=" + metricsAddr, "--metrics-secure=false", "--health-probe-bind-address=0"}, catalogArgs(tb)...)
 	// The profiler serves the forced collection liveHeap needs, and the
 	// profiles -profiles saves.
 	profilerAddr, err := freeAddr()
@@ -286,6 +286,9 @@ func run(ctx context.Context, dir, profiles string, clusters, podsPerCluster int
 	heap := &heapSampler{url: "http://" + metricsAddr + "/metrics", profiler: profilerAddr}
 	if err := heap.waitUp(ctx, time.Minute); err != nil {
 		return r, fmt.Errorf("joinery's metrics endpoint: %w (log: %s)", err, filepath.Join(tb.Dir(), "joinery.log"))
+	}
+	if err := waitCatalogRead(ctx, joinery, time.Minute); err != nil {
+		return r, fmt.Errorf("%w (log: %s)", err, filepath.Join(tb.Dir(), "joinery.log"))
 	}
 	// The burst starts once the manager reached every cluster, so the
 	// times measure planning, not connecting.
@@ -370,6 +373,9 @@ func run(ctx context.Context, dir, profiles string, clusters, podsPerCluster int
 		saveProfile(ctx, profilerAddr, "heap", filepath.Join(profiles, fmt.Sprintf("heap-after-%dx%d.pprof", clusters, podsPerCluster)))
 	}
 	r.HeapP95MB, r.HeapMaxMB = heap.summary()
+	if err := noAssumedNodeModel(ctx, tb); err != nil {
+		return r, err
+	}
 
 	obs.mu.Lock()
 	defer obs.mu.Unlock()
@@ -683,9 +689,11 @@ func baselineHeap(ctx context.Context, tb *testbed.Testbed) (float64, error) {
 	if err != nil {
 		return 0, err
 	}
-	baseline := testbed.NewJoineryProcess(dir, "--kubeconfig="+tb.Management.KubeconfigPath, "--leader-elect=false",
-		"--metrics-bind-address="+addr, "--metrics-secure=false", "--health-probe-bind-address=0", "--watch-filter=bench-serves-no-cluster",
-		"--profiler-address="+profiler)
+	// It holds the same live catalog as the measured manager, so the
+	// difference is the clusters alone.
+	baseline := testbed.NewJoineryProcess(dir, append([]string{"--kubeconfig=" + tb.Management.KubeconfigPath, "--leader-elect=false",
+		"--metrics-bind-address=" + addr, "--metrics-secure=false", "--health-probe-bind-address=0", "--watch-filter=bench-serves-no-cluster",
+		"--profiler-address=" + profiler}, catalogArgs(tb)...)...)
 	if err := baseline.Start(); err != nil {
 		return 0, err
 	}
@@ -694,6 +702,9 @@ func baselineHeap(ctx context.Context, tb *testbed.Testbed) (float64, error) {
 	if err := heap.waitUp(ctx, time.Minute); err != nil {
 		return 0, fmt.Errorf("the baseline manager's metrics endpoint: %w (log: %s)", err, filepath.Join(dir, "joinery.log"))
 	}
+	if err := waitCatalogRead(ctx, baseline, time.Minute); err != nil {
+		return 0, fmt.Errorf("the baseline manager: %w (log: %s)", err, filepath.Join(dir, "joinery.log"))
+	}
 	// Its caches sync and it settles, as the measured manager does.
 	select {
 	case <-ctx.Done():
@@ -701,6 +712,51 @@ func baselineHeap(ctx context.Context, tb *testbed.Testbed) (float64, error) {
 	case <-time.After(5 * time.Second):
 	}
 	return heap.live(ctx)
+}
+
+// catalogArgs point a manager's catalog refresh at the simulated EC2, as
+// the e2e suite and `joinery sandbox` do: instance types, offerings, spot
+// prices, the account's zone names and the AMIs' architecture come from
+// EC2's API, as in production, not from the embedded snapshot's
+// assumptions (which the manager reports as NodeModelAssumed).
+func catalogArgs(tb *testbed.Testbed) []string {
+	return []string{"--catalog-regions=" + tb.Cloud.Region(), "--ec2-endpoint=" + tb.Cloud.EC2Endpoint()}
+}
+
+// waitCatalogRead waits for a manager's first catalog read from the
+// simulated EC2: until then it plans with the snapshot and assumed zone
+// names, and provisioning holds its first decisions for up to 30 s, which
+// would be timed as planning.
+func waitCatalogRead(ctx context.Context, j *testbed.JoineryProcess, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for !strings.Contains(j.Tail(1<<20), "read the EC2 catalog") {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the manager did not log its first catalog read (--catalog-regions, --ec2-endpoint of the simulated EC2) within %s", timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+// noAssumedNodeModel fails a run whose manager planned with an assumed
+// node model (architecture, zone names): its numbers would not be those
+// of a manager that reads EC2.
+func noAssumedNodeModel(ctx context.Context, tb *testbed.Testbed) error {
+	var events corev1.EventList
+	if err := tb.Client.List(ctx, &events, client.InNamespace(tb.Namespace)); err != nil {
+		return fmt.Errorf("listing Events: %w", err)
+	}
+	for _, e := range events.Items {
+		if e.Reason == "NodeModelAssumed" {
+			return fmt.Errorf("the manager planned with an assumed node model (Event NodeModelAssumed on %s %s: %s); the run does not measure a manager that reads EC2",
+				e.InvolvedObject.Kind, e.InvolvedObject.Name, e.Message)
+		}
+	}
+	return nil
 }
 
 // waitConnected waits until the bench pool's status shows every cluster

@@ -14,14 +14,31 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/client-go/rest"
+
+	"github.com/joinery-dev/joinery/internal/metrics"
 )
+
+// offsetGauge is the management apiserver's clock offset as the manager's
+// clock measures it. A skew of minutes is what makes registration
+// timeouts and expireAfter wrong when read on the manager's clock; the
+// clock corrects for it, and the gauge lets an operator see (and alert
+// on) a node whose NTP has drifted before other components suffer.
+var offsetGauge = prometheus.NewGauge(prometheus.GaugeOpts{
+	Name: "joinery_apiserver_clock_offset_seconds",
+	Help: "How far the management apiserver's clock is ahead of the manager's (negative: behind), in seconds, from the Date header of its last response (to within about a second).",
+})
+
+func init() { metrics.MustRegister(offsetGauge) }
 
 // Clock is the apiserver's time as the manager can know it: to within
 // about a second (the Date header's resolution plus a response's latency),
 // plenty for timeouts of minutes.
 type Clock struct {
 	local func() time.Time
+	// gauge, when set, shows the offset (see ExportMetric).
+	gauge prometheus.Gauge
 
 	mu      sync.Mutex
 	offset  time.Duration
@@ -32,6 +49,15 @@ type Clock struct {
 // the last offset seen; local is the manager's clock (time.Now).
 func New(local func() time.Time) *Clock {
 	return &Clock{local: local}
+}
+
+// ExportMetric makes the clock set joinery_apiserver_clock_offset_seconds
+// at every response. The manager's clock of its management apiserver
+// does; a process has one such clock, so the gauge has no labels.
+func (c *Clock) ExportMetric() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gauge = offsetGauge
 }
 
 // Wrap makes every response to a client built from cfg teach the clock.
@@ -69,7 +95,11 @@ func (c *Clock) observe(date string, at time.Time) {
 	offset := t.Add(500 * time.Millisecond).Sub(at)
 	c.mu.Lock()
 	c.offset, c.sampled = offset, true
+	gauge := c.gauge
 	c.mu.Unlock()
+	if gauge != nil {
+		gauge.Set(offset.Seconds())
+	}
 }
 
 type roundTripper struct {

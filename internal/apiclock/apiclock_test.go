@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"k8s.io/client-go/rest"
 )
 
@@ -51,5 +52,28 @@ func TestAResponseWithoutADateTeachesNothing(t *testing.T) {
 	c.observe("yesterday", time.Now())
 	if _, ok := c.Offset(); ok {
 		t.Error("learnt an offset from no date")
+	}
+}
+
+// The manager's clock shows its offset as a gauge; a clock not asked to
+// (a test's, a second one) leaves it alone.
+func TestExportedOffsetIsTheGauge(t *testing.T) {
+	skew := -7 * time.Minute
+	at := time.Now()
+	date := at.Add(skew).UTC().Format(http.TimeFormat)
+
+	quiet := New(time.Now)
+	offsetGauge.Set(0)
+	quiet.observe(date, at)
+	if got := testutil.ToFloat64(offsetGauge); got != 0 {
+		t.Errorf("a clock that does not export set the gauge to %v", got)
+	}
+
+	c := New(time.Now)
+	c.ExportMetric()
+	c.observe(date, at)
+	offset, _ := c.Offset()
+	if got := testutil.ToFloat64(offsetGauge); got != offset.Seconds() || got > skew.Seconds()+1 || got < skew.Seconds()-1 {
+		t.Errorf("joinery_apiserver_clock_offset_seconds = %v, want the offset %v (skew %s)", got, offset.Seconds(), skew)
 	}
 }

@@ -222,6 +222,7 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, error)
 	// Every response of the management cluster's apiserver tells the
 	// clock its time; timeouts counted from its timestamps read it.
 	apiClock := apiclock.New(time.Now)
+	apiClock.ExportMetric()
 	apiClock.Wrap(cfg)
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  scheme,

@@ -39,11 +39,13 @@ func registered(t *testing.T) map[string]family {
 	out := map[string]family{}
 	for _, c := range metrics.Registered() {
 		var kind string
+		// Gauge first: a Gauge has every method of a Counter, so a
+		// label-less gauge would also match the Counter interface.
 		switch c.(type) {
-		case prometheus.Counter, *prometheus.CounterVec:
-			kind = "counter"
 		case prometheus.Gauge, *prometheus.GaugeVec:
 			kind = "gauge"
+		case prometheus.Counter, *prometheus.CounterVec:
+			kind = "counter"
 		case prometheus.Histogram, *prometheus.HistogramVec:
 			kind = "histogram"
 		case prometheus.Summary, *prometheus.SummaryVec:

@@ -163,6 +163,13 @@ type Options struct {
 	// offerings, and the spot prices EC2 starts with (default: the
 	// embedded catalog of the cloud package).
 	Catalog *cloud.Catalog
+	// ZoneNames is the account's zone ID -> zone name mapping, as its
+	// DescribeAvailabilityZones answers (default: the catalog's, which for
+	// the embedded snapshot is cloud.DefaultZoneNames, a guess). AWS maps
+	// names to zones per account, so a test that sets another mapping
+	// shows which names a client really read from EC2. It must name every
+	// zone ID the catalog has in Region, each with its own name.
+	ZoneNames map[string]string
 	// Prices price offerings for the ledger (default: the catalog's
 	// on-demand price in Region, and for spot the spot price EC2 answers
 	// in the instance's zone, else the catalog's lowest spot price).
@@ -284,6 +291,9 @@ func New(opts Options) (*Cloud, error) {
 	e, err := NewEC2FromCatalog(opts.Catalog, opts.Region)
 	if err != nil {
 		return nil, err
+	}
+	if err := e.renameZones(opts.ZoneNames); err != nil {
+		return nil, fmt.Errorf("cloudsim.Options.ZoneNames: %w", err)
 	}
 	defaultPrices := opts.Prices == nil
 	if defaultPrices {

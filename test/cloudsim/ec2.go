@@ -123,6 +123,39 @@ func NewEC2FromCatalog(c *cloud.Catalog, region string) (*EC2, error) {
 	return e, nil
 }
 
+// renameZones gives the endpoint's zones the names of an account whose
+// mapping is names (zone ID -> name); nil keeps them. Every zone must be
+// named, each differently, as in a real account.
+func (e *EC2) renameZones(names map[string]string) error {
+	if names == nil {
+		return nil
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	ids := make([]string, len(e.zones))
+	for i, z := range e.zones {
+		ids[i] = z.ID
+	}
+	for id := range names {
+		if !slices.Contains(ids, id) {
+			return fmt.Errorf("zone ID %s is not a zone of %s; its zones are %s", id, e.region, strings.Join(ids, ", "))
+		}
+	}
+	owner := map[string]string{}
+	for i, z := range e.zones {
+		name := names[z.ID]
+		if name == "" {
+			return fmt.Errorf("zone ID %s of %s has no name; name every zone (%s)", z.ID, e.region, strings.Join(ids, ", "))
+		}
+		if other, dup := owner[name]; dup {
+			return fmt.Errorf("zone IDs %s and %s are both named %s; each zone needs its own name", other, z.ID, name)
+		}
+		owner[name] = z.ID
+		e.zones[i].Name = name
+	}
+	return nil
+}
+
 // Start serves the endpoint on addr ("127.0.0.1:0" when empty: a free
 // port on loopback).
 func (e *EC2) Start(addr string) error { return e.localEndpoint.start("EC2", addr, e) }
