@@ -53,11 +53,11 @@ func (s *Set) Len() int {
 	return len(s.overlays)
 }
 
-// Compile reads overlays into a Set. Overlays being deleted are left out.
-// Errors name the overlay and the field: the CRD's schema already refuses
-// these, so an error means an object written around it (or an offline
-// input that skipped admission).
-func Compile(list []*v1alpha1.NodeOverlay) (*Set, error) {
+// Compile reads overlays into a Set. Overlays being deleted are left out,
+// and so are invalid ones, returned by name with an error naming the
+// overlay and the field: the CRD's schema already refuses them, so one
+// means an object written around it, and it must not stop planning.
+func Compile(list []*v1alpha1.NodeOverlay) (*Set, map[string]error) {
 	ordered := make([]*v1alpha1.NodeOverlay, 0, len(list))
 	for _, o := range list {
 		if o.DeletionTimestamp != nil {
@@ -67,38 +67,51 @@ func Compile(list []*v1alpha1.NodeOverlay) (*Set, error) {
 	}
 	v1alpha1.OrderOverlays(ordered)
 	set := &Set{overlays: make([]Overlay, 0, len(ordered))}
+	var invalid map[string]error
 	for _, o := range ordered {
-		c := Overlay{Name: o.Name, Capacity: o.Spec.Capacity}
-		if o.Spec.Weight != nil {
-			c.Weight = *o.Spec.Weight
-		}
-		switch {
-		case o.Spec.Price != nil && o.Spec.PriceAdjustment != nil:
-			return nil, fmt.Errorf("NodeOverlay %s: spec: set either price or priceAdjustment, not both", o.Name)
-		case o.Spec.Price != nil:
-			if _, err := AdjustedPrice(0, *o.Spec.Price); err != nil || strings.HasPrefix(*o.Spec.Price, "+") || strings.HasPrefix(*o.Spec.Price, "-") {
-				return nil, fmt.Errorf("NodeOverlay %s: spec.price %q: want an unsigned USD amount per hour such as \"0.042\"", o.Name, *o.Spec.Price)
+		c, err := compile(o)
+		if err != nil {
+			if invalid == nil {
+				invalid = map[string]error{}
 			}
-			c.Change = *o.Spec.Price
-		case o.Spec.PriceAdjustment != nil:
-			a := *o.Spec.PriceAdjustment
-			if _, err := AdjustedPrice(1, a); err != nil || !(strings.HasPrefix(a, "+") || strings.HasPrefix(a, "-")) {
-				return nil, fmt.Errorf("NodeOverlay %s: spec.priceAdjustment %q: want a signed USD amount (\"-0.05\") or percentage (\"-40%%\")", o.Name, a)
-			}
-			c.Change = a
-		}
-		for name := range o.Spec.Capacity {
-			switch name {
-			case corev1.ResourceCPU, corev1.ResourceMemory, corev1.ResourceEphemeralStorage, corev1.ResourcePods:
-				return nil, fmt.Errorf("NodeOverlay %s: spec.capacity.%s: cpu, memory, ephemeral-storage and pods cannot be overlaid; add only extended resources", o.Name, name)
-			}
-		}
-		for _, r := range o.Spec.Requirements {
-			c.Requirements = append(c.Requirements, solver.Requirement{Key: normalizeKey(r.Key), Operator: solver.Operator(r.Operator), Values: r.Values})
+			invalid[o.Name] = err
+			continue
 		}
 		set.overlays = append(set.overlays, c)
 	}
-	return set, nil
+	return set, invalid
+}
+
+func compile(o *v1alpha1.NodeOverlay) (Overlay, error) {
+	c := Overlay{Name: o.Name, Capacity: o.Spec.Capacity}
+	if o.Spec.Weight != nil {
+		c.Weight = *o.Spec.Weight
+	}
+	switch {
+	case o.Spec.Price != nil && o.Spec.PriceAdjustment != nil:
+		return Overlay{}, fmt.Errorf("NodeOverlay %s: spec: set either price or priceAdjustment, not both", o.Name)
+	case o.Spec.Price != nil:
+		if _, err := AdjustedPrice(0, *o.Spec.Price); err != nil || strings.HasPrefix(*o.Spec.Price, "+") || strings.HasPrefix(*o.Spec.Price, "-") {
+			return Overlay{}, fmt.Errorf("NodeOverlay %s: spec.price %q: want an unsigned USD amount per hour such as \"0.042\"", o.Name, *o.Spec.Price)
+		}
+		c.Change = *o.Spec.Price
+	case o.Spec.PriceAdjustment != nil:
+		a := *o.Spec.PriceAdjustment
+		if _, err := AdjustedPrice(1, a); err != nil || !(strings.HasPrefix(a, "+") || strings.HasPrefix(a, "-")) {
+			return Overlay{}, fmt.Errorf("NodeOverlay %s: spec.priceAdjustment %q: want a signed USD amount (\"-0.05\") or percentage (\"-40%%\")", o.Name, a)
+		}
+		c.Change = a
+	}
+	for name := range o.Spec.Capacity {
+		switch name {
+		case corev1.ResourceCPU, corev1.ResourceMemory, corev1.ResourceEphemeralStorage, corev1.ResourcePods:
+			return Overlay{}, fmt.Errorf("NodeOverlay %s: spec.capacity.%s: cpu, memory, ephemeral-storage and pods cannot be overlaid; add only extended resources", o.Name, name)
+		}
+	}
+	for _, r := range o.Spec.Requirements {
+		c.Requirements = append(c.Requirements, solver.Requirement{Key: normalizeKey(r.Key), Operator: solver.Operator(r.Operator), Values: r.Values})
+	}
+	return c, nil
 }
 
 func normalizeKey(key string) string {

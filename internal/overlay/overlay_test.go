@@ -101,9 +101,9 @@ func apply(t *testing.T, overlays []ov, ps []*solver.Pool) []Conflict {
 	for _, o := range overlays {
 		objs = append(objs, o.object())
 	}
-	set, err := Compile(objs)
-	if err != nil {
-		t.Fatal(err)
+	set, invalid := Compile(objs)
+	if len(invalid) > 0 {
+		t.Fatal(invalid)
 	}
 	return set.Apply(ps)
 }
@@ -379,7 +379,10 @@ func TestApply(t *testing.T) {
 			name:     "should only apply price adjustments for nodepool template labels that defined in the overlay requirements",
 			pools:    []string{"blue", "green"},
 			overlays: []ov{{name: "team-blue", reqs: []v1alpha1.NodeOverlayRequirement{in("team", "blue"), types("gpu-vendor-instance-type")}, adjust: "+1"}},
-			want:     build(func(w *want) { every("blue", "gpu-vendor-instance-type", 3+1, "team-blue", w); fixSpotDollar(w, "blue", "gpu-vendor-instance-type", 1.5+1) }),
+			want: build(func(w *want) {
+				every("blue", "gpu-vendor-instance-type", 3+1, "team-blue", w)
+				fixSpotDollar(w, "blue", "gpu-vendor-instance-type", 1.5+1)
+			}),
 		},
 		{
 			name:  "should update capacity for instance types from multiple overlays (merged per resource, highest weight first)",
@@ -497,21 +500,23 @@ func TestConflictSaysWhatToDo(t *testing.T) {
 	}
 }
 
-func TestCompile(t *testing.T) {
-	bad := "ten%"
-	_, err := Compile([]*v1alpha1.NodeOverlay{{ObjectMeta: metav1.ObjectMeta{Name: "x"}, Spec: v1alpha1.NodeOverlaySpec{PriceAdjustment: &bad}}})
-	if err == nil || !strings.Contains(err.Error(), "NodeOverlay x: spec.priceAdjustment") {
-		t.Errorf("err = %v", err)
-	}
-	_, err = Compile([]*v1alpha1.NodeOverlay{{ObjectMeta: metav1.ObjectMeta{Name: "y"}, Spec: v1alpha1.NodeOverlaySpec{Capacity: rl("memory", "1Gi")}}})
-	if err == nil || !strings.Contains(err.Error(), "NodeOverlay y: spec.capacity.memory") {
-		t.Errorf("err = %v", err)
-	}
+func TestCompileLeavesOutInvalidOverlaysNamingTheField(t *testing.T) {
+	bad, p := "ten%", "0"
 	now := metav1.Now()
-	p := "0"
-	set, err := Compile([]*v1alpha1.NodeOverlay{{ObjectMeta: metav1.ObjectMeta{Name: "gone", DeletionTimestamp: &now}, Spec: v1alpha1.NodeOverlaySpec{Price: &p}}})
-	if err != nil || set.Len() != 0 {
-		t.Errorf("an overlay being deleted still applies: %v %d", err, set.Len())
+	set, invalid := Compile([]*v1alpha1.NodeOverlay{
+		{ObjectMeta: metav1.ObjectMeta{Name: "x"}, Spec: v1alpha1.NodeOverlaySpec{PriceAdjustment: &bad}},
+		{ObjectMeta: metav1.ObjectMeta{Name: "y"}, Spec: v1alpha1.NodeOverlaySpec{Capacity: rl("memory", "1Gi")}},
+		{ObjectMeta: metav1.ObjectMeta{Name: "gone", DeletionTimestamp: &now}, Spec: v1alpha1.NodeOverlaySpec{Price: &p}},
+		{ObjectMeta: metav1.ObjectMeta{Name: "fine"}, Spec: v1alpha1.NodeOverlaySpec{Price: &p}},
+	})
+	if err := invalid["x"]; err == nil || !strings.Contains(err.Error(), "NodeOverlay x: spec.priceAdjustment") {
+		t.Errorf("x: %v", err)
+	}
+	if err := invalid["y"]; err == nil || !strings.Contains(err.Error(), "NodeOverlay y: spec.capacity.memory") {
+		t.Errorf("y: %v", err)
+	}
+	if len(invalid) != 2 || set.Len() != 1 {
+		t.Errorf("invalid %v, %d applied; want x and y left out, gone ignored, fine applied", invalid, set.Len())
 	}
 }
 

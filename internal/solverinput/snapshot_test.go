@@ -189,3 +189,58 @@ func TestSnapshotRejectsTwoPoolsOfOneName(t *testing.T) {
 		t.Error("two pools named general in different namespaces were accepted")
 	}
 }
+
+// Overlays reach the solver through Snapshot: the offerings they select
+// carry the overlaid price (and the overlay's name), other pools keep list
+// prices, and a pool's machines count against its pricePerHour limit at the
+// overlaid price. Karpenter: nodeoverlay suite "should only apply override
+// for nodepool that defined in the overlay requirements", applied through
+// the provisioner's instance types.
+func TestSnapshotAppliesOverlays(t *testing.T) {
+	offered := usEast1(t)
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1", Labels: map[string]string{
+		v1alpha1.LabelNodePool: "general", v1alpha1.LabelInstanceType: "m5.large",
+		v1alpha1.LabelZone: "us-east-1a", v1alpha1.LabelCapacityType: "on-demand",
+	}}}
+	half := "-50%"
+	snap, err := Snapshot(Objects{
+		Nodes:     []*corev1.Node{node},
+		NodePools: []*v1alpha1.NodePool{nodePool("general", nil), nodePool("other", nil)},
+		Overlays: []*v1alpha1.NodeOverlay{{
+			ObjectMeta: metav1.ObjectMeta{Name: "savings-plan"},
+			Spec: v1alpha1.NodeOverlaySpec{PriceAdjustment: &half, Requirements: []v1alpha1.NodeOverlayRequirement{
+				{Key: v1alpha1.LabelKarpenterNodePool, Operator: v1alpha1.OpIn, Values: []string{"general"}},
+				{Key: "karpenter.k8s.aws/instance-family", Operator: v1alpha1.OpIn, Values: []string{"m5"}},
+			}},
+		}},
+	}, offered, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	price := func(pool int, typ, zone, ct string) (float64, string) {
+		for _, it := range snap.Pools[pool].InstanceTypes {
+			if it.Name != typ {
+				continue
+			}
+			for _, o := range it.Offerings {
+				if o.Zone == zone && o.CapacityType == ct {
+					return o.PricePerHour, o.PriceOverlay
+				}
+			}
+		}
+		t.Fatalf("%s %s %s not offered", typ, zone, ct)
+		return 0, ""
+	}
+	if p, by := price(0, "m5.large", "us-east-1a", "on-demand"); p != 0.048 || by != "savings-plan" {
+		t.Errorf("general m5.large on-demand: $%v by %q, want 0.048 by savings-plan", p, by)
+	}
+	if p, by := price(0, "c5.large", "us-east-1a", "on-demand"); by != "" || p != 0.085 {
+		t.Errorf("general c5.large: $%v by %q, want the list 0.085", p, by)
+	}
+	if p, by := price(1, "m5.large", "us-east-1a", "on-demand"); p != 0.096 || by != "" {
+		t.Errorf("other m5.large: $%v by %q, want the list price", p, by)
+	}
+	if got := snap.Pools[0].InUsePricePerHour; got != 0.048 {
+		t.Errorf("general in use $%v/h, want the overlaid 0.048", got)
+	}
+}
