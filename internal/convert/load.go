@@ -171,7 +171,9 @@ func (l *loader) readObject(src Source, raw []byte, item string) error {
 	case "NodeOverlay":
 		o := &karpenterNodeOverlay{}
 		target = o
-		defer func() { l.input.NodeOverlays = append(l.input.NodeOverlays, &NodeOverlaySource{Source: src, overlay: o}) }()
+		defer func() {
+			l.input.NodeOverlays = append(l.input.NodeOverlays, &NodeOverlaySource{Source: src, overlay: o})
+		}()
 	case "EC2NodeClass":
 		class := &karpenterEC2NodeClass{}
 		target = class
