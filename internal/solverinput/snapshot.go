@@ -100,6 +100,7 @@ func Snapshot(objs Objects, offered []cloud.InstanceTypeOfferings, unavailable s
 	if err != nil {
 		return nil, err
 	}
+	withOverlaidCapacity(snap.Nodes, pools)
 	prices := NewPrices(offered)
 	for _, pool := range pools {
 		if u := inUse[pool.Name]; u != nil {
@@ -142,6 +143,53 @@ func Pools(objs Objects, offered []cloud.InstanceTypeOfferings) ([]*solver.Pool,
 	}
 	conflicts := set.Apply(pools)
 	return pools, conflicts, nil
+}
+
+// withOverlaidCapacity gives in-flight nodes the resources their pool's
+// (overlaid) instance type has and they do not show yet, as Karpenter
+// plans an in-flight NodeClaim with its instance type's capacity: a
+// machine launched for a pod that asks for an extended resource a
+// NodeOverlay adds (smarter-devices/fuse, hugepages) must count as room
+// for it while it boots, or every pass would launch another. Nodes are
+// copied before they change: they may be the cache's.
+func withOverlaidCapacity(nodes []*solver.Node, pools []*solver.Pool) {
+	types := map[string]map[string]*solver.InstanceType{}
+	for _, p := range pools {
+		byName := make(map[string]*solver.InstanceType, len(p.InstanceTypes))
+		for _, it := range p.InstanceTypes {
+			byName[it.Name] = it
+		}
+		types[p.Name] = byName
+	}
+	for _, n := range nodes {
+		if !n.InFlight || n.Pool == "" {
+			continue
+		}
+		it := types[n.Pool][n.Node.Labels[v1alpha1.LabelInstanceType]]
+		if it == nil {
+			continue
+		}
+		copied := false
+		for name, q := range it.Allocatable {
+			if _, ok := n.Node.Status.Allocatable[name]; ok {
+				continue
+			}
+			if !copied {
+				n.Node = n.Node.DeepCopy()
+				if n.Node.Status.Allocatable == nil {
+					n.Node.Status.Allocatable = corev1.ResourceList{}
+				}
+				if n.Node.Status.Capacity == nil {
+					n.Node.Status.Capacity = corev1.ResourceList{}
+				}
+				copied = true
+			}
+			n.Node.Status.Allocatable[name] = q.DeepCopy()
+			if _, ok := n.Node.Status.Capacity[name]; !ok {
+				n.Node.Status.Capacity[name] = it.Capacity[name].DeepCopy()
+			}
+		}
+	}
 }
 
 type usage struct {
