@@ -2,6 +2,8 @@ package v1alpha1_test
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -89,5 +91,36 @@ func TestNodeOverlayAdmission(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestNodeOverlaySamplesAreAdmitted(t *testing.T) {
+	offline, err := admission.ForEmbeddedCRD("joinery.dev_nodeoverlays.yaml", "v1alpha1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	samples, _ := filepath.Glob(filepath.Join("..", "..", "config", "samples", "*.yaml"))
+	found := 0
+	for _, path := range samples {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, doc := range strings.Split(string(data), "\n---\n") {
+			obj := map[string]any{}
+			if err := yaml.Unmarshal([]byte(doc), &obj); err != nil {
+				t.Fatalf("%s: %v", path, err)
+			}
+			if obj["kind"] != "NodeOverlay" {
+				continue
+			}
+			found++
+			if errs := offline.Admit(context.Background(), obj); len(errs) > 0 {
+				t.Errorf("%s: %v", path, errs.ToAggregate())
+			}
+		}
+	}
+	if found == 0 {
+		t.Error("no NodeOverlay in config/samples")
 	}
 }
