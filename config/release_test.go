@@ -185,8 +185,9 @@ func TestReleaseManifestsLoadWithClusterctl(t *testing.T) {
 		}
 	}
 	t.Logf("%d objects: %v", len(comps.Objs()), kinds)
-	// Two ClusterRoles: the manager's and metrics-reader, for scrapers.
-	want := map[string]int{"Namespace": 1, "CustomResourceDefinition": 1, "ServiceAccount": 1, "ClusterRole": 2, "ClusterRoleBinding": 1,
+	// Two ClusterRoles: the manager's and metrics-reader, for scrapers. Two
+	// CRDs: NodePool and NodeOverlay.
+	want := map[string]int{"Namespace": 1, "CustomResourceDefinition": 2, "ServiceAccount": 1, "ClusterRole": 2, "ClusterRoleBinding": 1,
 		"Role": 1, "RoleBinding": 1, "Service": 1, "Deployment": 1}
 	for k, n := range want {
 		if kinds[k] != n {

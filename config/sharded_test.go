@@ -48,7 +48,7 @@ func TestShardedOverlayRunsOneManagerPerShard(t *testing.T) {
 			serviceAccounts[obj["metadata"].(map[string]any)["name"].(string)] = true
 		}
 	}
-	for kind, want := range map[string]int{"Namespace": 1, "CustomResourceDefinition": 1, "ServiceAccount": 1, "ClusterRole": 2, "Deployment": 2} {
+	for kind, want := range map[string]int{"Namespace": 1, "CustomResourceDefinition": 2, "ServiceAccount": 1, "ClusterRole": 2, "Deployment": 2} {
 		if kinds[kind] != want {
 			t.Errorf("%d objects of kind %s, want %d (all kinds: %v)", kinds[kind], kind, want, kinds)
 		}

@@ -116,6 +116,11 @@ type Offering struct {
 	CapacityType string // "spot" or "on-demand"
 	PricePerHour float64
 	Available    bool
+	// PriceOverlay names the NodeOverlay that set PricePerHour ("" for
+	// the catalog's price), and ListPricePerHour is the catalog's price
+	// it replaced, so a decision can say why it cost what it did.
+	PriceOverlay     string
+	ListPricePerHour float64
 }
 
 // OfferingKey identifies an offering of a type across snapshots.

@@ -1,5 +1,6 @@
 // Package v1alpha1 holds Joinery's API: the NodePool, a policy for the
-// machines Joinery may create in the CAPI Clusters it selects.
+// machines Joinery may create in the CAPI Clusters it selects, and the
+// NodeOverlay, which adjusts the prices and capacity it plans with.
 // +kubebuilder:object:generate=true
 // +groupName=joinery.dev
 package v1alpha1

@@ -54,15 +54,19 @@ type simulateResult struct {
 	TotalPricePerHour      float64         `json:"totalPricePerHour"`
 	LowerBoundPricePerHour float64         `json:"lowerBoundPricePerHour"`
 	SolveSeconds           float64         `json:"solveSeconds"`
+	// OverlaysNotApplied are NodeOverlays left out, and why.
+	OverlaysNotApplied []string `json:"overlaysNotApplied,omitempty"`
 }
 
 type simulatedNode struct {
-	Name         string   `json:"name"`
-	NodePool     string   `json:"nodePool"`
-	InstanceType string   `json:"instanceType"`
-	Zone         string   `json:"zone"`
-	CapacityType string   `json:"capacityType"`
-	PricePerHour float64  `json:"pricePerHour"`
+	Name         string  `json:"name"`
+	NodePool     string  `json:"nodePool"`
+	InstanceType string  `json:"instanceType"`
+	Zone         string  `json:"zone"`
+	CapacityType string  `json:"capacityType"`
+	PricePerHour float64 `json:"pricePerHour"`
+	// PriceOverlay names the NodeOverlay that set a new node's price.
+	PriceOverlay string   `json:"priceOverlay,omitempty"`
 	Existing     bool     `json:"existing"`
 	Pods         []string `json:"pods"`
 }
@@ -104,7 +108,13 @@ func runSimulate(out io.Writer, opts *simulateOptions) error {
 		Namespaces:             objects.Namespaces,
 		StorageClasses:         objects.StorageClasses,
 		CSINodes:               objects.CSINodes,
+		Overlays:               objects.NodeOverlays,
 	}, offered, nil)
+	if err != nil {
+		return usageError{err}
+	}
+	// The overlays were applied above; this says which were left out.
+	_, conflicts, err := solverinput.Pools(solverinput.Objects{NodePools: objects.NodePools, Overlays: objects.NodeOverlays}, offered)
 	if err != nil {
 		return usageError{err}
 	}
@@ -115,6 +125,9 @@ func runSimulate(out io.Writer, opts *simulateOptions) error {
 	}
 	result := describePlan(plan, objects.Nodes, solverinput.NewPrices(offered))
 	result.SolveSeconds = time.Since(start).Seconds()
+	for _, c := range conflicts {
+		result.OverlaysNotApplied = append(result.OverlaysNotApplied, "NodeOverlay "+c.Overlay+": "+c.String())
+	}
 	if opts.output == "json" {
 		enc := json.NewEncoder(out)
 		enc.SetIndent("", "  ")
@@ -173,6 +186,7 @@ func describePlan(plan *solver.Plan, nodes []*corev1.Node, prices solverinput.Pr
 			Zone:         n.Offering.Zone,
 			CapacityType: n.Offering.CapacityType,
 			PricePerHour: n.Offering.PricePerHour,
+			PriceOverlay: n.Offering.PriceOverlay,
 			Pods:         sortedOrEmpty(pods),
 		})
 	}
@@ -196,6 +210,14 @@ func printPlanTable(out io.Writer, r simulateResult) error {
 		return err
 	}
 	fmt.Fprintf(out, "\nnew machines: $%.4f/h (lower bound $%.4f/h), solved in %s\n", r.TotalPricePerHour, r.LowerBoundPricePerHour, time.Duration(r.SolveSeconds*float64(time.Second)).Round(time.Microsecond))
+	for _, n := range r.Nodes {
+		if n.PriceOverlay != "" {
+			fmt.Fprintf(out, "%s: price set by NodeOverlay %s\n", n.Name, n.PriceOverlay)
+		}
+	}
+	for _, msg := range r.OverlaysNotApplied {
+		fmt.Fprintf(out, "not applied: %s\n", msg)
+	}
 	for _, u := range r.Unschedulable {
 		fmt.Fprintf(out, "unschedulable %s: %s\n", u.Pod, u.Reason)
 	}

@@ -267,3 +267,49 @@ func sortedKeys[V any](m map[string]V) string {
 	sort.Strings(keys)
 	return strings.Join(keys, " ")
 }
+
+// simulate accepts NodeOverlays: testdata/overlay.yaml's -40% on m5 makes
+// m5 the cheaper family where c5 is at list prices (the same input without
+// the overlay is checked to choose c5, so the flip is the overlay's doing).
+func TestSimulateAppliesNodeOverlays(t *testing.T) {
+	run := func(file string) simulateResult {
+		t.Helper()
+		out, err := runJoinery(t, "simulate", "-f", file, "-o", "json")
+		if err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		var result simulateResult
+		if err := json.Unmarshal([]byte(out), &result); err != nil {
+			t.Fatal(err)
+		}
+		return result
+	}
+	const input = "../../internal/scenario/testdata/overlay.yaml"
+	data, err := os.ReadFile(input)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var docs []string
+	for _, d := range strings.Split(string(data), "\n---\n") {
+		if !strings.Contains(d, "kind: NodeOverlay") {
+			docs = append(docs, d)
+		}
+	}
+	without := filepath.Join(t.TempDir(), "without.yaml")
+	if err := os.WriteFile(without, []byte(strings.Join(docs, "\n---\n")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		file, family, overlay string
+	}{{without, "c5.", ""}, {input, "m5.", "m5-savings-plan"}} {
+		result := run(tc.file)
+		if len(result.Nodes) == 0 {
+			t.Fatalf("%s: no nodes", tc.file)
+		}
+		for _, n := range result.Nodes {
+			if !strings.HasPrefix(n.InstanceType, tc.family) || n.PriceOverlay != tc.overlay {
+				t.Errorf("%s: node %s is a %s priced by %q, want %s* priced by %q", filepath.Base(tc.file), n.Name, n.InstanceType, n.PriceOverlay, tc.family, tc.overlay)
+			}
+		}
+	}
+}

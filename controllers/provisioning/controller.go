@@ -195,6 +195,7 @@ func (p *Provisioner) SetupWithManager(ctx context.Context, mgr ctrl.Manager) er
 		Named("provisioning").
 		For(&clusterv1.Cluster{}, builder.WithPredicates(p.Shard.Clusters())).
 		Watches(&v1alpha1.NodePool{}, handler.EnqueueRequestsFromMapFunc(p.clustersOfPool)).
+		Watches(&v1alpha1.NodeOverlay{}, handler.EnqueueRequestsFromMapFunc(p.clustersOfOverlay), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&clusterv1.Machine{}, handler.EnqueueRequestsFromMapFunc(clusterOfObject), builder.WithPredicates(joineryOnly)).
 		Watches(&infrav1.AWSMachine{}, handler.EnqueueRequestsFromMapFunc(clusterOfObject), builder.WithPredicates(joineryOnly)).
 		WatchesRawSource(p.ClusterCache.GetClusterSource("provisioning", func(_ context.Context, o client.Object) []reconcile.Request {
@@ -206,7 +207,7 @@ func (p *Provisioner) SetupWithManager(ctx context.Context, mgr ctrl.Manager) er
 		return err
 	}
 	p.controller = c
-	return nil
+	return p.setupOverlays(mgr)
 }
 
 // APIServerNow is the time by the management cluster's apiserver, to

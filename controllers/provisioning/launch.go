@@ -86,6 +86,10 @@ type Offering struct {
 	ZoneID       string  `json:"zoneID,omitempty"`
 	CapacityType string  `json:"capacityType"`
 	PricePerHour float64 `json:"pricePerHour"`
+	// PriceOverlay names the NodeOverlay that set PricePerHour, and
+	// ListPricePerHour is the catalog's price it replaced.
+	PriceOverlay     string  `json:"priceOverlay,omitempty"`
+	ListPricePerHour float64 `json:"listPricePerHour,omitempty"`
 }
 
 // NewDecision records what the solver decided for one new node.
@@ -119,7 +123,8 @@ func NewDecision(node *solver.NewNode, now metav1.Time) Decision {
 }
 
 func offering(instanceType string, o solver.Offering) Offering {
-	return Offering{InstanceType: instanceType, Zone: o.Zone, ZoneID: o.ZoneID, CapacityType: o.CapacityType, PricePerHour: o.PricePerHour}
+	return Offering{InstanceType: instanceType, Zone: o.Zone, ZoneID: o.ZoneID, CapacityType: o.CapacityType, PricePerHour: o.PricePerHour,
+		PriceOverlay: o.PriceOverlay, ListPricePerHour: o.ListPricePerHour}
 }
 
 // MachineName is derived from the decision's identity: the cluster, the

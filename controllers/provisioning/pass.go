@@ -60,6 +60,8 @@ type pass struct {
 	launchProblems map[string][]string
 	// counted are the Machines the plan was made with (see createMachine).
 	counted map[string]bool
+	// overlays are the management cluster's NodeOverlays (see prepare).
+	overlays []*v1alpha1.NodeOverlay
 }
 
 // plannedWith records the Machines the pass plans with.
@@ -94,7 +96,7 @@ func (ps *pass) run() (ctrl.Result, error) {
 	for _, m := range view.Machines {
 		ps.counted[m.Name] = true
 	}
-	objs := solverinput.Objects{NodePools: ps.plannablePools(), InFlight: map[string]bool{}, NodeModels: ps.models}
+	objs := solverinput.Objects{NodePools: ps.plannablePools(), InFlight: map[string]bool{}, NodeModels: ps.models, Overlays: ps.overlays}
 	for _, n := range view.Nodes {
 		if !clusterstate.NodeInitialized(n) {
 			objs.InFlight[n.Name] = true
@@ -331,6 +333,14 @@ func (ps *pass) prepare() ([]cloud.InstanceTypeOfferings, error) {
 		ps.notes[np.Name] = notes
 		ps.models[np.Name] = model
 		ps.types[np.Name] = byName
+	}
+	var overlays v1alpha1.NodeOverlayList
+	if err := ps.Client.List(ps.ctx, &overlays); err != nil {
+		return nil, fmt.Errorf("listing NodeOverlays: %w", err)
+	}
+	ps.overlays = make([]*v1alpha1.NodeOverlay, 0, len(overlays.Items))
+	for i := range overlays.Items {
+		ps.overlays = append(ps.overlays, &overlays.Items[i])
 	}
 	ps.constraints = map[string]*LaunchConstraints{}
 	ps.templateIDs = map[string]string{}

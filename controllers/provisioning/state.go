@@ -112,7 +112,7 @@ func (p *Provisioner) State(ctx context.Context, cluster *clusterv1.Cluster) (*C
 		return nil, err
 	}
 	st := &ClusterState{Cluster: cluster, Pools: pools, Offered: offered,
-		Workload: w.client, Live: live, Objects: solverinput.Objects{NodePools: ps.plannablePools(), InFlight: map[string]bool{}, NodeModels: ps.models},
+		Workload: w.client, Live: live, Objects: solverinput.Objects{NodePools: ps.plannablePools(), InFlight: map[string]bool{}, NodeModels: ps.models, Overlays: ps.overlays},
 		Lost: map[string]bool{}, restrict: ps.restriction()}
 	view, err := clusterstate.Read(ctx, p.Client, w.reader, cluster)
 	if err != nil {

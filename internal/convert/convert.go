@@ -1,6 +1,6 @@
-// Package convert turns Karpenter v1 NodePools and EC2NodeClasses into
-// Joinery NodePools, CAPA AWSMachineTemplates and CAPI KubeadmConfigTemplate
-// stubs, offline, as `joinery convert` does. What has no equivalent is not
+// Package convert turns Karpenter v1 NodePools and EC2NodeClasses (and
+// v1alpha1 NodeOverlays) into Joinery NodePools, CAPA AWSMachineTemplates,
+// CAPI KubeadmConfigTemplate stubs (and Joinery NodeOverlays), offline, as `joinery convert` does. What has no equivalent is not
 // dropped silently: every such setting becomes a Warning naming the source
 // object, the field and what to do instead.
 package convert
@@ -94,7 +94,8 @@ func (o Object) toMap() (map[string]any, error) {
 }
 
 // Result is the converted objects, templates first (in EC2NodeClass
-// order), then NodePools (in input order), and the warnings.
+// order), then NodePools and NodeOverlays (in input order), and the
+// warnings.
 type Result struct {
 	Objects  []Object
 	Warnings []Warning
@@ -102,6 +103,11 @@ type Result struct {
 
 // NodePools returns the converted NodePools.
 func (r *Result) NodePools() []*v1alpha1.NodePool { return objectsOf[*v1alpha1.NodePool](r) }
+
+// NodeOverlays returns the converted NodeOverlays.
+func (r *Result) NodeOverlays() []*v1alpha1.NodeOverlay {
+	return objectsOf[*v1alpha1.NodeOverlay](r)
+}
 
 // AWSMachineTemplates returns the converted AWSMachineTemplates.
 func (r *Result) AWSMachineTemplates() []*infrav1.AWSMachineTemplate {
@@ -157,6 +163,25 @@ func Convert(in *Input, opts Options) (*Result, error) {
 		}
 		res.Objects = append(res.Objects, o)
 	}
+	overlays, err := admission.ForEmbeddedCRD("joinery.dev_nodeoverlays.yaml", v1alpha1.GroupVersion.Version)
+	if err != nil {
+		return nil, err
+	}
+	poolsOfClass := map[string][]string{}
+	for _, src := range in.NodePools {
+		if ref := src.pool.Spec.Template.Spec.NodeClassRef; ref != nil {
+			poolsOfClass[ref.Name] = append(poolsOfClass[ref.Name], src.Name())
+		}
+	}
+	for _, src := range in.NodeOverlays {
+		o := c.convertNodeOverlay(src, poolsOfClass)
+		if err := admit(overlays, o); err != nil {
+			errs = append(errs, &InputError{File: src.File, Document: src.Document, Object: "NodeOverlay " + src.Name(),
+				Err: fmt.Errorf("the converted Joinery NodeOverlay would be rejected: %w; fix the Karpenter NodeOverlay so that it converts", err)})
+			continue
+		}
+		res.Objects = append(res.Objects, o)
+	}
 	res.Warnings = append(res.Warnings, c.warnings...)
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -164,8 +189,8 @@ func Convert(in *Input, opts Options) (*Result, error) {
 	return res, nil
 }
 
-// admit runs the NodePool CRD's admission (unknown fields, defaults,
-// schema, CEL) on the written form of a NodePool.
+// admit runs a CRD's admission (unknown fields, defaults, schema, CEL) on
+// the written form of a NodePool or NodeOverlay.
 func admit(v *admission.Validator, o Object) error {
 	obj, err := o.toMap()
 	if err != nil {

@@ -376,7 +376,7 @@ spec:
 			`NodePool p: metadata.annotations[compatibility.karpenter.sh/v1beta1-kubelet-conversion] is Karpenter's v1beta1 kubelet left on the NodePool`,
 		}},
 		{"other kinds are ignored", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n---\n" + pool + "---\n" + class, []string{
-			`in.yaml: document 1 (v1 ConfigMap x): is not a Karpenter v1 NodePool or EC2NodeClass; ignored`,
+			`in.yaml: document 1 (v1 ConfigMap x): is not a Karpenter v1 NodePool or EC2NodeClass, or a v1alpha1 NodeOverlay; ignored`,
 		}},
 	} {
 		t.Run(tc.rule, func(t *testing.T) {

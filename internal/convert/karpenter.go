@@ -21,11 +21,34 @@ const (
 
 	karpenterNodePoolAPIVersion     = karpenterGroup + "/v1"
 	karpenterEC2NodeClassAPIVersion = karpenterAWSGroup + "/v1"
+	karpenterNodeOverlayAPIVersion  = karpenterGroup + "/v1alpha1"
 
 	// kubeletCompatibilityAnnotation holds, on a NodePool migrated from
 	// v1beta1, the kubelet settings that v1 moved to the EC2NodeClass.
 	kubeletCompatibilityAnnotation = "compatibility.karpenter.sh/v1beta1-kubelet-conversion"
 )
+
+// karpenterNodeOverlay is karpenter.sh/v1alpha1 NodeOverlay (Karpenter
+// v1.15, pkg/apis/v1alpha1/nodeoverlay.go).
+type karpenterNodeOverlay struct {
+	APIVersion string            `json:"apiVersion"`
+	Kind       string            `json:"kind"`
+	Metadata   metav1.ObjectMeta `json:"metadata"`
+	Spec       struct {
+		Requirements    []overlayRequirement `json:"requirements,omitempty"`
+		PriceAdjustment *string              `json:"priceAdjustment,omitempty"`
+		Price           *string              `json:"price,omitempty"`
+		Capacity        corev1.ResourceList  `json:"capacity,omitempty"`
+		Weight          *int32               `json:"weight,omitempty"`
+	} `json:"spec"`
+	Status json.RawMessage `json:"status,omitempty"`
+}
+
+type overlayRequirement struct {
+	Key      string                      `json:"key"`
+	Operator corev1.NodeSelectorOperator `json:"operator"`
+	Values   []string                    `json:"values,omitempty"`
+}
 
 type karpenterNodePool struct {
 	APIVersion string            `json:"apiVersion"`

@@ -18,8 +18,19 @@ import (
 type Input struct {
 	NodePools      []*NodePoolSource
 	EC2NodeClasses []*EC2NodeClassSource
+	NodeOverlays   []*NodeOverlaySource
 	Warnings       []Warning
 }
+
+// NodeOverlaySource is a Karpenter v1alpha1 NodeOverlay and where it was
+// read.
+type NodeOverlaySource struct {
+	Source
+	overlay *karpenterNodeOverlay
+}
+
+// Name is the NodeOverlay's name.
+func (o *NodeOverlaySource) Name() string { return o.overlay.Metadata.Name }
 
 // Source says where an object was read.
 type Source struct {
@@ -133,16 +144,17 @@ func (l *loader) readObject(src Source, raw []byte, item string) error {
 	switch {
 	case head.APIVersion == karpenterNodePoolAPIVersion && head.Kind == "NodePool":
 	case head.APIVersion == karpenterEC2NodeClassAPIVersion && head.Kind == "EC2NodeClass":
+	case head.APIVersion == karpenterNodeOverlayAPIVersion && head.Kind == "NodeOverlay":
 	case karpenter && version != "v1":
-		return fail(object, fmt.Errorf("%s %s is Karpenter %s; convert takes Karpenter v1 (%s NodePool, %s EC2NodeClass): migrate to v1 first (Karpenter's v1 upgrade guide) or export the v1 objects with kubectl get -o yaml",
-			head.APIVersion, head.Kind, version, karpenterNodePoolAPIVersion, karpenterEC2NodeClassAPIVersion))
+		return fail(object, fmt.Errorf("%s %s is Karpenter %s; convert takes Karpenter v1 (%s NodePool, %s EC2NodeClass, %s NodeOverlay): migrate to v1 first (Karpenter's v1 upgrade guide) or export the v1 objects with kubectl get -o yaml",
+			head.APIVersion, head.Kind, version, karpenterNodePoolAPIVersion, karpenterEC2NodeClassAPIVersion, karpenterNodeOverlayAPIVersion))
 	case head.Kind == "NodePool" && group == karpenterAWSGroup, head.Kind == "EC2NodeClass" && group == karpenterGroup:
 		return fail(object, fmt.Errorf("apiVersion %s is wrong for kind %s: use %s NodePool or %s EC2NodeClass",
 			head.APIVersion, head.Kind, karpenterNodePoolAPIVersion, karpenterEC2NodeClassAPIVersion))
 	default:
 		l.input.Warnings = append(l.input.Warnings, Warning{
 			Object:  fmt.Sprintf("%s: document %d (%s %s)", src.File, src.Document, head.APIVersion, object),
-			Message: fmt.Sprintf("%sis not a Karpenter v1 NodePool or EC2NodeClass; ignored", prefix(item)),
+			Message: fmt.Sprintf("%sis not a Karpenter v1 NodePool or EC2NodeClass, or a v1alpha1 NodeOverlay; ignored", prefix(item)),
 		})
 		return nil
 	}
@@ -156,6 +168,12 @@ func (l *loader) readObject(src Source, raw []byte, item string) error {
 		pool := &karpenterNodePool{}
 		target = pool
 		defer func() { l.input.NodePools = append(l.input.NodePools, &NodePoolSource{Source: src, pool: pool}) }()
+	case "NodeOverlay":
+		o := &karpenterNodeOverlay{}
+		target = o
+		defer func() {
+			l.input.NodeOverlays = append(l.input.NodeOverlays, &NodeOverlaySource{Source: src, overlay: o})
+		}()
 	case "EC2NodeClass":
 		class := &karpenterEC2NodeClass{}
 		target = class

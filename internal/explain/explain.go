@@ -498,8 +498,15 @@ func (e *Explainer) printEvents(w io.Writer, events []corev1.Event) {
 	_ = tw.Flush()
 }
 
+// describeOffering says what an offering costs and, when a NodeOverlay
+// set that price, which overlay and the list price it replaced: the
+// reason a discounted family may have won.
 func describeOffering(o provisioning.Offering) string {
-	return fmt.Sprintf("%s %s in %s at $%.4f/h", o.CapacityType, o.InstanceType, o.Zone, o.PricePerHour)
+	s := fmt.Sprintf("%s %s in %s at $%.4f/h", o.CapacityType, o.InstanceType, o.Zone, o.PricePerHour)
+	if o.PriceOverlay != "" {
+		s += fmt.Sprintf(" (price set by NodeOverlay %s; list $%.4f/h)", o.PriceOverlay, o.ListPricePerHour)
+	}
+	return s
 }
 
 func offeringList(os []provisioning.Offering, n int) string {

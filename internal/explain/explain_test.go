@@ -86,6 +86,7 @@ func TestMachine(t *testing.T) {
 		name        string
 		annotations map[string]string
 		maxPrice    string
+		overlay     string
 		want        []string
 	}{
 		{name: "kept by consolidation",
@@ -105,10 +106,15 @@ func TestMachine(t *testing.T) {
 			want:        []string{"Being replaced by general-def: Consolidation of general-abc"}},
 		{name: "under a spot price cap", maxPrice: "0.05",
 			want: []string{"Spot price cap: $0.05/h (spotMarketOptions.maxPrice of the pool's AWSMachineTemplate)"}},
+		{name: "priced by a NodeOverlay", overlay: "m5-savings-plan",
+			want: []string{"Chosen: on-demand m5.xlarge in us-east-1b at $0.1152/h (price set by NodeOverlay m5-savings-plan; list $0.1920/h)"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := decision()
 			d.SpotMaxPrice = tc.maxPrice
+			if tc.overlay != "" {
+				d.Offering.PriceOverlay, d.Offering.ListPricePerHour, d.Offering.PricePerHour = tc.overlay, d.Offering.PricePerHour, d.Offering.PricePerHour*0.6
+			}
 			c := fakeClient(t, machine(t, "general-abc", d, tc.annotations),
 				&v1alpha1.NodePool{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "general"}},
 				event("NodePool", "general", "Launched", "Machine general-abc in cluster prod: on-demand m5.xlarge", 5*time.Minute),
@@ -124,6 +130,9 @@ func TestMachine(t *testing.T) {
 				if !strings.Contains(out, w) {
 					t.Errorf("missing %q in:\n%s", w, out)
 				}
+			}
+			if tc.overlay == "" && strings.Contains(out, "NodeOverlay") {
+				t.Errorf("an overlay shown for a decision at list prices:\n%s", out)
 			}
 			if tc.maxPrice == "" && strings.Contains(out, "Spot price cap") {
 				t.Errorf("a cap shown for a template without one:\n%s", out)

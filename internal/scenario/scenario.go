@@ -43,6 +43,8 @@ type Scenario struct {
 	// RuntimeClasses are applied to the pods naming them when loading, as
 	// the RuntimeClass admission plugin does: overhead and scheduling.
 	RuntimeClasses []*nodev1.RuntimeClass
+	// NodeOverlays adjust the prices and capacity the pools plan with.
+	NodeOverlays []*v1alpha1.NodeOverlay
 }
 
 // InputError is a problem with the input; it says where.
@@ -143,9 +145,10 @@ func (l *loader) applyRuntimeClasses() []error {
 }
 
 type loader struct {
-	scenario  *Scenario
-	nodePools *admission.Validator
-	seen      map[string]string // kind/namespace/name -> where first defined
+	scenario     *Scenario
+	nodePools    *admission.Validator
+	nodeOverlays *admission.Validator
+	seen         map[string]string // kind/namespace/name -> where first defined
 	// podAt says where each pod was read, for errors found across files.
 	podAt map[*corev1.Pod]*InputError
 }
@@ -174,7 +177,11 @@ func newLoader() (*loader, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &loader{scenario: &Scenario{}, nodePools: nodePools, seen: map[string]string{}, podAt: map[*corev1.Pod]*InputError{}}, nil
+	nodeOverlays, err := admission.ForEmbeddedCRD("joinery.dev_nodeoverlays.yaml", v1alpha1.GroupVersion.Version)
+	if err != nil {
+		return nil, err
+	}
+	return &loader{scenario: &Scenario{}, nodePools: nodePools, nodeOverlays: nodeOverlays, seen: map[string]string{}, podAt: map[*corev1.Pod]*InputError{}}, nil
 }
 
 func (l *loader) read(file string, data []byte) []error {
@@ -259,8 +266,20 @@ func (l *loader) readObject(file string, doc int, raw []byte) error {
 		}
 		l.scenario.NodePools = append(l.scenario.NodePools, pool)
 		return nil
+	case v1alpha1.GroupVersion.String() + "/NodeOverlay":
+		// Cluster-scoped, and admitted with the CRD's own schema, as
+		// NodePools are.
+		o := &v1alpha1.NodeOverlay{}
+		if err := l.admit(l.nodeOverlays, raw, o); err != nil {
+			return fail("NodeOverlay "+head.Metadata.Name, err)
+		}
+		if err := l.remember("NodeOverlay", "", o.Name, file, doc); err != nil {
+			return fail("NodeOverlay "+o.Name, err)
+		}
+		l.scenario.NodeOverlays = append(l.scenario.NodeOverlays, o)
+		return nil
 	default:
-		return fail(object, fmt.Errorf("%s %s is not an input of a planning run: give Pods, Nodes, Namespaces, PersistentVolumes and PersistentVolumeClaims (v1), NodePools (%s), DaemonSets (apps/v1), StorageClasses and CSINodes (storage.k8s.io/v1) and RuntimeClasses (node.k8s.io/v1)",
+		return fail(object, fmt.Errorf("%s %s is not an input of a planning run: give Pods, Nodes, Namespaces, PersistentVolumes and PersistentVolumeClaims (v1), NodePools and NodeOverlays (%s), DaemonSets (apps/v1), StorageClasses and CSINodes (storage.k8s.io/v1) and RuntimeClasses (node.k8s.io/v1)",
 			head.APIVersion, head.Kind, v1alpha1.GroupVersion))
 	}
 	if namespaced && namespace == "" {
@@ -308,6 +327,19 @@ func (l *loader) admitNodePool(raw []byte, namespace string) (*v1alpha1.NodePool
 	}
 	pool.Namespace = namespace
 	return pool, nil
+}
+
+// admit checks raw against a CRD's schema (defaults applied) and decodes
+// it into into.
+func (l *loader) admit(v *admission.Validator, raw []byte, into any) error {
+	obj := map[string]any{}
+	if err := yaml.UnmarshalStrict(raw, &obj); err != nil {
+		return err
+	}
+	if errs := v.Admit(context.Background(), obj); len(errs) > 0 {
+		return errs.ToAggregate()
+	}
+	return runtime.DefaultUnstructuredConverter.FromUnstructured(obj, into)
 }
 
 func (l *loader) remember(kind, namespace, name, file string, doc int) error {

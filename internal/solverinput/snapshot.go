@@ -9,6 +9,7 @@ import (
 
 	"github.com/joinery-dev/joinery/api/v1alpha1"
 	"github.com/joinery-dev/joinery/cloud"
+	"github.com/joinery-dev/joinery/internal/overlay"
 	"github.com/joinery-dev/joinery/solver"
 )
 
@@ -35,6 +36,9 @@ type Objects struct {
 	// NodeModels are what each pool's templates say about its nodes, by
 	// pool name; a pool without one plans for NodeModel's defaults.
 	NodeModels map[string]NodeModel
+	// Overlays adjust the prices and capacity of the pools' offerings
+	// (see package overlay).
+	Overlays []*v1alpha1.NodeOverlay
 }
 
 // Snapshot builds the solver's input. offered is the catalog for the
@@ -72,7 +76,6 @@ func Snapshot(objs Objects, offered []cloud.InstanceTypeOfferings, unavailable s
 			snap.Pods = append(snap.Pods, pod)
 		}
 	}
-	prices := NewPrices(offered)
 	inUse := map[string]*usage{}
 	for _, node := range objs.Nodes {
 		pool := node.Labels[v1alpha1.LabelNodePool]
@@ -91,30 +94,129 @@ func Snapshot(objs Objects, offered []cloud.InstanceTypeOfferings, unavailable s
 			inUse[pool] = u
 		}
 		addTo(u.resources, node.Status.Capacity)
-		u.pricePerHour += prices.Of(node.Labels)
+		u.nodes = append(u.nodes, node.Labels)
 	}
-	seen := map[string]string{}
-	for _, np := range objs.NodePools {
-		if other, ok := seen[np.Name]; ok && other != np.Namespace {
-			return nil, fmt.Errorf("NodePools %s/%s and %s/%s serve the same cluster under one name; rename one, since nodes record their pool by name", other, np.Name, np.Namespace, np.Name)
-		}
-		seen[np.Name] = np.Namespace
-		used := inUse[np.Name]
-		if used == nil {
-			used = &usage{}
-		}
-		pool, err := Pool(np, offered, objs.NodeModels[np.Name], used.resources, used.pricePerHour)
-		if err != nil {
-			return nil, err
+	pools, _, err := Pools(objs, offered)
+	if err != nil {
+		return nil, err
+	}
+	withOverlaidCapacity(snap.Nodes, pools)
+	prices := NewPrices(offered)
+	for _, pool := range pools {
+		if u := inUse[pool.Name]; u != nil {
+			// What the pool's machines cost counts against its
+			// pricePerHour limit at the price planning uses for them:
+			// overlaid, as what a new machine would cost.
+			pool.InUse = u.resources
+			overlaid := poolPrices(pool)
+			for _, labels := range u.nodes {
+				if p, ok := overlaid.of(labels); ok {
+					pool.InUsePricePerHour += p
+				} else {
+					pool.InUsePricePerHour += prices.Of(labels)
+				}
+			}
 		}
 		snap.Pools = append(snap.Pools, pool)
 	}
 	return snap, nil
 }
 
+// Pools is the solver's view of every NodePool of objs, with the overlays
+// of objs applied, and the overlays left out for a conflict. The pools'
+// InUse is left to the caller.
+func Pools(objs Objects, offered []cloud.InstanceTypeOfferings) ([]*solver.Pool, []overlay.Conflict, error) {
+	// Invalid overlays are left out here and reported on their status.
+	set, _ := overlay.Compile(objs.Overlays)
+	seen := map[string]string{}
+	pools := make([]*solver.Pool, 0, len(objs.NodePools))
+	for _, np := range objs.NodePools {
+		if other, ok := seen[np.Name]; ok && other != np.Namespace {
+			return nil, nil, fmt.Errorf("NodePools %s/%s and %s/%s serve the same cluster under one name; rename one, since nodes record their pool by name", other, np.Name, np.Namespace, np.Name)
+		}
+		seen[np.Name] = np.Namespace
+		pool, err := Pool(np, offered, objs.NodeModels[np.Name], nil, 0)
+		if err != nil {
+			return nil, nil, err
+		}
+		pools = append(pools, pool)
+	}
+	conflicts := set.Apply(pools)
+	return pools, conflicts, nil
+}
+
+// withOverlaidCapacity gives in-flight nodes the resources their pool's
+// (overlaid) instance type has and they do not show yet, as Karpenter
+// plans an in-flight NodeClaim with its instance type's capacity: a
+// machine launched for a pod that asks for an extended resource a
+// NodeOverlay adds (smarter-devices/fuse, hugepages) must count as room
+// for it while it boots, or every pass would launch another. Nodes are
+// copied before they change: they may be the cache's.
+func withOverlaidCapacity(nodes []*solver.Node, pools []*solver.Pool) {
+	types := map[string]map[string]*solver.InstanceType{}
+	for _, p := range pools {
+		byName := make(map[string]*solver.InstanceType, len(p.InstanceTypes))
+		for _, it := range p.InstanceTypes {
+			byName[it.Name] = it
+		}
+		types[p.Name] = byName
+	}
+	for _, n := range nodes {
+		if !n.InFlight || n.Pool == "" {
+			continue
+		}
+		it := types[n.Pool][n.Node.Labels[v1alpha1.LabelInstanceType]]
+		if it == nil {
+			continue
+		}
+		copied := false
+		for name, q := range it.Allocatable {
+			if _, ok := n.Node.Status.Allocatable[name]; ok {
+				continue
+			}
+			if !copied {
+				n.Node = n.Node.DeepCopy()
+				if n.Node.Status.Allocatable == nil {
+					n.Node.Status.Allocatable = corev1.ResourceList{}
+				}
+				if n.Node.Status.Capacity == nil {
+					n.Node.Status.Capacity = corev1.ResourceList{}
+				}
+				copied = true
+			}
+			n.Node.Status.Allocatable[name] = q.DeepCopy()
+			if _, ok := n.Node.Status.Capacity[name]; !ok {
+				n.Node.Status.Capacity[name] = it.Capacity[name].DeepCopy()
+			}
+		}
+	}
+}
+
 type usage struct {
-	resources    corev1.ResourceList
-	pricePerHour float64
+	resources corev1.ResourceList
+	nodes     []map[string]string // the labels of the pool's nodes
+}
+
+// poolPriceIndex is a pool's (overlaid) offering prices.
+type poolPriceIndex map[priceKey]float64
+
+func poolPrices(pool *solver.Pool) poolPriceIndex {
+	index := poolPriceIndex{}
+	for _, it := range pool.InstanceTypes {
+		for _, o := range it.Offerings {
+			index[priceKey{it.Name, o.Zone, o.CapacityType}] = o.PricePerHour
+		}
+	}
+	return index
+}
+
+func (p poolPriceIndex) of(labels map[string]string) (float64, bool) {
+	capacityType := labels[v1alpha1.LabelCapacityType]
+	if capacityType == "" {
+		capacityType = v1alpha1.CapacityTypeOnDemand
+	}
+	price, ok := p[priceKey{labels[v1alpha1.LabelInstanceType], labels[v1alpha1.LabelZone], capacityType}]
+	return price, ok
 }
 
 // Pool is the solver's view of a NodePool: its requirements, labels,

@@ -11,6 +11,7 @@ import (
 
 	"github.com/joinery-dev/joinery/api/v1alpha1"
 	"github.com/joinery-dev/joinery/cloud"
+	"github.com/joinery-dev/joinery/solver"
 )
 
 func usEast1(t *testing.T) []cloud.InstanceTypeOfferings {
@@ -187,5 +188,112 @@ func TestSnapshotRejectsTwoPoolsOfOneName(t *testing.T) {
 	b.Namespace = "other"
 	if _, err := Snapshot(Objects{NodePools: []*v1alpha1.NodePool{a, b}}, usEast1(t), nil); err == nil {
 		t.Error("two pools named general in different namespaces were accepted")
+	}
+}
+
+// Overlays reach the solver through Snapshot: the offerings they select
+// carry the overlaid price (and the overlay's name), other pools keep list
+// prices, and a pool's machines count against its pricePerHour limit at the
+// overlaid price. Karpenter: nodeoverlay suite "should only apply override
+// for nodepool that defined in the overlay requirements", applied through
+// the provisioner's instance types.
+func TestSnapshotAppliesOverlays(t *testing.T) {
+	offered := usEast1(t)
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1", Labels: map[string]string{
+		v1alpha1.LabelNodePool: "general", v1alpha1.LabelInstanceType: "m5.large",
+		v1alpha1.LabelZone: "us-east-1a", v1alpha1.LabelCapacityType: "on-demand",
+	}}}
+	half := "-50%"
+	snap, err := Snapshot(Objects{
+		Nodes:     []*corev1.Node{node},
+		NodePools: []*v1alpha1.NodePool{nodePool("general", nil), nodePool("other", nil)},
+		Overlays: []*v1alpha1.NodeOverlay{{
+			ObjectMeta: metav1.ObjectMeta{Name: "savings-plan"},
+			Spec: v1alpha1.NodeOverlaySpec{PriceAdjustment: &half, Requirements: []v1alpha1.NodeOverlayRequirement{
+				{Key: v1alpha1.LabelKarpenterNodePool, Operator: v1alpha1.OpIn, Values: []string{"general"}},
+				{Key: "karpenter.k8s.aws/instance-family", Operator: v1alpha1.OpIn, Values: []string{"m5"}},
+			}},
+		}},
+	}, offered, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	price := func(pool int, typ, zone, ct string) (float64, string) {
+		for _, it := range snap.Pools[pool].InstanceTypes {
+			if it.Name != typ {
+				continue
+			}
+			for _, o := range it.Offerings {
+				if o.Zone == zone && o.CapacityType == ct {
+					return o.PricePerHour, o.PriceOverlay
+				}
+			}
+		}
+		t.Fatalf("%s %s %s not offered", typ, zone, ct)
+		return 0, ""
+	}
+	if p, by := price(0, "m5.large", "us-east-1a", "on-demand"); p != 0.048 || by != "savings-plan" {
+		t.Errorf("general m5.large on-demand: $%v by %q, want 0.048 by savings-plan", p, by)
+	}
+	if p, by := price(0, "c5.large", "us-east-1a", "on-demand"); by != "" || p != 0.085 {
+		t.Errorf("general c5.large: $%v by %q, want the list 0.085", p, by)
+	}
+	if p, by := price(1, "m5.large", "us-east-1a", "on-demand"); p != 0.096 || by != "" {
+		t.Errorf("other m5.large: $%v by %q, want the list price", p, by)
+	}
+	if got := snap.Pools[0].InUsePricePerHour; got != 0.048 {
+		t.Errorf("general in use $%v/h, want the overlaid 0.048", got)
+	}
+}
+
+// A machine launched for a pod that asks for an extended resource a
+// NodeOverlay adds is room for that resource while it boots: the next
+// plan puts a second such pod there instead of launching again.
+// Karpenter: nodeoverlay "should apply capacity adjustments for instances
+// types", as its scheduler counts an in-flight NodeClaim's overlaid
+// capacity.
+func TestInFlightNodesHaveTheOverlaidCapacity(t *testing.T) {
+	const fuse = corev1.ResourceName("smarter-devices/fuse")
+	booting := &corev1.Node{
+		ObjectMeta: metav1.ObjectMeta{Name: "general-abc", Labels: map[string]string{
+			v1alpha1.LabelNodePool: "general", v1alpha1.LabelInstanceType: "m5.xlarge",
+			v1alpha1.LabelZone: "us-east-1a", v1alpha1.LabelCapacityType: "spot", v1alpha1.LabelHostname: "general-abc",
+			v1alpha1.LabelArch: "amd64", v1alpha1.LabelOS: "linux", "team": "a",
+		}},
+		Spec: corev1.NodeSpec{Taints: []corev1.Taint{{Key: "gpu", Value: "true", Effect: corev1.TaintEffectNoSchedule}}},
+		Status: corev1.NodeStatus{Allocatable: corev1.ResourceList{
+			corev1.ResourceCPU: resource.MustParse("3900m"), corev1.ResourceMemory: resource.MustParse("14Gi"), corev1.ResourcePods: resource.MustParse("110"),
+		}},
+	}
+	pod := func(name string) *corev1.Pod {
+		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"}, Spec: corev1.PodSpec{
+			Tolerations: []corev1.Toleration{{Key: "gpu", Operator: corev1.TolerationOpExists}},
+			Containers: []corev1.Container{{Name: "c", Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{
+				corev1.ResourceCPU: resource.MustParse("1"), fuse: resource.MustParse("1"),
+			}}}},
+		}}
+	}
+	bound := pod("first")
+	bound.Spec.NodeName = booting.Name
+	objs := Objects{
+		Pods: []*corev1.Pod{bound, pod("second")}, Nodes: []*corev1.Node{booting},
+		NodePools: []*v1alpha1.NodePool{nodePool("general", nil)}, InFlight: map[string]bool{booting.Name: true},
+		Overlays: []*v1alpha1.NodeOverlay{{ObjectMeta: metav1.ObjectMeta{Name: "fuse"}, Spec: v1alpha1.NodeOverlaySpec{
+			Capacity: corev1.ResourceList{fuse: resource.MustParse("4")},
+		}}},
+	}
+	snap, err := Snapshot(objs, usEast1(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := solver.Solve(snap, solver.Options{SkipLowerBound: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plan.NewNodes) != 0 || len(plan.Existing) != 1 || plan.Existing[0].NodeName != booting.Name {
+		t.Errorf("new nodes %d, placed on existing %+v, unschedulable %v; want the second pod on the booting machine", len(plan.NewNodes), plan.Existing, plan.Unschedulable)
+	}
+	if _, ok := booting.Status.Allocatable[fuse]; ok {
+		t.Error("the input Node (the cache's) was modified")
 	}
 }
