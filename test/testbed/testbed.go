@@ -206,6 +206,10 @@ func Start(ctx context.Context, opts Options) (tb *Testbed, err error) {
 	if err != nil {
 		return tb, fmt.Errorf("reading CRDs: %w", err)
 	}
+	workloadCRDs, err := WorkloadCRDs()
+	if err != nil {
+		return tb, fmt.Errorf("reading the workload clusters' CRDs: %w", err)
+	}
 
 	// The clusters start in parallel, a few at a time: each is mostly
 	// waiting for its own apiserver.
@@ -243,7 +247,7 @@ func Start(ctx context.Context, opts Options) (tb *Testbed, err error) {
 	wg.Add(len(names) + 1)
 	go startCluster(0, testenv.Options{Name: "management", CRDs: crds, WithoutScheduler: true, WithoutKwok: true, WithControllerManager: true})
 	for i, name := range names {
-		go startCluster(i+1, testenv.Options{Name: name, WithControllerManager: !opts.WorkloadsWithoutControllerManager})
+		go startCluster(i+1, testenv.Options{Name: name, CRDs: workloadCRDs, WithControllerManager: !opts.WorkloadsWithoutControllerManager})
 	}
 	wg.Wait()
 	var errs []error
