@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -18,6 +19,7 @@ import (
 
 	autoscalingv1beta1 "github.com/joinery-dev/joinery/api/autoscaling/v1beta1"
 	"github.com/joinery-dev/joinery/internal/capacitybuffer"
+	"github.com/joinery-dev/joinery/internal/solverinput"
 	"github.com/joinery-dev/joinery/solver"
 )
 
@@ -64,6 +66,11 @@ func (ps *pass) readBuffers() ([]*capacitybuffer.Resolved, error) {
 // known to have the CRD (a watch on a kind the apiserver does not serve
 // would fail).
 func (ps *pass) watchBuffers() error {
+	if ps.ClusterCache == nil {
+		// A pass over a client of its own (the package's apiserver
+		// tests): nothing to start passes.
+		return nil
+	}
 	key := ps.key
 	err := ps.ClusterCache.Watch(ps.ctx, key, clustercache.NewWatcher(clustercache.WatcherOptions{
 		Name: "provisioning-capacitybuffers", Watcher: ps.controller, Kind: &autoscalingv1beta1.CapacityBuffer{},
@@ -186,4 +193,15 @@ func (ps *pass) writeBufferStatuses(buffers []*capacitybuffer.Resolved, plan *so
 			recorder.Eventf(ref, corev1.EventTypeWarning, "FailedProvisioning", "%d chunk(s) fit nowhere: %s", placed.Unplaced, placed.Reasons[0])
 		}
 	}
+}
+
+// capacityKey identifies the capacity a plan sees: each node (and Machine
+// booting) by name and whether it is still in flight.
+func capacityKey(objs solverinput.Objects) string {
+	names := make([]string, 0, len(objs.Nodes))
+	for _, n := range objs.Nodes {
+		names = append(names, fmt.Sprintf("%s/%t", n.Name, objs.InFlight[n.Name]))
+	}
+	sort.Strings(names)
+	return strings.Join(names, ",")
 }

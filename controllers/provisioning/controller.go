@@ -142,6 +142,10 @@ type clusterState struct {
 	// seen are the pending pods already counted in a batch window.
 	seen      map[types.UID]bool
 	lastPlan  time.Time
+	// capacityKey is the nodes the last plan was made with (see
+	// capacityKey): CapacityBuffers' headroom is planned again when it
+	// changes.
+	capacityKey string
 	lastError string
 	// awaiting are Machines this process created that the cache has not
 	// shown yet, and since when: a plan made before they show would not

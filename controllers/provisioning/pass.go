@@ -201,13 +201,17 @@ func (ps *pass) run() (ctrl.Result, error) {
 			newPods = true
 		}
 	}
-	_, open := ps.batches.Ready(ps.key.String(), ps.now)
+	windowReady, open := ps.batches.Ready(ps.key.String(), ps.now)
 	switch {
 	case newPods:
 		ps.batches.PodPending(ps.key.String(), ps.now)
 	case open == 0 && ps.now.Sub(st.lastPlan) >= ps.Options.Replan:
 		// Nothing new, but pods still wait: plan again, at once.
 		ps.batches.PodPending(ps.key.String(), ps.now.Add(-ps.Options.BatchIdle))
+	case !windowReady && open == 0 && len(headroom) > 0 && capacityKey(objs) != st.capacityKey:
+		// Nodes came, went or became Ready: whether the headroom fits
+		// on what exists changed (the buffers' status says which).
+		ps.batches.PodPending(ps.key.String(), ps.now)
 	}
 	ready, wait := ps.batches.Ready(ps.key.String(), ps.now)
 	if !ready {
@@ -253,6 +257,7 @@ func (ps *pass) run() (ctrl.Result, error) {
 		st.seen[pod.UID] = true
 	}
 	st.lastPlan = ps.now
+	st.capacityKey = capacityKey(objs)
 
 	created, err := ps.launchPlan(plan)
 	// Whatever was created is awaited, failures or not: planning before

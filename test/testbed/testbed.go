@@ -58,6 +58,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
+	autoscalingv1beta1 "github.com/joinery-dev/joinery/api/autoscaling/v1beta1"
 	joineryv1alpha1 "github.com/joinery-dev/joinery/api/v1alpha1"
 	"github.com/joinery-dev/joinery/test/cloudsim"
 	"github.com/joinery-dev/joinery/test/testenv"
@@ -146,12 +147,13 @@ type Workload struct {
 // Clientset returns a typed client for the workload cluster.
 func (w *Workload) Clientset() (*kubernetes.Clientset, error) { return w.Cluster.Clientset() }
 
-// Scheme knows the Kubernetes, CAPI (core and kubeadm bootstrap), CAPA and
-// Joinery types.
+// Scheme knows the Kubernetes, CAPI (core and kubeadm bootstrap), CAPA,
+// Joinery and CapacityBuffer types.
 func Scheme() (*runtime.Scheme, error) {
 	s := runtime.NewScheme()
 	for _, add := range []func(*runtime.Scheme) error{
 		clientgoscheme.AddToScheme, clusterv1.AddToScheme, bootstrapv1.AddToScheme, infrav1.AddToScheme, joineryv1alpha1.AddToScheme,
+		autoscalingv1beta1.AddToScheme,
 	} {
 		if err := add(s); err != nil {
 			return nil, err
