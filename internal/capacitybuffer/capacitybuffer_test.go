@@ -84,7 +84,7 @@ func TestLimitReplicas(t *testing.T) {
 // Follows Karpenter's helpers_test.go, Context "calculatePercentageReplicas".
 func TestPercentageReplicas(t *testing.T) {
 	for _, tc := range []struct {
-		name                 string
+		name                string
 		replicas, pct, want int32
 	}{
 		{"should calculate percentage and ceil", 10, 20, 2},
@@ -272,7 +272,7 @@ func TestVirtualPods(t *testing.T) {
 			NodeName:     "somewhere",
 			NodeSelector: map[string]string{"tier": "front"},
 			Tolerations:  []corev1.Toleration{{Key: "spot", Operator: corev1.TolerationOpExists}},
-			Containers: []corev1.Container{{Name: "app", VolumeMounts: []corev1.VolumeMount{{Name: "data"}, {Name: "scratch"}, {Name: "config"}}}},
+			Containers:   []corev1.Container{{Name: "app", VolumeMounts: []corev1.VolumeMount{{Name: "data"}, {Name: "scratch"}, {Name: "config"}}}},
 			Volumes: []corev1.Volume{
 				{Name: "data", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "data"}}},
 				{Name: "scratch", VolumeSource: corev1.VolumeSource{Ephemeral: &corev1.EphemeralVolumeSource{}}},

@@ -49,7 +49,7 @@ func node(name string, cpu int, bound ...*corev1.Pod) *solver.Node {
 func pool(limitCPU string) *solver.Pool {
 	it := &solver.InstanceType{Name: "m.xlarge", Labels: map[string]string{
 		v1alpha1.LabelInstanceType: "m.xlarge", v1alpha1.LabelArch: "amd64", v1alpha1.LabelOS: "linux"},
-		Capacity: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("4"), corev1.ResourceMemory: resource.MustParse("16Gi"), corev1.ResourcePods: resource.MustParse("110")},
+		Capacity:  corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("4"), corev1.ResourceMemory: resource.MustParse("16Gi"), corev1.ResourcePods: resource.MustParse("110")},
 		Offerings: []solver.Offering{{Zone: "zone-a", ZoneID: "use1-az1", CapacityType: v1alpha1.CapacityTypeOnDemand, PricePerHour: 0.2, Available: true}}}
 	it.Allocatable = it.Capacity.DeepCopy()
 	p := &solver.Pool{Name: "default", InstanceTypes: []*solver.InstanceType{it},
