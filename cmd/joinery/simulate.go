@@ -15,6 +15,7 @@ import (
 
 	"github.com/joinery-dev/joinery/api/v1alpha1"
 	"github.com/joinery-dev/joinery/cloud"
+	"github.com/joinery-dev/joinery/internal/capacitybuffer"
 	"github.com/joinery-dev/joinery/internal/scenario"
 	"github.com/joinery-dev/joinery/internal/solverinput"
 	"github.com/joinery-dev/joinery/solver"
@@ -65,6 +66,8 @@ type simulatedNode struct {
 	PricePerHour float64  `json:"pricePerHour"`
 	Existing     bool     `json:"existing"`
 	Pods         []string `json:"pods"`
+	// Headroom counts the CapacityBuffer chunks among Pods (planned, never run).
+	Headroom int `json:"headroom,omitempty"`
 }
 
 type unschedulable struct {
@@ -94,8 +97,12 @@ func runSimulate(out io.Writer, opts *simulateOptions) error {
 	if err != nil {
 		return usageError{fmt.Errorf("--region: %w", err)}
 	}
+	headroom, err := objects.Headroom()
+	if err != nil {
+		return usageError{err}
+	}
 	snap, err := solverinput.Snapshot(solverinput.Objects{
-		Pods:                   objects.Pods,
+		Pods:                   append(append([]*corev1.Pod(nil), objects.Pods...), headroom...),
 		Nodes:                  objects.Nodes,
 		NodePools:              objects.NodePools,
 		DaemonSets:             objects.DaemonSets,
@@ -109,7 +116,8 @@ func runSimulate(out io.Writer, opts *simulateOptions) error {
 		return usageError{err}
 	}
 	start := time.Now()
-	plan, err := solver.Solve(snap, solver.Options{})
+	// Real pods first: CapacityBuffers' chunks never cost a pod its place.
+	plan, _, err := capacitybuffer.Solve(snap, solver.Options{})
 	if err != nil {
 		return err
 	}
@@ -142,8 +150,12 @@ func describePlan(plan *solver.Plan, nodes []*corev1.Node, prices solverinput.Pr
 		LowerBoundPricePerHour: plan.LowerBoundPricePerHour,
 	}
 	placedOnExisting := map[string][]string{}
+	headroomOn := map[string]int{}
 	for _, p := range plan.Existing {
 		placedOnExisting[p.NodeName] = append(placedOnExisting[p.NodeName], podName(p.Pod))
+		if capacitybuffer.IsVirtual(p.Pod) {
+			headroomOn[p.NodeName]++
+		}
 	}
 	for _, node := range nodes {
 		capacityType := node.Labels[v1alpha1.LabelCapacityType]
@@ -159,12 +171,17 @@ func describePlan(plan *solver.Plan, nodes []*corev1.Node, prices solverinput.Pr
 			PricePerHour: prices.Of(node.Labels),
 			Existing:     true,
 			Pods:         sortedOrEmpty(placedOnExisting[node.Name]),
+			Headroom:     headroomOn[node.Name],
 		})
 	}
 	for _, n := range plan.NewNodes {
 		pods := make([]string, 0, len(n.Pods))
+		headroom := 0
 		for _, p := range n.Pods {
 			pods = append(pods, podName(p))
+			if capacitybuffer.IsVirtual(p) {
+				headroom++
+			}
 		}
 		result.Nodes = append(result.Nodes, simulatedNode{
 			Name:         n.Name,
@@ -174,6 +191,7 @@ func describePlan(plan *solver.Plan, nodes []*corev1.Node, prices solverinput.Pr
 			CapacityType: n.Offering.CapacityType,
 			PricePerHour: n.Offering.PricePerHour,
 			Pods:         sortedOrEmpty(pods),
+			Headroom:     headroom,
 		})
 	}
 	for _, u := range plan.Unschedulable {
@@ -196,6 +214,11 @@ func printPlanTable(out io.Writer, r simulateResult) error {
 		return err
 	}
 	fmt.Fprintf(out, "\nnew machines: $%.4f/h (lower bound $%.4f/h), solved in %s\n", r.TotalPricePerHour, r.LowerBoundPricePerHour, time.Duration(r.SolveSeconds*float64(time.Second)).Round(time.Microsecond))
+	for _, n := range r.Nodes {
+		if n.Headroom > 0 {
+			fmt.Fprintf(out, "headroom: %s holds %d CapacityBuffer chunk(s) of its %d pod(s)\n", n.Name, n.Headroom, len(n.Pods))
+		}
+	}
 	for _, u := range r.Unschedulable {
 		fmt.Fprintf(out, "unschedulable %s: %s\n", u.Pod, u.Reason)
 	}
