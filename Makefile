@@ -56,7 +56,8 @@ release-manifests: $(KUSTOMIZE) ## Write addon-components.yaml, metadata.yaml an
 
 .PHONY: manifests
 manifests: tools ## Generate CRDs and RBAC from the API types and kubebuilder markers.
-	$(CONTROLLER_GEN) crd:allowDangerousTypes=false paths="./api/..." output:crd:artifacts:config=config/crd/bases
+	$(CONTROLLER_GEN) crd:allowDangerousTypes=false paths="./api/v1alpha1/..." output:crd:artifacts:config=config/crd/bases
+	$(CONTROLLER_GEN) crd:allowDangerousTypes=false paths="./api/autoscaling/..." output:crd:artifacts:config=config/crd/workload
 	$(CONTROLLER_GEN) rbac:roleName=manager paths="./cmd/...;./controllers/...;./internal/manager/..." output:rbac:artifacts:config=config/rbac
 
 .PHONY: generate

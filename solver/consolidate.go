@@ -48,6 +48,12 @@ type ConsolidationOptions struct {
 	// Solver tunes the simulations (IgnorePreferences, MaxFallbacks); the
 	// lower bound is never computed.
 	Solver Options
+	// Reserved are pods that do not exist but whose room must survive a
+	// consolidation (CapacityBuffer headroom): each simulation places them
+	// after the pending pods, and one that leaves any of them without a
+	// place is rejected, as one that strands a moved pod is. Karpenter's
+	// consolidation simulates its buffers' virtual pods the same way.
+	Reserved []*corev1.Pod
 }
 
 func (o ConsolidationOptions) maxCandidates() int {
@@ -169,6 +175,12 @@ func newConsolidator(snap *Snapshot, candidates []Candidate, opts ConsolidationO
 		pending: make(map[*corev1.Pod]bool, len(snap.Pods))}
 	for _, p := range snap.Pods {
 		c.pending[p] = true
+	}
+	if len(opts.Reserved) > 0 {
+		// Not pending: an action that cannot place them is rejected.
+		withReserved := *snap
+		withReserved.Pods = append(append(make([]*corev1.Pod, 0, len(snap.Pods)+len(opts.Reserved)), snap.Pods...), opts.Reserved...)
+		c.snap = &withReserved
 	}
 	size := base.res.size()
 	c.free, c.maxAlloc, c.scratch = make(resVec, size), make(resVec, size), make(resVec, size)

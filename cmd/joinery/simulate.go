@@ -15,6 +15,7 @@ import (
 
 	"github.com/joinery-dev/joinery/api/v1alpha1"
 	"github.com/joinery-dev/joinery/cloud"
+	"github.com/joinery-dev/joinery/internal/capacitybuffer"
 	"github.com/joinery-dev/joinery/internal/scenario"
 	"github.com/joinery-dev/joinery/internal/solverinput"
 	"github.com/joinery-dev/joinery/solver"
@@ -69,6 +70,8 @@ type simulatedNode struct {
 	PriceOverlay string   `json:"priceOverlay,omitempty"`
 	Existing     bool     `json:"existing"`
 	Pods         []string `json:"pods"`
+	// Headroom counts the CapacityBuffer chunks among Pods (planned, never run).
+	Headroom int `json:"headroom,omitempty"`
 }
 
 type unschedulable struct {
@@ -98,8 +101,12 @@ func runSimulate(out io.Writer, opts *simulateOptions) error {
 	if err != nil {
 		return usageError{fmt.Errorf("--region: %w", err)}
 	}
+	headroom, err := objects.Headroom()
+	if err != nil {
+		return usageError{err}
+	}
 	snap, err := solverinput.Snapshot(solverinput.Objects{
-		Pods:                   objects.Pods,
+		Pods:                   append(append([]*corev1.Pod(nil), objects.Pods...), headroom...),
 		Nodes:                  objects.Nodes,
 		NodePools:              objects.NodePools,
 		DaemonSets:             objects.DaemonSets,
@@ -119,7 +126,8 @@ func runSimulate(out io.Writer, opts *simulateOptions) error {
 		return usageError{err}
 	}
 	start := time.Now()
-	plan, err := solver.Solve(snap, solver.Options{})
+	// Real pods first: CapacityBuffers' chunks never cost a pod its place.
+	plan, _, err := capacitybuffer.Solve(snap, solver.Options{})
 	if err != nil {
 		return err
 	}
@@ -155,8 +163,12 @@ func describePlan(plan *solver.Plan, nodes []*corev1.Node, prices solverinput.Pr
 		LowerBoundPricePerHour: plan.LowerBoundPricePerHour,
 	}
 	placedOnExisting := map[string][]string{}
+	headroomOn := map[string]int{}
 	for _, p := range plan.Existing {
 		placedOnExisting[p.NodeName] = append(placedOnExisting[p.NodeName], podName(p.Pod))
+		if capacitybuffer.IsVirtual(p.Pod) {
+			headroomOn[p.NodeName]++
+		}
 	}
 	for _, node := range nodes {
 		capacityType := node.Labels[v1alpha1.LabelCapacityType]
@@ -172,12 +184,17 @@ func describePlan(plan *solver.Plan, nodes []*corev1.Node, prices solverinput.Pr
 			PricePerHour: prices.Of(node.Labels),
 			Existing:     true,
 			Pods:         sortedOrEmpty(placedOnExisting[node.Name]),
+			Headroom:     headroomOn[node.Name],
 		})
 	}
 	for _, n := range plan.NewNodes {
 		pods := make([]string, 0, len(n.Pods))
+		headroom := 0
 		for _, p := range n.Pods {
 			pods = append(pods, podName(p))
+			if capacitybuffer.IsVirtual(p) {
+				headroom++
+			}
 		}
 		result.Nodes = append(result.Nodes, simulatedNode{
 			Name:         n.Name,
@@ -188,6 +205,7 @@ func describePlan(plan *solver.Plan, nodes []*corev1.Node, prices solverinput.Pr
 			PricePerHour: n.Offering.PricePerHour,
 			PriceOverlay: n.Offering.PriceOverlay,
 			Pods:         sortedOrEmpty(pods),
+			Headroom:     headroom,
 		})
 	}
 	for _, u := range plan.Unschedulable {
@@ -213,6 +231,9 @@ func printPlanTable(out io.Writer, r simulateResult) error {
 	for _, n := range r.Nodes {
 		if n.PriceOverlay != "" {
 			fmt.Fprintf(out, "%s: price set by NodeOverlay %s\n", n.Name, n.PriceOverlay)
+		}
+		if n.Headroom > 0 {
+			fmt.Fprintf(out, "headroom: %s holds %d CapacityBuffer chunk(s) of its %d pod(s)\n", n.Name, n.Headroom, len(n.Pods))
 		}
 	}
 	for _, msg := range r.OverlaysNotApplied {

@@ -313,3 +313,61 @@ func TestSimulateAppliesNodeOverlays(t *testing.T) {
 		}
 	}
 }
+
+// CapacityBuffers in simulate's input: their chunks are planned with the
+// pending pods (as Karpenter's provisioner adds its virtual pods) and the
+// output says which pods are headroom.
+func TestSimulatePlansCapacityBufferHeadroom(t *testing.T) {
+	out, err := runJoinery(t, "simulate", "-f", "../../internal/scenario/testdata/buffer.yaml", "-o", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var result simulateResult
+	if err := json.Unmarshal([]byte(out), &result); err != nil {
+		t.Fatal(err)
+	}
+	if len(result.Nodes) != 1 || result.Nodes[0].Headroom != 3 || len(result.Nodes[0].Pods) != 4 || len(result.Unschedulable) != 0 {
+		t.Fatalf("want one new m5.xlarge holding api-1 and 3 chunks: %s", out)
+	}
+	table, err := runJoinery(t, "simulate", "-f", "../../internal/scenario/testdata/buffer.yaml")
+	if err != nil || !strings.Contains(table, "headroom: general-1 holds 3 CapacityBuffer chunk(s) of its 4 pod(s)") {
+		t.Errorf("table (%v):\n%s", err, table)
+	}
+}
+
+func TestSimulateRefusesBuffersItCannotResolve(t *testing.T) {
+	write := func(name, body string) string {
+		p := filepath.Join(t.TempDir(), name)
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	noTemplate := write("no-template.yaml", "apiVersion: autoscaling.x-k8s.io/v1beta1\nkind: CapacityBuffer\nmetadata: {name: web}\nspec: {podTemplateRef: {name: web}, replicas: 2}\n")
+	scalable := write("scalable.yaml", "apiVersion: autoscaling.x-k8s.io/v1beta1\nkind: CapacityBuffer\nmetadata: {name: web}\nspec: {scalableRef: {kind: Deployment, name: web}, percentage: 10}\n")
+	noCount := write("no-count.yaml", "apiVersion: autoscaling.x-k8s.io/v1beta1\nkind: CapacityBuffer\nmetadata: {name: web}\nspec: {podTemplateRef: {name: web}}\n")
+	for _, tc := range []struct {
+		rule string
+		file string
+		want []string
+	}{
+		{"a template not in the input", noTemplate, []string{"CapacityBuffer default/web", "spec.podTemplateRef.name", "PodTemplate default/web is not in the input"}},
+		{"a scalableRef", scalable, []string{"scalable.yaml: document 1 (CapacityBuffer default/web)", "spec.scalableRef"}},
+		{"neither replicas nor limits", noCount, []string{"spec.replicas", "replicas or limits must also be set"}},
+	} {
+		t.Run(tc.rule, func(t *testing.T) {
+			_, err := runJoinery(t, "simulate", "-f", tc.file, "-f", "../../internal/scenario/testdata/web.yaml")
+			if err == nil {
+				t.Fatal("no error")
+			}
+			if code := exitCode(err); code != 2 {
+				t.Errorf("exit code %d, want 2 (%v)", code, err)
+			}
+			for _, want := range tc.want {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error %q does not say %q", err, want)
+				}
+			}
+		})
+	}
+}

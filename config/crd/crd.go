@@ -9,3 +9,10 @@ import "embed"
 //
 //go:embed bases/*.yaml
 var Bases embed.FS
+
+// Workload holds workload/*.yaml: CRDs that belong in the workload
+// clusters Joinery serves, not in the management cluster (CapacityBuffer,
+// the API cluster-autoscaler and Karpenter share).
+//
+//go:embed workload/*.yaml
+var Workload embed.FS

@@ -34,6 +34,7 @@ import (
 
 	"github.com/joinery-dev/joinery/api/v1alpha1"
 	"github.com/joinery-dev/joinery/controllers/provisioning"
+	"github.com/joinery-dev/joinery/internal/capacitybuffer"
 	"github.com/joinery-dev/joinery/solver"
 )
 
@@ -484,6 +485,10 @@ func (r *round) decide(all []*Candidate) (*action, error) {
 			empty = append(empty, c)
 		}
 	}
+	empty, err := r.withoutHeadroom(empty)
+	if err != nil {
+		return nil, err
+	}
 	if empty = r.allowed(empty, v1alpha1.DisruptionReasonEmpty); len(empty) > 0 {
 		saves := 0.0
 		for _, c := range empty {
@@ -529,12 +534,19 @@ func (r *round) simulate(cands []*Candidate) (*solver.Plan, error) {
 	for i, c := range cands {
 		remove[i] = c.Node.Name
 	}
+	// The buffers' headroom moves with the candidates' pods, so a
+	// replacement keeps room for it (Karpenter simulates its virtual pods
+	// in every disruption); headroom that fits nowhere does not hold up a
+	// replacement that real pods need.
+	snap.Pods = append(snap.Pods, r.st.Headroom...)
 	plan, err := solver.SimulateRemoval(snap, remove, solver.Options{SkipLowerBound: true})
 	if err != nil {
 		return nil, err
 	}
-	if len(plan.Unschedulable) > 0 {
-		return nil, nil
+	for _, u := range plan.Unschedulable {
+		if !capacitybuffer.IsVirtual(u.Pod) {
+			return nil, nil
+		}
 	}
 	return plan, nil
 }
@@ -551,7 +563,7 @@ func (r *round) consolidate(cands []*Candidate) (*action, error) {
 		in = append(in, solver.Candidate{Name: c.Node.Name, PricePerHour: c.Decision.Offering.PricePerHour,
 			CapacityType: c.Decision.Offering.CapacityType, DisruptionCost: DisruptionCost(c.Pods)})
 	}
-	act, kept, err := solver.ConsolidateWithReasons(snap, in, solver.ConsolidationOptions{SpotToSpot: r.Options.SpotToSpot})
+	act, kept, err := solver.ConsolidateWithReasons(snap, in, solver.ConsolidationOptions{SpotToSpot: r.Options.SpotToSpot, Reserved: r.st.Headroom})
 	for _, k := range kept {
 		if c := byNode[k.Name]; c != nil {
 			r.keep(c, "no consolidation saves money: "+k.Reason)

@@ -140,9 +140,13 @@ type poolBlock struct {
 // losing it (a restart) costs at most one batch window.
 type clusterState struct {
 	// seen are the pending pods already counted in a batch window.
-	seen      map[types.UID]bool
-	lastPlan  time.Time
-	lastError string
+	seen     map[types.UID]bool
+	lastPlan time.Time
+	// capacityKey is the nodes the last plan was made with (see
+	// capacityKey): CapacityBuffers' headroom is planned again when it
+	// changes.
+	capacityKey string
+	lastError   string
 	// awaiting are Machines this process created that the cache has not
 	// shown yet, and since when: a plan made before they show would not
 	// count them as in-flight capacity and would launch for the same pods

@@ -34,6 +34,7 @@ import (
 	"sigs.k8s.io/cluster-api/controllers/external"
 
 	"github.com/joinery-dev/joinery/api/v1alpha1"
+	"github.com/joinery-dev/joinery/internal/capacitybuffer"
 	"github.com/joinery-dev/joinery/internal/solverinput"
 	"github.com/joinery-dev/joinery/solver"
 )
@@ -69,6 +70,9 @@ type Decision struct {
 	// hour): spot offerings above it were not chosen, and EC2 is asked
 	// for no more.
 	SpotMaxPrice string `json:"spotMaxPrice,omitempty"`
+	// Headroom counts, per CapacityBuffer (namespace/name), the chunks
+	// among Pods: capacity launched ahead of pods, not for pods waiting.
+	Headroom map[string]int `json:"headroom,omitempty"`
 }
 
 // Rejected is one reason cheaper offerings were passed over: the cheapest
@@ -114,8 +118,14 @@ func NewDecision(node *solver.NewNode, now metav1.Time) Decision {
 		d.Rejected = append(d.Rejected, rec)
 	}
 	for _, p := range node.Pods {
+		if b := capacitybuffer.BufferOf(p); b != "" {
+			if d.Headroom == nil {
+				d.Headroom = map[string]int{}
+			}
+			d.Headroom[b]++
+		}
 		if len(d.Pods) == maxRecordedPods {
-			break
+			continue
 		}
 		d.Pods = append(d.Pods, p.Namespace+"/"+p.Name)
 	}

@@ -23,6 +23,7 @@ import (
 
 	"github.com/joinery-dev/joinery/api/v1alpha1"
 	"github.com/joinery-dev/joinery/cloud"
+	"github.com/joinery-dev/joinery/internal/capacitybuffer"
 	"github.com/joinery-dev/joinery/internal/clusterstate"
 	"github.com/joinery-dev/joinery/internal/solverinput"
 	"github.com/joinery-dev/joinery/solver"
@@ -178,34 +179,53 @@ func (ps *pass) run() (ctrl.Result, error) {
 	objs.Pods = view.Pods
 	pending := view.Pending
 	observePods(ps.key, st.seen, view.Pods, pending, ps.now)
-	if len(pending) == 0 {
+	// CapacityBuffers' chunks are planned as pods that wait and never
+	// run: a batch window opens for new ones as for new pods, and the plan
+	// keeps room for them (see buffers.go).
+	buffers, err := ps.readBuffers()
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	headroom := virtualPods(buffers)
+	if len(pending) == 0 && len(headroom) == 0 {
 		observeNothingPending(ps.key)
 		ps.batches.Close(ps.key.String())
 		st.seen = map[types.UID]bool{}
 		ps.reportPlan(nil)
+		ps.writeBufferStatuses(buffers, nil)
 		return ctrl.Result{RequeueAfter: requeue}, nil
 	}
+	if len(pending) == 0 {
+		observeNothingPending(ps.key)
+	}
+	objs.Pods = append(append(make([]*corev1.Pod, 0, len(view.Pods)+len(headroom)), view.Pods...), headroom...)
+	waiting := append(append(make([]*corev1.Pod, 0, len(pending)+len(headroom)), pending...), headroom...)
 
 	newPods := false
-	for _, pod := range pending {
+	for _, pod := range waiting {
 		if !st.seen[pod.UID] {
 			st.seen[pod.UID] = true
 			newPods = true
 		}
 	}
-	_, open := ps.batches.Ready(ps.key.String(), ps.now)
+	windowReady, open := ps.batches.Ready(ps.key.String(), ps.now)
 	switch {
 	case newPods:
 		ps.batches.PodPending(ps.key.String(), ps.now)
 	case open == 0 && ps.now.Sub(st.lastPlan) >= ps.Options.Replan:
 		// Nothing new, but pods still wait: plan again, at once.
 		ps.batches.PodPending(ps.key.String(), ps.now.Add(-ps.Options.BatchIdle))
+	case !windowReady && open == 0 && len(headroom) > 0 && capacityKey(objs) != st.capacityKey:
+		// Nodes came, went or became Ready: whether the headroom fits
+		// on what exists changed (the buffers' status says which).
+		ps.batches.PodPending(ps.key.String(), ps.now)
 	}
 	ready, wait := ps.batches.Ready(ps.key.String(), ps.now)
 	if !ready {
 		if wait == 0 {
 			wait = ps.Options.Replan - ps.now.Sub(st.lastPlan)
 		}
+		ps.writeBufferStatuses(buffers, nil)
 		return ctrl.Result{RequeueAfter: minPositive(wait, requeue)}, nil
 	}
 	ps.batches.Close(ps.key.String())
@@ -220,26 +240,31 @@ func (ps *pass) run() (ctrl.Result, error) {
 	}
 	ps.restriction().apply(snap)
 	t0 := time.Now()
-	plan, err := solver.Solve(snap, solver.Options{SkipLowerBound: true, RecordRejections: true})
+	plan, withoutHeadroom, err := capacitybuffer.Solve(snap, solver.Options{SkipLowerBound: true, RecordRejections: true})
 	if err != nil {
 		return ctrl.Result{}, fmt.Errorf("planning for %d pending pods: %w", len(pending), err)
 	}
 	observePlan(ps.key, len(pending), plan, time.Since(t0))
 	onExisting := map[string]int{}
 	for _, pl := range plan.Existing {
-		if pl.Pod.Spec.NodeName == "" {
+		if pl.Pod.Spec.NodeName == "" && !capacitybuffer.IsVirtual(pl.Pod) {
 			onExisting[pl.NodeName]++
 		}
 	}
 	ps.log.Info("planned", "pending", len(pending), "newMachines", len(plan.NewNodes), "unschedulable", len(plan.Unschedulable),
-		"pricePerHour", plan.TotalPricePerHour, "took", time.Since(t0).String(), "pendingOnExistingNodes", onExisting)
+		"pricePerHour", plan.TotalPricePerHour, "took", time.Since(t0).String(), "pendingOnExistingNodes", onExisting,
+		"headroomPods", len(headroom), "headroomOnNodes", capacitybuffer.Headroom(capacitybuffer.Placements(plan)))
+	if withoutHeadroom {
+		ps.log.Info("pending pods fit nowhere with the CapacityBuffers' headroom planned; planned without it, real pods first")
+	}
 
 	// Pods seen before and gone now are forgotten.
-	st.seen = make(map[types.UID]bool, len(pending))
-	for _, pod := range pending {
+	st.seen = make(map[types.UID]bool, len(waiting))
+	for _, pod := range waiting {
 		st.seen[pod.UID] = true
 	}
 	st.lastPlan = ps.now
+	st.capacityKey = capacityKey(objs)
 
 	created, err := ps.launchPlan(plan)
 	// Whatever was created is awaited, failures or not: planning before
@@ -258,6 +283,9 @@ func (ps *pass) run() (ctrl.Result, error) {
 		ps.batches.PodPending(ps.key.String(), ps.now)
 	}
 	ps.reportPlan(plan)
+	if !withoutHeadroom {
+		ps.writeBufferStatuses(buffers, plan)
+	}
 	return ctrl.Result{RequeueAfter: minPositive(ps.Options.Replan, requeue)}, nil
 }
 
@@ -762,6 +790,9 @@ func (ps *pass) launchPlan(plan *solver.Plan) ([]string, error) {
 		}
 		if recorder != nil {
 			for _, pod := range node.Pods {
+				if capacitybuffer.IsVirtual(pod) {
+					continue // never created: its buffer's status tells
+				}
 				recorder.Eventf(pod, corev1.EventTypeNormal, "Nominated", "Pod should schedule on Machine %s/%s (%s %s in %s, NodePool %s) once its node registers",
 					m.Namespace, m.Name, d.Offering.CapacityType, d.Offering.InstanceType, d.Offering.Zone, pool.Name)
 			}
@@ -1019,6 +1050,9 @@ func (ps *pass) reportPlan(plan *solver.Plan) {
 	limited := map[string]int{}
 	if plan != nil {
 		for _, u := range plan.Unschedulable {
+			if capacitybuffer.IsVirtual(u.Pod) {
+				continue // reported on the buffer
+			}
 			for _, np := range ps.pools {
 				if strings.Contains(u.Reason, fmt.Sprintf("nodepool %q: pool limits reached", np.Name)) {
 					limited[np.Name]++
@@ -1028,6 +1062,9 @@ func (ps *pass) reportPlan(plan *solver.Plan) {
 		recorder := ps.events.recorder(ps.ctx, ps.key)
 		if recorder != nil {
 			for _, u := range plan.Unschedulable {
+				if capacitybuffer.IsVirtual(u.Pod) {
+					continue
+				}
 				recorder.Eventf(u.Pod, corev1.EventTypeWarning, "FailedProvisioning", "Joinery found no machine for the pod: %s", u.Reason)
 			}
 		}

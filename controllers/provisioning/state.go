@@ -63,6 +63,9 @@ type ClusterState struct {
 	Pods  map[string][]*corev1.Pod
 	// Pending counts pods the scheduler marked unschedulable.
 	Pending int
+	// Headroom are the CapacityBuffers' virtual pods: room disruption must
+	// keep (see internal/capacitybuffer).
+	Headroom []*corev1.Pod
 	// Workload writes to the workload cluster; Live reads it uncached.
 	Workload client.Client
 	Live     client.Reader
@@ -163,6 +166,11 @@ func (p *Provisioner) State(ctx context.Context, cluster *clusterv1.Cluster) (*C
 	if err := ps.listPlanningObjects(&st.Objects); err != nil {
 		return nil, err
 	}
+	buffers, err := ps.readBuffers()
+	if err != nil {
+		return nil, err
+	}
+	st.Headroom = virtualPods(buffers)
 	return st, nil
 }
 

@@ -75,6 +75,9 @@ func (e *Explainer) Machine(ctx context.Context, w io.Writer, key types.Namespac
 
 	fmt.Fprintf(w, "\nWhy this offering\n")
 	fmt.Fprintf(w, "  Decided %s ago for %s: %s.\n", e.age(d.DecidedAt.Time), plural(d.PodCount, "pending pod"), podList(d.Pods, d.PodCount))
+	if line := headroomLine(d); line != "" {
+		fmt.Fprintf(w, "  %s\n", line)
+	}
 	fmt.Fprintf(w, "  Chosen: %s, the cheapest offering that carries those pods within every constraint.\n", describeOffering(d.Offering))
 	if d.SpotMaxPrice != "" {
 		fmt.Fprintf(w, "  Spot price cap: $%s/h (spotMarketOptions.maxPrice of the pool's AWSMachineTemplate): spot offerings above it were not chosen, and EC2 is asked for no more.\n", d.SpotMaxPrice)
@@ -585,4 +588,25 @@ func WorkloadFromSecrets(mgmt client.Client) func(context.Context, types.Namespa
 		cfg.Timeout = 10 * time.Second
 		return client.New(cfg, client.Options{Scheme: mgmt.Scheme()})
 	}
+}
+
+// headroomLine says which of a decision's pods were CapacityBuffer chunks:
+// capacity launched ahead of demand, not for pods that waited.
+func headroomLine(d provisioning.Decision) string {
+	if len(d.Headroom) == 0 {
+		return ""
+	}
+	buffers := make([]string, 0, len(d.Headroom))
+	chunks := 0
+	for b, n := range d.Headroom {
+		buffers = append(buffers, fmt.Sprintf("%s (%d)", b, n))
+		chunks += n
+	}
+	sort.Strings(buffers)
+	which := fmt.Sprintf("%d of them are", chunks)
+	if chunks == d.PodCount {
+		which = "all of them are"
+	}
+	return fmt.Sprintf("Headroom: %s chunks of CapacityBuffer %s, not pods: room launched ahead of demand so a burst lands on a node that exists.",
+		which, strings.Join(buffers, ", "))
 }

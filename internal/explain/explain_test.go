@@ -239,3 +239,15 @@ func TestPod(t *testing.T) {
 		t.Errorf("err = %v", err)
 	}
 }
+
+func TestHeadroomLineNamesTheBuffers(t *testing.T) {
+	if got := headroomLine(provisioning.Decision{PodCount: 3}); got != "" {
+		t.Errorf("a decision without headroom: %q", got)
+	}
+	got := headroomLine(provisioning.Decision{PodCount: 3, Headroom: map[string]int{"shop/web": 2, "shop/api": 1}})
+	for _, want := range []string{"all of them are", "shop/api (1)", "shop/web (2)", "CapacityBuffer"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("%q lacks %q", got, want)
+		}
+	}
+}

@@ -28,6 +28,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
+	autoscalingv1beta1 "github.com/joinery-dev/joinery/api/autoscaling/v1beta1"
 	joineryv1alpha1 "github.com/joinery-dev/joinery/api/v1alpha1"
 	"github.com/joinery-dev/joinery/cloud"
 	"github.com/joinery-dev/joinery/cloud/live"
@@ -173,12 +174,15 @@ func (o Options) Validate() error {
 	return o.Catalog.Validate()
 }
 
-// Scheme knows the Kubernetes, CAPI core and kubeadm bootstrap, CAPA and
-// Joinery types.
+// Scheme knows the Kubernetes, CAPI core and kubeadm bootstrap, CAPA,
+// Joinery and CapacityBuffer types.
 func Scheme() (*runtime.Scheme, error) {
 	s := runtime.NewScheme()
 	for _, add := range []func(*runtime.Scheme) error{
 		clientgoscheme.AddToScheme, clusterv1.AddToScheme, bootstrapv1.AddToScheme, infrav1.AddToScheme, joineryv1alpha1.AddToScheme,
+		// CapacityBuffers are read in the workload clusters (the
+		// ClusterCache's clients use this scheme).
+		autoscalingv1beta1.AddToScheme,
 	} {
 		if err := add(s); err != nil {
 			return nil, err

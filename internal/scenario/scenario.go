@@ -17,12 +17,15 @@ import (
 	storagev1 "k8s.io/api/storage/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	kjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 
+	autoscalingv1beta1 "github.com/joinery-dev/joinery/api/autoscaling/v1beta1"
 	"github.com/joinery-dev/joinery/api/v1alpha1"
 	"github.com/joinery-dev/joinery/internal/admission"
+	"github.com/joinery-dev/joinery/internal/capacitybuffer"
 )
 
 // Scenario is everything read from the files, in file order.
@@ -45,6 +48,11 @@ type Scenario struct {
 	RuntimeClasses []*nodev1.RuntimeClass
 	// NodeOverlays adjust the prices and capacity the pools plan with.
 	NodeOverlays []*v1alpha1.NodeOverlay
+	// CapacityBuffers ask for headroom of PodTemplates' shape
+	// (spec.podTemplateRef; a scalableRef names a workload a planning run
+	// does not have).
+	CapacityBuffers []*autoscalingv1beta1.CapacityBuffer
+	PodTemplates    []*corev1.PodTemplate
 }
 
 // InputError is a problem with the input; it says where.
@@ -253,6 +261,14 @@ func (l *loader) readObject(file string, doc int, raw []byte) error {
 		rc := &nodev1.RuntimeClass{}
 		target, namespaced = rc, false
 		defer func() { l.scenario.RuntimeClasses = append(l.scenario.RuntimeClasses, rc) }()
+	case "v1/PodTemplate":
+		pt := &corev1.PodTemplate{}
+		target = pt
+		defer func() { l.scenario.PodTemplates = append(l.scenario.PodTemplates, pt) }()
+	case autoscalingv1beta1.GroupVersion.String() + "/CapacityBuffer":
+		cb := &autoscalingv1beta1.CapacityBuffer{}
+		target = cb
+		defer func() { l.scenario.CapacityBuffers = append(l.scenario.CapacityBuffers, cb) }()
 	case v1alpha1.GroupVersion.String() + "/NodePool":
 		if namespace == "" {
 			namespace = "default"
@@ -279,8 +295,8 @@ func (l *loader) readObject(file string, doc int, raw []byte) error {
 		l.scenario.NodeOverlays = append(l.scenario.NodeOverlays, o)
 		return nil
 	default:
-		return fail(object, fmt.Errorf("%s %s is not an input of a planning run: give Pods, Nodes, Namespaces, PersistentVolumes and PersistentVolumeClaims (v1), NodePools and NodeOverlays (%s), DaemonSets (apps/v1), StorageClasses and CSINodes (storage.k8s.io/v1) and RuntimeClasses (node.k8s.io/v1)",
-			head.APIVersion, head.Kind, v1alpha1.GroupVersion))
+		return fail(object, fmt.Errorf("%s %s is not an input of a planning run: give Pods, Nodes, Namespaces, PersistentVolumes, PersistentVolumeClaims and PodTemplates (v1), NodePools and NodeOverlays (%s), DaemonSets (apps/v1), StorageClasses and CSINodes (storage.k8s.io/v1), RuntimeClasses (node.k8s.io/v1) and CapacityBuffers (%s)",
+			head.APIVersion, head.Kind, v1alpha1.GroupVersion, autoscalingv1beta1.GroupVersion))
 	}
 	if namespaced && namespace == "" {
 		namespace = "default"
@@ -350,4 +366,39 @@ func (l *loader) remember(kind, namespace, name, file string, doc int) error {
 	}
 	l.seen[key] = here
 	return nil
+}
+
+// Headroom resolves the CapacityBuffers against the PodTemplates given and
+// returns their chunks, pods that exist only in planning
+// (internal/capacitybuffer). A buffer whose template is not in the input
+// is an error naming it.
+func (s *Scenario) Headroom() ([]*corev1.Pod, error) {
+	templates := map[string]*corev1.PodTemplate{}
+	for _, pt := range s.PodTemplates {
+		templates[pt.Namespace+"/"+pt.Name] = pt
+	}
+	var pods []*corev1.Pod
+	var errs []error
+	for _, cb := range s.CapacityBuffers {
+		if cb.UID == "" {
+			// Stable chunk UIDs, as the apiserver would give one.
+			cb.UID = types.UID("capacitybuffer-" + cb.Namespace + "-" + cb.Name)
+		}
+		var src *capacitybuffer.Source
+		var srcErr error
+		if ref := cb.Spec.PodTemplateRef; ref != nil {
+			if pt := templates[cb.Namespace+"/"+ref.Name]; pt != nil {
+				src = &capacitybuffer.Source{Template: pt.Template, PodTemplate: pt.Name}
+			} else {
+				srcErr = fmt.Errorf("spec.podTemplateRef.name: PodTemplate %s/%s is not in the input; add it", cb.Namespace, ref.Name)
+			}
+		}
+		r := capacitybuffer.Resolve(cb, src, srcErr, srcErr != nil)
+		if !r.Ready {
+			errs = append(errs, errors.New(r.Message))
+			continue
+		}
+		pods = append(pods, r.Pods...)
+	}
+	return pods, errors.Join(errs...)
 }

@@ -14,6 +14,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	autoscalingv1beta1 "github.com/joinery-dev/joinery/api/autoscaling/v1beta1"
 )
 
 // The checks below are the apiserver's, for the fields a planning run
@@ -46,6 +48,28 @@ func validateObject(obj any) field.ErrorList {
 		}
 		errs = append(errs, metav1validation.ValidateLabels(o.Spec.Template.Labels, field.NewPath("spec", "template", "metadata", "labels"))...)
 		return append(errs, validatePodSpec(&o.Spec.Template.Spec, field.NewPath("spec", "template", "spec"))...)
+	case *corev1.PodTemplate:
+		errs := validateMeta(&o.ObjectMeta, true)
+		return append(errs, validatePodSpec(&o.Template.Spec, field.NewPath("template", "spec"))...)
+	case *autoscalingv1beta1.CapacityBuffer:
+		// The CRD's own rules, and what a planning run can resolve.
+		errs := validateMeta(&o.ObjectMeta, true)
+		spec := field.NewPath("spec")
+		switch s := o.Spec; {
+		case s.PodTemplateRef != nil && s.ScalableRef != nil:
+			errs = append(errs, field.Invalid(spec, "podTemplateRef and scalableRef", "You must define either PodTemplateRef or ScalableRef, but not both"))
+		case s.ScalableRef != nil:
+			errs = append(errs, field.NotSupported(spec.Child("scalableRef"), s.ScalableRef.Kind+"/"+s.ScalableRef.Name,
+				[]string{"spec.podTemplateRef (a planning run has no workloads to scale from)"}))
+		case s.PodTemplateRef == nil:
+			errs = append(errs, field.Required(spec.Child("podTemplateRef"), "a buffer needs the PodTemplate its chunks are shaped like"))
+		case s.Replicas == nil && len(s.Limits) == 0:
+			errs = append(errs, field.Required(spec.Child("replicas"), "If podTemplateRef is set, replicas or limits must also be set"))
+		}
+		if o.Spec.Replicas != nil && *o.Spec.Replicas < 0 {
+			errs = append(errs, field.Invalid(spec.Child("replicas"), *o.Spec.Replicas, "must be at least 0"))
+		}
+		return append(errs, validateQuantities(corev1.ResourceList(o.Spec.Limits), spec.Child("limits"))...)
 	case *corev1.PersistentVolume:
 		errs := validateMeta(&o.ObjectMeta, false)
 		errs = append(errs, validateQuantities(o.Spec.Capacity, field.NewPath("spec", "capacity"))...)

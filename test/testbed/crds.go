@@ -41,12 +41,34 @@ var contractLabels = map[string]map[string]string{
 func CRDs() ([]*apiextensionsv1.CustomResourceDefinition, error) {
 	var crds []*apiextensionsv1.CustomResourceDefinition
 	add := func(fsys fs.FS, dir string) error {
+		more, err := readCRDs(fsys, dir)
+		crds = append(crds, more...)
+		return err
+	}
+	if err := add(upstreamCRDs, "crds"); err != nil {
+		return nil, err
+	}
+	if err := add(joinerycrd.Bases, "bases"); err != nil {
+		return nil, err
+	}
+	return append(crds, controlPlaneCRD()), nil
+}
+
+// WorkloadCRDs are the CRDs every workload cluster gets, as a user installs
+// them there (config/crd/workload): CapacityBuffer.
+func WorkloadCRDs() ([]*apiextensionsv1.CustomResourceDefinition, error) {
+	return readCRDs(joinerycrd.Workload, "workload")
+}
+
+func readCRDs(fsys fs.FS, dir string) ([]*apiextensionsv1.CustomResourceDefinition, error) {
+	var crds []*apiextensionsv1.CustomResourceDefinition
+	add := func(fsys fs.FS, dir string) error {
 		entries, err := fs.ReadDir(fsys, dir)
 		if err != nil {
 			return err
 		}
 		for _, e := range entries {
-			if path.Ext(e.Name()) != ".yaml" {
+			if path.Ext(e.Name()) != ".yaml" || e.Name() == "kustomization.yaml" {
 				continue
 			}
 			data, err := fs.ReadFile(fsys, path.Join(dir, e.Name()))
@@ -69,13 +91,8 @@ func CRDs() ([]*apiextensionsv1.CustomResourceDefinition, error) {
 		}
 		return nil
 	}
-	if err := add(upstreamCRDs, "crds"); err != nil {
-		return nil, err
-	}
-	if err := add(joinerycrd.Bases, "bases"); err != nil {
-		return nil, err
-	}
-	return append(crds, controlPlaneCRD()), nil
+	err := add(fsys, dir)
+	return crds, err
 }
 
 // The testbed's control plane provider: one object per workload cluster,

@@ -59,6 +59,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
+	autoscalingv1beta1 "github.com/joinery-dev/joinery/api/autoscaling/v1beta1"
 	joineryv1alpha1 "github.com/joinery-dev/joinery/api/v1alpha1"
 	"github.com/joinery-dev/joinery/test/cloudsim"
 	"github.com/joinery-dev/joinery/test/testenv"
@@ -154,12 +155,13 @@ type Workload struct {
 // Clientset returns a typed client for the workload cluster.
 func (w *Workload) Clientset() (*kubernetes.Clientset, error) { return w.Cluster.Clientset() }
 
-// Scheme knows the Kubernetes, CAPI (core and kubeadm bootstrap), CAPA and
-// Joinery types.
+// Scheme knows the Kubernetes, CAPI (core and kubeadm bootstrap), CAPA,
+// Joinery and CapacityBuffer types.
 func Scheme() (*runtime.Scheme, error) {
 	s := runtime.NewScheme()
 	for _, add := range []func(*runtime.Scheme) error{
 		clientgoscheme.AddToScheme, clusterv1.AddToScheme, bootstrapv1.AddToScheme, infrav1.AddToScheme, joineryv1alpha1.AddToScheme,
+		autoscalingv1beta1.AddToScheme,
 	} {
 		if err := add(s); err != nil {
 			return nil, err
@@ -214,6 +216,10 @@ func Start(ctx context.Context, opts Options) (tb *Testbed, err error) {
 	if err != nil {
 		return tb, fmt.Errorf("reading CRDs: %w", err)
 	}
+	workloadCRDs, err := WorkloadCRDs()
+	if err != nil {
+		return tb, fmt.Errorf("reading the workload clusters' CRDs: %w", err)
+	}
 
 	// The clusters start in parallel, a few at a time: each is mostly
 	// waiting for its own apiserver.
@@ -251,7 +257,7 @@ func Start(ctx context.Context, opts Options) (tb *Testbed, err error) {
 	wg.Add(len(names) + 1)
 	go startCluster(0, testenv.Options{Name: "management", CRDs: crds, WithoutScheduler: true, WithoutKwok: true, WithControllerManager: true})
 	for i, name := range names {
-		go startCluster(i+1, testenv.Options{Name: name, WithControllerManager: !opts.WorkloadsWithoutControllerManager})
+		go startCluster(i+1, testenv.Options{Name: name, CRDs: workloadCRDs, WithControllerManager: !opts.WorkloadsWithoutControllerManager})
 	}
 	wg.Wait()
 	var errs []error
