@@ -111,6 +111,8 @@ func Consolidate(snap *Snapshot, candidates []Candidate, opts ConsolidationOptio
 type Kept struct {
 	Name   string
 	Reason string
+	// Scores are the Balanced verdicts that kept it, when that is why.
+	Scores []BalancedScore
 }
 
 // ConsolidateWithReasons is Consolidate that, when nothing saves money,
@@ -269,14 +271,14 @@ func (c *consolidator) singleNode() (*ConsolidationAction, []Kept, error) {
 	kept := make([]Kept, 0, len(c.cands))
 	for i := range c.cands {
 		if s, ok := c.opts.Balanced.canPass(c.cands[i]); !ok {
-			kept = append(kept, Kept{Name: c.cands[i].Name, Reason: "Balanced: even deleting it outright is not worth the disruption: " + s.String()})
+			kept = append(kept, Kept{Name: c.cands[i].Name, Reason: "Balanced: even deleting it outright is not worth the disruption: " + s.String(), Scores: []BalancedScore{s}})
 			continue
 		}
-		action, why, _, err := c.evaluateScored(c.cands[i : i+1])
+		action, why, scores, err := c.evaluateScored(c.cands[i : i+1])
 		if action != nil || err != nil {
 			return action, nil, err
 		}
-		kept = append(kept, Kept{Name: c.cands[i].Name, Reason: why})
+		kept = append(kept, Kept{Name: c.cands[i].Name, Reason: why, Scores: scores})
 	}
 	given := make(map[string]int, len(c.cands))
 	for _, nc := range c.cands {

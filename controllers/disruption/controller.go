@@ -90,6 +90,8 @@ type action struct {
 	replacements []*solver.NewNode
 	savings      float64
 	decidedAt    time.Time
+	// scores are the Balanced pools' verdicts on a consolidation.
+	scores []solver.BalancedScore
 }
 
 func (a *action) describe() string {
@@ -549,18 +551,24 @@ func (r *round) consolidate(cands []*Candidate) (*action, error) {
 	for _, c := range cands {
 		byNode[c.Node.Name] = c
 		in = append(in, solver.Candidate{Name: c.Node.Name, PricePerHour: c.Decision.Offering.PricePerHour,
-			CapacityType: c.Decision.Offering.CapacityType, DisruptionCost: DisruptionCost(c.Pods)})
+			CapacityType: c.Decision.Offering.CapacityType, DisruptionCost: DisruptionCost(c.Pods),
+			Pool: c.Pool.Name, RescheduleDisruptionCost: solver.RescheduleDisruptionCost(c.Pods)})
 	}
-	act, kept, err := solver.ConsolidateWithReasons(snap, in, solver.ConsolidationOptions{SpotToSpot: r.Options.SpotToSpot})
+	act, kept, err := solver.ConsolidateWithReasons(snap, in, solver.ConsolidationOptions{SpotToSpot: r.Options.SpotToSpot, Balanced: r.balancedOptions()})
 	for _, k := range kept {
 		if c := byNode[k.Name]; c != nil {
-			r.keep(c, "no consolidation saves money: "+k.Reason)
+			if len(k.Scores) > 0 {
+				r.countBalanced(k.Scores)
+				r.keep(c, "no consolidation is worth its disruption: "+k.Reason)
+			} else {
+				r.keep(c, "no consolidation saves money: "+k.Reason)
+			}
 		}
 	}
 	if err != nil || act == nil {
 		return nil, err
 	}
-	a := &action{method: MethodConsolidation, reason: v1alpha1.DisruptionReasonUnderutilized, why: act.Reason, savings: act.SavingsPerHour}
+	a := &action{method: MethodConsolidation, reason: v1alpha1.DisruptionReasonUnderutilized, why: act.Reason, savings: act.SavingsPerHour, scores: act.Scores}
 	for _, name := range act.Remove {
 		a.candidates = append(a.candidates, byNode[name])
 	}
@@ -604,7 +612,7 @@ func (r *round) stillValid(a *action, now []*Candidate) string {
 		if err != nil || again == nil || len(again.candidates) != len(fresh) {
 			return "moving the pods no longer saves money"
 		}
-		a.replacements, a.savings, a.why = again.replacements, again.savings, again.why
+		a.replacements, a.savings, a.why, a.scores = again.replacements, again.savings, again.why, again.scores
 	default:
 		plan, err := r.simulate(fresh)
 		if err != nil || plan == nil {
@@ -642,6 +650,7 @@ func (r *round) execute(a *action) error {
 			return r.untaintAll(a, nil)
 		}
 	}
+	r.countBalanced(a.scores)
 	if len(a.replacements) > 0 {
 		replacing := make([]string, len(a.candidates))
 		for i, c := range a.candidates {
