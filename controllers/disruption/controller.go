@@ -232,6 +232,11 @@ type round struct {
 	pdbs []policyv1.PodDisruptionBudget
 	// kept says, by Machine name, why a candidate stays this round.
 	kept map[string]string
+	// want caches wanted by pool; version and versionReady are the
+	// Cluster's, read with the first.
+	want         map[string]Wanted
+	version      string
+	versionReady bool
 }
 
 func (r *round) keep(c *Candidate, why string) {
@@ -346,7 +351,11 @@ func (r *round) candidates() []*Candidate {
 			continue
 		}
 		pods := MovablePods(r.st.Pods[node.Name])
-		out = append(out, &Candidate{Machine: m, Node: node, Pool: pool, Decision: d, Pods: pods, LastPodChange: r.lastPodChange(node)})
+		c := &Candidate{Machine: m, Node: node, Pool: pool, Decision: d, Pods: pods, LastPodChange: r.lastPodChange(node), Want: r.wanted(pool)}
+		if v := m.Spec.Version; v != "" && c.Want.Version != "" && !c.Want.VersionReady && !provisioning.SameVersion(v, c.Want.Version) {
+			r.keep(c, fmt.Sprintf("the Cluster moves to Kubernetes %s; its Machines follow once the control plane runs it", c.Want.Version))
+		}
+		out = append(out, c)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Machine.Name < out[j].Machine.Name })
 	return out
