@@ -32,6 +32,11 @@ type Candidate struct {
 	// pod count weighted by pod deletion cost and priority, scaled by
 	// remaining lifetime).
 	DisruptionCost float64
+	// Pool names the node's pool; Balanced scoring is per pool.
+	Pool string
+	// RescheduleDisruptionCost is what moving the node's pods costs in
+	// Balanced scoring (RescheduleDisruptionCost of its pods).
+	RescheduleDisruptionCost float64
 }
 
 // ConsolidationOptions tunes Consolidate. The zero value is usable.
@@ -54,6 +59,9 @@ type ConsolidationOptions struct {
 	// place is rejected, as one that strands a moved pod is. Karpenter's
 	// consolidation simulates its buffers' virtual pods the same way.
 	Reserved []*corev1.Pod
+	// Balanced scores moves of the pools it lists and takes only those
+	// worth their disruption; nil scores none.
+	Balanced *BalancedOptions
 }
 
 func (o ConsolidationOptions) maxCandidates() int {
@@ -81,6 +89,9 @@ type ConsolidationAction struct {
 	SavingsPerHour float64
 	// Reason says why, for events and logs.
 	Reason string
+	// Scores are the Balanced pools' verdicts on the move (none when no
+	// removed node's pool is Balanced).
+	Scores []BalancedScore
 	// Plan is the simulation behind the decision, for
 	// RemovalSnapshot(snap, Remove): where every moved pod (and pending pod)
 	// lands.
@@ -106,6 +117,8 @@ func Consolidate(snap *Snapshot, candidates []Candidate, opts ConsolidationOptio
 type Kept struct {
 	Name   string
 	Reason string
+	// Scores are the Balanced verdicts that kept it, when that is why.
+	Scores []BalancedScore
 }
 
 // ConsolidateWithReasons is Consolidate that, when nothing saves money,
@@ -217,6 +230,9 @@ func newConsolidator(snap *Snapshot, candidates []Candidate, opts ConsolidationO
 		if n.InFlight {
 			continue // still launching: capacity, never a candidate
 		}
+		// Every node costs at least the base to disrupt (Karpenter's
+		// floor); a caller that leaves it unset must not make moves free.
+		cand.RescheduleDisruptionCost = max(cand.RescheduleDisruptionCost, PerNodeBaseDisruptionCost)
 		nc := &nodeCandidate{Candidate: cand, given: gi, node: i, free: frees[i], moved: make(resVec, size),
 			instanceType: n.Node.Labels[v1alpha1.LabelInstanceType]}
 		for _, p := range n.Pods {
@@ -227,7 +243,14 @@ func newConsolidator(snap *Snapshot, candidates []Candidate, opts ConsolidationO
 		}
 		c.cands = append(c.cands, nc)
 	}
-	sort.SliceStable(c.cands, func(i, j int) bool { return c.cands[i].DisruptionCost < c.cands[j].DisruptionCost })
+	if opts.Balanced != nil && len(opts.Balanced.Totals) > 0 {
+		// Karpenter sorts by savings ratio when Balanced is in play, so
+		// the prefixes tried first are the ones most worth their
+		// disruption; the binary search still shrinks to what fits.
+		sort.SliceStable(c.cands, func(i, j int) bool { return c.cands[i].savingsRatio() > c.cands[j].savingsRatio() })
+	} else {
+		sort.SliceStable(c.cands, func(i, j int) bool { return c.cands[i].DisruptionCost < c.cands[j].DisruptionCost })
+	}
 	return c, nil
 }
 
@@ -241,7 +264,7 @@ func (c *consolidator) multiNode() (*ConsolidationAction, error) {
 	var best *ConsolidationAction
 	for lo <= hi {
 		mid := (lo + hi) / 2
-		action, _, err := c.evaluate(cands[:mid])
+		action, _, _, err := c.evaluateScored(cands[:mid])
 		if err != nil {
 			return nil, err
 		}
@@ -259,11 +282,15 @@ func (c *consolidator) multiNode() (*ConsolidationAction, error) {
 func (c *consolidator) singleNode() (*ConsolidationAction, []Kept, error) {
 	kept := make([]Kept, 0, len(c.cands))
 	for i := range c.cands {
-		action, why, err := c.evaluate(c.cands[i : i+1])
+		if s, ok := c.opts.Balanced.canPass(c.cands[i]); !ok {
+			kept = append(kept, Kept{Name: c.cands[i].Name, Reason: "Balanced: even deleting it outright is not worth the disruption: " + s.String(), Scores: []BalancedScore{s}})
+			continue
+		}
+		action, why, scores, err := c.evaluateScored(c.cands[i : i+1])
 		if action != nil || err != nil {
 			return action, nil, err
 		}
-		kept = append(kept, Kept{Name: c.cands[i].Name, Reason: why})
+		kept = append(kept, Kept{Name: c.cands[i].Name, Reason: why, Scores: scores})
 	}
 	given := make(map[string]int, len(c.cands))
 	for _, nc := range c.cands {
@@ -386,6 +413,32 @@ func (c *consolidator) evaluate(set []*nodeCandidate) (*ConsolidationAction, str
 	}
 	action.Reason = c.reason(set, action)
 	return action, "", nil
+}
+
+// evaluateScored is evaluate followed by the Balanced pools' verdict: a
+// move that saves money but not enough for its disruption is declined
+// with its scores.
+func (c *consolidator) evaluateScored(set []*nodeCandidate) (*ConsolidationAction, string, []BalancedScore, error) {
+	action, why, err := c.evaluate(set)
+	if action == nil || err != nil {
+		return action, why, nil, err
+	}
+	scores, ok := c.opts.Balanced.scoreMove(set, action.SavingsPerHour)
+	if !ok {
+		for _, s := range scores {
+			if !s.Approved() {
+				return nil, "Balanced: the move is not worth its disruption: " + s.String(), scores, nil
+			}
+		}
+	}
+	action.Scores = scores
+	if len(scores) > 0 {
+		action.Reason += "; Balanced " + scores[0].String()
+		for _, s := range scores[1:] {
+			action.Reason += "; pool " + s.Pool + " " + s.String()
+		}
+	}
+	return action, "", nil, nil
 }
 
 // narrowReplacement keeps the replacement's (type, offering) candidates

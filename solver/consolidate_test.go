@@ -572,7 +572,7 @@ func TestConsolidateWithReasons(t *testing.T) {
 				return s
 			},
 			candidates: []Candidate{cand("n1", 0.10, 1)},
-			want:       []Kept{{"n1", "no machine cheaper than $0.100/h covers the rest"}}},
+			want:       []Kept{{Name: "n1", Reason: "no machine cheaper than $0.100/h covers the rest"}}},
 		{name: "a pod bound by its node selector to the candidate's zone",
 			snap: func() *Snapshot {
 				s := &Snapshot{Pools: []*Pool{testPool("default", mLadder(), func(p *Pool) {
@@ -586,16 +586,16 @@ func TestConsolidateWithReasons(t *testing.T) {
 				return s
 			},
 			candidates: []Candidate{cand("n1", 0.20, 1)},
-			want:       []Kept{{"n1", "pod default/a-0 would have nowhere to go"}}},
+			want:       []Kept{{Name: "n1", Reason: "pod default/a-0 would have nowhere to go"}}},
 		{name: "a spot node with spot-to-spot off",
 			snap:       spotSnapshot,
 			candidates: []Candidate{spotCand("big", 0.56, 1)},
-			want:       []Kept{{"big", "spot-to-spot consolidation is off"}}},
+			want:       []Kept{{Name: "big", Reason: "spot-to-spot consolidation is off"}}},
 		{name: "a spot node with too few cheaper spot types",
 			snap:       spotSnapshot,
 			candidates: []Candidate{spotCand("big", 0.56, 1)},
 			opts:       ConsolidationOptions{SpotToSpot: true},
-			want:       []Kept{{"big", "spot instance types are cheaper; replacing a spot node needs 15"}}},
+			want:       []Kept{{Name: "big", Reason: "spot instance types are cheaper; replacing a spot node needs 15"}}},
 		{name: "reasons come in the given order",
 			snap: func() *Snapshot {
 				s := &Snapshot{Pools: []*Pool{testPool("default", mLadder())}}
@@ -606,7 +606,7 @@ func TestConsolidateWithReasons(t *testing.T) {
 				return s
 			},
 			candidates: []Candidate{cand("n2", 0.10, 5), cand("n1", 0.10, 1)},
-			want:       []Kept{{"n2", "cheaper than $0.100/h"}, {"n1", "cheaper than $0.100/h"}}},
+			want:       []Kept{{Name: "n2", Reason: "cheaper than $0.100/h"}, {Name: "n1", Reason: "cheaper than $0.100/h"}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			a, kept, err := ConsolidateWithReasons(tc.snap(), tc.candidates, tc.opts)

@@ -361,8 +361,10 @@ type KubeletConfiguration struct {
 type Disruption struct {
 	// ConsolidationPolicy: WhenEmpty removes only machines with no pods
 	// but DaemonSet pods; WhenEmptyOrUnderutilized also moves pods to
-	// pack them onto fewer or cheaper machines.
-	// +kubebuilder:validation:Enum=WhenEmpty;WhenEmptyOrUnderutilized
+	// pack them onto fewer or cheaper machines; Balanced does so only
+	// when a move's share of the pool's cost saved is at least half its
+	// share of the pool's disruption (Karpenter's Balanced, k = 2).
+	// +kubebuilder:validation:Enum=WhenEmpty;WhenEmptyOrUnderutilized;Balanced
 	// +kubebuilder:default=WhenEmptyOrUnderutilized
 	// +optional
 	ConsolidationPolicy ConsolidationPolicy `json:"consolidationPolicy,omitempty"`
@@ -389,6 +391,7 @@ type ConsolidationPolicy string
 const (
 	ConsolidationPolicyWhenEmpty                ConsolidationPolicy = "WhenEmpty"
 	ConsolidationPolicyWhenEmptyOrUnderutilized ConsolidationPolicy = "WhenEmptyOrUnderutilized"
+	ConsolidationPolicyBalanced                 ConsolidationPolicy = "Balanced"
 )
 
 // Budget caps disruptions, optionally only during a schedule and only for

@@ -481,6 +481,8 @@ func validVariants() []invalidCase {
 		{rule: "expireAfter Never", mutate: setTemplateField("expireAfter", "Never")},
 		{rule: "expireAfter of 1h30m45s", mutate: setTemplateField("expireAfter", "1h30m45s")},
 		{rule: "consolidateAfter of 90s", mutate: setDisruption("consolidateAfter", "90s")},
+		// Karpenter v1.15's third policy.
+		{rule: "consolidationPolicy Balanced", mutate: setDisruption("consolidationPolicy", "Balanced")},
 		{rule: "terminationGracePeriod of 596523h", mutate: setTemplateField("terminationGracePeriod", "596523h")},
 		{rule: "terminationGracePeriod of 48h", mutate: setTemplateField("terminationGracePeriod", "48h")},
 		{rule: "budget schedule MON-FRI", mutate: setBudget(map[string]any{"nodes": "0", "schedule": "0 9 * * MON-FRI", "duration": "8h"})},

@@ -48,6 +48,20 @@ type Candidate struct {
 	// LastPodChange is when a pod last arrived on or left the node, as
 	// far as the pods' own timestamps tell.
 	LastPodChange time.Time
+	// Want is what the Machine should be now if it were made again; a
+	// field left empty is not judged.
+	Want Wanted
+}
+
+// Wanted is what drift compares a Machine with besides its pool.
+type Wanted struct {
+	// Version is the Cluster's Kubernetes version; VersionReady is false
+	// while its control plane is still upgrading to it.
+	Version      string
+	VersionReady bool
+	// TemplateHash is provisioning.TemplateHash of the pool's templates
+	// now (under provisioning.TemplateHashVersion).
+	TemplateHash string
 }
 
 // Blocked says why a candidate may not be disrupted now ("" if it may).
@@ -204,13 +218,20 @@ func Expired(c *Candidate, now time.Time) (bool, string) {
 	return true, fmt.Sprintf("Machine is %s old; the pool's expireAfter is %s", age.Round(time.Second), d)
 }
 
-// Drifted reports whether the Machine no longer matches its pool: the
-// pool's template (labels, taints, kubelet, template references) hashes
-// differently from when the Machine was made, or its node's labels no
-// longer satisfy the pool's requirements.
+// Drifted reports whether the Machine no longer matches its pool or its
+// Cluster: the pool's template (labels, taints, kubelet, template
+// references) hashes differently from when the Machine was made, the
+// content of those templates does, the Cluster's Kubernetes version
+// moved, or its node's labels no longer satisfy the pool's requirements.
 func Drifted(c *Candidate) (bool, string) {
 	if recorded := c.Machine.Annotations[provisioning.AnnotationPoolHash]; recorded != "" && recorded != provisioning.PoolHash(c.Pool) {
 		return true, "the NodePool's template (labels, taints, kubelet, infrastructure or bootstrap template) changed since the Machine was made"
+	}
+	if v := c.Machine.Spec.Version; v != "" && c.Want.Version != "" && c.Want.VersionReady && !provisioning.SameVersion(v, c.Want.Version) {
+		return true, fmt.Sprintf("the Machine runs Kubernetes %s and the Cluster's control plane is at %s", v, c.Want.Version)
+	}
+	if drifted, why := templateDrifted(c); drifted {
+		return true, why
 	}
 	// Only labels the node has are judged: the instance attribute labels
 	// arrive a moment after registration (the provisioning loop adds
@@ -226,6 +247,23 @@ func Drifted(c *Candidate) (bool, string) {
 		return true, fmt.Sprintf("the node's labels no longer satisfy the NodePool's requirement %s", r.String())
 	}
 	return false, ""
+}
+
+// templateDrifted compares the template content hash stamped on the
+// Machine with the templates' now. A Machine stamped under another hash
+// version is not judged (see provisioning.TemplateHashVersion).
+func templateDrifted(c *Candidate) (bool, string) {
+	recorded := c.Machine.Annotations[provisioning.AnnotationTemplateHash]
+	if recorded == "" || c.Want.TemplateHash == "" || c.Machine.Annotations[provisioning.AnnotationTemplateHashVersion] != provisioning.TemplateHashVersion {
+		return false, ""
+	}
+	if recorded == c.Want.TemplateHash {
+		return false, ""
+	}
+	spec := c.Pool.Spec.Template.Spec
+	return true, fmt.Sprintf("the content of the pool's %s %s or %s %s changed since the Machine was made (template hash %s, now %s)",
+		spec.InfrastructureTemplateRef.Kind, spec.InfrastructureTemplateRef.Name, spec.BootstrapTemplateRef.Kind, spec.BootstrapTemplateRef.Name,
+		recorded, c.Want.TemplateHash)
 }
 
 type labelMap map[string]string
@@ -301,4 +339,30 @@ func names(cs []*Candidate) string {
 	}
 	sort.Strings(out)
 	return strings.Join(out, ", ")
+}
+
+// wanted is what drift compares c's Machines with, read once a round:
+// the Cluster's version and the pool's template hash. What cannot be read
+// is left empty (not judged) and logged: a template gone is reported by
+// provisioning, and a Machine is never replaced on a guess.
+func (r *round) wanted(pool *v1alpha1.NodePool) Wanted {
+	if r.want == nil {
+		r.want = map[string]Wanted{}
+		v, ready, err := r.Provisioner.ClusterVersion(r.ctx, r.st.Cluster)
+		if err != nil {
+			r.log.V(1).Info("not judging Kubernetes version drift", "reason", err.Error())
+		}
+		r.version, r.versionReady = v, ready
+	}
+	if w, ok := r.want[pool.Name]; ok {
+		return w
+	}
+	w := Wanted{Version: r.version, VersionReady: r.versionReady}
+	hash, err := r.Provisioner.PoolTemplateHash(r.ctx, r.st.Cluster.Namespace, pool)
+	if err != nil {
+		r.log.V(1).Info("not judging template content drift", "nodePool", pool.Name, "reason", err.Error())
+	}
+	w.TemplateHash = hash
+	r.want[pool.Name] = w
+	return w
 }

@@ -86,6 +86,61 @@ func TestDrifted(t *testing.T) {
 	}
 }
 
+// TestDriftedOnVersionAndTemplateContent follows Karpenter's drift suite
+// (pkg/controllers/nodeclaim/disruption/drift_test.go: "should detect
+// drift on a changed NodeClass hash", "should not detect drift if the
+// hash versions differ", and the AMI-drift cases of the AWS provider,
+// whose counterpart here is the Cluster's Kubernetes version).
+func TestDriftedOnVersionAndTemplateContent(t *testing.T) {
+	stamped := func() *Candidate {
+		c := candidate()
+		c.Machine.Spec.Version = "v1.36.3"
+		c.Machine.Annotations[provisioning.AnnotationTemplateHash] = "aaaa"
+		c.Machine.Annotations[provisioning.AnnotationTemplateHashVersion] = provisioning.TemplateHashVersion
+		c.Want = Wanted{Version: "v1.36.3", VersionReady: true, TemplateHash: "aaaa"}
+		return c
+	}
+	for _, tc := range []struct {
+		name    string
+		mutate  func(*Candidate)
+		drifted bool
+		why     string
+	}{
+		{name: "a Machine on the Cluster's version and templates has not drifted", mutate: func(*Candidate) {}},
+		{name: "the control plane moved to a new version", mutate: func(c *Candidate) { c.Want.Version = "v1.36.4" },
+			drifted: true, why: "runs Kubernetes v1.36.3 and the Cluster's control plane is at v1.36.4"},
+		{name: "the same version without its leading v", mutate: func(c *Candidate) { c.Want.Version = "1.36.3" }},
+		{name: "a control plane still upgrading holds the workers back",
+			mutate: func(c *Candidate) { c.Want.Version, c.Want.VersionReady = "v1.36.4", false }},
+		{name: "a Cluster version that cannot be read is not judged", mutate: func(c *Candidate) { c.Want.Version = "" }},
+		{name: "the templates' content changed", mutate: func(c *Candidate) { c.Want.TemplateHash = "bbbb" },
+			drifted: true, why: "template hash aaaa, now bbbb"},
+		{name: "a Machine stamped under another hash version is not drifted by the hash",
+			mutate: func(c *Candidate) {
+				c.Machine.Annotations[provisioning.AnnotationTemplateHashVersion] = "v0"
+				c.Want.TemplateHash = "bbbb"
+			}},
+		{name: "a Machine made before hashes were stamped is not drifted by the hash",
+			mutate: func(c *Candidate) {
+				delete(c.Machine.Annotations, provisioning.AnnotationTemplateHash)
+				c.Want.TemplateHash = "bbbb"
+			}},
+		{name: "templates that cannot be read now are not judged", mutate: func(c *Candidate) { c.Want.TemplateHash = "" }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := stamped()
+			tc.mutate(c)
+			ok, why := Drifted(c)
+			if ok != tc.drifted {
+				t.Fatalf("drifted = %v (%q), want %v", ok, why, tc.drifted)
+			}
+			if !strings.Contains(why, tc.why) {
+				t.Errorf("reason %q does not contain %q", why, tc.why)
+			}
+		})
+	}
+}
+
 func TestEmptyAndConsolidatable(t *testing.T) {
 	c := candidate()
 	if ok, _ := Empty(c, c.LastPodChange.Add(10*time.Second)); ok {

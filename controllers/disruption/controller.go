@@ -91,6 +91,8 @@ type action struct {
 	replacements []*solver.NewNode
 	savings      float64
 	decidedAt    time.Time
+	// scores are the Balanced pools' verdicts on a consolidation.
+	scores []solver.BalancedScore
 }
 
 func (a *action) describe() string {
@@ -231,6 +233,11 @@ type round struct {
 	pdbs []policyv1.PodDisruptionBudget
 	// kept says, by Machine name, why a candidate stays this round.
 	kept map[string]string
+	// want caches wanted by pool; version and versionReady are the
+	// Cluster's, read with the first.
+	want         map[string]Wanted
+	version      string
+	versionReady bool
 }
 
 func (r *round) keep(c *Candidate, why string) {
@@ -345,7 +352,11 @@ func (r *round) candidates() []*Candidate {
 			continue
 		}
 		pods := MovablePods(r.st.Pods[node.Name])
-		out = append(out, &Candidate{Machine: m, Node: node, Pool: pool, Decision: d, Pods: pods, LastPodChange: r.lastPodChange(node)})
+		c := &Candidate{Machine: m, Node: node, Pool: pool, Decision: d, Pods: pods, LastPodChange: r.lastPodChange(node), Want: r.wanted(pool)}
+		if v := m.Spec.Version; v != "" && c.Want.Version != "" && !c.Want.VersionReady && !provisioning.SameVersion(v, c.Want.Version) {
+			r.keep(c, fmt.Sprintf("the Cluster moves to Kubernetes %s; its Machines follow once the control plane runs it", c.Want.Version))
+		}
+		out = append(out, c)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Machine.Name < out[j].Machine.Name })
 	return out
@@ -561,18 +572,24 @@ func (r *round) consolidate(cands []*Candidate) (*action, error) {
 	for _, c := range cands {
 		byNode[c.Node.Name] = c
 		in = append(in, solver.Candidate{Name: c.Node.Name, PricePerHour: c.Decision.Offering.PricePerHour,
-			CapacityType: c.Decision.Offering.CapacityType, DisruptionCost: DisruptionCost(c.Pods)})
+			CapacityType: c.Decision.Offering.CapacityType, DisruptionCost: DisruptionCost(c.Pods),
+			Pool: c.Pool.Name, RescheduleDisruptionCost: solver.RescheduleDisruptionCost(c.Pods)})
 	}
-	act, kept, err := solver.ConsolidateWithReasons(snap, in, solver.ConsolidationOptions{SpotToSpot: r.Options.SpotToSpot, Reserved: r.st.Headroom})
+	act, kept, err := solver.ConsolidateWithReasons(snap, in, solver.ConsolidationOptions{SpotToSpot: r.Options.SpotToSpot, Reserved: r.st.Headroom, Balanced: r.balancedOptions()})
 	for _, k := range kept {
 		if c := byNode[k.Name]; c != nil {
-			r.keep(c, "no consolidation saves money: "+k.Reason)
+			if len(k.Scores) > 0 {
+				r.countBalanced(k.Scores)
+				r.keep(c, "no consolidation is worth its disruption: "+k.Reason)
+			} else {
+				r.keep(c, "no consolidation saves money: "+k.Reason)
+			}
 		}
 	}
 	if err != nil || act == nil {
 		return nil, err
 	}
-	a := &action{method: MethodConsolidation, reason: v1alpha1.DisruptionReasonUnderutilized, why: act.Reason, savings: act.SavingsPerHour}
+	a := &action{method: MethodConsolidation, reason: v1alpha1.DisruptionReasonUnderutilized, why: act.Reason, savings: act.SavingsPerHour, scores: act.Scores}
 	for _, name := range act.Remove {
 		a.candidates = append(a.candidates, byNode[name])
 	}
@@ -616,7 +633,7 @@ func (r *round) stillValid(a *action, now []*Candidate) string {
 		if err != nil || again == nil || len(again.candidates) != len(fresh) {
 			return "moving the pods no longer saves money"
 		}
-		a.replacements, a.savings, a.why = again.replacements, again.savings, again.why
+		a.replacements, a.savings, a.why, a.scores = again.replacements, again.savings, again.why, again.scores
 	default:
 		plan, err := r.simulate(fresh)
 		if err != nil || plan == nil {
@@ -654,6 +671,7 @@ func (r *round) execute(a *action) error {
 			return r.untaintAll(a, nil)
 		}
 	}
+	r.countBalanced(a.scores)
 	if len(a.replacements) > 0 {
 		replacing := make([]string, len(a.candidates))
 		for i, c := range a.candidates {

@@ -175,6 +175,9 @@ type LaunchSpec struct {
 	// Relaunch counts the Machines of the same decision found being
 	// deleted under the names before this one (see RelaunchName).
 	Relaunch int
+	// TemplateHash is TemplateHash of the pool's templates ("" records
+	// none, and the Machine never drifts on their content).
+	TemplateHash string
 }
 
 // RelaunchName is the name of the n-th Machine of a decision: n is 0 but
@@ -243,6 +246,10 @@ func BuildMachine(l LaunchSpec, infraRef, bootstrapRef v1alpha1.TemplateReferenc
 				APIGroup: bootstrapRef.APIGroup, Kind: strings.TrimSuffix(bootstrapRef.Kind, clusterv1.TemplateSuffix), Name: name,
 			}},
 		},
+	}
+	if l.TemplateHash != "" {
+		m.Annotations[AnnotationTemplateHash] = l.TemplateHash
+		m.Annotations[AnnotationTemplateHashVersion] = TemplateHashVersion
 	}
 	if grace := l.NodePool.Spec.Template.Spec.TerminationGracePeriod; grace != nil {
 		m.Spec.Deletion.NodeDrainTimeoutSeconds = ptr.To(int32(grace.Duration.Seconds()))

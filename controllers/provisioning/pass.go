@@ -13,7 +13,6 @@ import (
 	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	infrav1 "sigs.k8s.io/cluster-api-provider-aws/v2/api/v1beta2"
@@ -815,7 +814,13 @@ func (ps *pass) launch(node *solver.NewNode, pool *v1alpha1.NodePool, version st
 		}
 		d.SpotMaxPrice = c.MaxPriceText
 	}
-	m, isNew, err := ps.createMachine(LaunchSpec{Cluster: ps.cluster, NodePool: pool, Node: node, Version: version, Decision: d, Replacing: ps.replacing},
+	// The hash of what is about to be cloned goes on the Machine, for
+	// drift to compare with the templates' content later.
+	hash, err := ps.PoolTemplateHash(ps.ctx, ps.cluster.Namespace, pool)
+	if err != nil {
+		return nil, d, err
+	}
+	m, isNew, err := ps.createMachine(LaunchSpec{Cluster: ps.cluster, NodePool: pool, Node: node, Version: version, Decision: d, Replacing: ps.replacing, TemplateHash: hash},
 		pool.Spec.Template.Spec.InfrastructureTemplateRef, pool.Spec.Template.Spec.BootstrapTemplateRef)
 	if err != nil {
 		return nil, d, err
@@ -1005,22 +1010,8 @@ func (ps *pass) createBootstrap(m *clusterv1.Machine, pool *v1alpha1.NodePool, d
 // kubernetesVersion is the version new Machines run: the topology's, or
 // the control plane's spec.version (the CAPI control plane contract).
 func (ps *pass) kubernetesVersion() (string, error) {
-	if ps.cluster.Spec.Topology.Version != "" {
-		return ps.cluster.Spec.Topology.Version, nil
-	}
-	ref := ps.cluster.Spec.ControlPlaneRef
-	if ref.Name == "" {
-		return "", fmt.Errorf("Cluster %s has neither spec.topology.version nor spec.controlPlaneRef; Joinery cannot tell which Kubernetes version its Machines run", ps.key)
-	}
-	cp, err := ps.templates.getObject(ps.ctx, ps.cluster.Namespace, ref.APIGroup, ref.Kind, ref.Name)
-	if err != nil {
-		return "", fmt.Errorf("Cluster %s: reading its control plane %s %s: %w", ps.key, ref.Kind, ref.Name, err)
-	}
-	v, _, _ := unstructured.NestedString(cp.Object, "spec", "version")
-	if v == "" {
-		return "", fmt.Errorf("Cluster %s: control plane %s %s has no spec.version", ps.key, ref.Kind, ref.Name)
-	}
-	return v, nil
+	v, _, err := ps.Provisioner.ClusterVersion(ps.ctx, ps.cluster)
+	return v, err
 }
 
 // waitForCache returns once the manager's cache holds the Machines just

@@ -252,6 +252,7 @@ func TestConvertMapsEachField(t *testing.T) {
 		{"expireAfter", batch.Spec.Template.Spec.ExpireAfter, "168h"},
 		{"terminationGracePeriod", batch.Spec.Template.Spec.TerminationGracePeriod.Duration.String(), "24h0m0s"},
 		{"consolidation policy", string(gpu.Spec.Disruption.ConsolidationPolicy), "WhenEmpty"},
+		{"Karpenter v1.15's Balanced policy stays Balanced", string(batch.Spec.Disruption.ConsolidationPolicy), "Balanced"},
 		{"consolidateAfter", gpu.Spec.Disruption.ConsolidateAfter, "10m"},
 		{"budgets", len(batch.Spec.Disruption.Budgets), 3},
 		{"budget schedule", deref(batch.Spec.Disruption.Budgets[1].Schedule), "0 8 * * mon-fri"},
