@@ -229,6 +229,9 @@ func BuildMachine(l LaunchSpec, infraRef, bootstrapRef v1alpha1.TemplateReferenc
 			}},
 		},
 	}
+	if len(l.Replacing) > 0 {
+		m.Annotations[AnnotationReplaces] = strings.Join(l.Replacing, ",")
+	}
 	if grace := l.NodePool.Spec.Template.Spec.TerminationGracePeriod; grace != nil {
 		m.Spec.Deletion.NodeDrainTimeoutSeconds = ptr.To(int32(grace.Duration.Seconds()))
 	}
