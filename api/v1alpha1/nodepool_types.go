@@ -13,12 +13,14 @@ import (
 //
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
+// +kubebuilder:subresource:scale:specpath=.spec.replicas,statuspath=.status.replicas
 // +kubebuilder:resource:shortName=np;nps,categories=joinery;cluster-api
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Nodes",type=integer,JSONPath=`.status.nodes`
 // +kubebuilder:printcolumn:name="CPU",type=string,JSONPath=`.status.resources.cpu`
 // +kubebuilder:printcolumn:name="Memory",type=string,JSONPath=`.status.resources.memory`
 // +kubebuilder:printcolumn:name="$/h",type=string,JSONPath=`.status.pricePerHour`
+// +kubebuilder:printcolumn:name="Replicas",type=integer,JSONPath=`.spec.replicas`,priority=1
 // +kubebuilder:printcolumn:name="Weight",type=integer,JSONPath=`.spec.weight`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:validation:XValidation:rule="size(self.metadata.name) <= 63 && self.metadata.name.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')",message="metadata.name: a NodePool name must be a DNS label (at most 63 lower-case letters, digits and '-', starting and ending with a letter or digit) because Machine names and the joinery.dev/nodepool node label are made from it"
@@ -33,6 +35,8 @@ type NodePool struct {
 // NodePoolSpec is what a NodePool allows.
 //
 // +kubebuilder:validation:XValidation:rule="has(self.clusterName) != has(self.clusterSelector)",message="set exactly one of spec.clusterName (one CAPI Cluster) or spec.clusterSelector (a fleet of Clusters in this namespace)"
+// +kubebuilder:validation:XValidation:rule="has(self.replicas) == has(oldSelf.replicas)",message="spec.replicas cannot be added to or removed from an existing NodePool: a static pool (replicas set) and a dynamic one (replicas unset) are different kinds of pool; create a new NodePool instead"
+// +kubebuilder:validation:XValidation:rule="!has(self.replicas) || !has(self.weight)",message="spec.weight orders pools for pending pods, which a static pool (spec.replicas set) never launches for; remove spec.weight"
 type NodePoolSpec struct {
 	// ClusterName is the CAPI Cluster, in the NodePool's namespace, whose
 	// pending pods this pool serves.
@@ -76,7 +80,24 @@ type NodePoolSpec struct {
 	// +kubebuilder:validation:Maximum=100
 	// +optional
 	Weight *int32 `json:"weight,omitempty"`
+
+	// Replicas makes the pool static: it keeps exactly this many machines
+	// in each cluster it serves, whatever pods are pending (Karpenter's
+	// static NodePools). A static pool never launches for pending pods
+	// and is never consolidated; its machines are still replaced on
+	// drift and expiry, one at a time within the budgets, and repaired
+	// when unhealthy. spec.limits still apply: replicas beyond them are
+	// not launched and the LimitReached condition says so. It cannot be
+	// added to or removed from an existing pool.
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=1000
+	// +optional
+	Replicas *int32 `json:"replicas,omitempty"`
 }
+
+// Static reports whether the pool keeps a fixed number of machines
+// (spec.replicas) rather than launching for pending pods.
+func (np *NodePool) Static() bool { return np.Spec.Replicas != nil }
 
 // LimitPricePerHour is the key in spec.limits that caps the pool's cost in
 // USD per hour.
@@ -431,7 +452,7 @@ type Budget struct {
 }
 
 // DisruptionReason is why a machine is disrupted, for budgets.
-// +kubebuilder:validation:Enum=Underutilized;Empty;Drifted;Expired
+// +kubebuilder:validation:Enum=Underutilized;Empty;Drifted;Expired;Unhealthy
 type DisruptionReason string
 
 const (
@@ -439,6 +460,9 @@ const (
 	DisruptionReasonEmpty         DisruptionReason = "Empty"
 	DisruptionReasonDrifted       DisruptionReason = "Drifted"
 	DisruptionReasonExpired       DisruptionReason = "Expired"
+	// DisruptionReasonUnhealthy paces repair: replacing Machines a
+	// MachineHealthCheck, or the node's own conditions, found unhealthy.
+	DisruptionReasonUnhealthy DisruptionReason = "Unhealthy"
 )
 
 // NodePoolStatus is what the pool has made, per all the clusters it serves.
@@ -455,6 +479,14 @@ type NodePoolStatus struct {
 	// Machines is the number of the pool's machines, ready or not.
 	// +optional
 	Machines int32 `json:"machines"`
+	// Replicas is, for a static pool, the number of its machines that
+	// count towards spec.replicas (not being deleted; a replacement once
+	// the machine it replaces is being deleted) in the served cluster
+	// that has the fewest (spec.replicas is per cluster), so it equals spec.replicas
+	// once every cluster has them; 0 for a dynamic pool. It is what
+	// kubectl scale and the scale subresource read.
+	// +optional
+	Replicas int32 `json:"replicas"`
 	// Resources is the capacity of the pool's machines, added up.
 	// +optional
 	Resources corev1.ResourceList `json:"resources,omitempty"`

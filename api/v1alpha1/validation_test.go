@@ -172,6 +172,31 @@ func TestNodePoolAdmission(t *testing.T) {
 		g.Expect(offlineObj.Object["spec"]).To(Equal(created.Object["spec"]))
 	})
 
+	// Karpenter's NodePool CEL: "Cannot transition NodePool between static
+	// (replicas set) and dynamic (replicas unset) provisioning modes".
+	t.Run("scales a static pool but never turns a pool static or dynamic", func(t *testing.T) {
+		g := NewWithT(t)
+		static := parseNodePool(t, validNodePool)
+		static.SetName("static")
+		static.Object["spec"].(map[string]any)["replicas"] = int64(3)
+		created, err := client.Create(ctx, static, createOpts)
+		g.Expect(err).NotTo(HaveOccurred())
+		created.Object["spec"].(map[string]any)["replicas"] = int64(5)
+		created, err = client.Update(ctx, created, metav1.UpdateOptions{})
+		g.Expect(err).NotTo(HaveOccurred(), "changing spec.replicas of a static pool")
+		delete(created.Object["spec"].(map[string]any), "replicas")
+		_, err = client.Update(ctx, created, metav1.UpdateOptions{})
+		g.Expect(err).To(MatchError(ContainSubstring("spec.replicas cannot be added to or removed from an existing NodePool")))
+
+		dynamic := parseNodePool(t, validNodePool)
+		dynamic.SetName("dynamic")
+		created, err = client.Create(ctx, dynamic, createOpts)
+		g.Expect(err).NotTo(HaveOccurred())
+		created.Object["spec"].(map[string]any)["replicas"] = int64(2)
+		_, err = client.Update(ctx, created, metav1.UpdateOptions{})
+		g.Expect(err).To(MatchError(ContainSubstring("spec.replicas cannot be added to or removed from an existing NodePool")))
+	})
+
 	t.Run("accepts every sample in config/samples", func(t *testing.T) {
 		samples, err := filepath.Glob(filepath.Join("..", "..", "config", "samples", "*.yaml"))
 		if err != nil || len(samples) == 0 {
@@ -403,6 +428,15 @@ func invalidNodePools() []invalidCase {
 			message: []string{"values of numeric instance attributes", "at most 18 digits"}},
 		{rule: "Gt on an example.com key past int64", mutate: setRequirement(map[string]any{"key": "example.com/rack", "operator": "Lt", "values": []any{"123456789012345678901"}}),
 			message: []string{"a non-negative integer of at most 18 digits"}},
+		// Static pools.
+		{rule: "negative replicas", mutate: func(spec map[string]any) { spec["replicas"] = -1 },
+			message: []string{"spec.replicas"}},
+		{rule: "replicas past 1000", mutate: func(spec map[string]any) { spec["replicas"] = 1001 },
+			message: []string{"spec.replicas"}},
+		{rule: "weight on a static pool", mutate: func(spec map[string]any) { spec["replicas"] = 3; spec["weight"] = 10 },
+			message: []string{"spec.weight orders pools for pending pods, which a static pool (spec.replicas set) never launches for"}},
+		{rule: "unknown budget reason", mutate: setBudget(map[string]any{"nodes": "1", "reasons": []any{"Broken"}}),
+			message: []string{"Unhealthy"}},
 		// Names and selectors.
 		{rule: "NodePool name with dots", name: "general.purpose", mutate: func(map[string]any) {},
 			message: []string{"metadata.name: a NodePool name must be a DNS label"}},
@@ -494,6 +528,9 @@ func validVariants() []invalidCase {
 			"duration": (&metav1.Duration{Duration: time.Minute}).Duration.String()})},
 		{rule: "budget duration of 1h30m0s", mutate: setBudget(map[string]any{"nodes": "0", "schedule": "@daily", "duration": "1h30m0s"})},
 		{rule: "budget of 999999999 nodes", mutate: setBudget(map[string]any{"nodes": "999999999"})},
+		{rule: "static pool of 3 replicas", mutate: func(spec map[string]any) { spec["replicas"] = 3 }},
+		{rule: "static pool of 0 replicas", mutate: func(spec map[string]any) { spec["replicas"] = 0 }},
+		{rule: "budget for reason Unhealthy (repair)", mutate: setBudget(map[string]any{"nodes": "1", "reasons": []any{"Unhealthy", "Drifted"}})},
 		{rule: "limits of 1P cpu, 0 memory and 12.5 pricePerHour", mutate: setLimits(map[string]any{"cpu": "1P", "memory": "0", "pricePerHour": "12.5"})},
 		{rule: "integer limits", mutate: setLimits(map[string]any{"cpu": 1000, "nvidia.com/gpu": 8})},
 		{rule: "evictionHard of 100% and 500Mi", mutate: setKubelet(map[string]any{"evictionHard": map[string]any{"nodefs.available": "100%", "memory.available": "500Mi", "imagefs.available": "7.5%"}})},

@@ -41,7 +41,7 @@ import (
 // Annotations on a Machine being replaced: what replaces it and why.
 // They make a replacement survive a restart of the manager.
 const (
-	AnnotationReplacedBy = v1alpha1.Group + "/replaced-by"
+	AnnotationReplacedBy = provisioning.AnnotationReplacedBy
 	AnnotationDisruption = v1alpha1.Group + "/disruption"
 	// AnnotationNotDisrupted says why the last look that found nothing to
 	// do kept this Machine, and AnnotationNotDisruptedSince since when that
@@ -59,11 +59,16 @@ type Options struct {
 	Interval time.Duration
 	// SpotToSpot allows replacing spot nodes with cheaper spot nodes.
 	SpotToSpot bool
+	// Repair replaces unhealthy Machines (see repair.go); RepairPolicies
+	// are the node conditions that make a node unhealthy when no
+	// MachineHealthCheck judges its Machine.
+	Repair         bool
+	RepairPolicies []RepairPolicy
 }
 
 // DefaultOptions are the flags' defaults.
 func DefaultOptions() Options {
-	return Options{ValidationDelay: 15 * time.Second, Interval: 10 * time.Second}
+	return Options{ValidationDelay: 15 * time.Second, Interval: 10 * time.Second, Repair: true, RepairPolicies: DefaultRepairPolicies()}
 }
 
 // Controller is the disruption controller: one key per CAPI Cluster.
@@ -78,6 +83,9 @@ type Controller struct {
 	pending map[types.NamespacedName]*action
 	// gone tracks pod arrivals and departures per cluster (see departures).
 	gone map[types.NamespacedName]departures
+	// repairNoted is, by Machine, why it was last not repaired (Events
+	// are sent when it changes).
+	repairNoted map[string]string
 }
 
 // action is a decision waiting for its validation delay.
@@ -112,6 +120,7 @@ func (a *action) describe() string {
 
 // +kubebuilder:rbac:groups=cluster.x-k8s.io,resources=clusters,verbs=get;list;watch
 // +kubebuilder:rbac:groups=cluster.x-k8s.io,resources=machines,verbs=get;list;watch;create;delete;patch
+// +kubebuilder:rbac:groups=cluster.x-k8s.io,resources=machines/status,verbs=get;patch;update
 // +kubebuilder:rbac:groups=joinery.dev,resources=nodepools,verbs=get;list;watch
 
 // SetupWithManager registers the controller.
@@ -167,8 +176,18 @@ func (c *Controller) Reconcile(ctx context.Context, req reconcile.Request) (ctrl
 	r := &round{Controller: c, ctx: ctx, log: log, st: st, now: now, key: req.NamespacedName}
 	r.observeDepartures()
 	r.removeStaleTaints()
+	if err := r.scaleDownStatic(); err != nil {
+		return ctrl.Result{}, err
+	}
 	if done, err := r.continueReplacements(); err != nil || done {
 		return ctrl.Result{RequeueAfter: 2 * time.Second}, err
+	}
+	if c.Options.Repair {
+		// Before the wait for pending pods: an unhealthy node may be why
+		// they are pending.
+		if started, err := r.repair(); err != nil || started {
+			return ctrl.Result{RequeueAfter: 2 * time.Second}, err
+		}
 	}
 	candidates := r.candidates()
 	if a := c.getPending(req.NamespacedName); a != nil {
@@ -477,6 +496,13 @@ func (r *round) decide(all []*Candidate) (*action, error) {
 		}
 		// One at a time: each replacement is made Ready before the next.
 		picked = picked[:1]
+		if picked[0].Pool.Static() {
+			a, err := r.staticReplacement(picked[0], m.method, m.reason, why[0])
+			if err != nil || a != nil {
+				return a, err
+			}
+			continue
+		}
 		plan, err := r.simulate(picked)
 		if err != nil {
 			return nil, err
@@ -490,6 +516,8 @@ func (r *round) decide(all []*Candidate) (*action, error) {
 		return &action{method: m.method, reason: m.reason, why: why[0], candidates: picked, replacements: plan.NewNodes}, nil
 	}
 
+	// Static pools keep their replicas: never emptied or consolidated.
+	cands = dynamicOnly(cands)
 	var empty []*Candidate
 	for _, c := range cands {
 		if ok, _ := Empty(c, r.now); ok {
@@ -634,6 +662,16 @@ func (r *round) stillValid(a *action, now []*Candidate) string {
 			return "moving the pods no longer saves money"
 		}
 		a.replacements, a.savings, a.why, a.scores = again.replacements, again.savings, again.why, again.scores
+	case MethodExpiration, MethodDrift:
+		if fresh[0].Pool.Static() {
+			// The replacement stays the one decided: a node of the pool.
+			break
+		}
+		plan, err := r.simulate(fresh)
+		if err != nil || plan == nil {
+			return "the pods would no longer fit elsewhere"
+		}
+		a.replacements = plan.NewNodes
 	default:
 		plan, err := r.simulate(fresh)
 		if err != nil || plan == nil {
@@ -826,6 +864,12 @@ func (r *round) continueReplacements() (busy bool, err error) {
 }
 
 func (r *round) delete(m *clusterv1.Machine, pool *v1alpha1.NodePool, method, why string) error {
+	// Written before the delete so a crash in between leaves the reason
+	// (CAPI's MachineSet does the same); a Machine a MachineHealthCheck
+	// did not mark is left alone.
+	if err := r.ownerRemediated(m, RemediationMachineDeletingReason, "Machine is deleting"); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("marking Machine %s/%s remediated: %w", m.Namespace, m.Name, err)
+	}
 	err := r.Client.Delete(r.ctx, m, client.Preconditions{UID: &m.UID})
 	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
 		return fmt.Errorf("deleting Machine %s/%s: %w", m.Namespace, m.Name, err)

@@ -12,7 +12,7 @@ import (
 
 var disruptedMachines = prometheus.NewCounterVec(prometheus.CounterOpts{
 	Name: "joinery_disruption_machines_disrupted_total",
-	Help: "Machines Joinery deleted to disrupt them, by namespace, cluster, NodePool, method (Expiration, Drift, Emptiness, Consolidation) and budget reason (Expired, Drifted, Empty, Underutilized).",
+	Help: "Machines Joinery deleted to disrupt them, by namespace, cluster, NodePool, method (Expiration, Drift, Emptiness, Consolidation, Repair, StaticScaleDown) and budget reason (Expired, Drifted, Empty, Underutilized, Unhealthy; ScaledDown for a static pool's surplus, which no budget paces).",
 }, []string{"namespace", "cluster", "nodepool", "method", "reason"})
 
 // reasonOf is the budget reason of a method.
@@ -24,6 +24,10 @@ func reasonOf(method string) string {
 		return "Drifted"
 	case MethodEmptiness:
 		return "Empty"
+	case MethodRepair:
+		return "Unhealthy"
+	case MethodStaticScaleDown:
+		return "ScaledDown"
 	}
 	return "Underutilized"
 }
@@ -35,4 +39,14 @@ func countDisrupted(m *clusterv1.Machine, pool *v1alpha1.NodePool, method string
 	metrics.MachineDeleted(m, strings.ToLower(method))
 }
 
-func init() { metrics.MustRegister(disruptedMachines) }
+var repairs = prometheus.NewCounterVec(prometheus.CounterOpts{
+	Name: "joinery_disruption_repairs_total",
+	Help: "Repairs of unhealthy Machines Joinery started, by namespace, cluster, NodePool and cause (MachineHealthCheck, or the node condition that held past its toleration, e.g. Ready=False).",
+}, []string{"namespace", "cluster", "nodepool", "cause"})
+
+// countRepair counts a repair started (its Machine is replaced or deleted).
+func countRepair(m *clusterv1.Machine, pool *v1alpha1.NodePool, cause string) {
+	repairs.WithLabelValues(m.Namespace, m.Spec.ClusterName, pool.Name, cause).Inc()
+}
+
+func init() { metrics.MustRegister(disruptedMachines, repairs) }

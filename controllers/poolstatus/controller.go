@@ -230,6 +230,7 @@ func (r *Reconciler) compute(ctx context.Context, pool *v1alpha1.NodePool, machi
 		}
 	}
 	sort.Slice(status.Clusters, func(i, j int) bool { return status.Clusters[i].Name < status.Clusters[j].Name })
+	status.Replicas = staticReplicas(pool, machines, clusters)
 
 	ready := metav1.Condition{Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: "TemplatesFound",
 		Message: "the infrastructure and bootstrap templates exist; the pool can create machines", ObservedGeneration: pool.Generation}
@@ -310,4 +311,39 @@ func (r *Reconciler) missingTemplates(ctx context.Context, pool *v1alpha1.NodePo
 	}
 	sort.Strings(problems)
 	return problems
+}
+
+// staticReplicas is a static pool's status.replicas: its Machines that
+// count towards spec.replicas (provisioning.StaticMachines) in the served
+// cluster with the fewest, so that it reaches spec.replicas only once
+// every cluster has them, which is what `kubectl scale` and `kubectl wait`
+// compare with. A dynamic pool has none.
+func staticReplicas(pool *v1alpha1.NodePool, machines []clusterv1.Machine, clusters []clusterv1.Cluster) int32 {
+	if !pool.Static() {
+		return 0
+	}
+	var owned []clusterv1.Machine
+	for i := range machines {
+		if metav1.IsControlledBy(&machines[i], pool) || ownedBy(&machines[i], pool) {
+			owned = append(owned, machines[i])
+		}
+	}
+	fewest, served := int32(0), false
+	for i := range clusters {
+		c := &clusters[i]
+		if !provisioning.Serves(pool, c) {
+			continue
+		}
+		var inCluster []clusterv1.Machine
+		for _, m := range owned {
+			if m.Spec.ClusterName == c.Name {
+				inCluster = append(inCluster, m)
+			}
+		}
+		n := int32(len(provisioning.StaticMachines(pool.Name, inCluster)))
+		if !served || n < fewest {
+			fewest, served = n, true
+		}
+	}
+	return fewest
 }

@@ -251,6 +251,9 @@ func BuildMachine(l LaunchSpec, infraRef, bootstrapRef v1alpha1.TemplateReferenc
 		m.Annotations[AnnotationTemplateHash] = l.TemplateHash
 		m.Annotations[AnnotationTemplateHashVersion] = TemplateHashVersion
 	}
+	if len(l.Replacing) > 0 {
+		m.Annotations[AnnotationReplaces] = strings.Join(l.Replacing, ",")
+	}
 	if grace := l.NodePool.Spec.Template.Spec.TerminationGracePeriod; grace != nil {
 		m.Spec.Deletion.NodeDrainTimeoutSeconds = ptr.To(int32(grace.Duration.Seconds()))
 	}

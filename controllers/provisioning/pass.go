@@ -62,6 +62,9 @@ type pass struct {
 	counted map[string]bool
 	// overlays are the management cluster's NodeOverlays (see prepare).
 	overlays []*v1alpha1.NodeOverlay
+	// staticLimited says, by static pool, why not all its replicas could
+	// be launched (see ensureStatic).
+	staticLimited map[string]string
 }
 
 // plannedWith records the Machines the pass plans with.
@@ -175,6 +178,17 @@ func (ps *pass) run() (ctrl.Result, error) {
 	for _, n := range view.Nodes {
 		objs.Nodes = append(objs.Nodes, view.NodeByName[n.Name])
 	}
+	machines := make([]clusterv1.Machine, 0, len(view.Machines))
+	for i := range view.Machines {
+		machines = append(machines, *view.Machines[i].Machine)
+	}
+	static, err := ps.ensureStatic(machines, objs, offered)
+	if len(static) > 0 {
+		st.awaiting, st.awaitingSince = static, ps.now
+	}
+	if err != nil {
+		return ctrl.Result{}, err
+	}
 	objs.Pods = view.Pods
 	pending := view.Pending
 	observePods(ps.key, st.seen, view.Pods, pending, ps.now)
@@ -238,6 +252,7 @@ func (ps *pass) run() (ctrl.Result, error) {
 		return ctrl.Result{RequeueAfter: ps.Options.Replan}, nil
 	}
 	ps.restriction().apply(snap)
+	withholdStatic(snap, ps.pools)
 	t0 := time.Now()
 	plan, withoutHeadroom, err := capacitybuffer.Solve(snap, solver.Options{SkipLowerBound: true, RecordRejections: true})
 	if err != nil {
@@ -269,7 +284,7 @@ func (ps *pass) run() (ctrl.Result, error) {
 	// Whatever was created is awaited, failures or not: planning before
 	// the cache shows it would launch for the same pods again.
 	if len(created) > 0 {
-		st.awaiting, st.awaitingSince = created, ps.now
+		st.awaiting, st.awaitingSince = append(static, created...), ps.now
 	}
 	if err != nil && len(ps.launchProblems) == 0 {
 		// Nothing could be launched for any pool (no Kubernetes version).
@@ -792,6 +807,9 @@ func (ps *pass) launchPlan(plan *solver.Plan) ([]string, error) {
 				if capacitybuffer.IsVirtual(pod) {
 					continue // never created: its buffer's status tells
 				}
+				if isStaticSlot(pod) {
+					continue
+				}
 				recorder.Eventf(pod, corev1.EventTypeNormal, "Nominated", "Pod should schedule on Machine %s/%s (%s %s in %s, NodePool %s) once its node registers",
 					m.Namespace, m.Name, d.Offering.CapacityType, d.Offering.InstanceType, d.Offering.Zone, pool.Name)
 			}
@@ -805,6 +823,7 @@ func (ps *pass) launchPlan(plan *solver.Plan) ([]string, error) {
 // even if its objects could not be made.
 func (ps *pass) launch(node *solver.NewNode, pool *v1alpha1.NodePool, version string) (*clusterv1.Machine, Decision, error) {
 	d := NewDecision(node, metav1.NewTime(ps.now))
+	staticDecisionPods(&d, node)
 	if c := ps.constraints[pool.Name]; c != nil {
 		if !c.Allows(d.Offering.InstanceType, d.Offering.Zone, d.Offering.CapacityType, d.Offering.PricePerHour) {
 			// The restriction keeps such offerings from the solver; a
@@ -1086,6 +1105,11 @@ func (ps *pass) reportPlan(plan *solver.Plan) {
 			r.LimitReached = true
 			r.Message = fmt.Sprintf("limits reached: %d pending pod(s) would need more than spec.limits allows", n)
 			ps.Recorder.Eventf(np, corev1.EventTypeWarning, "LimitReached", "cluster %s: %s", ps.cluster.Name, r.Message)
+		}
+		if msg := ps.staticLimited[np.Name]; msg != "" {
+			r.LimitReached = true
+			r.Message = strings.TrimPrefix(r.Message+"; "+msg, "; ")
+			ps.Recorder.Eventf(np, corev1.EventTypeWarning, "LimitReached", "cluster %s: %s", ps.cluster.Name, msg)
 		}
 		// Assumptions show in the pool's status for this cluster for as
 		// long as they hold, not only in the Event that announced them.

@@ -84,6 +84,7 @@ func (s *ClusterState) Snapshot(unavailable solver.UnavailableOfferings) (*solve
 	if s.restrict != nil {
 		s.restrict.apply(snap)
 	}
+	withholdStatic(snap, s.Pools)
 	return snap, nil
 }
 

@@ -127,6 +127,8 @@ func BindFlags(f *pflag.FlagSet, o *Options) {
 	f.DurationVar(&d.ValidationDelay, "disruption-validation-delay", d.ValidationDelay, "How long a disruption decision waits before it is checked again and carried out.")
 	f.DurationVar(&d.Interval, "disruption-interval", d.Interval, "How often each cluster is looked at for machines to disrupt.")
 	f.BoolVar(&d.SpotToSpot, "spot-to-spot-consolidation", d.SpotToSpot, "Replace spot machines with cheaper spot machines (keeping at least 15 cheaper instance types as options).")
+	f.BoolVar(&d.Repair, "node-repair", d.Repair, "Replace unhealthy Machines: those a MachineHealthCheck marked (HealthCheckSucceeded=False, OwnerRemediated=False), else those whose node had Ready=False/Unknown for 30 minutes "+
+		"or a node monitoring agent condition past its toleration; never more than 20% of a pool's nodes in a cluster at once. false turns repair off.")
 	i := &o.Interruption
 	f.StringVar(&i.Queue, "interruption-queue", i.Queue, "Name or URL of the SQS queue EventBridge sends EC2 spot interruption, rebalance, state-change and AWS Health events to; empty turns interruption handling off.")
 	f.StringVar(&i.Region, "aws-region", i.Region, "AWS region of the interruption queue (default: $AWS_REGION).")

@@ -11,6 +11,7 @@ import (
 	"sigs.k8s.io/cluster-api/controllers/clustercache"
 	"sigs.k8s.io/cluster-api/core/reconcilers/cluster"
 	"sigs.k8s.io/cluster-api/core/reconcilers/machine"
+	"sigs.k8s.io/cluster-api/core/reconcilers/machinehealthcheck"
 	"sigs.k8s.io/cluster-api/core/setup"
 	"sigs.k8s.io/cluster-api/util/index"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -47,7 +48,7 @@ func controllerOptions(concurrency int) controller.Options {
 // setupCAPI wires CAPI's own reconcilers into mgr as CAPI's core manager
 // (core/main.go setupReconcilers) and kubeadm bootstrap manager
 // (bootstrap/kubeadm/main.go) do, with their default flag values:
-// ClusterCache, Cluster, Machine and KubeadmConfig.
+// ClusterCache, Cluster, Machine, MachineHealthCheck and KubeadmConfig.
 // It returns a function that stops the ClusterCache's connections to the
 // workload clusters, which outlive the manager otherwise.
 func setupCAPI(ctx context.Context, mgr ctrl.Manager, concurrency int) (shutdown func(), err error) {
@@ -86,6 +87,15 @@ func setupCAPI(ctx context.Context, mgr ctrl.Manager, concurrency int) (shutdown
 		RemoteConditionsGracePeriod: 5 * time.Minute,
 	}).SetupWithManager(ctx, mgr, controllerOptions(concurrency)); err != nil {
 		return shutdown, fmt.Errorf("setting up CAPI's Machine reconciler: %w", err)
+	}
+	// MachineHealthCheck: it marks Machines unhealthy (HealthCheckSucceeded,
+	// OwnerRemediated) and leaves standalone ones, like Joinery's, to
+	// their owner to remediate.
+	if err := (&machinehealthcheck.Reconciler{
+		Client:       mgr.GetClient(),
+		ClusterCache: clusterCache,
+	}).SetupWithManager(ctx, mgr, controllerOptions(concurrency)); err != nil {
+		return shutdown, fmt.Errorf("setting up CAPI's MachineHealthCheck reconciler: %w", err)
 	}
 	if err := (&kubeadmconfig.Reconciler{
 		Client:              mgr.GetClient(),
