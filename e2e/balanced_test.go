@@ -44,24 +44,24 @@ var _ = Describe("Balanced consolidation: moves worth their disruption", func() 
 		c := tb.Workload(workload).Client
 		// web: one 2-cpu pod per node, which stays put (do-not-disrupt), so
 		// the only move is the node that loses its web pod.
-		workloadDeployment(ctx, workload, "web", 3, "2", "256Mi", onPool("balanced"), func(s *corev1.PodSpec) {
+		workloadDeployment(ctx, workload, "balanced-web", 3, "2", "256Mi", onPool("balanced"), func(s *corev1.PodSpec) {
 			s.Affinity = &corev1.Affinity{PodAntiAffinity: &corev1.PodAntiAffinity{
 				RequiredDuringSchedulingIgnoredDuringExecution: []corev1.PodAffinityTerm{{
-					TopologyKey: v1alpha1.LabelHostname, LabelSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}},
+					TopologyKey: v1alpha1.LabelHostname, LabelSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "balanced-web"}},
 				}},
 			}}
 		})
-		Eventually(ctx, readyPods(ctx, workload, "web")).WithTimeout(provisioningWithin).WithPolling(time.Second).Should(Equal(3))
+		Eventually(ctx, readyPods(ctx, workload, "balanced-web")).WithTimeout(provisioningWithin).WithPolling(time.Second).Should(Equal(3))
 		// side: small pods the scheduler spreads over the three nodes by
 		// its least-allocated scoring (they fit, so nothing new is
 		// launched). No spread constraint: the solver honours a preferred
 		// spread by opening new machines, which would make every move a
 		// two-machine one.
 		workloadDeployment(ctx, workload, "side", 6, "300m", "128Mi", onPool("balanced"))
-		Eventually(ctx, func() int { return readyPods(ctx, workload, "web")() + readyPods(ctx, workload, "side")() }).
+		Eventually(ctx, func() int { return readyPods(ctx, workload, "balanced-web")() + readyPods(ctx, workload, "side")() }).
 			WithTimeout(provisioningWithin).WithPolling(time.Second).Should(Equal(9))
 		Expect(poolMachines(ctx, "balanced")).To(HaveLen(3))
-		for _, p := range appPods(ctx, workload, "web") {
+		for _, p := range appPods(ctx, workload, "balanced-web") {
 			patch := client.MergeFrom(p.DeepCopy())
 			p.Annotations = map[string]string{disruption.AnnotationKarpenterDoNotDisrupt: "true"}
 			Expect(c.Patch(ctx, &p, patch)).To(Succeed())
@@ -69,13 +69,13 @@ var _ = Describe("Balanced consolidation: moves worth their disruption", func() 
 
 		By("one web pod goes: its node's two side pods could move, saving a third of the pool's cost")
 		d := &appsv1.Deployment{}
-		Expect(c.Get(ctx, client.ObjectKey{Namespace: metav1.NamespaceDefault, Name: "web"}, d)).To(Succeed())
+		Expect(c.Get(ctx, client.ObjectKey{Namespace: metav1.NamespaceDefault, Name: "balanced-web"}, d)).To(Succeed())
 		patch := client.MergeFrom(d.DeepCopy())
 		d.Spec.Replicas = ptr.To[int32](2)
 		Expect(c.Patch(ctx, d, patch)).To(Succeed())
-		Eventually(ctx, func() int { return len(appPods(ctx, workload, "web")) }).WithTimeout(within).Should(Equal(2))
+		Eventually(ctx, func() int { return len(appPods(ctx, workload, "balanced-web")) }).WithTimeout(within).Should(Equal(2))
 		hosting := map[string]bool{}
-		for _, p := range appPods(ctx, workload, "web") {
+		for _, p := range appPods(ctx, workload, "balanced-web") {
 			hosting[p.Spec.NodeName] = true
 		}
 		var freed string
