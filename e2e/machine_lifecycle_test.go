@@ -153,6 +153,13 @@ var _ = Describe("A worker Machine made by hand, without Joinery", Ordered, func
 		labels := map[string]string{"app": "web"}
 
 		By("two replicas protected by minAvailable: 1 run on the Machine's node")
+		// Specs share the workload cluster: what this one makes, it removes.
+		DeferCleanup(func(ctx SpecContext) {
+			wc := tb.Workload(workload).Client
+			Expect(client.IgnoreNotFound(wc.Delete(ctx, &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "web"}},
+				client.PropagationPolicy(metav1.DeletePropagationForeground)))).To(Succeed())
+			Expect(client.IgnoreNotFound(wc.Delete(ctx, &policyv1.PodDisruptionBudget{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "web"}}))).To(Succeed())
+		})
 		Expect(tb.Workload(workload).Client.Create(ctx, &policyv1.PodDisruptionBudget{
 			ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "web"},
 			Spec: policyv1.PodDisruptionBudgetSpec{
