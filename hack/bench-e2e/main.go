@@ -29,20 +29,17 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -260,7 +257,7 @@ func run(ctx context.Context, dir, profiles string, clusters, podsPerCluster int
 	if err != nil {
 		return r, err
 	}
-	metricsAddr, err := freeAddr()
+	metricsAddr, err := testbed.FreeAddr()
 	if err != nil {
 		return r, err
 	}
@@ -268,7 +265,7 @@ func run(ctx context.Context, dir, profiles string, clusters, podsPerCluster int
 		"--metrics-bind-address=" + metricsAddr, "--metrics-secure=false", "--health-probe-bind-address=0"}, catalogArgs(tb)...)
 	// The profiler serves the forced collection liveHeap needs, and the
 	// profiles -profiles saves.
-	profilerAddr, err := freeAddr()
+	profilerAddr, err := testbed.FreeAddr()
 	if err != nil {
 		return r, err
 	}
@@ -618,28 +615,7 @@ func (h *heapSampler) run(ctx context.Context) {
 	}
 }
 
-func (h *heapSampler) scrape() (float64, error) {
-	req, err := http.NewRequest(http.MethodGet, h.url, nil)
-	if err != nil {
-		return 0, err
-	}
-	// Uncompressed: gzipping every scrape would be the manager's CPU
-	// counted as Joinery's work.
-	req.Header.Set("Accept-Encoding", "identity")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "go_memstats_heap_alloc_bytes "); ok {
-			return strconv.ParseFloat(strings.TrimSpace(v), 64)
-		}
-	}
-	return 0, errors.New("no go_memstats_heap_alloc_bytes in the metrics")
-}
+func (h *heapSampler) scrape() (float64, error) { return testbed.HeapAllocBytes(h.url) }
 
 // live is the manager's live heap: the heap right after a collection
 // forced through its profiler (heap?gc=1), the lowest of three, so the
@@ -677,7 +653,7 @@ func (h *heapSampler) summary() (p95MB, maxMB float64) {
 // --watch-filter no Cluster carries): what a manager costs before its
 // first cluster.
 func baselineHeap(ctx context.Context, tb *testbed.Testbed) (float64, error) {
-	addr, err := freeAddr()
+	addr, err := testbed.FreeAddr()
 	if err != nil {
 		return 0, err
 	}
@@ -685,7 +661,7 @@ func baselineHeap(ctx context.Context, tb *testbed.Testbed) (float64, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return 0, err
 	}
-	profiler, err := freeAddr()
+	profiler, err := testbed.FreeAddr()
 	if err != nil {
 		return 0, err
 	}
@@ -808,15 +784,6 @@ func saveProfile(ctx context.Context, addr, profile, path string) {
 	}
 	defer f.Close()
 	_, _ = io.Copy(f, resp.Body)
-}
-
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
 }
 
 // recordNodes writes, every five seconds, each workload node's state and

@@ -3,7 +3,6 @@ package soak
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -141,7 +140,7 @@ func startManagers(ctx context.Context, tb *testbed.Testbed, dir string) (*repli
 		if err := os.MkdirAll(rdir, 0o755); err != nil {
 			return nil, err
 		}
-		addr, err := freeAddr()
+		addr, err := testbed.FreeAddr()
 		if err != nil {
 			return nil, err
 		}
@@ -212,13 +211,4 @@ func (rs *replicas) stop() {
 		go func(r *replica) { defer wg.Done(); r.proc.Stop() }(r)
 	}
 	wg.Wait()
-}
-
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
 }
