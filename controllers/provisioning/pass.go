@@ -99,12 +99,8 @@ func (ps *pass) run() (ctrl.Result, error) {
 	for _, m := range view.Machines {
 		ps.counted[m.Name] = true
 	}
-	objs := solverinput.Objects{NodePools: ps.plannablePools(), InFlight: map[string]bool{}, NodeModels: ps.models, Overlays: ps.overlays}
-	for _, n := range view.Nodes {
-		if !clusterstate.NodeInitialized(n) {
-			objs.InFlight[n.Name] = true
-		}
-	}
+	objs := solverinput.Objects{NodePools: ps.plannablePools(), NodeModels: ps.models, Overlays: ps.overlays,
+		InFlight: view.InFlightNodes(ps.now, ps.Options.RegistrationTimeout)}
 	requeue := time.Duration(0)
 	for i := range view.Machines {
 		vm := &view.Machines[i]
