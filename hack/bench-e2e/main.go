@@ -55,8 +55,6 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/ptr"
-	infrav1 "sigs.k8s.io/cluster-api-provider-aws/v2/api/v1beta2"
-	bootstrapv1 "sigs.k8s.io/cluster-api/api/bootstrap/kubeadm/v1beta2"
 	clusterv1 "sigs.k8s.io/cluster-api/api/core/v1beta2"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -451,13 +449,8 @@ func percentile(values []float64, p float64) float64 {
 
 func createPool(ctx context.Context, tb *testbed.Testbed) error {
 	name := "bench-workers"
-	if err := tb.Client.Create(ctx, &infrav1.AWSMachineTemplate{
-		ObjectMeta: metav1.ObjectMeta{Namespace: tb.Namespace, Name: name},
-		Spec:       infrav1.AWSMachineTemplateSpec{Template: infrav1.AWSMachineTemplateResource{Spec: testbed.WorkerMachineSpec()}},
-	}); err != nil {
-		return err
-	}
-	if err := tb.Client.Create(ctx, &bootstrapv1.KubeadmConfigTemplate{ObjectMeta: metav1.ObjectMeta{Namespace: tb.Namespace, Name: name}}); err != nil {
+	infra, bootstrap, err := tb.CreateWorkerTemplates(ctx, name)
+	if err != nil {
 		return err
 	}
 	return tb.Client.Create(ctx, &v1alpha1.NodePool{
@@ -472,8 +465,8 @@ func createPool(ctx context.Context, tb *testbed.Testbed) error {
 					// bench's pods: every decision names all its pods.
 					{Key: v1alpha1.AWSLabelPrefix + v1alpha1.SuffixInstanceCPU, Operator: v1alpha1.OpLte, Values: []string{"16"}},
 				},
-				InfrastructureTemplateRef: v1alpha1.TemplateReference{APIGroup: infrav1.GroupVersion.Group, Kind: "AWSMachineTemplate", Name: name},
-				BootstrapTemplateRef:      v1alpha1.TemplateReference{APIGroup: bootstrapv1.GroupVersion.Group, Kind: "KubeadmConfigTemplate", Name: name},
+				InfrastructureTemplateRef: infra,
+				BootstrapTemplateRef:      bootstrap,
 			}},
 		},
 	})
