@@ -27,6 +27,24 @@ func newRoomIndex(n, dims int) *roomIndex {
 	return x
 }
 
+// grow makes room for at least n positions, keeping what is recorded.
+func (x *roomIndex) grow(n int) {
+	if n <= x.size {
+		return
+	}
+	y := newRoomIndex(n, x.dims)
+	copy(y.max[y.size*y.dims:], x.max[x.size*x.dims:])
+	for k := y.size - 1; k >= 1; k-- {
+		p := y.max[k*y.dims : (k+1)*y.dims]
+		l := y.max[2*k*y.dims : (2*k+1)*y.dims]
+		r := y.max[(2*k+1)*y.dims : (2*k+2)*y.dims]
+		for d := range p {
+			p[d] = max(l[d], r[d])
+		}
+	}
+	*x = *y
+}
+
 // set records position i's room (nil: none) and updates its ancestors.
 func (x *roomIndex) set(i int, room resVec) {
 	k := x.size + i

@@ -45,6 +45,11 @@ type state struct {
 	eval         evaluation
 	valScratch   []string
 	priceScratch []float64
+
+	// slack indexes s.planned by the room left on each node's chosen
+	// offering (nil: scan them all).
+	slack        *roomIndex
+	slackScratch resVec
 }
 
 // Solve plans new machines and pod placements for a snapshot. The same
@@ -159,6 +164,8 @@ func newStateWith(snap *Snapshot, opts Options, cache *nodeCache) (*state, error
 		s.usedNames[ns.name] = true
 		s.usedNames[ns.hostname] = true
 	}
+	s.slack = newRoomIndex(0, s.res.size())
+	s.slackScratch = make(resVec, s.res.size())
 	s.groups = s.groupPods(snap.Pods)
 	s.countBoundOwners()
 	for _, g := range s.groups {
@@ -248,7 +255,7 @@ func (s *state) placeGroup(g *podGroup) {
 	for g.remaining() > 0 {
 		before := g.placed
 		s.fill(g, s.existing, modeGrow)
-		s.fill(g, s.planned, modeSlack)
+		s.fillSlack(g)
 		_, g.openCost = s.bestPool(g)
 		s.fill(g, s.planned, modeGrow)
 		for g.remaining() > 0 {
@@ -272,6 +279,50 @@ func (s *state) fill(g *podGroup, nodes []*nodeState, mode evalMode) {
 			s.commit(g, n, ev.k, ev.pins)
 		}
 	}
+}
+
+// fillSlack is fill(g, s.planned, modeSlack) looking only at the planned
+// nodes whose chosen offering has room for a pod of g: placing one group
+// after another on every planned node was quadratic in the pods.
+func (s *state) fillSlack(g *podGroup) {
+	if s.slack == nil {
+		s.fill(g, s.planned, modeSlack)
+		return
+	}
+	s.slack.each(g.req, func(i int) bool {
+		if g.remaining() == 0 {
+			return false
+		}
+		n := s.planned[i]
+		if ev := s.evaluate(g, n, modeSlack); ev.k > 0 {
+			s.commit(g, n, ev.k, ev.pins)
+		}
+		return true
+	})
+}
+
+// noteSlack records a planned node's slack after it changed. The index
+// serves placement only; improve, which changes nodes by other paths,
+// drops it.
+func (s *state) noteSlack(n *nodeState) {
+	if s.slack == nil {
+		return
+	}
+	if n.seq >= len(s.planned) || s.planned[n.seq] != n {
+		s.slack = nil // positions moved: scan instead
+		return
+	}
+	s.slack.grow(len(s.planned))
+	c := n.chosen()
+	if c == nil || len(n.pool.minValues) > 0 {
+		s.slack.set(n.seq, nil)
+		return
+	}
+	room := s.slackScratch
+	for i := range room {
+		room[i] = c.alloc[i] - n.used[i]
+	}
+	s.slack.set(n.seq, room)
 }
 
 func (s *state) virtualNode(ps *poolState, cc *classCands, cl *constraintClass) *nodeState {
