@@ -1,6 +1,7 @@
 package solver
 
 import (
+	"math"
 	"sort"
 
 	v1alpha1 "github.com/joinery-dev/joinery/api/v1alpha1"
@@ -320,7 +321,13 @@ func (s *state) recandidate(n *nodeState) {
 	if len(masks) == 0 {
 		return
 	}
-	var kept []int32
+	// Bounds are gathered in the same pass: rebalancing recandidates two
+	// nodes per trade over thousands of offerings.
+	kept := s.keptScratch[:0]
+	hi, lo := s.hiScratch, s.loScratch
+	for r := range hi {
+		hi[r], lo[r] = 0, math.MaxInt64
+	}
 	for _, i := range masks[0].idx {
 		ok := true
 		for _, m := range masks[1:] {
@@ -329,13 +336,20 @@ func (s *state) recandidate(n *nodeState) {
 		c := &ps.cands[i]
 		if ok && geVec(c.alloc, n.used) && matchesPins(c, n.pins) && ps.withinLimits(old, c) {
 			kept = append(kept, i)
+			hi.maxWith(c.alloc)
+			lo.minWith(c.alloc)
 		}
 	}
+	s.keptScratch = kept
 	if len(kept) == 0 {
 		return // what it has still fits
 	}
-	n.cands, n.ownsCands = kept, true
-	n.recomputeAllocBounds()
+	n.cands, n.ownsCands = append(make([]int32, 0, len(kept)), kept...), true
+	if n.minAlloc == nil {
+		n.minAlloc = make(resVec, len(n.maxAlloc))
+	}
+	copy(n.maxAlloc, hi)
+	copy(n.minAlloc, lo)
 	if c := n.chosen(); c != old {
 		ps.used.sub(old.capacity)
 		ps.usedPrice -= old.price

@@ -50,6 +50,14 @@ type state struct {
 	// offering (nil: scan them all).
 	slack        *roomIndex
 	slackScratch resVec
+	// groupsByLabel lists groups by "key\x00value" of their labels, in
+	// s.groups order (see groupsMaybeSelected).
+	groupsByLabel map[string][]*podGroup
+	groupPos      map[*podGroup]int
+	groupsIndexed int
+	// recandidate's scratch
+	keptScratch          []int32
+	hiScratch, loScratch resVec
 }
 
 // Solve plans new machines and pod placements for a snapshot. The same
@@ -166,6 +174,7 @@ func newStateWith(snap *Snapshot, opts Options, cache *nodeCache) (*state, error
 	}
 	s.slack = newRoomIndex(0, s.res.size())
 	s.slackScratch = make(resVec, s.res.size())
+	s.hiScratch, s.loScratch = make(resVec, s.res.size()), make(resVec, s.res.size())
 	s.groups = s.groupPods(snap.Pods)
 	s.countBoundOwners()
 	for _, g := range s.groups {
