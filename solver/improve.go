@@ -15,7 +15,7 @@ import (
 // Moving such pods changes no topology count and no port, so the placement
 // order stays valid with only the node names of the moved pods changed.
 func (s *state) improve() {
-	s.slack = nil
+	s.slack, s.grown = nil, nil
 	podGroupOf := map[*corev1.Pod]*podGroup{}
 	for _, g := range s.groups {
 		for _, p := range g.pods[:g.placed] {
