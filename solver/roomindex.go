@@ -50,10 +50,9 @@ func (x *roomIndex) set(i int, room resVec) {
 	k := x.size + i
 	leaf := x.max[k*x.dims : (k+1)*x.dims]
 	for d := range leaf {
-		switch {
-		case room == nil:
+		if room == nil {
 			leaf[d] = -1
-		default:
+		} else {
 			leaf[d] = room[d]
 		}
 	}
@@ -101,35 +100,3 @@ func (x *roomIndex) walk(k int, req resVec, fn func(i int) bool) bool {
 	}
 	return x.walk(2*k, req, fn) && x.walk(2*k+1, req, fn)
 }
-
-// minTree keeps the least of a value per position.
-type minTree struct {
-	size int
-	min  []float64
-}
-
-func newMinTree(n int) *minTree {
-	size := 1
-	for size < n {
-		size *= 2
-	}
-	x := &minTree{size: size, min: make([]float64, 2*size)}
-	for i := range x.min {
-		x.min[i] = math.Inf(1)
-	}
-	return x
-}
-
-func (x *minTree) set(i int, v float64) {
-	k := x.size + i
-	x.min[k] = v
-	for k > 1 {
-		k /= 2
-		x.min[k] = math.Min(x.min[2*k], x.min[2*k+1])
-	}
-}
-
-func (x *minTree) get(i int) float64 { return x.min[x.size+i] }
-
-// least is the least value of all positions.
-func (x *minTree) least() float64 { return x.min[1] }
