@@ -579,17 +579,17 @@ func (s *state) mergePlanned() {
 	// Empty the least loaded first: they have the fewest pods to move.
 	victims := append([]*nodeState(nil), nodes...)
 	sort.SliceStable(victims, func(i, j int) bool { return victims[i].used[resCPU] < victims[j].used[resCPU] })
-	removed := map[*nodeState]bool{}
+	t := s.newTargets(nodes)
 	for _, v := range victims {
-		if len(removed) == len(nodes)-1 {
+		if len(t.removed) == len(nodes)-1 {
 			return
 		}
 		packable := true
 		for _, gc := range v.groups {
 			packable = packable && gc.group.packable()
 		}
-		if packable && s.tryEmpty(v, nodes, removed, podGroupOf, moved, math.Inf(1)) {
-			removed[v] = true
+		if packable && s.tryEmpty(v, t, podGroupOf, moved, math.Inf(1)) {
+			t.remove(v)
 		}
 	}
 }

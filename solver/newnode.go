@@ -472,6 +472,7 @@ func (s *state) commit(g *podGroup, n *nodeState, k int, pins []pin) {
 		for _, key := range n.pool.customKeys {
 			s.pinToChosen(n, key)
 		}
+		s.noteSlack(n)
 	}
 }
 

@@ -33,7 +33,7 @@ type packType struct {
 func (s *state) placeFree(groups []*podGroup) {
 	for _, g := range groups {
 		s.fill(g, s.existing, modeGrow)
-		s.fill(g, s.planned, modeSlack)
+		s.fillSlack(g)
 	}
 	var classes []*constraintClass
 	byClass := map[*constraintClass][]*podGroup{}
