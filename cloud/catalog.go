@@ -105,6 +105,8 @@ type Catalog struct {
 	// zoneSpot is region -> type -> zone ID -> USD/h, for regions whose
 	// spot prices were updated from EC2 (ZoneSpotPrices).
 	zoneSpot map[string]map[string]map[string]float64
+	// scores are spot placement scores per region (WithPlacementScores).
+	scores map[string]map[scoreKey]int
 }
 
 // New indexes tables into a Catalog. It rejects what would make lookups

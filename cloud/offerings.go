@@ -21,6 +21,9 @@ type Offering struct {
 	ZoneID       string // use1-az1
 	CapacityType string // v1alpha1.CapacityTypeOnDemand or v1alpha1.CapacityTypeSpot
 	PricePerHour float64
+	// PlacementScore is EC2's spot placement score of a spot offering,
+	// 1 to 10; 0 is unknown (see Catalog.WithPlacementScores).
+	PlacementScore int
 	// Available is true for every offering the catalog returns: the
 	// snapshot knows nothing of current capacity. Callers that track
 	// insufficient-capacity errors set it to false.
@@ -139,9 +142,11 @@ func (c *Catalog) RegionOfferings(region string, opts ...OfferingOption) ([]Inst
 			switch price, inZone := zoneSpot[name][zoneID]; {
 			case perZoneSpot && inZone:
 				offering.CapacityType, offering.PricePerHour = v1alpha1.CapacityTypeSpot, price
+				offering.PlacementScore = c.PlacementScoreOf(region, zoneID, name)
 				offerings = append(offerings, offering)
 			case !perZoneSpot && hasSpot:
 				offering.CapacityType, offering.PricePerHour = v1alpha1.CapacityTypeSpot, spotPrice.MaxUSDPerHour
+				offering.PlacementScore = c.PlacementScoreOf(region, zoneID, name)
 				offerings = append(offerings, offering)
 			}
 		}

@@ -180,7 +180,7 @@ func newConsolidator(snap *Snapshot, candidates []Candidate, opts ConsolidationO
 	// The relaxation needs the nodes and pools, not the pods to place.
 	base, err := newStateWith(&Snapshot{Nodes: snap.Nodes, DaemonSets: snap.DaemonSets, Pools: snap.Pools,
 		PersistentVolumeClaims: snap.PersistentVolumeClaims, PersistentVolumes: snap.PersistentVolumes, StorageClasses: snap.StorageClasses,
-		CSINodes: snap.CSINodes, Unavailable: snap.Unavailable, Namespaces: snap.Namespaces}, solverOpts, cache)
+		CSINodes: snap.CSINodes, Unavailable: snap.Unavailable, SpotRisk: snap.SpotRisk, Namespaces: snap.Namespaces}, solverOpts, cache)
 	if err != nil {
 		return nil, err
 	}
@@ -530,7 +530,7 @@ func (c *consolidator) narrowReplacement(n *nodeState, set []*nodeCandidate, pri
 	if now := &ps.cands[kept[0]]; now != old {
 		ps.used.sub(old.capacity)
 		ps.used.add(now.capacity)
-		ps.usedPrice += now.price - old.price
+		ps.usedPrice += now.billed - old.billed
 		ps.updateLimitSlack()
 	}
 	n.cands, n.ownsCands = kept, true

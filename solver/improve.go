@@ -360,7 +360,7 @@ func (s *state) limitsAllow(v *nodeState, extra map[*nodeState]resVec) bool {
 	c := v.chosen()
 	d := get(v.pool)
 	d.res.sub(c.capacity)
-	d.price -= c.price
+	d.price -= c.billed
 	for n, e := range extra {
 		old := n.chosen()
 		var nc *candidate
@@ -377,7 +377,7 @@ func (s *state) limitsAllow(v *nodeState, extra map[*nodeState]resVec) bool {
 		d := get(n.pool)
 		d.res.sub(old.capacity)
 		d.res.add(nc.capacity)
-		d.price += nc.price - old.price
+		d.price += nc.billed - old.billed
 	}
 	for ps, d := range deltas {
 		if ps.hasLimits {
@@ -399,7 +399,7 @@ func (s *state) applyMoves(v *nodeState, moves []move, podGroupOf map[*corev1.Po
 	ps := v.pool
 	if c := v.chosen(); c != nil {
 		ps.used.sub(c.capacity)
-		ps.usedPrice -= c.price
+		ps.usedPrice -= c.billed
 		ps.updateLimitSlack()
 	}
 	// Pods of v by group, in placement order.
@@ -467,10 +467,10 @@ func (s *state) addToNode(n *nodeState, g *podGroup, pods []*corev1.Pod) {
 	if c := n.chosen(); c != old {
 		if old != nil {
 			ps.used.sub(old.capacity)
-			ps.usedPrice -= old.price
+			ps.usedPrice -= old.billed
 		}
 		ps.used.add(c.capacity)
-		ps.usedPrice += c.price
+		ps.usedPrice += c.billed
 		ps.updateLimitSlack()
 	}
 }

@@ -429,11 +429,11 @@ func (s *state) commit(g *podGroup, n *nodeState, k int, pins []pin) {
 		if c != contrib {
 			if contrib != nil {
 				ps.used.sub(contrib.capacity)
-				ps.usedPrice -= contrib.price
+				ps.usedPrice -= contrib.billed
 			}
 			if c != nil {
 				ps.used.add(c.capacity)
-				ps.usedPrice += c.price
+				ps.usedPrice += c.billed
 			}
 			ps.updateLimitSlack()
 		}

@@ -13,10 +13,17 @@ import (
 // candidates are built once per solve and sorted by price, so "cheapest that
 // fits" is the first survivor of a filter.
 type candidate struct {
-	pool  *poolState
-	it    *InstanceType
-	off   Offering
-	price float64
+	pool *poolState
+	it   *InstanceType
+	off  Offering
+	// price is what choices compare: the offering's price, weighed by its
+	// interruption risk for spot (see spotrisk.go). billed is the price
+	// itself, what counts against a pool's pricePerHour limit.
+	price  float64
+	billed float64
+	// risk is a spot offering's interruption risk in [0, 1] (0 for the
+	// other capacity types and when nothing is known).
+	risk float64
 	// alloc is the type's allocatable minus the overhead of the daemonsets
 	// that would land on this node.
 	alloc    resVec
@@ -112,6 +119,10 @@ type poolState struct {
 	maxCapacity   resVec
 	maxPrice      float64
 	farFromLimits bool
+
+	// risky: some candidate's price is weighed by spot risk, so price
+	// order is not the order of real prices.
+	risky bool
 
 	// valueCounts caches distinctValues.
 	valueCounts map[string]int
@@ -223,7 +234,8 @@ func (s *state) buildPool(p *Pool, order int) *poolState {
 				continue
 			}
 			for combo := 0; combo < combos; combo++ {
-				c := candidate{pool: ps, it: it, off: off, price: off.PricePerHour, capacity: capacity}
+				c := candidate{pool: ps, it: it, off: off, capacity: capacity}
+				c.price, c.billed, c.risk = s.snap.SpotRisk.weigh(it.Name, off)
 				if len(customVals) > 0 {
 					c.custom = make([]string, len(customVals))
 					rest := combo
@@ -290,7 +302,8 @@ func (s *state) buildPool(p *Pool, order int) *poolState {
 	ps.maxCapacity = make(resVec, s.res.size())
 	for i := range ps.cands {
 		ps.maxCapacity.maxWith(ps.cands[i].capacity)
-		ps.maxPrice = math.Max(ps.maxPrice, ps.cands[i].price)
+		ps.maxPrice = math.Max(ps.maxPrice, ps.cands[i].billed)
+		ps.risky = ps.risky || ps.cands[i].risk > 0
 	}
 	ps.updateLimitSlack()
 	return ps
@@ -417,9 +430,9 @@ func (ps *poolState) withinLimits(contrib *candidate, c *candidate) bool {
 		}
 	}
 	if ps.hasPriceLim {
-		v := ps.usedPrice + c.price
+		v := ps.usedPrice + c.billed
 		if contrib != nil {
-			v -= contrib.price
+			v -= contrib.billed
 		}
 		if v > ps.priceLimit+1e-9 {
 			return false

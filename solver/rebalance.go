@@ -252,7 +252,7 @@ func (s *state) movePod(g *podGroup, a, b *nodeState, moved map[*corev1.Pod]*nod
 	if len(a.groups) == 0 {
 		// a is empty: it leaves the plan and the pool's usage.
 		a.pool.used.sub(from.capacity)
-		a.pool.usedPrice -= from.price
+		a.pool.usedPrice -= from.billed
 		a.pool.updateLimitSlack()
 	}
 	for _, p := range g.ports {
@@ -378,9 +378,9 @@ func (s *state) recandidate(n *nodeState) {
 	copy(n.minAlloc, lo)
 	if c := n.chosen(); c != old {
 		ps.used.sub(old.capacity)
-		ps.usedPrice -= old.price
+		ps.usedPrice -= old.billed
 		ps.used.add(c.capacity)
-		ps.usedPrice += c.price
+		ps.usedPrice += c.billed
 		ps.updateLimitSlack()
 	}
 }

@@ -38,6 +38,9 @@ type Snapshot struct {
 	CSINodes []*storagev1.CSINode
 	// Unavailable lists offerings the cloud refused recently; they are never chosen.
 	Unavailable UnavailableOfferings
+	// SpotRisk weighs spot offerings by their interruption risk (see
+	// SpotRisk); the zero value chooses by price alone.
+	SpotRisk SpotRisk
 	// Namespaces give the labels a pod (anti-)affinity term's
 	// namespaceSelector matches. Without them a selector other than {}
 	// cannot be evaluated and means the pod's own namespace.
@@ -121,6 +124,9 @@ type Offering struct {
 	// it replaced, so a decision can say why it cost what it did.
 	PriceOverlay     string
 	ListPricePerHour float64
+	// PlacementScore is EC2's spot placement score for a spot offering,
+	// 1 (a spot request is unlikely to succeed) to 10; 0 is unknown.
+	PlacementScore int
 }
 
 // OfferingKey identifies an offering of a type across snapshots.

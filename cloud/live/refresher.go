@@ -72,6 +72,10 @@ func (o Options) Validate() error {
 const (
 	dataInstanceTypes = "instance-types" // types, offerings per zone, zone names
 	dataSpotPrices    = "spot-prices"
+	// dataPlacementScores is read with spot prices when the region's
+	// client can (PlacementScoresAPI); failing leaves the last scores and
+	// fails nothing else: a score only weighs a choice.
+	dataPlacementScores = "placement-scores"
 )
 
 // refreshTimeout bounds one refresh of one region, so an endpoint that
@@ -111,6 +115,8 @@ type regionData struct {
 	types     []cloud.InstanceType
 	offerings []cloud.ZoneOffering
 	spot      []cloud.ZoneSpotPrice
+	// scores are spot placement scores, read with spot prices.
+	scores []cloud.PlacementScore
 }
 
 // New returns a refresher serving base until its first refresh. clients
@@ -274,6 +280,9 @@ func (r *Refresher) refreshRegion(parent context.Context, region string, all boo
 		if next.zones == nil {
 			next.zones = zones
 		}
+		if scorer, ok := api.(PlacementScoresAPI); ok {
+			r.readScores(ctx, scorer, region, &next, count)
+		}
 	}
 	if len(read) == 0 {
 		return false, errors.Join(errs...)
@@ -336,6 +345,11 @@ func (r *Refresher) publish() error {
 		}
 	}
 	c, err := r.base.Update(updates...)
+	for _, region := range r.regions {
+		if last := r.last[region]; err == nil && last != nil && last.scores != nil {
+			c, err = c.WithPlacementScores(region, last.scores)
+		}
+	}
 	if err != nil {
 		err = fmt.Errorf("building the catalog from EC2's answers: %w", err)
 		r.log.Error(err, "keeping the current catalog")

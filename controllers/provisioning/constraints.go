@@ -196,12 +196,15 @@ type restriction struct {
 	constraints map[string]*LaunchConstraints // by pool name
 	scopes      []UnavailableScope
 	blocked     map[string]bool // pool names
+	// spotRisk weighs spot offerings (the solver's SpotRisk).
+	spotRisk solver.SpotRisk
 }
 
 // apply marks offerings the restriction withholds unavailable in the
 // snapshot's pools. The solver then never chooses them, as it never
 // chooses an offering EC2 refused.
 func (r *restriction) apply(snap *solver.Snapshot) {
+	snap.SpotRisk = r.spotRisk
 	for _, pool := range snap.Pools {
 		c := r.constraints[pool.Name]
 		blocked := r.blocked[pool.Name]

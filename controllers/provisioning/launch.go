@@ -94,13 +94,19 @@ type Offering struct {
 	// ListPricePerHour is the catalog's price it replaced.
 	PriceOverlay     string  `json:"priceOverlay,omitempty"`
 	ListPricePerHour float64 `json:"listPricePerHour,omitempty"`
+	// For spot: EC2's placement score (1..10, 0 unknown), and the risk
+	// the choice weighed its price by (solver.SpotRisk) with the recent
+	// interruptions Joinery saw of it.
+	PlacementScore      int     `json:"placementScore,omitempty"`
+	InterruptionRisk    float64 `json:"interruptionRisk,omitempty"`
+	RecentInterruptions float64 `json:"recentInterruptions,omitempty"`
 }
 
 // NewDecision records what the solver decided for one new node.
 func NewDecision(node *solver.NewNode, now metav1.Time) Decision {
 	d := Decision{
 		NodePool:  node.Pool,
-		Offering:  offering(node.InstanceType.Name, node.Offering),
+		Offering:  offering(node.InstanceType.Name, node.Offering, node.SpotRiskNote),
 		PodCount:  len(node.Pods),
 		DecidedAt: now,
 	}
@@ -108,12 +114,12 @@ func NewDecision(node *solver.NewNode, now metav1.Time) Decision {
 		if len(d.Fallbacks) == maxRecordedFallbacks {
 			break
 		}
-		d.Fallbacks = append(d.Fallbacks, offering(f.InstanceType.Name, f.Offering))
+		d.Fallbacks = append(d.Fallbacks, offering(f.InstanceType.Name, f.Offering, f.SpotRiskNote))
 	}
 	for _, r := range node.Rejected {
 		rec := Rejected{Reason: r.Reason, Count: r.Count}
 		for _, o := range r.Offerings {
-			rec.Offerings = append(rec.Offerings, offering(o.InstanceType.Name, o.Offering))
+			rec.Offerings = append(rec.Offerings, offering(o.InstanceType.Name, o.Offering, o.SpotRiskNote))
 		}
 		d.Rejected = append(d.Rejected, rec)
 	}
@@ -132,9 +138,10 @@ func NewDecision(node *solver.NewNode, now metav1.Time) Decision {
 	return d
 }
 
-func offering(instanceType string, o solver.Offering) Offering {
+func offering(instanceType string, o solver.Offering, risk solver.SpotRiskNote) Offering {
 	return Offering{InstanceType: instanceType, Zone: o.Zone, ZoneID: o.ZoneID, CapacityType: o.CapacityType, PricePerHour: o.PricePerHour,
-		PriceOverlay: o.PriceOverlay, ListPricePerHour: o.ListPricePerHour}
+		PriceOverlay: o.PriceOverlay, ListPricePerHour: o.ListPricePerHour,
+		PlacementScore: o.PlacementScore, InterruptionRisk: risk.Risk, RecentInterruptions: risk.RecentInterruptions}
 }
 
 // MachineName is derived from the decision's identity: the cluster, the

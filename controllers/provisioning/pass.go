@@ -462,7 +462,7 @@ func (ps *pass) plannablePools() []*v1alpha1.NodePool {
 // restriction is what this pass withholds from the solver.
 func (ps *pass) restriction() *restriction {
 	r := &restriction{region: ps.region, namespace: ps.cluster.Namespace, constraints: ps.constraints,
-		scopes: ps.unavailable.Scopes(ps.now), blocked: map[string]bool{}}
+		scopes: ps.unavailable.Scopes(ps.now), blocked: map[string]bool{}, spotRisk: ps.spotRisk()}
 	for _, np := range ps.pools {
 		if _, blocked := ps.poolBlocked(np, ps.templateIDs[np.Name], ps.now); blocked {
 			r.blocked[np.Name] = true

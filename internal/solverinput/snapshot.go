@@ -265,6 +265,7 @@ func Pool(np *v1alpha1.NodePool, offered []cloud.InstanceTypeOfferings, model No
 		for _, o := range t.Offerings {
 			it.Offerings = append(it.Offerings, solver.Offering{
 				Zone: o.Zone, ZoneID: o.ZoneID, Region: o.Region, CapacityType: o.CapacityType, PricePerHour: o.PricePerHour, Available: o.Available,
+				PlacementScore: o.PlacementScore,
 			})
 		}
 		pool.InstanceTypes = append(pool.InstanceTypes, it)

@@ -21,6 +21,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"maps"
+	mathrand "math/rand"
 	"slices"
 	"sort"
 	"sync"
@@ -187,6 +188,11 @@ type Options struct {
 	// SpotInterruptionWarning is the time between a spot interruption
 	// notice and the termination (EC2: two minutes; default 2m).
 	SpotInterruptionWarning time.Duration
+	// InterruptionSeed seeds the draws of SetInterruptionRate's
+	// interruptions; InterruptionTick is how often they are drawn (default
+	// 1s; negative: only when StepInterruptions is called).
+	InterruptionSeed int64
+	InterruptionTick time.Duration
 	// OnSpotInterruption is called when a spot interruption is announced.
 	OnSpotInterruption func(Interruption)
 	// EC2Addr is where the EC2 endpoint listens (default 127.0.0.1 on a
@@ -232,6 +238,10 @@ type Cloud struct {
 	neverJoin    []Offering             // offerings whose nodes never join
 	timers       map[string]*time.Timer // pending spot terminations and kubelet joins
 	stopped      bool
+	// rates, rng and stepping: interruptions at a rate (interruptrate.go).
+	rates    []interruptionRate // newest first
+	rng      *mathrand.Rand
+	stepping bool
 }
 
 type slowBoot struct {

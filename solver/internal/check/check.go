@@ -185,7 +185,12 @@ func (c *checker) checkNewNode(nn *solver.NewNode) {
 	c.add(n)
 	// Fallbacks: same checks as the chosen one, plus the node's pods must fit
 	// and its topology-relevant domains must not move.
-	prices := []float64{nn.Offering.PricePerHour}
+	// Spot offerings compete at their price weighed by risk (SpotRisk), so
+	// fallbacks come cheapest first at that price.
+	weighed := func(price float64, note solver.SpotRiskNote) float64 {
+		return price * (1 + c.s.SpotRisk.Weight*note.Risk)
+	}
+	prices := []float64{weighed(nn.Offering.PricePerHour, nn.SpotRiskNote)}
 	for _, fb := range nn.Fallbacks {
 		l := labelsOf(fb.InstanceType, fb.Offering)
 		c.checkOffering(nn, pool, fb.InstanceType, fb.Offering, l, "fallback "+fb.InstanceType.Name+"/"+fb.Offering.Zone+"/"+fb.Offering.CapacityType)
@@ -203,7 +208,7 @@ func (c *checker) checkNewNode(nn *solver.NewNode) {
 				}
 			}
 		}
-		prices = append(prices, fb.Offering.PricePerHour)
+		prices = append(prices, weighed(fb.Offering.PricePerHour, fb.SpotRiskNote))
 	}
 	if !sort.Float64sAreSorted(prices[1:]) {
 		c.fail("node %s: fallbacks not cheapest first", nn.Name)
