@@ -250,9 +250,7 @@ func (s *state) movePod(g *podGroup, a, b *nodeState, moved map[*corev1.Pod]*nod
 	a.used.sub(g.req)
 	if len(a.groups) == 0 {
 		// a is empty: it leaves the plan and the pool's usage.
-		a.pool.used.sub(from.capacity)
-		a.pool.usedPrice -= from.price
-		a.pool.updateLimitSlack()
+		a.pool.swap(from, nil)
 	}
 	for _, p := range g.ports {
 		for i, q := range a.ports {
@@ -336,11 +334,5 @@ func (s *state) recandidate(n *nodeState) {
 	}
 	n.cands, n.ownsCands = kept, true
 	n.recomputeAllocBounds()
-	if c := n.chosen(); c != old {
-		ps.used.sub(old.capacity)
-		ps.usedPrice -= old.price
-		ps.used.add(c.capacity)
-		ps.usedPrice += c.price
-		ps.updateLimitSlack()
-	}
+	ps.swap(old, n.chosen())
 }
