@@ -339,6 +339,11 @@ func (r *Refresher) refreshRegion(parent context.Context, region string, kind re
 		errs = append(errs, err)
 		read = slices.DeleteFunc(read, func(d string) bool { return d == dataReservations })
 	} else {
+		if summary := reservationSummary(reservations); summary != reservationSummary(last.reservations) || last.reservations == nil {
+			// Every minute at V(1) otherwise: say at once when what can be
+			// launched into changed.
+			r.log.Info("capacity reservations changed", "region", region, "reservations", summary)
+		}
 		next.reservations = reservations
 	}
 	if len(read) == 0 {
@@ -438,6 +443,16 @@ func (r *Refresher) update(region string, d *regionData) cloud.RegionUpdate {
 		return !ok
 	})
 	return u
+}
+
+// reservationSummary lists reservations as "id type zone available/total".
+func reservationSummary(rs []cloud.CapacityReservation) string {
+	parts := make([]string, 0, len(rs))
+	for _, c := range rs {
+		parts = append(parts, fmt.Sprintf("%s %s %s %s %d/%d", c.ID, c.InstanceType, c.Type, c.Zone, c.Available, c.Total))
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, ", ")
 }
 
 func uniqueSorted(names []string) []string {
