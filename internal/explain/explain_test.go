@@ -87,6 +87,7 @@ func TestMachine(t *testing.T) {
 		annotations map[string]string
 		maxPrice    string
 		overlay     string
+		reservation string
 		want        []string
 	}{
 		{name: "kept by consolidation",
@@ -108,10 +109,16 @@ func TestMachine(t *testing.T) {
 			want: []string{"Spot price cap: $0.05/h (spotMarketOptions.maxPrice of the pool's AWSMachineTemplate)"}},
 		{name: "priced by a NodeOverlay", overlay: "m5-savings-plan",
 			want: []string{"Chosen: on-demand m5.xlarge in us-east-1b at $0.1152/h (price set by NodeOverlay m5-savings-plan; list $0.1920/h)"}},
+		{name: "in a capacity reservation", reservation: "cr-0123456789abcdef0",
+			want: []string{"Chosen: reserved m5.xlarge in us-east-1b at $0.0000/h in capacity reservation cr-0123456789abcdef0 (already paid for"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := decision()
 			d.SpotMaxPrice = tc.maxPrice
+			if tc.reservation != "" {
+				d.Offering.CapacityType, d.Offering.PricePerHour = v1alpha1.CapacityTypeReserved, d.Offering.PricePerHour/10_000_000
+				d.Offering.ReservationID, d.Offering.ReservationType = tc.reservation, v1alpha1.CapacityReservationTypeDefault
+			}
 			if tc.overlay != "" {
 				d.Offering.PriceOverlay, d.Offering.ListPricePerHour, d.Offering.PricePerHour = tc.overlay, d.Offering.PricePerHour, d.Offering.PricePerHour*0.6
 			}
