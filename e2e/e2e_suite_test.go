@@ -88,7 +88,9 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 		// account's zone names) and the AMIs' architecture come from the
 		// simulated EC2 as they come from EC2 in production, so no spec
 		// plans with what the manager would otherwise have to assume.
-		"--catalog-regions=" + tb.Cloud.Region(), "--ec2-endpoint=" + tb.Cloud.EC2Endpoint()}
+		"--catalog-regions=" + tb.Cloud.Region(), "--ec2-endpoint=" + tb.Cloud.EC2Endpoint(),
+		// Capacity reservations a spec adds are planned with seconds later.
+		"--catalog-reservation-refresh-interval=2s"}
 	joinery = testbed.NewJoineryProcess(dir, append([]string{"--leader-elect=false"}, managerArgs...)...)
 	Expect(joinery.Start()).To(Succeed())
 	// Until its first read the manager decides with the embedded snapshot
