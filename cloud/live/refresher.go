@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"sort"
 	"strings"
@@ -357,6 +358,7 @@ func (r *Refresher) refreshRegion(parent context.Context, region string, kind re
 			return false, errors.Join(append(errs, fail(fmt.Errorf("EC2's answers do not make a catalog: %w", err)))...)
 		}
 	}
+	unchanged := kind == refreshReservations && last.reservations != nil && reflect.DeepEqual(last.reservations, next.reservations)
 	r.last[region] = &next
 	for _, data := range read {
 		count(data, "success")
@@ -368,7 +370,9 @@ func (r *Refresher) refreshRegion(parent context.Context, region string, kind re
 	}
 	log.Info("read the EC2 catalog", "region", region, "data", read, "instanceTypes", len(next.types), "offerings", len(next.offerings),
 		"zones", len(next.zones), "spotPrices", len(next.spot), "capacityReservations", len(next.reservations), "duration", time.Since(start).String())
-	return true, errors.Join(errs...)
+	// The same reservations as last read publish nothing: a new catalog
+	// makes every pass recompute the offerings of its cluster.
+	return !unchanged, errors.Join(errs...)
 }
 
 // readTypesAndOfferings reads types and offerings, keeping offerings of

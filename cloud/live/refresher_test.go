@@ -479,6 +479,15 @@ func TestRefreshReadsCapacityReservationsAndTheirCounts(t *testing.T) {
 	if r.Current() == tables {
 		t.Error("RefreshReservations did not publish a catalog")
 	}
+	// Nothing changed since: nothing to publish, and the offerings every
+	// pass caches per catalog stay valid.
+	same := r.Current()
+	if err := r.RefreshReservations(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if r.Current() != same {
+		t.Error("RefreshReservations published a new catalog for the same reservations")
+	}
 	if got := r.Current().CapacityReservations(region)[0].Tags["team"]; got != "ml" {
 		t.Errorf("tags not read: team=%q", got)
 	}
