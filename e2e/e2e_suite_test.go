@@ -90,7 +90,9 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 		// plans with what the manager would otherwise have to assume.
 		"--catalog-regions=" + tb.Cloud.Region(), "--ec2-endpoint=" + tb.Cloud.EC2Endpoint(),
 		// Spot prices and placement scores change during specs (spot risk).
-		"--catalog-spot-refresh-interval=" + spotRefresh.String()}
+		"--catalog-spot-refresh-interval=" + spotRefresh.String(),
+		// Capacity reservations a spec adds are planned with seconds later.
+		"--catalog-reservation-refresh-interval=2s"}
 	joinery = testbed.NewJoineryProcess(dir, append([]string{"--leader-elect=false"}, managerArgs...)...)
 	Expect(joinery.Start()).To(Succeed())
 	// Until its first read the manager decides with the embedded snapshot

@@ -527,12 +527,7 @@ func (c *consolidator) narrowReplacement(n *nodeState, set []*nodeCandidate, pri
 	if len(kept) == 0 {
 		return "every cheaper replacement would exceed the pool's limits"
 	}
-	if now := &ps.cands[kept[0]]; now != old {
-		ps.used.sub(old.capacity)
-		ps.used.add(now.capacity)
-		ps.usedPrice += now.billed - old.billed
-		ps.updateLimitSlack()
-	}
+	ps.swap(old, &ps.cands[kept[0]])
 	n.cands, n.ownsCands = kept, true
 	return ""
 }

@@ -397,11 +397,7 @@ func (s *state) limitsAllow(v *nodeState, extra map[*nodeState]resVec) bool {
 // applyMoves moves the pods of v as planned and drops v's contribution.
 func (s *state) applyMoves(v *nodeState, moves []move, podGroupOf map[*corev1.Pod]*podGroup, moved map[*corev1.Pod]*nodeState) {
 	ps := v.pool
-	if c := v.chosen(); c != nil {
-		ps.used.sub(c.capacity)
-		ps.usedPrice -= c.billed
-		ps.updateLimitSlack()
-	}
+	ps.swap(v.chosen(), nil)
 	// Pods of v by group, in placement order.
 	byGroup := map[*podGroup][]*corev1.Pod{}
 	for _, p := range v.placed {
@@ -464,15 +460,7 @@ func (s *state) addToNode(n *nodeState, g *podGroup, pods []*corev1.Pod) {
 		n.groups = append(n.groups, groupCount{group: g, count: k})
 	}
 	n.placed = append(n.placed, pods...)
-	if c := n.chosen(); c != old {
-		if old != nil {
-			ps.used.sub(old.capacity)
-			ps.usedPrice -= old.billed
-		}
-		ps.used.add(c.capacity)
-		ps.usedPrice += c.billed
-		ps.updateLimitSlack()
-	}
+	ps.swap(old, n.chosen())
 }
 
 // recomputeAllocBounds sets maxAlloc and minAlloc from a planned node's

@@ -426,17 +426,7 @@ func (s *state) commit(g *podGroup, n *nodeState, k int, pins []pin) {
 		if len(n.cands) > 0 {
 			c = &ps.cands[n.cands[0]]
 		}
-		if c != contrib {
-			if contrib != nil {
-				ps.used.sub(contrib.capacity)
-				ps.usedPrice -= contrib.billed
-			}
-			if c != nil {
-				ps.used.add(c.capacity)
-				ps.usedPrice += c.billed
-			}
-			ps.updateLimitSlack()
-		}
+		ps.swap(contrib, c)
 		n.pins = append(n.pins, pins...)
 		if !classKnown {
 			n.classes = append(n.classes, g.class.id)

@@ -219,6 +219,12 @@ func (s *state) nodeLabels(n *nodeState, c *candidate) map[string]string {
 	if c.off.CapacityType != "" {
 		out[v1alpha1.LabelCapacityType] = c.off.CapacityType
 	}
+	if c.off.ReservationID != "" {
+		out[v1alpha1.LabelCapacityReservationID] = c.off.ReservationID
+		if c.off.ReservationType != "" {
+			out[v1alpha1.LabelCapacityReservationType] = c.off.ReservationType
+		}
+	}
 	// The kubelet also sets the deprecated beta labels; pods selecting them
 	// (read as the well-known keys) must find them on the node.
 	for alias, key := range v1alpha1.NormalizedLabels {

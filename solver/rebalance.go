@@ -251,9 +251,7 @@ func (s *state) movePod(g *podGroup, a, b *nodeState, moved map[*corev1.Pod]*nod
 	a.used.sub(g.req)
 	if len(a.groups) == 0 {
 		// a is empty: it leaves the plan and the pool's usage.
-		a.pool.used.sub(from.capacity)
-		a.pool.usedPrice -= from.billed
-		a.pool.updateLimitSlack()
+		a.pool.swap(from, nil)
 	}
 	for _, p := range g.ports {
 		for i, q := range a.ports {
@@ -376,11 +374,5 @@ func (s *state) recandidate(n *nodeState) {
 	}
 	copy(n.maxAlloc, hi)
 	copy(n.minAlloc, lo)
-	if c := n.chosen(); c != old {
-		ps.used.sub(old.capacity)
-		ps.usedPrice -= old.billed
-		ps.used.add(c.capacity)
-		ps.usedPrice += c.billed
-		ps.updateLimitSlack()
-	}
+	ps.swap(old, n.chosen())
 }

@@ -95,6 +95,9 @@ func (s *state) rejectedBy(n *nodeState, c *candidate, i int, classes []*constra
 		}
 		return msg
 	}
+	if c.resv != nil && !c.resv.room(nil) {
+		return "capacity reservation " + c.resv.id + " is used up by other machines of this plan"
+	}
 	if !n.pool.withinLimits(nil, c) {
 		return "would exceed the pool's limits"
 	}

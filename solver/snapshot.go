@@ -116,9 +116,18 @@ type Offering struct {
 	ZoneID string
 	// Region is the node's topology.kubernetes.io/region ("" when unknown).
 	Region       string
-	CapacityType string // "spot" or "on-demand"
+	CapacityType string // "spot", "on-demand" or "reserved"
 	PricePerHour float64
 	Available    bool
+	// ReservationID is the capacity reservation of a reserved offering,
+	// ReservationType its kind (default or capacity-block) and
+	// ReservationCapacity how many more instances it takes: the solver
+	// plans at most that many new machines on it, the rest fall back to the
+	// pool's other offerings. A reserved offering without an ID is not
+	// limited.
+	ReservationID       string
+	ReservationType     string
+	ReservationCapacity int
 	// PriceOverlay names the NodeOverlay that set PricePerHour ("" for
 	// the catalog's price), and ListPricePerHour is the catalog's price
 	// it replaced, so a decision can say why it cost what it did.

@@ -36,6 +36,10 @@ type state struct {
 	// nsLabels are the snapshot's namespace labels (nil: none given).
 	nsLabels map[string]map[string]string
 
+	// reservations are the capacity reservations of reserved offerings,
+	// by ID, with the planned machines each carries.
+	reservations map[string]*reservation
+
 	order     []Placement
 	usedNames map[string]bool
 	classByID []*constraintClass

@@ -100,6 +100,16 @@ func setLimits(limits map[string]any) mutation {
 	return func(spec map[string]any) { spec["limits"] = limits }
 }
 
+func setReservationTerms(terms ...map[string]any) mutation {
+	return func(spec map[string]any) {
+		list := make([]any, len(terms))
+		for i, t := range terms {
+			list[i] = t
+		}
+		template(spec)["capacityReservationSelectorTerms"] = list
+	}
+}
+
 func setClusterSelector(expr map[string]any) mutation {
 	return func(spec map[string]any) {
 		delete(spec, "clusterName")
@@ -350,6 +360,19 @@ func invalidNodePools() []invalidCase {
 			message: []string{"spec.template.metadata.labels: keys must be qualified names"}},
 		{rule: "limit on something that is no resource name", mutate: func(s map[string]any) { s["limits"] = map[string]any{"dollars per hour!": "5"} },
 			message: []string{"spec.limits keys are resource names"}},
+		// Karpenter's EC2NodeClass capacityReservationSelectorTerms rules.
+		{rule: "capacity reservation term with neither id nor tags", mutate: setReservationTerms(map[string]any{"ownerID": "123456789012"}),
+			message: []string{"each term selects by id or by tags"}},
+		{rule: "capacity reservation term with both id and tags", mutate: setReservationTerms(map[string]any{"id": "cr-0123abcd", "tags": map[string]any{"team": "ml"}}),
+			message: []string{"each term selects by id or by tags"}},
+		{rule: "capacity reservation term with id and ownerID", mutate: setReservationTerms(map[string]any{"id": "cr-0123abcd", "ownerID": "123456789012"}),
+			message: []string{"ownerID narrows a selection by tags"}},
+		{rule: "capacity reservation id that is no reservation id", mutate: setReservationTerms(map[string]any{"id": "sg-0123abcd"}),
+			message: []string{"capacityReservationSelectorTerms[0].id"}},
+		{rule: "capacity reservation tag with an empty value", mutate: setReservationTerms(map[string]any{"tags": map[string]any{"team": ""}}),
+			message: []string{"empty tag keys or values are not supported"}},
+		{rule: "capacity reservation ownerID that is no account", mutate: setReservationTerms(map[string]any{"tags": map[string]any{"team": "ml"}, "ownerID": "me"}),
+			message: []string{"capacityReservationSelectorTerms[0].ownerID"}},
 		{rule: "kubelet maxPods of zero", mutate: setKubelet(map[string]any{"maxPods": 0}),
 			message: []string{"spec.template.spec.kubelet.maxPods", "greater than or equal to 1"}},
 		{rule: "kubelet eviction signal that does not exist", mutate: setKubelet(map[string]any{"evictionHard": map[string]any{"disk.available": "10%"}}),
@@ -543,6 +566,9 @@ func validVariants() []invalidCase {
 		{rule: "requirement on node-restriction.kubernetes.io", mutate: setRequirement(map[string]any{"key": "node-restriction.kubernetes.io/team", "operator": "In", "values": []any{"a"}})},
 		{rule: "requirement on joinery.dev/instance-hypervisor", mutate: setRequirement(map[string]any{"key": "joinery.dev/instance-hypervisor", "operator": "In", "values": []any{"nitro"}})},
 		// Karpenter v1 admits reserved (capacity reservations) beside spot and on-demand.
+		{rule: "capacity reservations by id and by tags of an owner", mutate: setReservationTerms(
+			map[string]any{"id": "cr-0123456789abcdef0"},
+			map[string]any{"tags": map[string]any{"team": "ml", "env": "*"}, "ownerID": "123456789012"})},
 		{rule: "capacity type reserved alone", mutate: setRequirement(map[string]any{"key": "karpenter.sh/capacity-type", "operator": "In", "values": []any{"reserved"}})},
 		{rule: "capacity types reserved and on-demand", mutate: setRequirement(map[string]any{"key": "karpenter.sh/capacity-type", "operator": "In", "values": []any{"reserved", "on-demand"}})},
 		{rule: "capacity type NotIn reserved", mutate: setRequirement(map[string]any{"key": "karpenter.sh/capacity-type", "operator": "NotIn", "values": []any{"reserved"}})},

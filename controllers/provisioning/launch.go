@@ -100,6 +100,10 @@ type Offering struct {
 	PlacementScore      int     `json:"placementScore,omitempty"`
 	InterruptionRisk    float64 `json:"interruptionRisk,omitempty"`
 	RecentInterruptions float64 `json:"recentInterruptions,omitempty"`
+	// ReservationID is the capacity reservation a reserved offering
+	// launches into, ReservationType its kind (default, capacity-block).
+	ReservationID   string `json:"reservationID,omitempty"`
+	ReservationType string `json:"reservationType,omitempty"`
 }
 
 // NewDecision records what the solver decided for one new node.
@@ -140,7 +144,7 @@ func NewDecision(node *solver.NewNode, now metav1.Time) Decision {
 
 func offering(instanceType string, o solver.Offering, risk solver.SpotRiskNote) Offering {
 	return Offering{InstanceType: instanceType, Zone: o.Zone, ZoneID: o.ZoneID, CapacityType: o.CapacityType, PricePerHour: o.PricePerHour,
-		PriceOverlay: o.PriceOverlay, ListPricePerHour: o.ListPricePerHour,
+		PriceOverlay: o.PriceOverlay, ListPricePerHour: o.ListPricePerHour, ReservationID: o.ReservationID, ReservationType: o.ReservationType,
 		PlacementScore: o.PlacementScore, InterruptionRisk: risk.Risk, RecentInterruptions: risk.RecentInterruptions}
 }
 
@@ -261,6 +265,9 @@ func BuildMachine(l LaunchSpec, infraRef, bootstrapRef v1alpha1.TemplateReferenc
 	if len(l.Replacing) > 0 {
 		m.Annotations[AnnotationReplaces] = strings.Join(l.Replacing, ",")
 	}
+	if id := l.Decision.Offering.ReservationID; id != "" {
+		m.Labels[v1alpha1.LabelCapacityReservationID] = id
+	}
 	if grace := l.NodePool.Spec.Template.Spec.TerminationGracePeriod; grace != nil {
 		m.Spec.Deletion.NodeDrainTimeoutSeconds = ptr.To(int32(grace.Duration.Seconds()))
 	}
@@ -318,6 +325,9 @@ func setAWSOffering(obj *unstructured.Unstructured, o Offering) error {
 	if market != string(infrav1.MarketTypeCapacityBlock) {
 		unstructured.RemoveNestedField(obj.Object, "spec", "marketType")
 	}
+	if o.CapacityType == v1alpha1.CapacityTypeReserved && o.ReservationID != "" {
+		return setAWSReservation(obj, o)
+	}
 	if o.CapacityType != v1alpha1.CapacityTypeSpot {
 		return nil
 	}
@@ -334,6 +344,30 @@ func setAWSOffering(obj *unstructured.Unstructured, o Offering) error {
 		spot["maxPrice"] = maxPrice
 	}
 	return unstructured.SetNestedMap(obj.Object, spot, "spec", "spotMarketOptions")
+}
+
+// setAWSReservation targets the decision's capacity reservation, as
+// Karpenter's launch template does for a reserved offering: CAPA sends
+// capacityReservationId as the RunInstances CapacityReservationTarget, and
+// a capacity block needs marketType CapacityBlock besides. The template's
+// own reservation settings give way; a preference other than
+// CapacityReservationsOnly is dropped, since CAPA's webhook refuses it
+// next to an id.
+func setAWSReservation(obj *unstructured.Unstructured, o Offering) error {
+	if err := unstructured.SetNestedField(obj.Object, o.ReservationID, "spec", "capacityReservationId"); err != nil {
+		return err
+	}
+	if o.ReservationType == v1alpha1.CapacityReservationTypeBlock {
+		if err := unstructured.SetNestedField(obj.Object, string(infrav1.MarketTypeCapacityBlock), "spec", "marketType"); err != nil {
+			return err
+		}
+	} else {
+		unstructured.RemoveNestedField(obj.Object, "spec", "marketType")
+	}
+	if pref, _, _ := unstructured.NestedString(obj.Object, "spec", "capacityReservationPreference"); pref != string(infrav1.CapacityReservationPreferenceOnly) {
+		unstructured.RemoveNestedField(obj.Object, "spec", "capacityReservationPreference")
+	}
+	return nil
 }
 
 // Tags Joinery puts on the instances it launches (through the

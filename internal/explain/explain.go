@@ -235,6 +235,9 @@ func (e *Explainer) NodePool(ctx context.Context, w io.Writer, key types.Namespa
 			offering, price := "-", "-"
 			if d, err := provisioning.ReadDecision(m); err == nil {
 				offering = fmt.Sprintf("%s %s %s", d.Offering.InstanceType, d.Offering.CapacityType, d.Offering.Zone)
+				if d.Offering.ReservationID != "" {
+					offering += " " + d.Offering.ReservationID
+				}
 				price = fmt.Sprintf("%.4f", d.Offering.PricePerHour)
 			}
 			node := "-"
@@ -515,6 +518,13 @@ func describeOffering(o provisioning.Offering) string {
 	s := fmt.Sprintf("%s %s in %s at $%.4f/h", o.CapacityType, o.InstanceType, o.Zone, o.PricePerHour)
 	if o.PriceOverlay != "" {
 		s += fmt.Sprintf(" (price set by NodeOverlay %s; list $%.4f/h)", o.PriceOverlay, o.ListPricePerHour)
+	}
+	if o.ReservationID != "" {
+		kind := "capacity reservation"
+		if o.ReservationType == v1alpha1.CapacityReservationTypeBlock {
+			kind = "capacity block"
+		}
+		s += fmt.Sprintf(" in %s %s (already paid for: priced at the on-demand price / 10,000,000)", kind, o.ReservationID)
 	}
 	return s + spotRisk(o)
 }

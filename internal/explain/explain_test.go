@@ -89,6 +89,7 @@ func TestMachine(t *testing.T) {
 		maxPrice    string
 		overlay     string
 		spotRisk    bool
+		reservation string
 		want        []string
 	}{
 		{name: "kept by consolidation",
@@ -116,6 +117,8 @@ func TestMachine(t *testing.T) {
 				"interruption risk: weighed by it (EC2's placement score, Joinery's recent interruptions), the price is not below the chosen offering's: 1 offering, " +
 					"cheapest: spot m5.xlarge in us-east-1b at $0.0700/h [placement score 2/10, 1.5 recent interruptions (fading), interruption risk 0.96]",
 			}},
+		{name: "in a capacity reservation", reservation: "cr-0123456789abcdef0",
+			want: []string{"Chosen: reserved m5.xlarge in us-east-1b at $0.0000/h in capacity reservation cr-0123456789abcdef0 (already paid for"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := decision()
@@ -124,6 +127,10 @@ func TestMachine(t *testing.T) {
 				d.Offering = provisioning.Offering{InstanceType: "m5.xlarge", Zone: "us-east-1c", CapacityType: "spot", PricePerHour: 0.08, PlacementScore: 9, InterruptionRisk: 1.0 / 9}
 				d.Rejected = append(d.Rejected, provisioning.Rejected{Reason: solver.RejectedForSpotRisk, Count: 1, Offerings: []provisioning.Offering{
 					{InstanceType: "m5.xlarge", Zone: "us-east-1b", CapacityType: "spot", PricePerHour: 0.07, PlacementScore: 2, RecentInterruptions: 1.5, InterruptionRisk: solver.OfferingRisk(2, 1.5)}}})
+			}
+			if tc.reservation != "" {
+				d.Offering.CapacityType, d.Offering.PricePerHour = v1alpha1.CapacityTypeReserved, d.Offering.PricePerHour/10_000_000
+				d.Offering.ReservationID, d.Offering.ReservationType = tc.reservation, v1alpha1.CapacityReservationTypeDefault
 			}
 			if tc.overlay != "" {
 				d.Offering.PriceOverlay, d.Offering.ListPricePerHour, d.Offering.PricePerHour = tc.overlay, d.Offering.PricePerHour, d.Offering.PricePerHour*0.6

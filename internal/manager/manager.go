@@ -145,6 +145,7 @@ func BindFlags(f *pflag.FlagSet, o *Options) {
 		"while EC2 cannot be reached the last good catalog stays in use (see docs/catalog.md).")
 	f.DurationVar(&c.Interval, "catalog-refresh-interval", c.Interval, "How often instance types, offerings, zone names and spot prices are all read from EC2 (with --catalog-regions).")
 	f.DurationVar(&c.SpotInterval, "catalog-spot-refresh-interval", c.SpotInterval, "How often spot prices alone are read from EC2 in between; 0 reads them only with the rest (with --catalog-regions).")
+	f.DurationVar(&c.ReservationInterval, "catalog-reservation-refresh-interval", c.ReservationInterval, "How often capacity reservations (and how many instances each still takes) alone are read from EC2 in between; 0 reads them only with the rest (with --catalog-regions).")
 	f.StringVar(&c.Endpoint, "ec2-endpoint", c.Endpoint, "EC2 endpoint URL replacing each region's for the catalog refresh (a VPC endpoint, or a local one in tests).")
 }
 

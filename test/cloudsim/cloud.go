@@ -114,6 +114,9 @@ type Instance struct {
 	// TerminationReason says why an instance was terminated:
 	// "TerminateInstances", "terminated out of band", "spot interruption".
 	TerminationReason string
+	// CapacityReservationID is the reservation the instance holds a slot
+	// of (its Offering's capacity type is then reserved).
+	CapacityReservationID string
 
 	bootDelay time.Duration
 	neverJoin bool
@@ -210,6 +213,9 @@ type Options struct {
 	// AccountID is the account of queue URLs, events and resource owners
 	// (default DefaultAccountID).
 	AccountID string
+	// CapacityReservations are the account's capacity reservations at
+	// start (see AddCapacityReservation).
+	CapacityReservations []CapacityReservation
 	// Log receives the simulator's structured logs.
 	Log logr.Logger
 }
@@ -229,7 +235,8 @@ type Cloud struct {
 
 	mu           sync.Mutex
 	instances    map[string]*Instance // by instance ID
-	clientTokens map[string][]string  // RunInstances ClientToken -> instance IDs
+	reservations map[string]*CapacityReservation
+	clientTokens map[string][]string // RunInstances ClientToken -> instance IDs
 	net          network
 	clusters     map[string]*workloadCluster // by apiServerEndpoint (host:port)
 	ice          []Offering                  // offerings with insufficient capacity
@@ -311,7 +318,7 @@ func New(opts Options) (*Cloud, error) {
 	}
 	c := &Cloud{
 		opts: opts, ec2: e, defaultPrices: defaultPrices,
-		instances: map[string]*Instance{}, clientTokens: map[string][]string{},
+		instances: map[string]*Instance{}, clientTokens: map[string][]string{}, reservations: map[string]*CapacityReservation{},
 		net:      newNetwork(),
 		clusters: map[string]*workloadCluster{},
 		timers:   map[string]*time.Timer{},
@@ -325,6 +332,11 @@ func New(opts Options) (*Cloud, error) {
 	} {
 		if err := c.AddImage(img); err != nil {
 			return nil, err
+		}
+	}
+	for i, r := range opts.CapacityReservations {
+		if _, err := c.AddCapacityReservation(r); err != nil {
+			return nil, fmt.Errorf("cloudsim.Options.CapacityReservations[%d]: %w", i, err)
 		}
 	}
 	if err := e.Start(opts.EC2Addr); err != nil {

@@ -376,6 +376,12 @@ func (e *EC2) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			if e.compute != nil {
 				out, apiErr, handled = e.compute(action, in, requestID)
 			}
+			if !handled && action == "DescribeCapacityReservations" {
+				// An EC2 without instances (NewEC2 alone, for catalog
+				// reads) holds no reservation either.
+				handled = true
+				out = ec2DescribeCapacityReservationsResponse{Namespace: ec2Namespace, RequestID: requestID}
+			}
 			if !handled {
 				// Loud: a client (CAPA) needs an action the simulator lacks,
 				// and whatever it does next is not what it does against AWS.

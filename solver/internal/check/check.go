@@ -88,6 +88,7 @@ func (c *checker) run() {
 		c.fail("lower bound %v above total %v", c.p.LowerBoundPricePerHour, c.p.TotalPricePerHour)
 	}
 	c.checkLimits()
+	c.checkReservations()
 	c.replay()
 	for _, n := range c.order {
 		c.checkResources(n)
@@ -474,6 +475,37 @@ func (c *checker) checkLimits() {
 		}
 		if pool.PricePerHourLimit != nil && price > *pool.PricePerHourLimit+1e-9 {
 			c.fail("pool %s: price %v over limit %v", pool.Name, price, *pool.PricePerHourLimit)
+		}
+	}
+}
+
+// checkReservations: no capacity reservation carries more new machines
+// than it has room for, whichever pools chose it.
+func (c *checker) checkReservations() {
+	capacity := map[string]int{}
+	for _, pool := range c.s.Pools {
+		for _, it := range pool.InstanceTypes {
+			for _, o := range it.Offerings {
+				if o.ReservationID != "" {
+					if v, ok := capacity[o.ReservationID]; !ok || o.ReservationCapacity < v {
+						capacity[o.ReservationID] = o.ReservationCapacity
+					}
+				}
+			}
+		}
+	}
+	used := map[string]int{}
+	for _, nn := range c.p.NewNodes {
+		if id := nn.Offering.ReservationID; id != "" {
+			used[id]++
+			if nn.Offering.CapacityType != "reserved" || nn.Labels["karpenter.k8s.aws/capacity-reservation-id"] != id {
+				c.fail("new node %s in reservation %s is %s, labelled %q", nn.Name, id, nn.Offering.CapacityType, nn.Labels["karpenter.k8s.aws/capacity-reservation-id"])
+			}
+		}
+	}
+	for id, n := range used {
+		if n > capacity[id] {
+			c.fail("capacity reservation %s carries %d new machines, has room for %d", id, n, capacity[id])
 		}
 	}
 }
