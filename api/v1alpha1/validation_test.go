@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -636,11 +637,24 @@ func TestWriteInvalidNodePoolsTable(t *testing.T) {
 	if out == "" {
 		t.Skip("JOINERY_INPUTS_TABLE not set")
 	}
+	var rows strings.Builder
+	for _, r := range invalidNodePoolRows(t) {
+		rows.WriteString("| NodePool | " + r[0] + " | " + r[1] + " |\n")
+	}
+	if err := os.WriteFile(out, []byte(rows.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// invalidNodePoolRows are the rule and the offline verdict of every
+// invalid NodePool, as docs/hardening-inputs.md shows them.
+func invalidNodePoolRows(t *testing.T) [][2]string {
+	t.Helper()
 	offline, err := admission.ForEmbeddedCRD("joinery.dev_nodepools.yaml", "v1alpha1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var rows strings.Builder
+	var rows [][2]string
 	for i, tc := range invalidNodePools() {
 		verdict := "accepted"
 		if errs := offline.Admit(context.Background(), mutated(t, tc, fmt.Sprintf("invalid-%d", i)).Object); len(errs) > 0 {
@@ -650,9 +664,28 @@ func TestWriteInvalidNodePoolsTable(t *testing.T) {
 			}
 			verdict = strings.ReplaceAll(strings.ReplaceAll(verdict, "|", "\\|"), "\n", " ")
 		}
-		rows.WriteString("| NodePool | " + tc.rule + " | " + verdict + " |\n")
+		rows = append(rows, [2]string{tc.rule, verdict})
 	}
-	if err := os.WriteFile(out, []byte(rows.String()), 0o644); err != nil {
+	return rows
+}
+
+// docs/hardening-inputs.md lists every invalid NodePool with today's
+// message: a case added or a message changed without the table fails here
+// (it had fallen 8 NodePools and 2 messages behind).
+func TestHardeningInputsDocIsCurrent(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "hardening-inputs.md"))
+	if err != nil {
 		t.Fatal(err)
+	}
+	for _, r := range invalidNodePoolRows(t) {
+		if r[1] == "accepted" {
+			t.Errorf("%s: accepted", r[0])
+			continue
+		}
+		// | NodePool | rule | accepted before | message now |
+		row := regexp.MustCompile(`(?m)^\| NodePool \| ` + regexp.QuoteMeta(r[0]) + ` \| (yes|no) \| ` + regexp.QuoteMeta(r[1]) + ` \|$`)
+		if !row.Match(doc) {
+			t.Errorf("docs/hardening-inputs.md has no row for %q with today's message %q; regenerate it (see the doc)", r[0], r[1])
+		}
 	}
 }
