@@ -1,14 +1,18 @@
 package disruption
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 
 	"github.com/joinery-dev/joinery/api/v1alpha1"
+	"github.com/joinery-dev/joinery/controllers/provisioning"
 )
 
 func TestAllowedDisruptions(t *testing.T) {
@@ -120,5 +124,41 @@ func TestBudgetWindowIsComputedNotWalked(t *testing.T) {
 	}
 	if _, err := AllowedDisruptions(budgets[1:], v1alpha1.DisruptionReasonEmpty, 20, 0, now); err == nil || !strings.Contains(err.Error(), "never fires") {
 		t.Errorf("never-firing schedule: %v, want an error saying it never fires", err)
+	}
+}
+
+// A budget's schedule is the cluster's time: with the manager's clock
+// minutes off the apiserver's (the soak's clock-skew fault), a window that
+// allows no disruption holds by the apiserver's clock, and one that has
+// ended by it is over whatever the manager's clock says.
+func TestBudgetWindowsReadTheAPIServersClock(t *testing.T) {
+	window := []v1alpha1.Budget{
+		{Nodes: "0", Schedule: ptr.To("0 * * * *"), Duration: &metav1.Duration{Duration: 10 * time.Minute}},
+		{Nodes: "100%"},
+	}
+	for _, tc := range []struct {
+		name      string
+		apiserver time.Time
+		skew      time.Duration
+		allowed   bool
+	}{
+		{name: "inside the window, manager 20m ahead", apiserver: t0.Add(5 * time.Minute), skew: 20 * time.Minute},
+		{name: "inside the window, manager 10m behind", apiserver: t0.Add(5 * time.Minute), skew: -10 * time.Minute},
+		{name: "after the window, manager 25m behind", apiserver: t0.Add(30 * time.Minute), skew: -25 * time.Minute, allowed: true},
+		{name: "after the window, clocks agree", apiserver: t0.Add(30 * time.Minute), allowed: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newRepairFixture(t, 2, 0, window)
+			manager := func() time.Time { return tc.apiserver.Add(tc.skew) }
+			c := f.round.Controller
+			c.Now, c.Provisioner = manager, &provisioning.Provisioner{Now: manager, APIServerClock: fixedClock(tc.apiserver)}
+			r := c.newRound(context.Background(), logr.Discard(), f.round.st, types.NamespacedName{Namespace: "default", Name: "workload-1"})
+			cand := candidate()
+			cand.Pool, cand.Machine = f.round.st.Pools[0], &f.round.st.Machines[0]
+			got := len(r.allowed([]*Candidate{cand}, v1alpha1.DisruptionReasonUnderutilized)) == 1
+			if got != tc.allowed {
+				t.Errorf("apiserver at %s, manager at %s: allowed %v, want %v (kept: %v)", tc.apiserver.Format("15:04"), manager().Format("15:04"), got, tc.allowed, r.kept)
+			}
+		})
 	}
 }

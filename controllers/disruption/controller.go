@@ -169,11 +169,11 @@ func (c *Controller) Reconcile(ctx context.Context, req reconcile.Request) (ctrl
 		// Not served, or not reachable: provisioning reports it.
 		return ctrl.Result{RequeueAfter: c.Options.Interval}, nil
 	}
-	now := c.Now()
-	if err := reportBudgets(ctx, c.Client, c.Recorder, st.Pools, now); err != nil {
+	r := c.newRound(ctx, log, st, req.NamespacedName)
+	now := r.now
+	if err := reportBudgets(ctx, c.Client, c.Recorder, st.Pools, r.apiNow); err != nil {
 		log.Error(err, "reporting the pools' disruption budgets")
 	}
-	r := &round{Controller: c, ctx: ctx, log: log, st: st, now: now, key: req.NamespacedName}
 	r.observeDepartures()
 	r.removeStaleTaints()
 	if err := r.scaleDownStatic(); err != nil {
@@ -244,8 +244,10 @@ type round struct {
 	ctx context.Context
 	log logr.Logger
 	st  *provisioning.ClusterState
-	now time.Time
-	key types.NamespacedName
+	// now is the manager's clock, apiNow the management apiserver's (see
+	// provisioning.Provisioner.APIServerNow): budget windows read it.
+	now, apiNow time.Time
+	key         types.NamespacedName
 	// lastGone is when each node's pods were last seen changing.
 	lastGone departures
 
@@ -257,6 +259,14 @@ type round struct {
 	want         map[string]Wanted
 	version      string
 	versionReady bool
+}
+
+// newRound starts a round at the manager's time and the apiserver's.
+// Budget schedules are written against the cluster's time: a manager
+// whose clock drifted minutes would open a window that allows no
+// disruption minutes late (or close one early) by its own.
+func (c *Controller) newRound(ctx context.Context, log logr.Logger, st *provisioning.ClusterState, key types.NamespacedName) *round {
+	return &round{Controller: c, ctx: ctx, log: log, st: st, now: c.Now(), apiNow: c.Provisioner.APIServerNow(), key: key}
 }
 
 func (r *round) keep(c *Candidate, why string) {
@@ -432,7 +442,7 @@ func (r *round) allowed(cands []*Candidate, reason v1alpha1.DisruptionReason) []
 		if !ok {
 			disrupting, total := r.disrupting(c.Pool.Name)
 			var err error
-			n, err = AllowedDisruptions(c.Pool.Spec.Disruption.Budgets, reason, total, disrupting, r.now)
+			n, err = AllowedDisruptions(c.Pool.Spec.Disruption.Budgets, reason, total, disrupting, r.apiNow)
 			if err != nil {
 				// reportBudgets put it on the pool's condition and Events.
 				r.keep(c, err.Error())

@@ -162,7 +162,9 @@ func (r *round) repair() (bool, error) {
 		if m.Status.NodeRef.IsDefined() {
 			node = r.st.Nodes[m.Status.NodeRef.Name]
 		}
-		h := MachineHealth(m, node, r.Options.RepairPolicies, r.now)
+		// Node conditions carry the cluster's times: how long one has held
+		// is read on the apiserver's clock, not a drifted manager's.
+		h := MachineHealth(m, node, r.Options.RepairPolicies, r.apiNow)
 		if node != nil || h.Unhealthy {
 			total[pool.Name]++
 		}

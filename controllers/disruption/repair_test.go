@@ -216,7 +216,7 @@ func newRepairFixture(t *testing.T, healthy, sick int, budgets []v1alpha1.Budget
 	}
 	f.recorder = record.NewFakeRecorder(100)
 	f.round = &round{Controller: &Controller{Client: f.client, Recorder: f.recorder, Options: DefaultOptions()},
-		ctx: context.Background(), log: logr.Discard(), st: st, now: t0}
+		ctx: context.Background(), log: logr.Discard(), st: st, now: t0, apiNow: t0}
 	return f
 }
 
@@ -326,5 +326,31 @@ func TestRepairClearsOwnerRemediatedOnRecovery(t *testing.T) {
 	}
 	if conditions.Has(got, clusterv1.MachineOwnerRemediatedCondition) {
 		t.Errorf("OwnerRemediated still set on a recovered Machine: %+v", conditions.Get(got, clusterv1.MachineOwnerRemediatedCondition))
+	}
+}
+
+// A node condition's lastTransitionTime is the cluster's: a manager whose
+// clock runs ahead (the soak's clock-skew fault) must not find a node
+// NotReady for 25 minutes past Karpenter's 30-minute toleration, nor one
+// behind keep a node NotReady for 35 minutes.
+func TestRepairReadsHowLongAConditionHeldOnTheAPIServersClock(t *testing.T) {
+	for _, tc := range []struct {
+		notReady, skew time.Duration
+		repaired       bool
+	}{
+		{notReady: 25 * time.Minute, skew: 10 * time.Minute},
+		{notReady: 35 * time.Minute, skew: -10 * time.Minute, repaired: true},
+	} {
+		// A budget of 0 for Unhealthy: a node found due for repair is
+		// deferred with an Event, one not due is left without one.
+		f := newRepairFixture(t, 5, 0, []v1alpha1.Budget{{Nodes: "0", Reasons: []v1alpha1.DisruptionReason{v1alpha1.DisruptionReasonUnhealthy}}, {Nodes: "100%"}})
+		f.round.st.Nodes["node-0"].Status.Conditions = []corev1.NodeCondition{nodeCondition(corev1.NodeReady, corev1.ConditionFalse, tc.notReady)}
+		f.round.now = t0.Add(tc.skew) // apiNow stays t0
+		if _, err := f.round.repair(); err != nil {
+			t.Fatal(err)
+		}
+		if due := strings.Contains(f.events(), "RepairDeferred"); due != tc.repaired {
+			t.Errorf("NotReady for %s by the apiserver's clock, manager %s off: found due for repair %v, want %v", tc.notReady, tc.skew, due, tc.repaired)
+		}
 	}
 }

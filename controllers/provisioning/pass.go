@@ -100,7 +100,9 @@ func (ps *pass) run() (ctrl.Result, error) {
 		ps.counted[m.Name] = true
 	}
 	objs := solverinput.Objects{NodePools: ps.plannablePools(), NodeModels: ps.models, Overlays: ps.overlays,
-		InFlight: view.InFlightNodes(ps.now, ps.Options.RegistrationTimeout)}
+		// A Node's registration time is an apiserver's: its age is read
+		// on the apiserver's clock, as a Machine's registration timeout is.
+		InFlight: view.InFlightNodes(ps.APIServerNow(), ps.Options.RegistrationTimeout)}
 	requeue := time.Duration(0)
 	reservations := reservationUse{}
 	for i := range view.Machines {

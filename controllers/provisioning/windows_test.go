@@ -668,6 +668,47 @@ func TestProvisioningWindows(t *testing.T) {
 		}
 	})
 
+	// The soak's clock-skew fault (issue #20): a Node's registration time
+	// is an apiserver's, so whether it is still booting is read on the
+	// apiserver's clock. Read on a manager's clock 20 minutes ahead, a Node
+	// that registered a moment ago looked past its boot and held no pods:
+	// every pod it was launched for got a second Machine.
+	t.Run("a booting Node's age is read on the apiserver's clock", func(t *testing.T) {
+		manager := func() time.Time { return time.Now().Add(20 * time.Minute) }
+		clock := apiclock.New(manager)
+		cfg := rest.CopyConfig(env.cfg)
+		clock.Wrap(cfg)
+		s := env.scene(t, cfg)
+		s.p.Now, s.p.APIServerClock = manager, clock
+		s.p.Options.RegistrationTimeout = 15 * time.Minute
+		s.pool("boot")
+		first := s.pendingPod("first", "boot")
+		names, err := s.prepared().launchPlan(&solver.Plan{NewNodes: []*solver.NewNode{newNode("boot", first)}})
+		if err != nil || len(names) != 1 {
+			t.Fatalf("launch: %v, %v", names, err)
+		}
+		// Its instance registered a Node, as a kubelet does, not yet
+		// initialized; CAPA would have set the Machine's provider ID.
+		node := "booting-" + s.ns
+		m := &clusterv1.Machine{}
+		if !s.exists(m, names[0]) {
+			t.Fatalf("Machine %s is missing", names[0])
+		}
+		m.Spec.ProviderID = "aws:///us-east-1a/i-" + node
+		if err := s.c.Update(s.ctx, m); err != nil {
+			t.Fatal(err)
+		}
+		s.node(node, "boot", corev1.ConditionFalse, []corev1.Taint{{Key: clusterv1.NodeUninitializedTaint.Key, Effect: clusterv1.NodeUninitializedTaint.Effect}})
+		s.pendingPod("second", "boot")
+
+		if _, err := s.pass().run(); err != nil {
+			t.Fatal(err)
+		}
+		if n := len(s.machines()); n != 1 {
+			t.Errorf("%d Machines: a Node registered a moment ago by the apiserver's clock (20 minutes ago by the manager's) was not counted as booting; want 1", n)
+		}
+	})
+
 	// Found by the soak (issue #20): pods created just before a workload
 	// cluster's partition stayed pending 500 s while every pass planned
 	// them onto two Nodes whose instances were gone, their Machines deleted

@@ -3,6 +3,7 @@ package manager
 import (
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/spf13/pflag"
 	"k8s.io/client-go/tools/clientcmd"
@@ -15,6 +16,25 @@ import (
 // its own (killable like a real deployment's pod) without building the
 // joinery binary.
 const ChildEnv = "JOINERY_RUN_MANAGER"
+
+// ChildClockSkewEnv, a Go duration ("3m", "-90s"), sets the child's
+// clock that far ahead of (or behind) the machine's: a manager on a node
+// whose clock drifted. Only a child reads it; the joinery binary has no
+// such setting.
+const ChildClockSkewEnv = "JOINERY_CHILD_CLOCK_SKEW"
+
+// childClock is the clock ChildClockSkewEnv asks for, nil without one.
+func childClock() (func() time.Time, error) {
+	v := os.Getenv(ChildClockSkewEnv)
+	if v == "" {
+		return nil, nil
+	}
+	skew, err := time.ParseDuration(v)
+	if err != nil {
+		return nil, fmt.Errorf("%s=%q: not a Go duration (e.g. 3m, -90s): %w", ChildClockSkewEnv, v, err)
+	}
+	return func() time.Time { return time.Now().Add(skew) }, nil
+}
 
 // RunChildIfRequested runs the manager with os.Args' flags and exits when
 // ChildEnv is set; otherwise it returns at once. Call it first in main or
@@ -35,6 +55,12 @@ func runChild(args []string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
+	clock, err := childClock()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	opts.Clock = clock
 	ctrl.SetLogger(zap.New(zap.UseDevMode(true)))
 	cfg, err := clientcmd.BuildConfigFromFlags("", *kubeconfig)
 	if err != nil {

@@ -83,6 +83,11 @@ type Options struct {
 	SkipNameValidation bool
 	// Logger, when set, replaces controller-runtime's global logger.
 	Logger logr.Logger
+	// Clock is the manager's own wall clock, time.Now when nil. Every
+	// controller reads it; the soak runs managers whose clock is ahead of
+	// or behind the apiserver's (ChildClockSkewEnv) to check that no
+	// decision depends on the two agreeing.
+	Clock func() time.Time
 }
 
 // DefaultOptions are the flags' defaults.
@@ -236,7 +241,11 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, error)
 	}
 	// Every response of the management cluster's apiserver tells the
 	// clock its time; timeouts counted from its timestamps read it.
-	apiClock := apiclock.New(time.Now)
+	local := o.Clock
+	if local == nil {
+		local = time.Now
+	}
+	apiClock := apiclock.New(local)
 	apiClock.ExportMetric()
 	apiClock.Wrap(cfg)
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
@@ -332,6 +341,7 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, error)
 		Shard:          fleetShard,
 		Reports:        reports,
 		APIServerClock: apiClock,
+		Now:            local,
 	}
 	if err := provisioner.SetupWithManager(ctx, mgr); err != nil {
 		return nil, fmt.Errorf("setting up the provisioning controller: %w", err)
@@ -341,6 +351,7 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, error)
 		Provisioner: provisioner,
 		Recorder:    mgr.GetEventRecorderFor("joinery-disruption"),
 		Options:     o.Disruption,
+		Now:         local,
 	}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setting up the disruption controller: %w", err)
 	}
@@ -356,6 +367,7 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, error)
 			Recorder:    mgr.GetEventRecorderFor("joinery-interruption"),
 			Unavailable: provisioner.Unavailable(),
 			History:     provisioner.SpotInterruptions(),
+			Now:         local,
 		}).SetupWithManager(ctx, mgr); err != nil {
 			return nil, fmt.Errorf("setting up the interruption controller: %w", err)
 		}

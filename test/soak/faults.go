@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/joinery-dev/joinery/api/v1alpha1"
+	"github.com/joinery-dev/joinery/internal/manager"
 	"github.com/joinery-dev/joinery/test/cloudsim"
 	"github.com/joinery-dev/joinery/test/testbed"
 )
@@ -27,6 +28,7 @@ type injector struct {
 
 	mu                                                               sync.Mutex
 	kills, ice, throttles, oob, interruptions, slowBoots, neverJoins int
+	clockSkews                                                       int
 	lasting                                                          []lastingFault
 	restarting                                                       sync.WaitGroup
 	zones                                                            []string
@@ -114,7 +116,28 @@ func (in *injector) killLeader() {
 	in.mu.Lock()
 	in.kills++
 	in.mu.Unlock()
-	in.hist.Printf("fault: kill -9 %s (leader), restarting in %s", r.name, back.Round(time.Millisecond))
+	// One restart in three comes back on a clock that drifted minutes
+	// ahead or behind: longer than the registration timeout (90s) and the
+	// general pool's 1-minute no-disruption window, so a decision that
+	// compares the manager's clock with the apiserver's timestamps or the
+	// checker's clock goes visibly wrong. The others come back on time.
+	var skew time.Duration
+	if in.killRng.IntN(3) == 0 {
+		skew = time.Minute + time.Duration(in.killRng.Int64N(int64(3*time.Minute)))
+		if in.killRng.IntN(2) == 0 {
+			skew = -skew
+		}
+	}
+	if skew != 0 {
+		r.proc.SetEnv(manager.ChildClockSkewEnv + "=" + skew.Round(time.Second).String())
+		in.mu.Lock()
+		in.clockSkews++
+		in.mu.Unlock()
+		in.hist.Printf("fault: kill -9 %s (leader), restarting in %s with its clock %s off", r.name, back.Round(time.Millisecond), skew.Round(time.Second))
+	} else {
+		r.proc.SetEnv()
+		in.hist.Printf("fault: kill -9 %s (leader), restarting in %s", r.name, back.Round(time.Millisecond))
+	}
 	in.restarting.Add(1)
 	go func() {
 		defer in.restarting.Done()
@@ -267,8 +290,8 @@ func (in *injector) heal(context.Context) {
 func (in *injector) fill(r *Result) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	r.Kills, r.ICE, r.Throttles, r.OOBTerminations, r.Interruptions, r.SlowBoots, r.NeverJoins =
-		in.kills, in.ice, in.throttles, in.oob, in.interruptions, in.slowBoots, in.neverJoins
+	r.Kills, r.ICE, r.Throttles, r.OOBTerminations, r.Interruptions, r.SlowBoots, r.NeverJoins, r.ClockSkews =
+		in.kills, in.ice, in.throttles, in.oob, in.interruptions, in.slowBoots, in.neverJoins, in.clockSkews
 	for _, w := range in.tb.Workloads {
 		if w.Proxy != nil {
 			r.UnreachableS += w.Proxy.Unreachable().Seconds()

@@ -84,6 +84,8 @@ type Result struct {
 	Interruptions   int
 	SlowBoots       int
 	NeverJoins      int
+	// ClockSkews counts the restarts whose clock was off by minutes.
+	ClockSkews      int
 	UnreachableS    float64
 	PodsServed      int
 	MaxPendingS     float64
@@ -112,8 +114,8 @@ func (r Result) Line() string {
 // other faults injected, the pods pending past the bound, and the two
 // costs behind cost_ratio.
 func (r Result) Details() string {
-	return fmt.Sprintf("soak details: seed=%d throttles=%d slow_boots=%d never_joins=%d pending_too_long=%d fleet_per_hour=%.4f fresh_plan_per_hour=%.4f",
-		r.Seed, r.Throttles, r.SlowBoots, r.NeverJoins, r.PendingTooLong, r.FleetPerHour, r.FreshPerHour)
+	return fmt.Sprintf("soak details: seed=%d throttles=%d slow_boots=%d never_joins=%d clock_skews=%d pending_too_long=%d fleet_per_hour=%.4f fresh_plan_per_hour=%.4f",
+		r.Seed, r.Throttles, r.SlowBoots, r.NeverJoins, r.ClockSkews, r.PendingTooLong, r.FleetPerHour, r.FreshPerHour)
 }
 
 // Run starts a testbed and two manager replicas, drives the workload and

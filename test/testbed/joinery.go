@@ -20,6 +20,7 @@ import (
 type JoineryProcess struct {
 	args    []string
 	logPath string
+	env     []string
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -31,6 +32,14 @@ type JoineryProcess struct {
 // to dir/joinery.log (appended to across restarts).
 func NewJoineryProcess(dir string, args ...string) *JoineryProcess {
 	return &JoineryProcess{args: args, logPath: filepath.Join(dir, "joinery.log")}
+}
+
+// SetEnv sets variables ("K=V") of the manager's environment from its
+// next start on, e.g. manager.ChildClockSkewEnv; none clears them.
+func (j *JoineryProcess) SetEnv(env ...string) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.env = env
 }
 
 // Start starts the manager.
@@ -45,9 +54,9 @@ func (j *JoineryProcess) Start() error {
 		return err
 	}
 	j.starts++
-	fmt.Fprintf(log, "\n===== start %d at %s =====\n", j.starts, time.Now().Format(time.RFC3339Nano))
+	fmt.Fprintf(log, "\n===== start %d at %s %v =====\n", j.starts, time.Now().Format(time.RFC3339Nano), j.env)
 	cmd := exec.Command(os.Args[0], j.args...)
-	cmd.Env = append(os.Environ(), manager.ChildEnv+"=1")
+	cmd.Env = append(append(os.Environ(), manager.ChildEnv+"=1"), j.env...)
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := testenv.StartTied(cmd); err != nil {
 		_ = log.Close()
