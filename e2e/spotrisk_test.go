@@ -61,9 +61,11 @@ var _ = Describe("Spot risk: placement scores Joinery weighs spot prices by", fu
 				tb.Cloud.EC2().SetPlacementScore(t, first.ZoneID, cloudsimDefaultScore)
 			}
 		})
-		reads := strings.Count(joinery.Tail(4<<20), "read the EC2 catalog")
-		Eventually(func() int { return strings.Count(joinery.Tail(4<<20), "read the EC2 catalog") }).WithTimeout(3*spotRefresh).WithPolling(time.Second).
-			Should(BeNumerically(">", reads), "the manager did not read spot prices and scores again")
+		// Capacity reservations are read every 2 s and logged alike: wait
+		// for a read that has spot prices (scores are read with them).
+		before := lastSpotRead()
+		Eventually(lastSpotRead).WithTimeout(3*spotRefresh).WithPolling(time.Second).
+			ShouldNot(Equal(before), "the manager did not read spot prices and scores again")
 
 		createNodePool(ctx, pool)
 		workloadDeployment(ctx, workload2, "spot-risk", 1, "500m", "512Mi", onPool(poolName))
@@ -96,3 +98,15 @@ var _ = Describe("Spot risk: placement scores Joinery weighs spot prices by", fu
 			ContainSubstring(fmt.Sprintf("interruption risk: weighed by it (EC2's placement score, Joinery's recent interruptions), the price is not below the chosen offering's: 1 offering, cheapest: spot m5.large in %s at $%.4f/h [placement score 1/10", first.Zone, cheap))))
 	})
 })
+
+// lastSpotRead is the manager's last log line of a catalog read that
+// included spot prices ("" before the first), timestamp and all.
+func lastSpotRead() string {
+	lines := strings.Split(joinery.Tail(4<<20), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		if strings.Contains(lines[i], "read the EC2 catalog") && strings.Contains(lines[i], "spot-prices") {
+			return lines[i]
+		}
+	}
+	return ""
+}
