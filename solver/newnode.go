@@ -89,6 +89,29 @@ func (g *podGroup) domainLimit(key, d string) int {
 	return limit
 }
 
+// perNodeBound bounds how many pods of g one node may take now, whatever
+// its domains: a rule of g's own that counts g itself takes one pod per
+// domain (anti-affinity) or at most maxSkew over the least loaded domain
+// (spread: no domain counts fewer than none), and host ports one.
+func (g *podGroup) perNodeBound() int {
+	bound := unlimited
+	if len(g.ports) > 0 {
+		bound = 1
+	}
+	for i, t := range g.owned {
+		if !g.ownedSelf(i) {
+			continue
+		}
+		switch t.kind {
+		case kindAntiAffinity:
+			bound = 1
+		case kindSpread:
+			bound = min(bound, int(max(t.maxSkew+t.minCount(), 0)))
+		}
+	}
+	return bound
+}
+
 // ownsRuleOn reports whether g owns a rule that needs a present domain on key.
 func (g *podGroup) needsDomain(key string) (needs bool, spread bool) {
 	for _, t := range g.owned {

@@ -57,6 +57,9 @@ type state struct {
 	// grown indexes s.planned by room at each of tierSteps (see fillGrow).
 	grown        []*roomIndex
 	grownScratch []resVec
+	// fillGrow's scratch: the request asked of each of grown.
+	growReqs    []resVec
+	growScratch []resVec
 	// groupsByLabel lists groups by "key\x00value" of their labels, in
 	// s.groups order (see groupsMaybeSelected).
 	groupsByLabel map[string][]*podGroup
@@ -184,6 +187,7 @@ func newStateWith(snap *Snapshot, opts Options, cache *nodeCache) (*state, error
 	for range tierSteps {
 		s.grown = append(s.grown, newRoomIndex(0, s.res.size()))
 		s.grownScratch = append(s.grownScratch, make(resVec, s.res.size()))
+		s.growScratch = append(s.growScratch, make(resVec, s.res.size()))
 	}
 	s.hiScratch, s.loScratch = make(resVec, s.res.size()), make(resVec, s.res.size())
 	s.groups = s.groupPods(snap.Pods)
@@ -322,21 +326,48 @@ func (s *state) fillSlack(g *podGroup) {
 }
 
 // fillGrow is fill(g, s.planned, modeGrow) looking only at the planned
-// nodes that can take a pod of g on an offering at most ceiling×want
-// dearer than their chosen one (see growRooms): a node that carries pods
-// takes g only at a cost per pod within the ceiling of opening a new node,
-// and that cost is the price step over at most want pods.
+// nodes that can take a pod of g within the ceiling evaluate sets: a node
+// that carries pods takes g only at a cost per pod within g.openCost
+// (opening a new node). A node whose cheapest way to take a pod steps its
+// price up by more than tierSteps[j-1] costs that much over at most the
+// pods its room at tierSteps[j] takes, so it can win only if that room
+// takes step/openCost pods; and no step beyond openCost × the pods left
+// can win. Asking each tier's index for room for that many pods, rather
+// than one pod at the highest tier, keeps the nodes that have room but only
+// for too few pods to be worth growing out of the walk: they were most of
+// it, and their number grows with the plan.
 func (s *state) fillGrow(g *podGroup) {
-	step := g.openCost * (1 + 1e-9) * float64(g.remaining())
-	j := 0
-	for j < len(tierSteps) && tierSteps[j] < step*(1+1e-9)+1e-12 {
-		j++
+	ceiling := g.openCost * (1 + 1e-9)
+	want := min(g.remaining(), g.perNodeBound())
+	top := 0
+	for top < len(tierSteps) && tierSteps[top] < ceiling*float64(want)*(1+1e-9)+1e-12 {
+		top++
 	}
-	if s.slack == nil || j == len(tierSteps) {
+	if s.slack == nil || top == len(tierSteps) {
 		s.fill(g, s.planned, modeGrow)
 		return
 	}
-	s.grown[j].each(g.req, func(i int) bool {
+	reqs := s.growReqs[:0]
+	for j := 0; j <= top; j++ {
+		m := int64(1)
+		if j > 0 {
+			// A step above tierSteps[j-1] within the ceiling needs more
+			// than tierSteps[j-1]/ceiling pods; the margin keeps a node
+			// rounding would put at the edge.
+			m = max(1, int64(math.Floor(tierSteps[j-1]/(ceiling*(1+1e-6)))))
+		}
+		if m > int64(want) {
+			reqs = append(reqs, nil)
+			continue
+		}
+		r := s.growScratch[j]
+		for d := range r {
+			r[d] = g.req[d] * m
+		}
+		reqs = append(reqs, r)
+	}
+	s.growReqs = reqs
+	eachOf(s.grown[:top+1], reqs, func(i int) bool {
 		if g.remaining() == 0 {
 			return false
 		}
