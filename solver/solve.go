@@ -65,6 +65,8 @@ type state struct {
 	groupsByLabel map[string][]*podGroup
 	groupPos      map[*podGroup]int
 	groupsIndexed int
+	// trade's scratch: groups moved each way
+	toBScratch, toAScratch []*podGroup
 	// recandidate's scratch
 	keptScratch          []int32
 	hiScratch, loScratch resVec
