@@ -429,22 +429,27 @@ func (s *state) commit(g *podGroup, n *nodeState, k int, pins []pin) {
 		} else {
 			kept = make([]int32, 0, len(n.cands))
 		}
-		for _, i := range n.cands {
-			if !s.usable(n, cc, classKnown, i, pins, contrib, g.ports) {
-				continue
+		// A candidate takes k pods when it has used + k×req of every
+		// resource g asks for (fitCount ≥ k without its divisions); the
+		// bound on what the kept ones offer is taken in the same pass.
+		need := s.needScratch
+		for r := range need {
+			need[r] = math.MinInt64
+			if g.req[r] > 0 {
+				need[r] = n.used[r] + int64(k)*g.req[r]
 			}
-			if fitCount(ps.cands[i].alloc, n.used, g.req) < k {
+		}
+		for r := range n.maxAlloc {
+			n.maxAlloc[r] = 0
+		}
+		for _, i := range n.cands {
+			if !s.usable(n, cc, classKnown, i, pins, contrib, g.ports) || !geVec(ps.cands[i].alloc, need) {
 				continue
 			}
 			kept = append(kept, i)
-		}
-		n.cands, n.ownsCands = kept, true
-		for i := range n.maxAlloc {
-			n.maxAlloc[i] = 0
-		}
-		for _, i := range n.cands {
 			n.maxAlloc.maxWith(ps.cands[i].alloc)
 		}
+		n.cands, n.ownsCands = kept, true
 		var c *candidate
 		if len(n.cands) > 0 {
 			c = &ps.cands[n.cands[0]]

@@ -65,6 +65,8 @@ type state struct {
 	groupsByLabel map[string][]*podGroup
 	groupPos      map[*podGroup]int
 	groupsIndexed int
+	// commit's scratch: the load a kept candidate must hold
+	needScratch resVec
 	// trade's scratch: groups moved each way
 	toBScratch, toAScratch []*podGroup
 	// recandidate's scratch
@@ -192,6 +194,7 @@ func newStateWith(snap *Snapshot, opts Options, cache *nodeCache) (*state, error
 		s.growScratch = append(s.growScratch, make(resVec, s.res.size()))
 	}
 	s.hiScratch, s.loScratch = make(resVec, s.res.size()), make(resVec, s.res.size())
+	s.needScratch = make(resVec, s.res.size())
 	s.groups = s.groupPods(snap.Pods)
 	s.countBoundOwners()
 	for _, g := range s.groups {
