@@ -431,7 +431,9 @@ func (s *state) commit(g *podGroup, n *nodeState, k int, pins []pin) {
 		}
 		// A candidate takes k pods when it has used + k×req of every
 		// resource g asks for (fitCount ≥ k without its divisions); the
-		// bound on what the kept ones offer is taken in the same pass.
+		// bound on what the kept ones offer, and what they offer within
+		// each of tierSteps of the cheapest (tierRooms, for noteSlack), are
+		// taken in the same pass.
 		need := s.needScratch
 		for r := range need {
 			need[r] = math.MinInt64
@@ -442,12 +444,38 @@ func (s *state) commit(g *podGroup, n *nodeState, k int, pins []pin) {
 		for r := range n.maxAlloc {
 			n.maxAlloc[r] = 0
 		}
+		tiers := s.grownScratch
+		if s.slack == nil {
+			tiers = nil
+		}
+		for _, room := range tiers {
+			for r := range room {
+				room[r] = math.MinInt64
+			}
+		}
+		j, base := 0, 0.0
 		for _, i := range n.cands {
-			if !s.usable(n, cc, classKnown, i, pins, contrib, g.ports) || !geVec(ps.cands[i].alloc, need) {
+			c := &ps.cands[i]
+			if !s.usable(n, cc, classKnown, i, pins, contrib, g.ports) || !geVec(c.alloc, need) {
 				continue
 			}
 			kept = append(kept, i)
-			n.maxAlloc.maxWith(ps.cands[i].alloc)
+			n.maxAlloc.maxWith(c.alloc)
+			if len(kept) == 1 {
+				base = c.price
+			}
+			for j < len(tiers) && c.price > base+tierSteps[j] {
+				if j+1 < len(tiers) {
+					copy(tiers[j+1], tiers[j])
+				}
+				j++
+			}
+			if j < len(tiers) {
+				tiers[j].maxWith(c.alloc)
+			}
+		}
+		for ; j+1 < len(tiers); j++ {
+			copy(tiers[j+1], tiers[j])
 		}
 		n.cands, n.ownsCands = kept, true
 		var c *candidate
@@ -487,10 +515,11 @@ func (s *state) commit(g *podGroup, n *nodeState, k int, pins []pin) {
 	// A node carries one value of each multi-value custom key: fix it now,
 	// so later pods see the label they will get and fallbacks keep it.
 	if !n.existing {
+		before := len(n.cands)
 		for _, key := range n.pool.customKeys {
 			s.pinToChosen(n, key)
 		}
-		s.noteSlack(n)
+		s.noteSlack(n, len(n.cands) == before)
 	}
 }
 

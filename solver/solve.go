@@ -401,7 +401,10 @@ const growTries = 256
 // noteSlack records a planned node's slack, and its room at each of
 // tierSteps above its price, after it changed. The indexes serve placement
 // only; improve, which changes nodes by other paths, drops them.
-func (s *state) noteSlack(n *nodeState) {
+//
+// tiered says s.grownScratch already holds what n's candidates offer at
+// each step (commit takes it while narrowing them); else it is taken here.
+func (s *state) noteSlack(n *nodeState, tiered bool) {
 	if s.slack == nil {
 		return
 	}
@@ -430,7 +433,13 @@ func (s *state) noteSlack(n *nodeState) {
 		}
 		s.slack.set(n.seq, room)
 	}
-	n.tierRooms(s.grownScratch)
+	if tiered {
+		for _, room := range s.grownScratch {
+			room.sub(n.used)
+		}
+	} else {
+		n.tierRooms(s.grownScratch)
+	}
 	for j, x := range s.grown {
 		x.set(n.seq, s.grownScratch[j])
 	}
