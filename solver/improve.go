@@ -259,9 +259,23 @@ func (s *state) tryEmpty(v *nodeState, t *targets, podGroupOf map[*corev1.Pod]*p
 			// found costs well below that, none of the others could have
 			// won, nor changed which of these wins (they lose every
 			// comparison with a node that cheap, tolerance included).
+			// A search ends after moveLooks nodes in a row that do not
+			// beat the best found.
 			search := func(j int) {
 				best, bestPer, bestK, bestDelta = nil, math.Inf(1), 0, 0.0
-				t.rooms[j].each(g.req, func(i int) bool { return consider(t.nodes[i]) })
+				stale := 0
+				t.rooms[j].each(g.req, func(i int) bool {
+					was, wasPer, wasK := best, bestPer, bestK
+					if !consider(t.nodes[i]) {
+						return false
+					}
+					if best == was && bestPer == wasPer && bestK == wasK {
+						stale++
+					} else {
+						stale = 0
+					}
+					return stale < moveLooks
+				})
 			}
 			search(0)
 			if best == nil || bestPer > tierSteps[0]/(4*float64(left)) {
@@ -310,6 +324,15 @@ func (s *state) tryEmpty(v *nodeState, t *targets, podGroupOf map[*corev1.Pod]*p
 	s.applyMoves(v, moves, podGroupOf, moved)
 	return true
 }
+
+// moveLooks is how many nodes in a row that do not beat the best target
+// found tryEmpty looks at before it takes that best. Most nodes have room
+// at a price step of a few cents for a pod or two, and looking at all of
+// them for every batch of every victim grew with the square of the plan
+// (21x the time from 20k to 100k pods). On the scale bench (1k..100k), the
+// golden and the real-catalog workloads the plans cost the same or less
+// (real-catalog-constrained-3000 seed 2: 38.0494 -> 38.0341 $/h).
+const moveLooks = 64
 
 func addVec(a, b resVec) resVec {
 	out := a.clone()

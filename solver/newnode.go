@@ -89,6 +89,29 @@ func (g *podGroup) domainLimit(key, d string) int {
 	return limit
 }
 
+// perNodeBound bounds how many pods of g one node may take now, whatever
+// its domains: a rule of g's own that counts g itself takes one pod per
+// domain (anti-affinity) or at most maxSkew over the least loaded domain
+// (spread: no domain counts fewer than none), and host ports one.
+func (g *podGroup) perNodeBound() int {
+	bound := unlimited
+	if len(g.ports) > 0 {
+		bound = 1
+	}
+	for i, t := range g.owned {
+		if !g.ownedSelf(i) {
+			continue
+		}
+		switch t.kind {
+		case kindAntiAffinity:
+			bound = 1
+		case kindSpread:
+			bound = min(bound, int(max(t.maxSkew+t.minCount(), 0)))
+		}
+	}
+	return bound
+}
+
 // ownsRuleOn reports whether g owns a rule that needs a present domain on key.
 func (g *podGroup) needsDomain(key string) (needs bool, spread bool) {
 	for _, t := range g.owned {
@@ -406,22 +429,55 @@ func (s *state) commit(g *podGroup, n *nodeState, k int, pins []pin) {
 		} else {
 			kept = make([]int32, 0, len(n.cands))
 		}
-		for _, i := range n.cands {
-			if !s.usable(n, cc, classKnown, i, pins, contrib, g.ports) {
-				continue
+		// A candidate takes k pods when it has used + k×req of every
+		// resource g asks for (fitCount ≥ k without its divisions); the
+		// bound on what the kept ones offer, and what they offer within
+		// each of tierSteps of the cheapest (tierRooms, for noteSlack), are
+		// taken in the same pass.
+		need := s.needScratch
+		for r := range need {
+			need[r] = math.MinInt64
+			if g.req[r] > 0 {
+				need[r] = n.used[r] + int64(k)*g.req[r]
 			}
-			if fitCount(ps.cands[i].alloc, n.used, g.req) < k {
+		}
+		for r := range n.maxAlloc {
+			n.maxAlloc[r] = 0
+		}
+		tiers := s.grownScratch
+		if s.slack == nil {
+			tiers = nil
+		}
+		for _, room := range tiers {
+			for r := range room {
+				room[r] = math.MinInt64
+			}
+		}
+		j, base := 0, 0.0
+		for _, i := range n.cands {
+			c := &ps.cands[i]
+			if !s.usable(n, cc, classKnown, i, pins, contrib, g.ports) || !geVec(c.alloc, need) {
 				continue
 			}
 			kept = append(kept, i)
+			n.maxAlloc.maxWith(c.alloc)
+			if len(kept) == 1 {
+				base = c.price
+			}
+			for j < len(tiers) && c.price > base+tierSteps[j] {
+				if j+1 < len(tiers) {
+					copy(tiers[j+1], tiers[j])
+				}
+				j++
+			}
+			if j < len(tiers) {
+				tiers[j].maxWith(c.alloc)
+			}
+		}
+		for ; j+1 < len(tiers); j++ {
+			copy(tiers[j+1], tiers[j])
 		}
 		n.cands, n.ownsCands = kept, true
-		for i := range n.maxAlloc {
-			n.maxAlloc[i] = 0
-		}
-		for _, i := range n.cands {
-			n.maxAlloc.maxWith(ps.cands[i].alloc)
-		}
 		var c *candidate
 		if len(n.cands) > 0 {
 			c = &ps.cands[n.cands[0]]
@@ -459,10 +515,11 @@ func (s *state) commit(g *podGroup, n *nodeState, k int, pins []pin) {
 	// A node carries one value of each multi-value custom key: fix it now,
 	// so later pods see the label they will get and fallbacks keep it.
 	if !n.existing {
+		before := len(n.cands)
 		for _, key := range n.pool.customKeys {
 			s.pinToChosen(n, key)
 		}
-		s.noteSlack(n)
+		s.noteSlack(n, len(n.cands) == before)
 	}
 }
 

@@ -100,3 +100,41 @@ func (x *roomIndex) walk(k int, req resVec, fn func(i int) bool) bool {
 	}
 	return x.walk(2*k, req, fn) && x.walk(2*k+1, req, fn)
 }
+
+// eachOf calls fn, in increasing position, for every position that some
+// xs[j] may take reqs[j] at (a nil reqs[j] asks nothing of xs[j]), until fn
+// returns false. The indexes cover the same positions (they grow together).
+func eachOf(xs []*roomIndex, reqs []resVec, fn func(i int) bool) {
+	if len(xs) > 0 {
+		walkOf(xs, reqs, 1, fn)
+	}
+}
+
+func walkOf(xs []*roomIndex, reqs []resVec, k int, fn func(i int) bool) bool {
+	some := false
+	for j, x := range xs {
+		req := reqs[j]
+		if req == nil {
+			continue
+		}
+		m := x.max[k*x.dims : (k+1)*x.dims]
+		fits := true
+		for d, q := range req {
+			if q > 0 && m[d] < q {
+				fits = false
+				break
+			}
+		}
+		if fits {
+			some = true
+			break
+		}
+	}
+	if !some {
+		return true
+	}
+	if size := xs[0].size; k >= size {
+		return fn(k - size)
+	}
+	return walkOf(xs, reqs, 2*k, fn) && walkOf(xs, reqs, 2*k+1, fn)
+}

@@ -60,3 +60,69 @@ func TestRoomIndexReturnsExactlyTheNodesWithRoomInOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestRoomIndexEachOfReturnsEveryPositionSomeIndexTakes checks eachOf (what
+// fillGrow walks: one index per price step, each asked for its own
+// request) against a scan: a position is returned, once and in order,
+// exactly when some index has room for its request there.
+func TestRoomIndexEachOfReturnsEveryPositionSomeIndexTakes(t *testing.T) {
+	r := rand.New(rand.NewSource(11))
+	const dims, tiers = 3, 4
+	var rooms [tiers][]resVec
+	var xs []*roomIndex
+	for range tiers {
+		xs = append(xs, newRoomIndex(0, dims))
+	}
+	for step := 0; step < 3000; step++ {
+		if r.Intn(3) == 0 || len(rooms[0]) == 0 {
+			for j := range rooms {
+				rooms[j] = append(rooms[j], nil)
+				xs[j].grow(len(rooms[j]))
+			}
+		}
+		i := r.Intn(len(rooms[0]))
+		for j := range rooms {
+			if r.Intn(5) == 0 {
+				rooms[j][i] = nil
+			} else {
+				rooms[j][i] = resVec{r.Int63n(100) - 10, r.Int63n(100) - 10, r.Int63n(100) - 10}
+			}
+			xs[j].set(i, rooms[j][i])
+		}
+		reqs := make([]resVec, tiers)
+		for j := range reqs {
+			if r.Intn(4) > 0 {
+				// Every pod asks for one of the node's pod slots.
+				reqs[j] = resVec{r.Int63n(60), r.Int63n(60), 1 + r.Int63n(20)}
+			}
+		}
+		takes := func(i int) bool {
+			for j := range rooms {
+				if reqs[j] != nil && rooms[j][i] != nil && fitsAdd(rooms[j][i], make(resVec, dims), reqs[j]) {
+					return true
+				}
+			}
+			return false
+		}
+		var want, got []int
+		for i := range rooms[0] {
+			if takes(i) {
+				want = append(want, i)
+			}
+		}
+		eachOf(xs, reqs, func(i int) bool {
+			if takes(i) {
+				got = append(got, i)
+			}
+			return true
+		})
+		if len(got) != len(want) {
+			t.Fatalf("step %d reqs %v: got %v, want %v", step, reqs, got, want)
+		}
+		for k := range got {
+			if got[k] != want[k] {
+				t.Fatalf("step %d reqs %v: got %v, want %v", step, reqs, got, want)
+			}
+		}
+	}
+}
