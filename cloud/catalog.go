@@ -105,6 +105,11 @@ type Catalog struct {
 	// zoneSpot is region -> type -> zone ID -> USD/h, for regions whose
 	// spot prices were updated from EC2 (ZoneSpotPrices).
 	zoneSpot map[string]map[string]map[string]float64
+	// scores are spot placement scores per region (WithPlacementScores).
+	scores map[string]map[scoreKey]int
+	// reservations are the capacity reservations per region, as EC2 last
+	// reported them (cloud/live); never part of tables.
+	reservations map[string][]CapacityReservation
 }
 
 // New indexes tables into a Catalog. It rejects what would make lookups

@@ -19,30 +19,43 @@ type Offering struct {
 	Region       string
 	Zone         string // us-east-1a: the account's name for ZoneID
 	ZoneID       string // use1-az1
-	CapacityType string // v1alpha1.CapacityTypeOnDemand or v1alpha1.CapacityTypeSpot
+	CapacityType string // v1alpha1.CapacityTypeOnDemand, CapacityTypeSpot or CapacityTypeReserved
 	PricePerHour float64
-	// Available is true for every offering the catalog returns: the
-	// snapshot knows nothing of current capacity. Callers that track
-	// insufficient-capacity errors set it to false.
+	// PlacementScore is EC2's spot placement score of a spot offering,
+	// 1 to 10; 0 is unknown (see Catalog.WithPlacementScores).
+	PlacementScore int
+	// Available is true for every spot and on-demand offering the catalog
+	// returns: the snapshot knows nothing of current capacity. Callers
+	// that track insufficient-capacity errors set it to false. A reserved
+	// offering is available while its reservation had room when read.
 	Available bool
+	// Reservation is the capacity reservation of a reserved offering
+	// (shared: do not modify it).
+	Reservation *CapacityReservation
 }
 
 // Labels returns the labels a node launched from this offering carries on
 // top of InstanceType.Labels: zone, zone ID, region and capacity type.
 func (o Offering) Labels() map[string]string {
-	return map[string]string{
+	labels := map[string]string{
 		v1alpha1.LabelZone:         o.Zone,
 		v1alpha1.LabelZoneID:       o.ZoneID,
 		v1alpha1.LabelRegion:       o.Region,
 		v1alpha1.LabelCapacityType: o.CapacityType,
 	}
+	if r := o.Reservation; r != nil {
+		labels[v1alpha1.LabelCapacityReservationID] = r.ID
+		labels[v1alpha1.LabelCapacityReservationType] = r.Type
+	}
+	return labels
 }
 
 // InstanceTypeOfferings is an instance type with its offerings in one region.
 type InstanceTypeOfferings struct {
 	InstanceType InstanceType
 	// Offerings are ordered by zone (the region's zone order) and, within
-	// a zone, on-demand before spot.
+	// a zone, on-demand before spot; reserved offerings (one per capacity
+	// reservation) come last.
 	Offerings []Offering
 }
 
@@ -83,6 +96,9 @@ func WithZones(zones ...string) OfferingOption {
 //   - In a region with per-zone spot prices (updated from EC2), a spot
 //     offering exists only in the zones where the type has one, at that
 //     price, as in Karpenter: no price, no spot offering.
+//   - Each active capacity reservation the catalog knows (from EC2, see
+//     WithCapacityReservations) in a kept zone is a reserved offering of
+//     its type, priced at ReservedPrice, available while it has room.
 //   - Types without an architecture are not offered (no AMI, no arch label).
 //   - Zone names come from WithZoneNames, else the account's names the
 //     catalog was updated with (zones its Zones do not name are left out),
@@ -117,7 +133,16 @@ func (c *Catalog) RegionOfferings(region string, opts ...OfferingOption) ([]Inst
 	onDemand, spot := c.onDemand[region], c.spot[region]
 	zoneSpot, perZoneSpot := c.zoneSpot[region]
 	byType := c.zonesOf[region]
+	reserved := c.reservedOfferings(region, keep, names)
 	typeNames := sortedKeys(byType)
+	for name := range reserved {
+		if _, ok := byType[name]; !ok {
+			if _, known := c.typeIndex[name]; known {
+				typeNames = append(typeNames, name)
+			}
+		}
+	}
+	sort.Strings(typeNames)
 	result := make([]InstanceTypeOfferings, 0, len(typeNames))
 	for _, name := range typeNames {
 		it := c.tables.InstanceTypes[c.typeIndex[name]]
@@ -139,12 +164,15 @@ func (c *Catalog) RegionOfferings(region string, opts ...OfferingOption) ([]Inst
 			switch price, inZone := zoneSpot[name][zoneID]; {
 			case perZoneSpot && inZone:
 				offering.CapacityType, offering.PricePerHour = v1alpha1.CapacityTypeSpot, price
+				offering.PlacementScore = c.PlacementScoreOf(region, zoneID, name)
 				offerings = append(offerings, offering)
 			case !perZoneSpot && hasSpot:
 				offering.CapacityType, offering.PricePerHour = v1alpha1.CapacityTypeSpot, spotPrice.MaxUSDPerHour
+				offering.PlacementScore = c.PlacementScoreOf(region, zoneID, name)
 				offerings = append(offerings, offering)
 			}
 		}
+		offerings = append(offerings, reserved[name]...)
 		if len(offerings) > 0 {
 			result = append(result, InstanceTypeOfferings{InstanceType: it, Offerings: offerings})
 		}

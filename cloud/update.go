@@ -3,6 +3,7 @@ package cloud
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 )
@@ -59,6 +60,8 @@ type RegionUpdate struct {
 	// highest zone, keeping the interruption frequency), so SpotPrice
 	// agrees with what RegionOfferings prices.
 	SpotPrices []ZoneSpotPrice
+	// CapacityReservations replace the region's capacity reservations.
+	CapacityReservations []CapacityReservation
 }
 
 // Update returns a new catalog: c with each region's rows replaced by what
@@ -100,7 +103,20 @@ func (c *Catalog) Update(updates ...RegionUpdate) (*Catalog, error) {
 			t.SpotPrices = append(t.SpotPrices, summary...)
 		}
 	}
-	return build(t)
+	next, err := build(t)
+	if err != nil {
+		return nil, err
+	}
+	next.reservations = maps.Clone(c.reservations)
+	for _, u := range updates {
+		if u.CapacityReservations != nil {
+			if next.reservations == nil {
+				next.reservations = map[string][]CapacityReservation{}
+			}
+			next.reservations[u.Region] = slices.Clone(u.CapacityReservations)
+		}
+	}
+	return next, nil
 }
 
 // replaceRegion drops rows of region from rows and appends with, whose

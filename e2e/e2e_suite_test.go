@@ -88,7 +88,11 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 		// account's zone names) and the AMIs' architecture come from the
 		// simulated EC2 as they come from EC2 in production, so no spec
 		// plans with what the manager would otherwise have to assume.
-		"--catalog-regions=" + tb.Cloud.Region(), "--ec2-endpoint=" + tb.Cloud.EC2Endpoint()}
+		"--catalog-regions=" + tb.Cloud.Region(), "--ec2-endpoint=" + tb.Cloud.EC2Endpoint(),
+		// Spot prices and placement scores change during specs (spot risk).
+		"--catalog-spot-refresh-interval=" + spotRefresh.String(),
+		// Capacity reservations a spec adds are planned with seconds later.
+		"--catalog-reservation-refresh-interval=2s"}
 	joinery = testbed.NewJoineryProcess(dir, append([]string{"--leader-elect=false"}, managerArgs...)...)
 	Expect(joinery.Start()).To(Succeed())
 	// Until its first read the manager decides with the embedded snapshot
@@ -115,6 +119,14 @@ var _ = ReportAfterEach(func(report SpecReport) {
 		}
 	}
 })
+
+// spotRefresh is how often the manager reads spot prices and placement
+// scores from the simulated EC2.
+const spotRefresh = 15 * time.Second
+
+// cloudsimDefaultScore is the simulated EC2's placement score of a type
+// nothing set.
+const cloudsimDefaultScore = cloudsim.DefaultPlacementScore
 
 // within bounds how long one step of a spec may take.
 const within = 60 * time.Second

@@ -14,7 +14,6 @@ import (
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -31,7 +30,6 @@ import (
 	"github.com/joinery-dev/joinery/internal/solverinput"
 	"github.com/joinery-dev/joinery/solver"
 	"github.com/joinery-dev/joinery/test/cloudsim"
-	"github.com/joinery-dev/joinery/test/testbed"
 )
 
 // workerTemplates is the name of the AWSMachineTemplate and
@@ -43,17 +41,8 @@ const workerTemplates = "e2e-workers"
 const provisioningWithin = 3 * time.Minute
 
 func ensureWorkerTemplates(ctx context.Context) {
-	awsTemplate := &infrav1.AWSMachineTemplate{
-		ObjectMeta: metav1.ObjectMeta{Namespace: tb.Namespace, Name: workerTemplates},
-		Spec:       infrav1.AWSMachineTemplateSpec{Template: infrav1.AWSMachineTemplateResource{Spec: testbed.WorkerMachineSpec()}},
-	}
-	if err := tb.Client.Create(ctx, awsTemplate); err != nil && !apierrors.IsAlreadyExists(err) {
-		Expect(err).NotTo(HaveOccurred())
-	}
-	kubeadmTemplate := &bootstrapv1.KubeadmConfigTemplate{ObjectMeta: metav1.ObjectMeta{Namespace: tb.Namespace, Name: workerTemplates}}
-	if err := tb.Client.Create(ctx, kubeadmTemplate); err != nil && !apierrors.IsAlreadyExists(err) {
-		Expect(err).NotTo(HaveOccurred())
-	}
+	_, _, err := tb.CreateWorkerTemplates(ctx, workerTemplates)
+	Expect(err).NotTo(HaveOccurred())
 }
 
 func req(key string, op v1alpha1.NodeSelectorOperator, values ...string) v1alpha1.NodeSelectorRequirementWithMinValues {

@@ -39,10 +39,10 @@ func wantCapacityTypes(t *testing.T, p *Plan, want string) {
 // capacityTypeCases follow Karpenter v1.15.0's reserved capacity semantics
 // (core pkg/controllers/provisioning/scheduling/suite_test.go "Reserved
 // Instance Types", and the AWS provider's test/suites/scheduling
-// "Capacity Reservations"). No offering in Joinery's catalog carries
-// reserved capacity yet (capacity reservations come with the provisioning
-// parity work), so a pool that may only buy reserved capacity must say
-// that, not report a generic misfit.
+// "Capacity Reservations"). Without a reserved offering (no capacity
+// reservation selected, or none with room), a pool that may only buy
+// reserved capacity must say that, not report a generic misfit; the
+// reservations themselves are capacityreservation_test.go's.
 var capacityTypeCases = []ruleCase{
 	// Karpenter AWS: scheduling "Capacity Reservations" / "should fall back when compatible
 	// capacity reservations are exhausted" (here: there are none to begin with).

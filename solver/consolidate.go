@@ -180,7 +180,7 @@ func newConsolidator(snap *Snapshot, candidates []Candidate, opts ConsolidationO
 	// The relaxation needs the nodes and pools, not the pods to place.
 	base, err := newStateWith(&Snapshot{Nodes: snap.Nodes, DaemonSets: snap.DaemonSets, Pools: snap.Pools,
 		PersistentVolumeClaims: snap.PersistentVolumeClaims, PersistentVolumes: snap.PersistentVolumes, StorageClasses: snap.StorageClasses,
-		CSINodes: snap.CSINodes, Unavailable: snap.Unavailable, Namespaces: snap.Namespaces}, solverOpts, cache)
+		CSINodes: snap.CSINodes, Unavailable: snap.Unavailable, SpotRisk: snap.SpotRisk, Namespaces: snap.Namespaces}, solverOpts, cache)
 	if err != nil {
 		return nil, err
 	}
@@ -527,12 +527,7 @@ func (c *consolidator) narrowReplacement(n *nodeState, set []*nodeCandidate, pri
 	if len(kept) == 0 {
 		return "every cheaper replacement would exceed the pool's limits"
 	}
-	if now := &ps.cands[kept[0]]; now != old {
-		ps.used.sub(old.capacity)
-		ps.used.add(now.capacity)
-		ps.usedPrice += now.price - old.price
-		ps.updateLimitSlack()
-	}
+	ps.swap(old, &ps.cands[kept[0]])
 	n.cands, n.ownsCands = kept, true
 	return ""
 }
@@ -579,17 +574,17 @@ func (s *state) mergePlanned() {
 	// Empty the least loaded first: they have the fewest pods to move.
 	victims := append([]*nodeState(nil), nodes...)
 	sort.SliceStable(victims, func(i, j int) bool { return victims[i].used[resCPU] < victims[j].used[resCPU] })
-	removed := map[*nodeState]bool{}
+	t := s.newTargets(nodes)
 	for _, v := range victims {
-		if len(removed) == len(nodes)-1 {
+		if len(t.removed) == len(nodes)-1 {
 			return
 		}
 		packable := true
 		for _, gc := range v.groups {
 			packable = packable && gc.group.packable()
 		}
-		if packable && s.tryEmpty(v, nodes, removed, podGroupOf, moved, math.Inf(1)) {
-			removed[v] = true
+		if packable && s.tryEmpty(v, t, podGroupOf, moved, math.Inf(1)) {
+			t.remove(v)
 		}
 	}
 }

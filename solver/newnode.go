@@ -431,17 +431,7 @@ func (s *state) commit(g *podGroup, n *nodeState, k int, pins []pin) {
 		if len(n.cands) > 0 {
 			c = &ps.cands[n.cands[0]]
 		}
-		if c != contrib {
-			if contrib != nil {
-				ps.used.sub(contrib.capacity)
-				ps.usedPrice -= contrib.price
-			}
-			if c != nil {
-				ps.used.add(c.capacity)
-				ps.usedPrice += c.price
-			}
-			ps.updateLimitSlack()
-		}
+		ps.swap(contrib, c)
 		n.pins = append(n.pins, pins...)
 		if !classKnown {
 			n.classes = append(n.classes, g.class.id)
@@ -477,6 +467,7 @@ func (s *state) commit(g *podGroup, n *nodeState, k int, pins []pin) {
 		for _, key := range n.pool.customKeys {
 			s.pinToChosen(n, key)
 		}
+		s.noteSlack(n)
 	}
 }
 

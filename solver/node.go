@@ -43,6 +43,11 @@ type nodeState struct {
 	pins      []pin
 	classes   []int
 	seq       int
+	// suited caches, for recandidate, the pool's offerings that suit the
+	// node's classes and pins, as of suitedClasses classes and suitedPins
+	// pins (both only grow).
+	suited                    []int32
+	suitedClasses, suitedPins int
 }
 
 type groupCount struct {

@@ -13,10 +13,17 @@ import (
 // candidates are built once per solve and sorted by price, so "cheapest that
 // fits" is the first survivor of a filter.
 type candidate struct {
-	pool  *poolState
-	it    *InstanceType
-	off   Offering
-	price float64
+	pool *poolState
+	it   *InstanceType
+	off  Offering
+	// price is what choices compare: the offering's price, weighed by its
+	// interruption risk for spot (see spotrisk.go). billed is the price
+	// itself, what counts against a pool's pricePerHour limit.
+	price  float64
+	billed float64
+	// risk is a spot offering's interruption risk in [0, 1] (0 for the
+	// other capacity types and when nothing is known).
+	risk float64
 	// alloc is the type's allocatable minus the overhead of the daemonsets
 	// that would land on this node.
 	alloc    resVec
@@ -26,6 +33,25 @@ type candidate struct {
 	dsPods []int // indexes of state.daemonSets landing here
 	// dsPorts are the host ports those daemonsets take on the node.
 	dsPorts []hostPort
+	// resv is the capacity reservation of a reserved offering (nil: none,
+	// or unlimited).
+	resv *reservation
+}
+
+// reservation counts the planned machines a capacity reservation carries
+// in this solve, against how many more it takes. Pools that select the
+// same reservation share it.
+type reservation struct {
+	id       string
+	capacity int
+	used     int
+}
+
+// room reports whether a planned node whose chosen candidate is contrib
+// may move onto the reservation: it has a slot free, or the node holds
+// one of it already.
+func (r *reservation) room(contrib *candidate) bool {
+	return r.used < r.capacity || (contrib != nil && contrib.resv == r)
 }
 
 // Label resolves a label of the node this candidate would become.
@@ -35,6 +61,10 @@ func (c *candidate) Label(key string) (string, bool) {
 		return c.off.Zone, c.off.Zone != ""
 	case v1alpha1.LabelCapacityType:
 		return c.off.CapacityType, c.off.CapacityType != ""
+	case v1alpha1.LabelCapacityReservationID:
+		return c.off.ReservationID, c.off.ReservationID != ""
+	case v1alpha1.LabelCapacityReservationType:
+		return c.off.ReservationType, c.off.ReservationType != ""
 	case v1alpha1.LabelZoneID:
 		if c.off.ZoneID != "" {
 			return c.off.ZoneID, true
@@ -113,8 +143,41 @@ type poolState struct {
 	maxPrice      float64
 	farFromLimits bool
 
+	// risky: some candidate's price is weighed by spot risk, so price
+	// order is not the order of real prices.
+	risky bool
+
 	// valueCounts caches distinctValues.
 	valueCounts map[string]int
+
+	// reserved: some candidate is limited by a capacity reservation. The
+	// packer and the improvement passes, which take offerings as unlimited,
+	// leave such a pool to the greedy placement, which counts.
+	reserved bool
+}
+
+// swap replaces a planned node's contribution to the pool's usage (its
+// chosen candidate, or nil) with now's: capacity and price for the pool's
+// limits, and the reservation slot each holds.
+func (ps *poolState) swap(old, now *candidate) {
+	if old == now {
+		return
+	}
+	if old != nil {
+		ps.used.sub(old.capacity)
+		ps.usedPrice -= old.billed
+		if old.resv != nil {
+			old.resv.used--
+		}
+	}
+	if now != nil {
+		ps.used.add(now.capacity)
+		ps.usedPrice += now.billed
+		if now.resv != nil {
+			now.resv.used++
+		}
+	}
+	ps.updateLimitSlack()
 }
 
 // distinctValues is how many values of key the pool's candidates have.
@@ -222,8 +285,16 @@ func (s *state) buildPool(p *Pool, order int) *poolState {
 			if !off.Available || s.snap.Unavailable.Has(it.Name, off.Zone, off.CapacityType) {
 				continue
 			}
+			var resv *reservation
+			if off.ReservationID != "" {
+				if off.ReservationCapacity <= 0 {
+					continue // used up
+				}
+				resv = s.reservation(off)
+			}
 			for combo := 0; combo < combos; combo++ {
-				c := candidate{pool: ps, it: it, off: off, price: off.PricePerHour, capacity: capacity}
+				c := candidate{pool: ps, it: it, off: off, capacity: capacity, resv: resv}
+				c.price, c.billed, c.risk = s.snap.SpotRisk.weigh(it.Name, off)
 				if len(customVals) > 0 {
 					c.custom = make([]string, len(customVals))
 					rest := combo
@@ -247,6 +318,7 @@ func (s *state) buildPool(p *Pool, order int) *poolState {
 					continue // daemonsets alone overflow this type
 				}
 				ps.cands = append(ps.cands, c)
+				ps.reserved = ps.reserved || resv != nil
 			}
 		}
 	}
@@ -290,16 +362,34 @@ func (s *state) buildPool(p *Pool, order int) *poolState {
 	ps.maxCapacity = make(resVec, s.res.size())
 	for i := range ps.cands {
 		ps.maxCapacity.maxWith(ps.cands[i].capacity)
-		ps.maxPrice = math.Max(ps.maxPrice, ps.cands[i].price)
+		ps.maxPrice = math.Max(ps.maxPrice, ps.cands[i].billed)
+		ps.risky = ps.risky || ps.cands[i].risk > 0
 	}
 	ps.updateLimitSlack()
 	return ps
 }
 
+// reservation is the solve's count of a reserved offering's reservation.
+// Its capacity is the offering's (every offering of one reservation says
+// the same; the smallest wins if not).
+func (s *state) reservation(off Offering) *reservation {
+	r := s.reservations[off.ReservationID]
+	if r == nil {
+		if s.reservations == nil {
+			s.reservations = map[string]*reservation{}
+		}
+		r = &reservation{id: off.ReservationID, capacity: off.ReservationCapacity}
+		s.reservations[off.ReservationID] = r
+	}
+	r.capacity = min(r.capacity, off.ReservationCapacity)
+	return r
+}
+
 func isOfferingKey(key string) bool {
 	switch key {
 	case v1alpha1.LabelZone, v1alpha1.LabelCapacityType, v1alpha1.LabelZoneID, v1alpha1.LabelRegion, v1alpha1.LabelNodePool,
-		v1alpha1.LabelKarpenterNodePool, v1alpha1.LabelInstanceType, v1alpha1.LabelHostname:
+		v1alpha1.LabelKarpenterNodePool, v1alpha1.LabelInstanceType, v1alpha1.LabelHostname,
+		v1alpha1.LabelCapacityReservationID, v1alpha1.LabelCapacityReservationType:
 		return true
 	}
 	return false
@@ -353,7 +443,7 @@ func (s *state) missingCapacityTypes(ps *poolState, cl *constraintClass) string 
 			continue
 		}
 		for _, off := range it.Offerings {
-			if off.Available && !s.snap.Unavailable.Has(it.Name, off.Zone, off.CapacityType) {
+			if off.Available && !s.snap.Unavailable.Has(it.Name, off.Zone, off.CapacityType) && (off.ReservationID == "" || off.ReservationCapacity > 0) {
 				offered[off.CapacityType] = true
 			}
 		}
@@ -375,7 +465,7 @@ func (s *state) missingCapacityTypes(ps *poolState, cl *constraintClass) string 
 	}
 	msg := "no " + strings.Join(allowed, " or ") + " offering: none of the pool's instance types is available as " + strings.Join(allowed, " or ")
 	if containsString(allowed, v1alpha1.CapacityTypeReserved) {
-		msg += " (no capacity reservation is known; allow on-demand in " + v1alpha1.LabelCapacityType + " to fall back to it)"
+		msg += " (no capacity reservation the pool selects has room; allow on-demand in " + v1alpha1.LabelCapacityType + " to fall back to it)"
 	}
 	return msg
 }
@@ -401,7 +491,12 @@ func taintString(t corev1.Taint) string {
 // withinLimits reports whether swapping the node's current contribution
 // (capacity and price of its chosen candidate, or nothing) for c keeps the
 // pool within its limits.
+//
+// A reserved candidate also needs a slot of its reservation.
 func (ps *poolState) withinLimits(contrib *candidate, c *candidate) bool {
+	if c.resv != nil && !c.resv.room(contrib) {
+		return false
+	}
 	if ps.farFromLimits {
 		return true
 	}
@@ -417,9 +512,9 @@ func (ps *poolState) withinLimits(contrib *candidate, c *candidate) bool {
 		}
 	}
 	if ps.hasPriceLim {
-		v := ps.usedPrice + c.price
+		v := ps.usedPrice + c.billed
 		if contrib != nil {
-			v -= contrib.price
+			v -= contrib.billed
 		}
 		if v > ps.priceLimit+1e-9 {
 			return false

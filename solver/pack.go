@@ -13,9 +13,10 @@ func (g *podGroup) packable() bool {
 }
 
 // simple reports whether the packer may open nodes in the pool: no minValues
-// to keep among fallbacks and no limit any single node could reach.
+// to keep among fallbacks, no limit any single node could reach and no
+// offering a capacity reservation limits.
 func (ps *poolState) simple() bool {
-	return len(ps.minValues) == 0 && ps.farFromLimits
+	return len(ps.minValues) == 0 && ps.farFromLimits && !ps.reserved
 }
 
 // packType is one (pool, instance type) the packer may open: its cheapest
@@ -33,7 +34,7 @@ type packType struct {
 func (s *state) placeFree(groups []*podGroup) {
 	for _, g := range groups {
 		s.fill(g, s.existing, modeGrow)
-		s.fill(g, s.planned, modeSlack)
+		s.fillSlack(g)
 	}
 	var classes []*constraintClass
 	byClass := map[*constraintClass][]*podGroup{}

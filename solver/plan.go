@@ -46,6 +46,8 @@ type NewNode struct {
 	InstanceType *InstanceType
 	// Offering is the one chosen: the cheapest that fits Pods and every constraint.
 	Offering Offering
+	// SpotRiskNote is what the offering's price was weighed by.
+	SpotRiskNote
 	// Fallbacks also fit Pods and every constraint, cheapest first.
 	Fallbacks []Fallback
 	// Rejected explains the cheaper offerings passed over, by reason
@@ -64,6 +66,17 @@ type NewNode struct {
 type Fallback struct {
 	InstanceType *InstanceType
 	Offering     Offering
+	SpotRiskNote
+}
+
+// SpotRiskNote is what the solver weighed a spot offering's price by (see
+// SpotRisk): zero for other offerings and when nothing is known.
+type SpotRiskNote struct {
+	// Risk is OfferingRisk of the offering, 0 to 1.
+	Risk float64
+	// RecentInterruptions is Joinery's decayed count of its recent
+	// interruptions.
+	RecentInterruptions float64
 }
 
 // Unschedulable is a pod that fits nowhere, with why.
@@ -93,6 +106,7 @@ func (s *state) buildPlan() *Plan {
 			Pool:         n.pool.pool.Name,
 			InstanceType: c.it,
 			Offering:     c.off,
+			SpotRiskNote: s.riskNote(c),
 			Fallbacks:    s.fallbacks(n),
 			Pods:         n.placed,
 			Labels:       s.nodeLabels(n, c),
@@ -172,7 +186,7 @@ func (s *state) fallbacks(n *nodeState) []Fallback {
 	out := make([]Fallback, 0, len(picked))
 	for _, pos := range picked {
 		c := &ps.cands[n.cands[pos]]
-		out = append(out, Fallback{InstanceType: c.it, Offering: c.off})
+		out = append(out, Fallback{InstanceType: c.it, Offering: c.off, SpotRiskNote: s.riskNote(c)})
 	}
 	return out
 }
@@ -204,6 +218,12 @@ func (s *state) nodeLabels(n *nodeState, c *candidate) map[string]string {
 	}
 	if c.off.CapacityType != "" {
 		out[v1alpha1.LabelCapacityType] = c.off.CapacityType
+	}
+	if c.off.ReservationID != "" {
+		out[v1alpha1.LabelCapacityReservationID] = c.off.ReservationID
+		if c.off.ReservationType != "" {
+			out[v1alpha1.LabelCapacityReservationType] = c.off.ReservationType
+		}
 	}
 	// The kubelet also sets the deprecated beta labels; pods selecting them
 	// (read as the well-known keys) must find them on the node.

@@ -1,6 +1,7 @@
 package solver
 
 import (
+	"math"
 	"sort"
 
 	v1alpha1 "github.com/joinery-dev/joinery/api/v1alpha1"
@@ -250,9 +251,7 @@ func (s *state) movePod(g *podGroup, a, b *nodeState, moved map[*corev1.Pod]*nod
 	a.used.sub(g.req)
 	if len(a.groups) == 0 {
 		// a is empty: it leaves the plan and the pool's usage.
-		a.pool.used.sub(from.capacity)
-		a.pool.usedPrice -= from.price
-		a.pool.updateLimitSlack()
+		a.pool.swap(from, nil)
 	}
 	for _, p := range g.ports {
 		for i, q := range a.ports {
@@ -320,27 +319,60 @@ func (s *state) recandidate(n *nodeState) {
 	if len(masks) == 0 {
 		return
 	}
-	var kept []int32
-	for _, i := range masks[0].idx {
-		ok := true
+	// Bounds are gathered in the same pass: rebalancing recandidates two
+	// nodes per trade over thousands of offerings. Which offerings suit
+	// the node's classes and pins changes far less often than its load:
+	// in a pool far from its limits (every offering within them) that
+	// list is kept on the node until a class or pin is added.
+	kept := s.keptScratch[:0]
+	hi, lo := s.hiScratch, s.loScratch
+	for r := range hi {
+		hi[r], lo[r] = 0, math.MaxInt64
+	}
+	suits := func(i int32) bool {
 		for _, m := range masks[1:] {
-			ok = ok && m.mask[i]
+			if !m.mask[i] {
+				return false
+			}
 		}
-		c := &ps.cands[i]
-		if ok && geVec(c.alloc, n.used) && matchesPins(c, n.pins) && ps.withinLimits(old, c) {
-			kept = append(kept, i)
+		return matchesPins(&ps.cands[i], n.pins)
+	}
+	if ps.farFromLimits {
+		if n.suited == nil || n.suitedClasses != len(n.classes) || n.suitedPins != len(n.pins) {
+			n.suited = n.suited[:0]
+			for _, i := range masks[0].idx {
+				if suits(i) {
+					n.suited = append(n.suited, i)
+				}
+			}
+			n.suitedClasses, n.suitedPins = len(n.classes), len(n.pins)
+		}
+		for _, i := range n.suited {
+			if c := &ps.cands[i]; geVec(c.alloc, n.used) {
+				kept = append(kept, i)
+				hi.maxWith(c.alloc)
+				lo.minWith(c.alloc)
+			}
+		}
+	} else {
+		for _, i := range masks[0].idx {
+			c := &ps.cands[i]
+			if geVec(c.alloc, n.used) && suits(i) && ps.withinLimits(old, c) {
+				kept = append(kept, i)
+				hi.maxWith(c.alloc)
+				lo.minWith(c.alloc)
+			}
 		}
 	}
+	s.keptScratch = kept
 	if len(kept) == 0 {
 		return // what it has still fits
 	}
-	n.cands, n.ownsCands = kept, true
-	n.recomputeAllocBounds()
-	if c := n.chosen(); c != old {
-		ps.used.sub(old.capacity)
-		ps.usedPrice -= old.price
-		ps.used.add(c.capacity)
-		ps.usedPrice += c.price
-		ps.updateLimitSlack()
+	n.cands, n.ownsCands = append(make([]int32, 0, len(kept)), kept...), true
+	if n.minAlloc == nil {
+		n.minAlloc = make(resVec, len(n.maxAlloc))
 	}
+	copy(n.maxAlloc, hi)
+	copy(n.minAlloc, lo)
+	ps.swap(old, n.chosen())
 }

@@ -26,17 +26,17 @@ type Rejection struct {
 func (s *state) rejections(n *nodeState, chosen *candidate) []Rejection {
 	ps := n.pool
 	var out []Rejection
-	add := func(reason string, it *InstanceType, off Offering) {
+	add := func(reason string, f Fallback) {
 		for i := range out {
 			if out[i].Reason == reason {
 				out[i].Count++
 				if len(out[i].Offerings) < maxRejectedPerReason {
-					out[i].Offerings = append(out[i].Offerings, Fallback{InstanceType: it, Offering: off})
+					out[i].Offerings = append(out[i].Offerings, f)
 				}
 				return
 			}
 		}
-		out = append(out, Rejection{Reason: reason, Count: 1, Offerings: []Fallback{{InstanceType: it, Offering: off}}})
+		out = append(out, Rejection{Reason: reason, Count: 1, Offerings: []Fallback{f}})
 	}
 
 	s.refusedCheaper(ps, chosen, add)
@@ -45,15 +45,31 @@ func (s *state) rejections(n *nodeState, chosen *candidate) []Rejection {
 	needs := s.reqString(n.used)
 	for i := range ps.cands {
 		c := &ps.cands[i]
-		if c.price >= chosen.price {
+		if c.billed >= chosen.billed {
+			if ps.risky {
+				continue // weighed prices need not follow real ones
+			}
 			break // price order
 		}
-		if reason := s.rejectedBy(n, c, i, classes, needs); reason != "" {
-			add(reason, c.it, c.off)
+		reason := s.rejectedBy(n, c, i, classes, needs)
+		if reason == notConsidered && c.price >= chosen.price && c.risk > 0 {
+			reason = RejectedForSpotRisk
+		}
+		if reason != "" {
+			add(reason, Fallback{InstanceType: c.it, Offering: c.off, SpotRiskNote: s.riskNote(c)})
 		}
 	}
 	return out
 }
+
+// RejectedForSpotRisk is the reason for cheaper spot offerings that carry
+// the pods but whose price, weighed by interruption risk (see SpotRisk),
+// is not below the chosen offering's.
+const RejectedForSpotRisk = "interruption risk: weighed by it (EC2's placement score, Joinery's recent interruptions), the price is not below the chosen offering's"
+
+// notConsidered is rejectedBy's reason when nothing rules the offering
+// out: the packing preferred another.
+const notConsidered = "not considered by the packing"
 
 // rejectedBy is the first reason candidate c (at position i of its pool)
 // cannot carry n's pods.
@@ -79,6 +95,9 @@ func (s *state) rejectedBy(n *nodeState, c *candidate, i int, classes []*constra
 		}
 		return msg
 	}
+	if c.resv != nil && !c.resv.room(nil) {
+		return "capacity reservation " + c.resv.id + " is used up by other machines of this plan"
+	}
 	if !n.pool.withinLimits(nil, c) {
 		return "would exceed the pool's limits"
 	}
@@ -88,12 +107,12 @@ func (s *state) rejectedBy(n *nodeState, c *candidate, i int, classes []*constra
 	if len(n.pool.minValues) > 0 {
 		return "left out to keep the pool's minValues"
 	}
-	return "not considered by the packing"
+	return notConsidered
 }
 
 // refusedCheaper reports the pool's offerings that the cloud refused
 // recently and that would have been cheaper; they never became candidates.
-func (s *state) refusedCheaper(ps *poolState, chosen *candidate, add func(string, *InstanceType, Offering)) {
+func (s *state) refusedCheaper(ps *poolState, chosen *candidate, add func(string, Fallback)) {
 	if len(s.snap.Unavailable) == 0 {
 		return
 	}
@@ -103,7 +122,7 @@ func (s *state) refusedCheaper(ps *poolState, chosen *candidate, add func(string
 			continue
 		}
 		for _, off := range it.Offerings {
-			if !off.Available || off.PricePerHour >= chosen.price || !s.snap.Unavailable.Has(it.Name, off.Zone, off.CapacityType) {
+			if !off.Available || off.PricePerHour >= chosen.billed || !s.snap.Unavailable.Has(it.Name, off.Zone, off.CapacityType) {
 				continue
 			}
 			c := candidate{pool: ps, it: it, off: off, price: off.PricePerHour}
@@ -114,6 +133,6 @@ func (s *state) refusedCheaper(ps *poolState, chosen *candidate, add func(string
 	}
 	sort.SliceStable(refused, func(i, j int) bool { return refused[i].Offering.PricePerHour < refused[j].Offering.PricePerHour })
 	for _, f := range refused {
-		add("refused by the cloud recently (insufficient capacity)", f.InstanceType, f.Offering)
+		add("refused by the cloud recently (insufficient capacity)", f)
 	}
 }

@@ -38,6 +38,9 @@ type Snapshot struct {
 	CSINodes []*storagev1.CSINode
 	// Unavailable lists offerings the cloud refused recently; they are never chosen.
 	Unavailable UnavailableOfferings
+	// SpotRisk weighs spot offerings by their interruption risk (see
+	// SpotRisk); the zero value chooses by price alone.
+	SpotRisk SpotRisk
 	// Namespaces give the labels a pod (anti-)affinity term's
 	// namespaceSelector matches. Without them a selector other than {}
 	// cannot be evaluated and means the pod's own namespace.
@@ -113,14 +116,26 @@ type Offering struct {
 	ZoneID string
 	// Region is the node's topology.kubernetes.io/region ("" when unknown).
 	Region       string
-	CapacityType string // "spot" or "on-demand"
+	CapacityType string // "spot", "on-demand" or "reserved"
 	PricePerHour float64
 	Available    bool
+	// ReservationID is the capacity reservation of a reserved offering,
+	// ReservationType its kind (default or capacity-block) and
+	// ReservationCapacity how many more instances it takes: the solver
+	// plans at most that many new machines on it, the rest fall back to the
+	// pool's other offerings. A reserved offering without an ID is not
+	// limited.
+	ReservationID       string
+	ReservationType     string
+	ReservationCapacity int
 	// PriceOverlay names the NodeOverlay that set PricePerHour ("" for
 	// the catalog's price), and ListPricePerHour is the catalog's price
 	// it replaced, so a decision can say why it cost what it did.
 	PriceOverlay     string
 	ListPricePerHour float64
+	// PlacementScore is EC2's spot placement score for a spot offering,
+	// 1 (a spot request is unlikely to succeed) to 10; 0 is unknown.
+	PlacementScore int
 }
 
 // OfferingKey identifies an offering of a type across snapshots.

@@ -36,6 +36,10 @@ type state struct {
 	// nsLabels are the snapshot's namespace labels (nil: none given).
 	nsLabels map[string]map[string]string
 
+	// reservations are the capacity reservations of reserved offerings,
+	// by ID, with the planned machines each carries.
+	reservations map[string]*reservation
+
 	order     []Placement
 	usedNames map[string]bool
 	classByID []*constraintClass
@@ -45,6 +49,22 @@ type state struct {
 	eval         evaluation
 	valScratch   []string
 	priceScratch []float64
+
+	// slack indexes s.planned by the room left on each node's chosen
+	// offering (nil: scan them all).
+	slack        *roomIndex
+	slackScratch resVec
+	// grown indexes s.planned by room at each of tierSteps (see fillGrow).
+	grown        []*roomIndex
+	grownScratch []resVec
+	// groupsByLabel lists groups by "key\x00value" of their labels, in
+	// s.groups order (see groupsMaybeSelected).
+	groupsByLabel map[string][]*podGroup
+	groupPos      map[*podGroup]int
+	groupsIndexed int
+	// recandidate's scratch
+	keptScratch          []int32
+	hiScratch, loScratch resVec
 }
 
 // Solve plans new machines and pod placements for a snapshot. The same
@@ -159,6 +179,13 @@ func newStateWith(snap *Snapshot, opts Options, cache *nodeCache) (*state, error
 		s.usedNames[ns.name] = true
 		s.usedNames[ns.hostname] = true
 	}
+	s.slack = newRoomIndex(0, s.res.size())
+	s.slackScratch = make(resVec, s.res.size())
+	for range tierSteps {
+		s.grown = append(s.grown, newRoomIndex(0, s.res.size()))
+		s.grownScratch = append(s.grownScratch, make(resVec, s.res.size()))
+	}
+	s.hiScratch, s.loScratch = make(resVec, s.res.size()), make(resVec, s.res.size())
 	s.groups = s.groupPods(snap.Pods)
 	s.countBoundOwners()
 	for _, g := range s.groups {
@@ -248,9 +275,9 @@ func (s *state) placeGroup(g *podGroup) {
 	for g.remaining() > 0 {
 		before := g.placed
 		s.fill(g, s.existing, modeGrow)
-		s.fill(g, s.planned, modeSlack)
+		s.fillSlack(g)
 		_, g.openCost = s.bestPool(g)
-		s.fill(g, s.planned, modeGrow)
+		s.fillGrow(g)
 		for g.remaining() > 0 {
 			ok, zoneLimited := s.open(g)
 			if !ok || zoneLimited {
@@ -271,6 +298,91 @@ func (s *state) fill(g *podGroup, nodes []*nodeState, mode evalMode) {
 		if ev := s.evaluate(g, n, mode); ev.k > 0 {
 			s.commit(g, n, ev.k, ev.pins)
 		}
+	}
+}
+
+// fillSlack is fill(g, s.planned, modeSlack) looking only at the planned
+// nodes whose chosen offering has room for a pod of g: placing one group
+// after another on every planned node was quadratic in the pods.
+func (s *state) fillSlack(g *podGroup) {
+	if s.slack == nil {
+		s.fill(g, s.planned, modeSlack)
+		return
+	}
+	s.slack.each(g.req, func(i int) bool {
+		if g.remaining() == 0 {
+			return false
+		}
+		n := s.planned[i]
+		if ev := s.evaluate(g, n, modeSlack); ev.k > 0 {
+			s.commit(g, n, ev.k, ev.pins)
+		}
+		return true
+	})
+}
+
+// fillGrow is fill(g, s.planned, modeGrow) looking only at the planned
+// nodes that can take a pod of g on an offering at most ceiling×want
+// dearer than their chosen one (see growRooms): a node that carries pods
+// takes g only at a cost per pod within the ceiling of opening a new node,
+// and that cost is the price step over at most want pods.
+func (s *state) fillGrow(g *podGroup) {
+	step := g.openCost * (1 + 1e-9) * float64(g.remaining())
+	j := 0
+	for j < len(tierSteps) && tierSteps[j] < step*(1+1e-9)+1e-12 {
+		j++
+	}
+	if s.slack == nil || j == len(tierSteps) {
+		s.fill(g, s.planned, modeGrow)
+		return
+	}
+	s.grown[j].each(g.req, func(i int) bool {
+		if g.remaining() == 0 {
+			return false
+		}
+		n := s.planned[i]
+		if ev := s.evaluate(g, n, modeGrow); ev.k > 0 {
+			s.commit(g, n, ev.k, ev.pins)
+		}
+		return true
+	})
+}
+
+// noteSlack records a planned node's slack, and its room at each of
+// tierSteps above its price, after it changed. The indexes serve placement
+// only; improve, which changes nodes by other paths, drops them.
+func (s *state) noteSlack(n *nodeState) {
+	if s.slack == nil {
+		return
+	}
+	if n.seq >= len(s.planned) || s.planned[n.seq] != n {
+		s.slack, s.grown = nil, nil // positions moved: scan instead
+		return
+	}
+	s.slack.grow(len(s.planned))
+	for _, x := range s.grown {
+		x.grow(len(s.planned))
+	}
+	c := n.chosen()
+	if c == nil {
+		s.slack.set(n.seq, nil)
+		for _, x := range s.grown {
+			x.set(n.seq, nil)
+		}
+		return
+	}
+	if len(n.pool.minValues) > 0 {
+		s.slack.set(n.seq, nil)
+	} else {
+		room := s.slackScratch
+		for i := range room {
+			room[i] = c.alloc[i] - n.used[i]
+		}
+		s.slack.set(n.seq, room)
+	}
+	n.tierRooms(s.grownScratch)
+	for j, x := range s.grown {
+		x.set(n.seq, s.grownScratch[j])
 	}
 }
 

@@ -386,7 +386,7 @@ func (s *state) ensureTopology(spec *topoGroup) *topoGroup {
 	}
 	s.countBound(t)
 	// Count pods this solve placed so far and link groups the rule selects.
-	for _, g := range s.groups {
+	for _, g := range s.groupsMaybeSelected(t) {
 		if !t.selects(g.ns, g.labels) {
 			continue
 		}
@@ -451,4 +451,57 @@ func (s *state) spreadUniverse(t *topoGroup) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// groupsMaybeSelected lists, in s.groups order, the groups rule t may
+// select: when its selector requires a label to have one of some values,
+// only the groups with such a label, from an index of groups by label;
+// else every group. Matching every rule against every group made deriving
+// the rules quadratic in the deployments.
+func (s *state) groupsMaybeSelected(t *topoGroup) []*podGroup {
+	reqs, ok := t.selector.Requirements()
+	if !ok {
+		return s.groups
+	}
+	for _, r := range reqs {
+		switch r.Operator() {
+		case selection.Equals, selection.DoubleEquals, selection.In:
+		default:
+			continue
+		}
+		if s.groupsByLabel == nil || s.groupsIndexed != len(s.groups) {
+			s.indexGroupsByLabel()
+		}
+		vals := r.Values().UnsortedList()
+		if len(vals) == 1 {
+			return s.groupsByLabel[r.Key()+"\x00"+vals[0]]
+		}
+		var idx []int
+		for _, v := range vals {
+			for _, g := range s.groupsByLabel[r.Key()+"\x00"+v] {
+				idx = append(idx, s.groupPos[g])
+			}
+		}
+		sort.Ints(idx)
+		out := make([]*podGroup, 0, len(idx))
+		for i, j := range idx {
+			if i == 0 || idx[i-1] != j {
+				out = append(out, s.groups[j])
+			}
+		}
+		return out
+	}
+	return s.groups
+}
+
+func (s *state) indexGroupsByLabel() {
+	s.groupsByLabel = map[string][]*podGroup{}
+	s.groupPos = make(map[*podGroup]int, len(s.groups))
+	for i, g := range s.groups {
+		s.groupPos[g] = i
+		for k, v := range g.labels {
+			s.groupsByLabel[k+"\x00"+v] = append(s.groupsByLabel[k+"\x00"+v], g)
+		}
+	}
+	s.groupsIndexed = len(s.groups)
 }

@@ -208,6 +208,45 @@ type NodeClaimSpec struct {
 	// kubeletExtraArgs (these win) and planning sizes nodes for the result.
 	// +optional
 	Kubelet *KubeletConfiguration `json:"kubelet,omitempty"`
+
+	// CapacityReservationSelectorTerms select the EC2 capacity
+	// reservations (on-demand capacity reservations and capacity blocks)
+	// the pool may launch into, as Karpenter's EC2NodeClass does: a
+	// reservation is selected when any term matches it. Each active one
+	// becomes offerings of capacity type "reserved" for its instance type
+	// and zone, preferred over spot and on-demand (already paid for) and
+	// limited to the instances it still holds; the pool's
+	// karpenter.sh/capacity-type requirement must allow "reserved" for them
+	// to be used.
+	// +kubebuilder:validation:MaxItems=30
+	// +listType=atomic
+	// +optional
+	CapacityReservationSelectorTerms []CapacityReservationSelectorTerm `json:"capacityReservationSelectorTerms,omitempty"`
+}
+
+// CapacityReservationSelectorTerm selects capacity reservations by id, or
+// by tags (optionally of one owning account). Karpenter's field names.
+//
+// +kubebuilder:validation:XValidation:rule="has(self.id) != has(self.tags)",message="capacityReservationSelectorTerms: each term selects by id or by tags, exactly one of them"
+// +kubebuilder:validation:XValidation:rule="!has(self.id) || !has(self.ownerID)",message="capacityReservationSelectorTerms: ownerID narrows a selection by tags; a term with an id selects that reservation alone, remove ownerID"
+type CapacityReservationSelectorTerm struct {
+	// ID is a capacity reservation id (cr-0123456789abcdef0).
+	// +kubebuilder:validation:Pattern=`^cr-[0-9a-z]+$`
+	// +kubebuilder:validation:MaxLength=64
+	// +optional
+	ID string `json:"id,omitempty"`
+	// Tags select reservations carrying every one of these tags; "*" as a
+	// value matches any value of the key.
+	// +kubebuilder:validation:MinProperties=1
+	// +kubebuilder:validation:MaxProperties=20
+	// +kubebuilder:validation:XValidation:rule="self.all(k, k != '' && self[k] != '')",message="capacityReservationSelectorTerms: empty tag keys or values are not supported; use \"*\" to match any value"
+	// +optional
+	Tags map[string]string `json:"tags,omitempty"`
+	// OwnerID is the AWS account (12 digits) that owns the reservations,
+	// for reservations shared with this account.
+	// +kubebuilder:validation:Pattern=`^[0-9]{12}$`
+	// +optional
+	OwnerID string `json:"ownerID,omitempty"`
 }
 
 // NodeSelectorRequirementWithMinValues is a node selector requirement with

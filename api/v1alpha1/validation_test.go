@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -98,6 +99,16 @@ func setKubelet(kubelet map[string]any) mutation { return setTemplateField("kube
 
 func setLimits(limits map[string]any) mutation {
 	return func(spec map[string]any) { spec["limits"] = limits }
+}
+
+func setReservationTerms(terms ...map[string]any) mutation {
+	return func(spec map[string]any) {
+		list := make([]any, len(terms))
+		for i, t := range terms {
+			list[i] = t
+		}
+		template(spec)["capacityReservationSelectorTerms"] = list
+	}
 }
 
 func setClusterSelector(expr map[string]any) mutation {
@@ -350,6 +361,19 @@ func invalidNodePools() []invalidCase {
 			message: []string{"spec.template.metadata.labels: keys must be qualified names"}},
 		{rule: "limit on something that is no resource name", mutate: func(s map[string]any) { s["limits"] = map[string]any{"dollars per hour!": "5"} },
 			message: []string{"spec.limits keys are resource names"}},
+		// Karpenter's EC2NodeClass capacityReservationSelectorTerms rules.
+		{rule: "capacity reservation term with neither id nor tags", mutate: setReservationTerms(map[string]any{"ownerID": "123456789012"}),
+			message: []string{"each term selects by id or by tags"}},
+		{rule: "capacity reservation term with both id and tags", mutate: setReservationTerms(map[string]any{"id": "cr-0123abcd", "tags": map[string]any{"team": "ml"}}),
+			message: []string{"each term selects by id or by tags"}},
+		{rule: "capacity reservation term with id and ownerID", mutate: setReservationTerms(map[string]any{"id": "cr-0123abcd", "ownerID": "123456789012"}),
+			message: []string{"ownerID narrows a selection by tags"}},
+		{rule: "capacity reservation id that is no reservation id", mutate: setReservationTerms(map[string]any{"id": "sg-0123abcd"}),
+			message: []string{"capacityReservationSelectorTerms[0].id"}},
+		{rule: "capacity reservation tag with an empty value", mutate: setReservationTerms(map[string]any{"tags": map[string]any{"team": ""}}),
+			message: []string{"empty tag keys or values are not supported"}},
+		{rule: "capacity reservation ownerID that is no account", mutate: setReservationTerms(map[string]any{"tags": map[string]any{"team": "ml"}, "ownerID": "me"}),
+			message: []string{"capacityReservationSelectorTerms[0].ownerID"}},
 		{rule: "kubelet maxPods of zero", mutate: setKubelet(map[string]any{"maxPods": 0}),
 			message: []string{"spec.template.spec.kubelet.maxPods", "greater than or equal to 1"}},
 		{rule: "kubelet eviction signal that does not exist", mutate: setKubelet(map[string]any{"evictionHard": map[string]any{"disk.available": "10%"}}),
@@ -543,6 +567,9 @@ func validVariants() []invalidCase {
 		{rule: "requirement on node-restriction.kubernetes.io", mutate: setRequirement(map[string]any{"key": "node-restriction.kubernetes.io/team", "operator": "In", "values": []any{"a"}})},
 		{rule: "requirement on joinery.dev/instance-hypervisor", mutate: setRequirement(map[string]any{"key": "joinery.dev/instance-hypervisor", "operator": "In", "values": []any{"nitro"}})},
 		// Karpenter v1 admits reserved (capacity reservations) beside spot and on-demand.
+		{rule: "capacity reservations by id and by tags of an owner", mutate: setReservationTerms(
+			map[string]any{"id": "cr-0123456789abcdef0"},
+			map[string]any{"tags": map[string]any{"team": "ml", "env": "*"}, "ownerID": "123456789012"})},
 		{rule: "capacity type reserved alone", mutate: setRequirement(map[string]any{"key": "karpenter.sh/capacity-type", "operator": "In", "values": []any{"reserved"}})},
 		{rule: "capacity types reserved and on-demand", mutate: setRequirement(map[string]any{"key": "karpenter.sh/capacity-type", "operator": "In", "values": []any{"reserved", "on-demand"}})},
 		{rule: "capacity type NotIn reserved", mutate: setRequirement(map[string]any{"key": "karpenter.sh/capacity-type", "operator": "NotIn", "values": []any{"reserved"}})},
@@ -610,11 +637,24 @@ func TestWriteInvalidNodePoolsTable(t *testing.T) {
 	if out == "" {
 		t.Skip("JOINERY_INPUTS_TABLE not set")
 	}
+	var rows strings.Builder
+	for _, r := range invalidNodePoolRows(t) {
+		rows.WriteString("| NodePool | " + r[0] + " | " + r[1] + " |\n")
+	}
+	if err := os.WriteFile(out, []byte(rows.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// invalidNodePoolRows are the rule and the offline verdict of every
+// invalid NodePool, as docs/hardening-inputs.md shows them.
+func invalidNodePoolRows(t *testing.T) [][2]string {
+	t.Helper()
 	offline, err := admission.ForEmbeddedCRD("joinery.dev_nodepools.yaml", "v1alpha1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var rows strings.Builder
+	var rows [][2]string
 	for i, tc := range invalidNodePools() {
 		verdict := "accepted"
 		if errs := offline.Admit(context.Background(), mutated(t, tc, fmt.Sprintf("invalid-%d", i)).Object); len(errs) > 0 {
@@ -624,9 +664,28 @@ func TestWriteInvalidNodePoolsTable(t *testing.T) {
 			}
 			verdict = strings.ReplaceAll(strings.ReplaceAll(verdict, "|", "\\|"), "\n", " ")
 		}
-		rows.WriteString("| NodePool | " + tc.rule + " | " + verdict + " |\n")
+		rows = append(rows, [2]string{tc.rule, verdict})
 	}
-	if err := os.WriteFile(out, []byte(rows.String()), 0o644); err != nil {
+	return rows
+}
+
+// docs/hardening-inputs.md lists every invalid NodePool with today's
+// message: a case added or a message changed without the table fails here
+// (it had fallen 8 NodePools and 2 messages behind).
+func TestHardeningInputsDocIsCurrent(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "hardening-inputs.md"))
+	if err != nil {
 		t.Fatal(err)
+	}
+	for _, r := range invalidNodePoolRows(t) {
+		if r[1] == "accepted" {
+			t.Errorf("%s: accepted", r[0])
+			continue
+		}
+		// | NodePool | rule | accepted before | message now |
+		row := regexp.MustCompile(`(?m)^\| NodePool \| ` + regexp.QuoteMeta(r[0]) + ` \| (yes|no) \| ` + regexp.QuoteMeta(r[1]) + ` \|$`)
+		if !row.Match(doc) {
+			t.Errorf("docs/hardening-inputs.md has no row for %q with today's message %q; regenerate it (see the doc)", r[0], r[1])
+		}
 	}
 }

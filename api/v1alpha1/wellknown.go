@@ -29,6 +29,15 @@ const (
 	// (dashboards, affinities) keeps working on Joinery nodes.
 	LabelKarpenterNodePool = "karpenter.sh/nodepool"
 
+	// LabelCapacityReservationID is the capacity reservation a reserved
+	// node was launched into, and LabelCapacityReservationType whether it
+	// is an on-demand capacity reservation ("default") or a capacity block
+	// ("capacity-block"): Karpenter's AWS provider's keys and values.
+	LabelCapacityReservationID     = "karpenter.k8s.aws/capacity-reservation-id"
+	LabelCapacityReservationType   = "karpenter.k8s.aws/capacity-reservation-type"
+	CapacityReservationTypeDefault = "default"
+	CapacityReservationTypeBlock   = "capacity-block"
+
 	// Zone ID (use1-az1) of the node's zone, as Karpenter's AWS provider labels it.
 	LabelZoneID = "topology.k8s.aws/zone-id"
 

@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
+	"github.com/joinery-dev/joinery/api/v1alpha1"
 	"github.com/joinery-dev/joinery/cloud"
 )
 
@@ -24,6 +25,7 @@ type EC2API interface {
 	ec2.DescribeInstanceTypeOfferingsAPIClient
 	ec2.DescribeSpotPriceHistoryAPIClient
 	DescribeAvailabilityZones(context.Context, *ec2.DescribeAvailabilityZonesInput, ...func(*ec2.Options)) (*ec2.DescribeAvailabilityZonesOutput, error)
+	ec2.DescribeCapacityReservationsAPIClient
 }
 
 // NewEC2Client returns an EC2 client for region. endpoint, when set,
@@ -147,6 +149,62 @@ func readOfferings(ctx context.Context, api EC2API, region string) ([]cloud.Zone
 	}
 	return offerings, nil
 }
+
+// readCapacityReservations returns the region's active capacity
+// reservations, the account's own and those shared with it. Karpenter's
+// provider asks per EC2NodeClass, with each selector term as filters; one
+// read of every active reservation serves every NodePool of every cluster
+// at once, and the terms are matched here the way EC2 matches the filters
+// (cloud.Selects): the reservations are few, the pools many.
+func readCapacityReservations(ctx context.Context, api EC2API, region string, zones []cloud.Zone) ([]cloud.CapacityReservation, error) {
+	idOf := make(map[string]string, len(zones))
+	for _, z := range zones {
+		idOf[z.ZoneName] = z.ZoneID
+	}
+	out := []cloud.CapacityReservation{} // not nil: read, maybe none
+	pages := ec2.NewDescribeCapacityReservationsPaginator(api, &ec2.DescribeCapacityReservationsInput{
+		Filters:    []ec2types.Filter{{Name: aws.String("state"), Values: []string{string(ec2types.CapacityReservationStateActive)}}},
+		MaxResults: aws.Int32(reservationsPageSize),
+	})
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("DescribeCapacityReservations: %w", err)
+		}
+		for _, r := range page.CapacityReservations {
+			zoneID := aws.ToString(r.AvailabilityZoneId)
+			if zoneID == "" {
+				zoneID = idOf[aws.ToString(r.AvailabilityZone)]
+			}
+			if r.CapacityReservationId == nil || r.InstanceType == nil || zoneID == "" {
+				continue
+			}
+			// Karpenter launches Linux only, and so do CAPA's AMIs here:
+			// a Windows or RHEL reservation takes none of our instances.
+			if r.InstancePlatform != "" && r.InstancePlatform != ec2types.CapacityReservationInstancePlatformLinuxUnix {
+				continue
+			}
+			kind := v1alpha1.CapacityReservationTypeDefault
+			if r.ReservationType == ec2types.CapacityReservationTypeCapacityBlock {
+				kind = v1alpha1.CapacityReservationTypeBlock
+			}
+			tags := map[string]string{}
+			for _, t := range r.Tags {
+				tags[aws.ToString(t.Key)] = aws.ToString(t.Value)
+			}
+			out = append(out, cloud.CapacityReservation{
+				ID: *r.CapacityReservationId, OwnerID: aws.ToString(r.OwnerId), InstanceType: *r.InstanceType, Region: region,
+				Zone: aws.ToString(r.AvailabilityZone), ZoneID: zoneID, Type: kind,
+				Total: int(aws.ToInt32(r.TotalInstanceCount)), Available: int(aws.ToInt32(r.AvailableInstanceCount)),
+				State: string(r.State), EndDate: aws.ToTime(r.EndDate), Tags: tags,
+			})
+		}
+	}
+	return out, nil
+}
+
+// reservationsPageSize is DescribeCapacityReservations' largest page.
+const reservationsPageSize = 1000
 
 // readSpotPrices returns the spot price in effect now of every type in
 // every zone: asked from now on, DescribeSpotPriceHistory answers the

@@ -1,6 +1,8 @@
 // Package live keeps Joinery's EC2 catalog current from EC2's API:
 // instance types, which types each Availability Zone offers, the spot
-// price of every type in every zone, and the account's zone names. It
+// price of every type in every zone, the account's zone names and its
+// active capacity reservations (with how many instances each still
+// takes). It
 // overlays them on the embedded snapshot (cloud.Catalog.Update) and
 // publishes the result atomically; decisions read it through
 // cloud.Source. When EC2 cannot be reached the last good catalog stays, and
@@ -12,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"sort"
 	"strings"
@@ -36,6 +39,11 @@ type Options struct {
 	// (--catalog-spot-refresh-interval, 1h); 0 reads them only with the
 	// rest.
 	SpotInterval time.Duration
+	// ReservationInterval is how often capacity reservations alone are
+	// read in between (--catalog-reservation-refresh-interval, 1m): their
+	// available counts change with every launch; 0 reads them only with
+	// the rest.
+	ReservationInterval time.Duration
 	// Endpoint replaces every region's EC2 endpoint (--ec2-endpoint).
 	Endpoint string
 }
@@ -43,7 +51,7 @@ type Options struct {
 // DefaultOptions are the flags' defaults: off, and when on, types and
 // offerings twice a day, spot prices every hour.
 func DefaultOptions() Options {
-	return Options{Interval: 12 * time.Hour, SpotInterval: time.Hour}
+	return Options{Interval: 12 * time.Hour, SpotInterval: time.Hour, ReservationInterval: time.Minute}
 }
 
 // Enabled reports whether any region is to be refreshed.
@@ -60,6 +68,9 @@ func (o Options) Validate() error {
 	if o.SpotInterval < 0 {
 		return fmt.Errorf("--catalog-spot-refresh-interval=%s: must be 0 (with the catalog) or a positive duration such as 1h", o.SpotInterval)
 	}
+	if o.ReservationInterval < 0 {
+		return fmt.Errorf("--catalog-reservation-refresh-interval=%s: must be 0 (with the catalog) or a positive duration such as 1m", o.ReservationInterval)
+	}
 	for _, r := range o.Regions {
 		if r == "" || strings.ContainsAny(r, " /") {
 			return fmt.Errorf("--catalog-regions: %q is not a region; write EC2 region codes such as us-east-1,eu-west-1", r)
@@ -72,6 +83,23 @@ func (o Options) Validate() error {
 const (
 	dataInstanceTypes = "instance-types" // types, offerings per zone, zone names
 	dataSpotPrices    = "spot-prices"
+	// dataPlacementScores is read with spot prices when the region's
+	// client can (PlacementScoresAPI); failing leaves the last scores and
+	// fails nothing else: a score only weighs a choice.
+	dataPlacementScores = "placement-scores"
+	dataReservations    = "capacity-reservations"
+)
+
+// refreshKind is what one refresh reads.
+type refreshKind int
+
+const (
+	// refreshAll: types, offerings, zone names, spot prices, reservations.
+	refreshAll refreshKind = iota
+	// refreshSpot: spot prices and reservations.
+	refreshSpot
+	// refreshReservations: reservations alone.
+	refreshReservations
 )
 
 // refreshTimeout bounds one refresh of one region, so an endpoint that
@@ -111,6 +139,10 @@ type regionData struct {
 	types     []cloud.InstanceType
 	offerings []cloud.ZoneOffering
 	spot      []cloud.ZoneSpotPrice
+	// scores are spot placement scores, read with spot prices.
+	scores []cloud.PlacementScore
+	// reservations are the active capacity reservations.
+	reservations []cloud.CapacityReservation
 }
 
 // New returns a refresher serving base until its first refresh. clients
@@ -154,7 +186,14 @@ func (r *Refresher) Start(ctx context.Context) error {
 		defer spot.Stop()
 		spotC = spot.C
 	}
-	var fullFailures, spotFailures int
+	var resvC <-chan time.Time
+	var resv *time.Timer
+	if r.opts.ReservationInterval > 0 {
+		resv = time.NewTimer(r.opts.ReservationInterval)
+		defer resv.Stop()
+		resvC = resv.C
+	}
+	var fullFailures, spotFailures, resvFailures int
 	for {
 		select {
 		case <-ctx.Done():
@@ -165,6 +204,8 @@ func (r *Refresher) Start(ctx context.Context) error {
 			full.Reset(r.nextDelay(err, &fullFailures, r.opts.Interval))
 		case <-spotC:
 			spot.Reset(r.nextDelay(r.RefreshSpotPrices(ctx), &spotFailures, r.opts.SpotInterval))
+		case <-resvC:
+			resv.Reset(r.nextDelay(r.RefreshReservations(ctx), &resvFailures, r.opts.ReservationInterval))
 		}
 	}
 }
@@ -188,21 +229,29 @@ func (r *Refresher) nextDelay(err error, failures *int, interval time.Duration) 
 // publishes the result. A region whose reads fail keeps what it last had
 // (at first, the snapshot's rows); the error says which region and call.
 func (r *Refresher) Refresh(ctx context.Context) error {
-	return r.refresh(ctx, true)
+	return r.refresh(ctx, refreshAll)
 }
 
-// RefreshSpotPrices reads spot prices (and zone names, to place them) only.
+// RefreshSpotPrices reads spot prices and capacity reservations (and zone
+// names, to place them) only.
 func (r *Refresher) RefreshSpotPrices(ctx context.Context) error {
-	return r.refresh(ctx, false)
+	return r.refresh(ctx, refreshSpot)
 }
 
-func (r *Refresher) refresh(ctx context.Context, all bool) error {
+// RefreshReservations reads capacity reservations (and zone names) only.
+// The catalog's tables are not rebuilt: the current catalog is published
+// again with the new reservations.
+func (r *Refresher) RefreshReservations(ctx context.Context) error {
+	return r.refresh(ctx, refreshReservations)
+}
+
+func (r *Refresher) refresh(ctx context.Context, kind refreshKind) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var errs []error
 	changed := false
 	for _, region := range r.regions {
-		kept, err := r.refreshRegion(ctx, region, all)
+		kept, err := r.refreshRegion(ctx, region, kind)
 		changed = changed || kept
 		if err != nil {
 			errs = append(errs, fmt.Errorf("region %s: %w", region, err))
@@ -212,7 +261,16 @@ func (r *Refresher) refresh(ctx context.Context, all bool) error {
 			}
 		}
 	}
-	if changed {
+	switch {
+	case changed && kind == refreshReservations:
+		current := r.current.Load()
+		for _, region := range r.regions {
+			if last := r.last[region]; last != nil && last.reservations != nil {
+				current = current.WithCapacityReservations(region, last.reservations)
+			}
+		}
+		r.current.Store(current)
+	case changed:
 		if err := r.publish(); err != nil {
 			errs = append(errs, err)
 		}
@@ -224,7 +282,7 @@ func (r *Refresher) refresh(ctx context.Context, all bool) error {
 // data, each part read in full that makes a valid catalog. Types,
 // offerings and zone names are kept together or not at all: offerings
 // name types and zones. kept reports whether anything was kept.
-func (r *Refresher) refreshRegion(parent context.Context, region string, all bool) (kept bool, _ error) {
+func (r *Refresher) refreshRegion(parent context.Context, region string, kind refreshKind) (kept bool, _ error) {
 	ctx, cancel := context.WithTimeout(parent, refreshTimeout)
 	defer cancel()
 	count := func(data, result string) {
@@ -232,8 +290,11 @@ func (r *Refresher) refreshRegion(parent context.Context, region string, all boo
 			refreshes.WithLabelValues(region, data, result).Inc()
 		}
 	}
-	read := []string{dataSpotPrices}
-	if all {
+	read := []string{dataReservations}
+	if kind != refreshReservations {
+		read = append(read, dataSpotPrices)
+	}
+	if kind == refreshAll {
 		read = append(read, dataInstanceTypes)
 	}
 	fail := func(err error) error {
@@ -254,7 +315,7 @@ func (r *Refresher) refreshRegion(parent context.Context, region string, all boo
 	}
 	next := *last
 	var errs []error
-	if all {
+	if kind == refreshAll {
 		types, offerings, err := r.readTypesAndOfferings(ctx, api, region)
 		if err != nil {
 			count(dataInstanceTypes, "error")
@@ -264,33 +325,63 @@ func (r *Refresher) refreshRegion(parent context.Context, region string, all boo
 			next.zones, next.types, next.offerings = zones, types, offerings
 		}
 	}
-	spot, err := readSpotPrices(ctx, api, region, zones, r.Now())
-	if err != nil {
-		count(dataSpotPrices, "error")
-		errs = append(errs, err)
-		read = slices.DeleteFunc(read, func(d string) bool { return d == dataSpotPrices })
-	} else {
-		next.spot = spot
-		if next.zones == nil {
-			next.zones = zones
+	if kind != refreshReservations {
+		spot, err := readSpotPrices(ctx, api, region, zones, r.Now())
+		if err != nil {
+			count(dataSpotPrices, "error")
+			errs = append(errs, err)
+			read = slices.DeleteFunc(read, func(d string) bool { return d == dataSpotPrices })
+		} else {
+			next.spot = spot
+			if next.zones == nil {
+				next.zones = zones
+			}
 		}
+		if scorer, ok := api.(PlacementScoresAPI); ok {
+			r.readScores(ctx, scorer, region, &next, count)
+		}
+	}
+	// A failed read keeps the reservations last read: their counts are
+	// checked again at launch, where a full one is refused and marked
+	// unavailable.
+	if reservations, err := readCapacityReservations(ctx, api, region, zones); err != nil {
+		count(dataReservations, "error")
+		errs = append(errs, err)
+		read = slices.DeleteFunc(read, func(d string) bool { return d == dataReservations })
+	} else {
+		if summary := reservationSummary(reservations); summary != reservationSummary(last.reservations) || last.reservations == nil {
+			// Every minute at V(1) otherwise: say at once when what can be
+			// launched into changed.
+			r.log.Info("capacity reservations changed", "region", region, "reservations", summary)
+		}
+		next.reservations = reservations
 	}
 	if len(read) == 0 {
 		return false, errors.Join(errs...)
 	}
 	// Check before keeping: data that cannot make a catalog would
-	// otherwise spoil every later publish.
-	if _, err := r.base.Update(r.update(region, &next)); err != nil {
-		return false, errors.Join(append(errs, fail(fmt.Errorf("EC2's answers do not make a catalog: %w", err)))...)
+	// otherwise spoil every later publish. Reservations alone cannot, and
+	// are read every minute: no rebuild for them.
+	if kind != refreshReservations {
+		if _, err := r.base.Update(r.update(region, &next)); err != nil {
+			return false, errors.Join(append(errs, fail(fmt.Errorf("EC2's answers do not make a catalog: %w", err)))...)
+		}
 	}
+	unchanged := kind == refreshReservations && last.reservations != nil && reflect.DeepEqual(last.reservations, next.reservations)
 	r.last[region] = &next
 	for _, data := range read {
 		count(data, "success")
 		lastRefresh.WithLabelValues(region, data).Set(float64(r.Now().UnixNano()) / 1e9)
 	}
-	r.log.Info("read the EC2 catalog", "region", region, "data", read, "instanceTypes", len(next.types), "offerings", len(next.offerings),
-		"zones", len(next.zones), "spotPrices", len(next.spot), "duration", time.Since(start).String())
-	return true, errors.Join(errs...)
+	log := r.log
+	if kind == refreshReservations {
+		log = log.V(1) // every minute
+	}
+	log.Info("read the EC2 catalog", "region", region, "data", read, "instanceTypes", len(next.types), "offerings", len(next.offerings),
+		"zones", len(next.zones), "spotPrices", len(next.spot), "capacityReservations", len(next.reservations), "duration", time.Since(start).String())
+	// The same reservations as last read publish nothing: a new catalog
+	// makes every pass recompute the offerings of its cluster.
+	return !unchanged, errors.Join(errs...)
 }
 
 // readTypesAndOfferings reads types and offerings, keeping offerings of
@@ -336,6 +427,11 @@ func (r *Refresher) publish() error {
 		}
 	}
 	c, err := r.base.Update(updates...)
+	for _, region := range r.regions {
+		if last := r.last[region]; err == nil && last != nil && last.scores != nil {
+			c, err = c.WithPlacementScores(region, last.scores)
+		}
+	}
 	if err != nil {
 		err = fmt.Errorf("building the catalog from EC2's answers: %w", err)
 		r.log.Error(err, "keeping the current catalog")
@@ -349,7 +445,7 @@ func (r *Refresher) publish() error {
 // types nothing describes are left out: they cannot be offered, and would
 // make the update fail as a whole.
 func (r *Refresher) update(region string, d *regionData) cloud.RegionUpdate {
-	u := cloud.RegionUpdate{Region: region, Zones: d.zones, InstanceTypes: d.types, Offerings: d.offerings}
+	u := cloud.RegionUpdate{Region: region, Zones: d.zones, InstanceTypes: d.types, Offerings: d.offerings, CapacityReservations: d.reservations}
 	if d.spot == nil {
 		return u
 	}
@@ -365,6 +461,16 @@ func (r *Refresher) update(region string, d *regionData) cloud.RegionUpdate {
 		return !ok
 	})
 	return u
+}
+
+// reservationSummary lists reservations as "id type zone available/total".
+func reservationSummary(rs []cloud.CapacityReservation) string {
+	parts := make([]string, 0, len(rs))
+	for _, c := range rs {
+		parts = append(parts, fmt.Sprintf("%s %s %s %s %d/%d", c.ID, c.InstanceType, c.Type, c.Zone, c.Available, c.Total))
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, ", ")
 }
 
 func uniqueSorted(names []string) []string {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/go-logr/logr/testr"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -369,6 +370,7 @@ func TestOptionsValidateNamesTheFlag(t *testing.T) {
 		{Options{Regions: []string{"us-east-1"}, Interval: time.Hour}, ""},
 		{Options{Regions: []string{"us-east-1"}}, "--catalog-refresh-interval=0s"},
 		{Options{Regions: []string{"us-east-1"}, Interval: time.Hour, SpotInterval: -time.Second}, "--catalog-spot-refresh-interval"},
+		{Options{Regions: []string{"us-east-1"}, Interval: time.Hour, ReservationInterval: -time.Second}, "--catalog-reservation-refresh-interval"},
 		{Options{Regions: []string{"us east"}, Interval: time.Hour}, `--catalog-regions: "us east" is not a region`},
 	} {
 		err := tc.opts.Validate()
@@ -405,5 +407,88 @@ func TestFirstReadDoneAfterTheFirstRefreshReadOrFailed(t *testing.T) {
 				t.Errorf("after the first read, zone names known = %t; want %t", known, !fail)
 			}
 		})
+	}
+}
+
+// Capacity reservations are read with every refresh and, on their own
+// short interval, alone: a launch into one shows in the next read's
+// available count, and a used-up one is an offering that is not available.
+func TestRefreshReadsCapacityReservationsAndTheirCounts(t *testing.T) {
+	sim, err := cloudsim.New(cloudsim.Options{BootDelay: time.Hour, JoinDelay: time.Hour, CapacityReservations: []cloudsim.CapacityReservation{
+		{ID: "cr-0aaaaaaaaaaaaaaa1", InstanceType: "m5.large", Zone: "us-east-1a", TotalInstanceCount: 1, InstanceMatchCriteria: cloudsim.MatchTargeted, Tags: map[string]string{"team": "ml"}},
+		{ID: "cr-0aaaaaaaaaaaaaaa2", InstanceType: "p5.48xlarge", Zone: "us-east-1a", TotalInstanceCount: 2, ReservationType: cloudsim.ReservationTypeCapacityBlock,
+			EndDate: time.Now().Add(48 * time.Hour)},
+		{ID: "cr-0aaaaaaaaaaaaaaa3", InstanceType: "m5.large", Zone: "us-east-1a", TotalInstanceCount: 1, State: "cancelled"},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sim.Stop)
+	client := ec2.New(ec2.Options{Region: region, BaseEndpoint: aws.String(sim.EC2Endpoint()), RetryMaxAttempts: 1, HTTPClient: HTTPClient()})
+	base, err := cloud.Embedded()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := New(base, map[string]EC2API{region: client}, Options{Regions: []string{region}, Interval: time.Hour}, testr.New(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	reserved := func() map[string]string {
+		offered, err := r.Current().RegionOfferings(region, cloud.WithZones("us-east-1a"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]string{}
+		for _, ito := range offered {
+			for _, o := range ito.Offerings {
+				if o.Reservation != nil {
+					out[o.Reservation.ID] = fmt.Sprintf("%s %s %s available=%t %d/%d", o.InstanceType, o.Zone, o.Reservation.Type, o.Available, o.Reservation.Available, o.Reservation.Total)
+				}
+			}
+		}
+		return out
+	}
+	want := map[string]string{
+		"cr-0aaaaaaaaaaaaaaa1": "m5.large us-east-1a default available=true 1/1",
+		"cr-0aaaaaaaaaaaaaaa2": "p5.48xlarge us-east-1a capacity-block available=true 2/2",
+	}
+	if got := reserved(); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("reserved offerings after a refresh:\n  %v\nwant (the cancelled one left out):\n  %v", got, want)
+	}
+
+	// A launch into the reservation, then the reservations alone again.
+	if _, err := client.RunInstances(context.Background(), &ec2.RunInstancesInput{
+		ImageId: aws.String(cloudsim.DefaultImageAMD64), InstanceType: "m5.large", MinCount: aws.Int32(1), MaxCount: aws.Int32(1),
+		Placement: &ec2types.Placement{AvailabilityZone: aws.String("us-east-1a")},
+		CapacityReservationSpecification: &ec2types.CapacityReservationSpecification{
+			CapacityReservationTarget: &ec2types.CapacityReservationTarget{CapacityReservationId: aws.String("cr-0aaaaaaaaaaaaaaa1")}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	tables := r.Current()
+	if err := r.RefreshReservations(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	want["cr-0aaaaaaaaaaaaaaa1"] = "m5.large us-east-1a default available=false 0/1"
+	if got := reserved(); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("reserved offerings after the launch:\n  %v\nwant:\n  %v", got, want)
+	}
+	if r.Current() == tables {
+		t.Error("RefreshReservations did not publish a catalog")
+	}
+	// Nothing changed since: nothing to publish, and the offerings every
+	// pass caches per catalog stay valid.
+	same := r.Current()
+	if err := r.RefreshReservations(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if r.Current() != same {
+		t.Error("RefreshReservations published a new catalog for the same reservations")
+	}
+	if got := r.Current().CapacityReservations(region)[0].Tags["team"]; got != "ml" {
+		t.Errorf("tags not read: team=%q", got)
 	}
 }

@@ -93,6 +93,63 @@ func TestMachineHealth(t *testing.T) {
 	}
 }
 
+// Without a MachineHealthCheck, every condition and toleration of the AWS
+// provider's policies (karpenter-provider-aws CloudProvider.RepairPolicies,
+// written out here rather than read from DefaultRepairPolicies) is honoured:
+// held one second less than its toleration the node is unhealthy but not
+// repaired, held its toleration it is repaired. The manager's default
+// options carry them, with repair on.
+func TestRepairPoliciesAreKarpenterAWSs(t *testing.T) {
+	karpenterAWS := []struct {
+		condition  corev1.NodeConditionType
+		status     corev1.ConditionStatus
+		toleration time.Duration
+	}{
+		{corev1.NodeReady, corev1.ConditionFalse, 30 * time.Minute},
+		{corev1.NodeReady, corev1.ConditionUnknown, 30 * time.Minute},
+		{"AcceleratedHardwareReady", corev1.ConditionFalse, 10 * time.Minute},
+		{"StorageReady", corev1.ConditionFalse, 30 * time.Minute},
+		{"NetworkingReady", corev1.ConditionFalse, 30 * time.Minute},
+		{"KernelReady", corev1.ConditionFalse, 30 * time.Minute},
+		{"ContainerRuntimeReady", corev1.ConditionFalse, 30 * time.Minute},
+	}
+	opts := DefaultOptions()
+	if !opts.Repair {
+		t.Errorf("repair is off by default; --node-repair turns it off, not on")
+	}
+	if len(opts.RepairPolicies) != len(karpenterAWS) {
+		t.Errorf("%d default repair policies, Karpenter's AWS provider has %d", len(opts.RepairPolicies), len(karpenterAWS))
+	}
+	for _, p := range karpenterAWS {
+		cause := fmt.Sprintf("%s=%s", p.condition, p.status)
+		// The node is otherwise healthy, so only this condition decides.
+		others := []corev1.NodeCondition{}
+		if p.condition != corev1.NodeReady {
+			others = append(others, nodeCondition(corev1.NodeReady, corev1.ConditionTrue, 2*time.Hour))
+		}
+		for _, tc := range []struct {
+			held     time.Duration
+			eligible bool
+		}{{p.toleration - time.Second, false}, {p.toleration, true}, {p.toleration + time.Hour, true}} {
+			node := nodeWith(append(others, nodeCondition(p.condition, p.status, tc.held))...)
+			h := MachineHealth(&clusterv1.Machine{}, node, opts.RepairPolicies, t0)
+			if !h.Unhealthy || h.Eligible != tc.eligible || h.Cause != cause {
+				t.Errorf("%s held %s: unhealthy=%v eligible=%v cause=%q; want unhealthy, eligible=%v, cause %q", cause, tc.held, h.Unhealthy, h.Eligible, h.Cause, tc.eligible, cause)
+			}
+			if !strings.Contains(h.Why, "tolerated for "+p.toleration.String()) {
+				t.Errorf("%s: why %q does not name the toleration %s", cause, h.Why, p.toleration)
+			}
+		}
+	}
+	// A condition with the healthy status is no verdict, however long held.
+	for _, p := range karpenterAWS {
+		node := nodeWith(nodeCondition(p.condition, corev1.ConditionTrue, 24*time.Hour))
+		if h := MachineHealth(&clusterv1.Machine{}, node, opts.RepairPolicies, t0); h.Unhealthy {
+			t.Errorf("%s=True for a day judged unhealthy: %s", p.condition, h.Why)
+		}
+	}
+}
+
 // Karpenter: disruption/repair_test.go "should stop repairing a NodePool
 // when more than 20% of its nodes are unhealthy" and "should round the
 // repair circuit-breaker threshold up for small NodePools".

@@ -43,6 +43,13 @@ type UnavailableOfferings interface {
 	MarkUnavailable(key solver.OfferingKey, now time.Time)
 }
 
+// History is where a spot interruption is counted against its offering,
+// so later plans weigh the offering's risk; the provisioning controller's
+// *provisioning.SpotInterruptions is one.
+type History interface {
+	RecordInterruption(key solver.OfferingKey, now time.Time)
+}
+
 // Options configure the controller; the manager's flags set them. An empty
 // Queue turns the controller off.
 type Options struct {
@@ -76,6 +83,8 @@ type Controller struct {
 	Queue       string
 	Recorder    record.EventRecorder
 	Unavailable UnavailableOfferings
+	// History, when set, counts spot interruptions per offering.
+	History History
 	// Now is the clock (tests set it).
 	Now func() time.Time
 	Log logr.Logger
@@ -299,6 +308,9 @@ func (c *Controller) act(ctx context.Context, msg Message, t target) error {
 			what, clock(msg.Deadline), clock(msg.Time), offering.InstanceType, offering.Zone)
 		if c.Unavailable != nil && offering.InstanceType != "" && offering.Zone != "" {
 			c.Unavailable.MarkUnavailable(offering, c.Now())
+		}
+		if c.History != nil && offering.InstanceType != "" && offering.Zone != "" {
+			c.History.RecordInterruption(offering, c.Now())
 		}
 		return c.deleteMachine(ctx, log, t)
 	case KindScheduledChange:

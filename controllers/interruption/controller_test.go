@@ -35,7 +35,12 @@ type fixture struct {
 	sqs         *cloudsim.SQS
 	recorder    *record.FakeRecorder
 	unavailable recordedUnavailable
+	history     recordedHistory
 }
+
+type recordedHistory map[solver.OfferingKey]int
+
+func (r recordedHistory) RecordInterruption(k solver.OfferingKey, _ time.Time) { r[k]++ }
 
 const instanceID = "i-0b662ef9931388ba0"
 
@@ -76,14 +81,14 @@ func newFixture(t *testing.T, poolLabel string) *fixture {
 	if _, err := s.CreateQueue("interruptions"); err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{client: cl, sqs: s, recorder: record.NewFakeRecorder(20), unavailable: recordedUnavailable{}}
+	f := &fixture{client: cl, sqs: s, recorder: record.NewFakeRecorder(20), unavailable: recordedUnavailable{}, history: recordedHistory{}}
 	queue, err := NewSQSClient(context.Background(), "us-east-1", s.URL())
 	if err != nil {
 		t.Fatal(err)
 	}
 	f.c = &Controller{
 		Client: cl, SQS: queue, Queue: "interruptions",
-		Recorder: f.recorder, Unavailable: f.unavailable, Now: time.Now, Log: testr.New(t),
+		Recorder: f.recorder, Unavailable: f.unavailable, History: f.history, Now: time.Now, Log: testr.New(t),
 	}
 	return f
 }
@@ -140,6 +145,9 @@ func TestSpotInterruptionDeletesTheMachineAndMarksTheOfferingUnavailable(t *test
 	if _, ok := f.unavailable[want]; !ok || len(f.unavailable) != 1 {
 		t.Errorf("unavailable offerings = %v, want only %v", f.unavailable, want)
 	}
+	if f.history[want] != 1 || len(f.history) != 1 {
+		t.Errorf("interruptions recorded = %v, want one of %v", f.history, want)
+	}
 	events := strings.Join(f.events(), "\n")
 	for _, want := range []string{
 		"Warning SpotInterrupted EC2 will reclaim spot instance " + instanceID + " (m5.large spot in us-east-1b) at about ",
@@ -161,6 +169,9 @@ func TestScheduledChangeDeletesTheMachineWithoutMarkingTheOffering(t *testing.T)
 	}
 	if len(f.unavailable) != 0 {
 		t.Errorf("unavailable offerings = %v; a retirement is about one host, not the offering", f.unavailable)
+	}
+	if len(f.history) != 0 {
+		t.Errorf("interruptions recorded = %v; a retirement is no spot interruption", f.history)
 	}
 	events := strings.Join(f.events(), "\n")
 	if !strings.Contains(events, "Warning ScheduledChange AWS Health scheduled AWS_EC2_INSTANCE_RETIREMENT_SCHEDULED for instance "+instanceID+" (m5.large spot in us-east-1b) from 2026-12-05T15:10:09Z") {

@@ -58,6 +58,8 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 			ZoneNames: accountZones},
 	})
 	Expect(err).NotTo(HaveOccurred())
+	// Before the manager reads the catalog.
+	setRefusalSpotPrices()
 	DeferCleanup(func() {
 		// The manager below stops first (cleanups run last in, first
 		// out) and must close its watches on the workload cluster: a

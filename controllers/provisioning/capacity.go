@@ -50,6 +50,12 @@ func NodeLabels(pool *v1alpha1.NodePool, d Decision, typeLabels map[string]strin
 		out[v1alpha1.LabelZoneID] = d.Offering.ZoneID
 	}
 	out[v1alpha1.LabelCapacityType] = d.Offering.CapacityType
+	if d.Offering.ReservationID != "" {
+		out[v1alpha1.LabelCapacityReservationID] = d.Offering.ReservationID
+		if d.Offering.ReservationType != "" {
+			out[v1alpha1.LabelCapacityReservationType] = d.Offering.ReservationType
+		}
+	}
 	out[v1alpha1.LabelNodePool] = pool.Name
 	out[v1alpha1.LabelKarpenterNodePool] = pool.Name
 	return out

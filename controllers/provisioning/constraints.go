@@ -9,6 +9,7 @@ import (
 	infrav1 "sigs.k8s.io/cluster-api-provider-aws/v2/api/v1beta2"
 
 	"github.com/joinery-dev/joinery/api/v1alpha1"
+	"github.com/joinery-dev/joinery/cloud"
 	"github.com/joinery-dev/joinery/solver"
 )
 
@@ -196,12 +197,73 @@ type restriction struct {
 	constraints map[string]*LaunchConstraints // by pool name
 	scopes      []UnavailableScope
 	blocked     map[string]bool // pool names
+	// spotRisk weighs spot offerings (the solver's SpotRisk).
+	spotRisk solver.SpotRisk
+	// reservations are this cluster's Machines in each capacity
+	// reservation, and reservationTotals each reservation's size, to
+	// count what the catalog's last read of it does not show yet.
+	reservations      reservationUse
+	reservationTotals map[string]int
+}
+
+// reservationUse counts, per capacity reservation, the cluster's Machines
+// launched into it (not being deleted), and those of them whose instance
+// EC2 may not have counted yet.
+type reservationUse map[string]*struct{ machines, launching int }
+
+// count adds a Machine's decision; aws is its AWSMachine (nil before it
+// is created). CAPA sets spec.instanceID once RunInstances answered: from
+// then on EC2's available count includes the instance.
+func (u reservationUse) count(d Decision, aws *infrav1.AWSMachine) {
+	id := d.Offering.ReservationID
+	if id == "" {
+		return
+	}
+	c := u[id]
+	if c == nil {
+		c = &struct{ machines, launching int }{}
+		u[id] = c
+	}
+	c.machines++
+	if aws == nil || aws.Spec.InstanceID == nil || *aws.Spec.InstanceID == "" {
+		c.launching++
+	}
+}
+
+// reservationTotals are the sizes of the reservations the catalog offers.
+func reservationTotals(offered []cloud.InstanceTypeOfferings) map[string]int {
+	out := map[string]int{}
+	for _, ito := range offered {
+		for _, o := range ito.Offerings {
+			if o.Reservation != nil {
+				out[o.Reservation.ID] = o.Reservation.Total
+			}
+		}
+	}
+	return out
+}
+
+// reservedRoom is how many more machines a reservation takes, of the
+// available count the catalog last read: Machines still launching are not
+// in that count, and Machines launched since the read are not either, so
+// whichever of the two says less wins (EC2 refuses the rest with
+// ReservationCapacityExceeded, which marks the reservation unavailable).
+func (r *restriction) reservedRoom(id string, read int) int {
+	room := read
+	if c := r.reservations[id]; c != nil {
+		room -= c.launching
+		if total, ok := r.reservationTotals[id]; ok {
+			room = min(room, total-c.machines)
+		}
+	}
+	return max(room, 0)
 }
 
 // apply marks offerings the restriction withholds unavailable in the
 // snapshot's pools. The solver then never chooses them, as it never
 // chooses an offering EC2 refused.
 func (r *restriction) apply(snap *solver.Snapshot) {
+	snap.SpotRisk = r.spotRisk
 	for _, pool := range snap.Pools {
 		c := r.constraints[pool.Name]
 		blocked := r.blocked[pool.Name]
@@ -220,8 +282,23 @@ func (r *restriction) apply(snap *solver.Snapshot) {
 					o.Available = false
 					continue
 				}
+				target := reservation
+				if o.ReservationID != "" {
+					// A template that targets a reservation of its own
+					// launches there: the selector terms' reservations
+					// cannot be used.
+					if reservation != "" {
+						o.Available = false
+						continue
+					}
+					target = o.ReservationID
+					if o.ReservationCapacity = r.reservedRoom(o.ReservationID, o.ReservationCapacity); o.ReservationCapacity == 0 {
+						o.Available = false
+						continue
+					}
+				}
 				for _, s := range r.scopes {
-					if s.Blocks(r.region, key, reservation, it.Name, o.Zone, o.CapacityType) {
+					if s.Blocks(r.region, key, target, it.Name, o.Zone, o.CapacityType) {
 						o.Available = false
 						break
 					}

@@ -2,6 +2,7 @@ package provisioning
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -11,6 +12,7 @@ import (
 	infrav1 "sigs.k8s.io/cluster-api-provider-aws/v2/api/v1beta2"
 	capawebhooks "sigs.k8s.io/cluster-api-provider-aws/v2/webhooks"
 
+	"github.com/joinery-dev/joinery/api/v1alpha1"
 	"github.com/joinery-dev/joinery/solver"
 )
 
@@ -191,5 +193,105 @@ func TestBuildInfrastructureWritesWhatCAPAAccepts(t *testing.T) {
 			spec, _, _ := unstructured.NestedMap(obj.Object, "spec")
 			tc.check(t, spec)
 		})
+	}
+}
+
+// A reserved decision targets its reservation the way CAPA v2.13 sends it
+// to EC2 (capacityReservationId; marketType CapacityBlock for a block), in
+// a clone CAPA's own webhook accepts.
+func TestBuildInfrastructureTargetsTheDecisionsReservation(t *testing.T) {
+	l := launchSpec()
+	m, _ := BuildMachine(l, awsTemplateRef, kubeadmTemplateRef)
+	ref := TemplateObjectReference("team-a", awsTemplateRef, "v1beta2")
+	for _, tc := range []struct {
+		rule       string
+		kind       string
+		template   map[string]any
+		wantMarket string
+		wantPref   string
+	}{
+		{"an on-demand capacity reservation", v1alpha1.CapacityReservationTypeDefault,
+			map[string]any{"instanceType": "t3.large", "spotMarketOptions": map[string]any{"maxPrice": "0.04"}, "marketType": "Spot"}, "", ""},
+		{"a capacity block", v1alpha1.CapacityReservationTypeBlock, map[string]any{"instanceType": "t3.large"}, "CapacityBlock", ""},
+		{"the template's open preference gives way", v1alpha1.CapacityReservationTypeDefault,
+			map[string]any{"instanceType": "t3.large", "capacityReservationPreference": "Open"}, "", ""},
+		{"the template's reservations-only preference stays", v1alpha1.CapacityReservationTypeDefault,
+			map[string]any{"instanceType": "t3.large", "capacityReservationPreference": "CapacityReservationsOnly"}, "", "CapacityReservationsOnly"},
+	} {
+		t.Run(tc.rule, func(t *testing.T) {
+			d := l.Decision
+			d.Offering.CapacityType, d.Offering.ReservationID, d.Offering.ReservationType = v1alpha1.CapacityTypeReserved, "cr-0123456789abcdef0", tc.kind
+			obj, err := BuildInfrastructure(awsMachineTemplate(tc.template), ref, m, d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := validateWithCAPA(t, obj); err != nil {
+				t.Errorf("CAPA's webhook refuses the clone: %v", err)
+			}
+			spec, _, _ := unstructured.NestedMap(obj.Object, "spec")
+			id, _, _ := unstructured.NestedString(spec, "capacityReservationId")
+			market, _, _ := unstructured.NestedString(spec, "marketType")
+			pref, _, _ := unstructured.NestedString(spec, "capacityReservationPreference")
+			_, spot, _ := unstructured.NestedMap(spec, "spotMarketOptions")
+			if id != "cr-0123456789abcdef0" || market != tc.wantMarket || pref != tc.wantPref || spot {
+				t.Errorf("capacityReservationId %q marketType %q preference %q spot %v; want cr-0123456789abcdef0, %q, %q, no spot", id, market, pref, spot, tc.wantMarket, tc.wantPref)
+			}
+		})
+	}
+	// The Machine and the node it becomes name the reservation.
+	l.Decision.Offering.CapacityType, l.Decision.Offering.ReservationID, l.Decision.Offering.ReservationType = v1alpha1.CapacityTypeReserved, "cr-0123456789abcdef0", "default"
+	m, err := BuildMachine(l, awsTemplateRef, kubeadmTemplateRef)
+	if err != nil {
+		t.Fatal(err)
+	}
+	labels := NodeLabels(l.NodePool, l.Decision, nil)
+	if m.Labels[v1alpha1.LabelCapacityReservationID] != "cr-0123456789abcdef0" || labels[v1alpha1.LabelCapacityReservationID] != "cr-0123456789abcdef0" ||
+		labels[v1alpha1.LabelCapacityReservationType] != "default" || labels[v1alpha1.LabelCapacityType] != "reserved" {
+		t.Errorf("Machine labels %v, node labels %v", m.Labels, labels)
+	}
+}
+
+// Machines count against their reservation until EC2's count shows them:
+// two passes never plan more than the reservation holds.
+func TestRestrictionCountsMachinesAgainstTheirReservation(t *testing.T) {
+	reserved := func(id string, read int) solver.Offering {
+		return solver.Offering{Zone: "us-east-1a", CapacityType: v1alpha1.CapacityTypeReserved, Available: true, ReservationID: id, ReservationCapacity: read}
+	}
+	use := reservationUse{}
+	launched := "i-0123"
+	decided := func(id string) Decision { return Decision{Offering: Offering{ReservationID: id}} }
+	// cr-a: 3 slots; read says 2 free; one Machine launching (not in the
+	// read), one launched after the read (instance ID, not in it either).
+	use.count(decided("cr-a"), nil)
+	use.count(decided("cr-a"), &infrav1.AWSMachine{Spec: infrav1.AWSMachineSpec{InstanceID: &launched}})
+	// cr-b: 4 slots, read says 1 free, one Machine launching: none left.
+	use.count(decided("cr-b"), &infrav1.AWSMachine{})
+	snap := &solver.Snapshot{Pools: []*solver.Pool{
+		{Name: "terms", InstanceTypes: []*solver.InstanceType{{Name: "m5.large", Offerings: []solver.Offering{reserved("cr-a", 2), reserved("cr-b", 1), reserved("cr-c", 2)}}}},
+		{Name: "template", InstanceTypes: []*solver.InstanceType{{Name: "m5.large", Offerings: []solver.Offering{reserved("cr-c", 2),
+			{Zone: "us-east-1a", CapacityType: "on-demand", Available: true}}}}},
+	}}
+	r := &restriction{region: "us-east-1", namespace: "team-a", blocked: map[string]bool{},
+		constraints:       map[string]*LaunchConstraints{"template": {Reservation: "cr-t", NoSpot: true}},
+		scopes:            []UnavailableScope{{Kind: ScopeReservation, Reservation: "cr-c"}},
+		reservations:      use,
+		reservationTotals: map[string]int{"cr-a": 3, "cr-b": 4, "cr-c": 2},
+	}
+	r.apply(snap)
+	got := map[string]string{}
+	for _, p := range snap.Pools {
+		for _, o := range p.InstanceTypes[0].Offerings {
+			got[p.Name+" "+o.CapacityType+" "+o.ReservationID] = fmt.Sprintf("available=%t room=%d", o.Available, o.ReservationCapacity)
+		}
+	}
+	want := map[string]string{
+		"terms reserved cr-a":    "available=true room=1",  // min(2-1 launching, 3-2 Machines)
+		"terms reserved cr-b":    "available=false room=0", // 1 read, 1 launching
+		"terms reserved cr-c":    "available=false room=2", // EC2 refused it lately (ReservationCapacityExceeded)
+		"template reserved cr-c": "available=false room=2", // the template targets its own reservation
+		"template on-demand ":    "available=true room=0",
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("offerings after the restriction:\n  %v\nwant:\n  %v", got, want)
 	}
 }

@@ -46,6 +46,12 @@ type Options struct {
 	BatchIdle, BatchMax time.Duration
 	// UnavailableTTL is how long a refused offering is avoided (3 min).
 	UnavailableTTL time.Duration
+	// SpotRiskWeight is k in the solver's spot rule, price × (1 + k ×
+	// risk) (--spot-risk-weight, 1); 0 chooses spot by price alone.
+	SpotRiskWeight float64
+	// InterruptionHalfLife is how fast a seen spot interruption fades
+	// (--spot-interruption-half-life, 6h).
+	InterruptionHalfLife time.Duration
 	// RegistrationTimeout is how long a Machine may go without a Node
 	// before it is deleted (15 min).
 	RegistrationTimeout time.Duration
@@ -71,6 +77,7 @@ type Options struct {
 func DefaultOptions() Options {
 	return Options{
 		BatchIdle: time.Second, BatchMax: 10 * time.Second, UnavailableTTL: 3 * time.Minute,
+		SpotRiskWeight: 1, InterruptionHalfLife: 6 * time.Hour,
 		RegistrationTimeout: 15 * time.Minute, Replan: 30 * time.Second, Concurrency: 10,
 		VMMemoryOverheadPercent: cloud.DefaultVMMemoryOverheadPercent,
 		NodeLostGrace:           2 * time.Minute, LaunchErrorBackoff: 10 * time.Minute,
@@ -110,10 +117,12 @@ type Provisioner struct {
 	controller  controller.Controller
 	batches     *Batches
 	unavailable *UnavailableOfferings
-	templates   *templates
-	events      *workloadEvents
-	offerings   *offeringsCache
-	modelCache  nodeModels
+	// interruptions are the spot interruptions seen (spotrisk.go).
+	interruptions *SpotInterruptions
+	templates     *templates
+	events        *workloadEvents
+	offerings     *offeringsCache
+	modelCache    nodeModels
 
 	mu       sync.Mutex
 	clusters map[types.NamespacedName]*clusterState
@@ -185,6 +194,7 @@ func (p *Provisioner) SetupWithManager(ctx context.Context, mgr ctrl.Manager) er
 	p.setUpAt = p.Now()
 	p.batches = NewBatches(p.Options.BatchIdle, p.Options.BatchMax)
 	p.unavailable = NewUnavailableOfferings(p.Options.UnavailableTTL)
+	p.interruptions = NewSpotInterruptions(p.Options.InterruptionHalfLife)
 	p.templates = &templates{client: p.Client, mapper: mgr.GetRESTMapper()}
 	p.events = newWorkloadEvents(ctx, p.ClusterCache)
 	p.offerings = &offeringsCache{source: p.Catalog}

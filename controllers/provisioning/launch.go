@@ -94,13 +94,23 @@ type Offering struct {
 	// ListPricePerHour is the catalog's price it replaced.
 	PriceOverlay     string  `json:"priceOverlay,omitempty"`
 	ListPricePerHour float64 `json:"listPricePerHour,omitempty"`
+	// For spot: EC2's placement score (1..10, 0 unknown), and the risk
+	// the choice weighed its price by (solver.SpotRisk) with the recent
+	// interruptions Joinery saw of it.
+	PlacementScore      int     `json:"placementScore,omitempty"`
+	InterruptionRisk    float64 `json:"interruptionRisk,omitempty"`
+	RecentInterruptions float64 `json:"recentInterruptions,omitempty"`
+	// ReservationID is the capacity reservation a reserved offering
+	// launches into, ReservationType its kind (default, capacity-block).
+	ReservationID   string `json:"reservationID,omitempty"`
+	ReservationType string `json:"reservationType,omitempty"`
 }
 
 // NewDecision records what the solver decided for one new node.
 func NewDecision(node *solver.NewNode, now metav1.Time) Decision {
 	d := Decision{
 		NodePool:  node.Pool,
-		Offering:  offering(node.InstanceType.Name, node.Offering),
+		Offering:  offering(node.InstanceType.Name, node.Offering, node.SpotRiskNote),
 		PodCount:  len(node.Pods),
 		DecidedAt: now,
 	}
@@ -108,12 +118,12 @@ func NewDecision(node *solver.NewNode, now metav1.Time) Decision {
 		if len(d.Fallbacks) == maxRecordedFallbacks {
 			break
 		}
-		d.Fallbacks = append(d.Fallbacks, offering(f.InstanceType.Name, f.Offering))
+		d.Fallbacks = append(d.Fallbacks, offering(f.InstanceType.Name, f.Offering, f.SpotRiskNote))
 	}
 	for _, r := range node.Rejected {
 		rec := Rejected{Reason: r.Reason, Count: r.Count}
 		for _, o := range r.Offerings {
-			rec.Offerings = append(rec.Offerings, offering(o.InstanceType.Name, o.Offering))
+			rec.Offerings = append(rec.Offerings, offering(o.InstanceType.Name, o.Offering, o.SpotRiskNote))
 		}
 		d.Rejected = append(d.Rejected, rec)
 	}
@@ -132,9 +142,10 @@ func NewDecision(node *solver.NewNode, now metav1.Time) Decision {
 	return d
 }
 
-func offering(instanceType string, o solver.Offering) Offering {
+func offering(instanceType string, o solver.Offering, risk solver.SpotRiskNote) Offering {
 	return Offering{InstanceType: instanceType, Zone: o.Zone, ZoneID: o.ZoneID, CapacityType: o.CapacityType, PricePerHour: o.PricePerHour,
-		PriceOverlay: o.PriceOverlay, ListPricePerHour: o.ListPricePerHour}
+		PriceOverlay: o.PriceOverlay, ListPricePerHour: o.ListPricePerHour, ReservationID: o.ReservationID, ReservationType: o.ReservationType,
+		PlacementScore: o.PlacementScore, InterruptionRisk: risk.Risk, RecentInterruptions: risk.RecentInterruptions}
 }
 
 // MachineName is derived from the decision's identity: the cluster, the
@@ -254,6 +265,9 @@ func BuildMachine(l LaunchSpec, infraRef, bootstrapRef v1alpha1.TemplateReferenc
 	if len(l.Replacing) > 0 {
 		m.Annotations[AnnotationReplaces] = strings.Join(l.Replacing, ",")
 	}
+	if id := l.Decision.Offering.ReservationID; id != "" {
+		m.Labels[v1alpha1.LabelCapacityReservationID] = id
+	}
 	if grace := l.NodePool.Spec.Template.Spec.TerminationGracePeriod; grace != nil {
 		m.Spec.Deletion.NodeDrainTimeoutSeconds = ptr.To(int32(grace.Duration.Seconds()))
 	}
@@ -311,6 +325,9 @@ func setAWSOffering(obj *unstructured.Unstructured, o Offering) error {
 	if market != string(infrav1.MarketTypeCapacityBlock) {
 		unstructured.RemoveNestedField(obj.Object, "spec", "marketType")
 	}
+	if o.CapacityType == v1alpha1.CapacityTypeReserved && o.ReservationID != "" {
+		return setAWSReservation(obj, o)
+	}
 	if o.CapacityType != v1alpha1.CapacityTypeSpot {
 		return nil
 	}
@@ -327,6 +344,30 @@ func setAWSOffering(obj *unstructured.Unstructured, o Offering) error {
 		spot["maxPrice"] = maxPrice
 	}
 	return unstructured.SetNestedMap(obj.Object, spot, "spec", "spotMarketOptions")
+}
+
+// setAWSReservation targets the decision's capacity reservation, as
+// Karpenter's launch template does for a reserved offering: CAPA sends
+// capacityReservationId as the RunInstances CapacityReservationTarget, and
+// a capacity block needs marketType CapacityBlock besides. The template's
+// own reservation settings give way; a preference other than
+// CapacityReservationsOnly is dropped, since CAPA's webhook refuses it
+// next to an id.
+func setAWSReservation(obj *unstructured.Unstructured, o Offering) error {
+	if err := unstructured.SetNestedField(obj.Object, o.ReservationID, "spec", "capacityReservationId"); err != nil {
+		return err
+	}
+	if o.ReservationType == v1alpha1.CapacityReservationTypeBlock {
+		if err := unstructured.SetNestedField(obj.Object, string(infrav1.MarketTypeCapacityBlock), "spec", "marketType"); err != nil {
+			return err
+		}
+	} else {
+		unstructured.RemoveNestedField(obj.Object, "spec", "marketType")
+	}
+	if pref, _, _ := unstructured.NestedString(obj.Object, "spec", "capacityReservationPreference"); pref != string(infrav1.CapacityReservationPreferenceOnly) {
+		unstructured.RemoveNestedField(obj.Object, "spec", "capacityReservationPreference")
+	}
+	return nil
 }
 
 // Tags Joinery puts on the instances it launches (through the

@@ -99,13 +99,10 @@ func (ps *pass) run() (ctrl.Result, error) {
 	for _, m := range view.Machines {
 		ps.counted[m.Name] = true
 	}
-	objs := solverinput.Objects{NodePools: ps.plannablePools(), InFlight: map[string]bool{}, NodeModels: ps.models, Overlays: ps.overlays}
-	for _, n := range view.Nodes {
-		if !clusterstate.NodeInitialized(n) {
-			objs.InFlight[n.Name] = true
-		}
-	}
+	objs := solverinput.Objects{NodePools: ps.plannablePools(), NodeModels: ps.models, Overlays: ps.overlays,
+		InFlight: view.InFlightNodes(ps.now, ps.Options.RegistrationTimeout)}
 	requeue := time.Duration(0)
+	reservations := reservationUse{}
 	for i := range view.Machines {
 		vm := &view.Machines[i]
 		m, aws, node := vm.Machine, vm.AWSMachine, vm.Node
@@ -117,6 +114,7 @@ func (ps *pass) run() (ctrl.Result, error) {
 			ps.log.Error(err, "ignoring a Machine whose decision cannot be read", "machine", m.Name)
 			continue
 		}
+		reservations.count(d, aws)
 		pool := ps.byPool[d.NodePool]
 		if pool == nil {
 			// Its pool no longer serves this cluster (or was deleted: then
@@ -251,7 +249,10 @@ func (ps *pass) run() (ctrl.Result, error) {
 		ps.report(ps.cluster, ps.pools, true, err.Error())
 		return ctrl.Result{RequeueAfter: ps.Options.Replan}, nil
 	}
-	ps.restriction().apply(snap)
+	r := ps.restriction()
+	r.reservations = reservations
+	r.reservationTotals = reservationTotals(offered)
+	r.apply(snap)
 	withholdStatic(snap, ps.pools)
 	t0 := time.Now()
 	plan, withoutHeadroom, err := capacitybuffer.Solve(snap, solver.Options{SkipLowerBound: true, RecordRejections: true})
@@ -466,7 +467,7 @@ func (ps *pass) plannablePools() []*v1alpha1.NodePool {
 // restriction is what this pass withholds from the solver.
 func (ps *pass) restriction() *restriction {
 	r := &restriction{region: ps.region, namespace: ps.cluster.Namespace, constraints: ps.constraints,
-		scopes: ps.unavailable.Scopes(ps.now), blocked: map[string]bool{}}
+		scopes: ps.unavailable.Scopes(ps.now), blocked: map[string]bool{}, spotRisk: ps.spotRisk()}
 	for _, np := range ps.pools {
 		if _, blocked := ps.poolBlocked(np, ps.templateIDs[np.Name], ps.now); blocked {
 			r.blocked[np.Name] = true
@@ -680,8 +681,8 @@ func (ps *pass) launchRefused(m *clusterv1.Machine, pool *v1alpha1.NodePool, d D
 		ps.podsFailed(d, fmt.Sprintf("NodePool %s cannot launch: %s (%s); %s", pool.Name, codeOrCAPA(e.Code), shorten(message, 300), fix))
 		return true, ps.deleteMachine(m, pool, e.EventReason(), msg)
 	}
-	reservation := ""
-	if c := ps.constraints[pool.Name]; c != nil {
+	reservation := o.ReservationID // a reserved offering's own
+	if c := ps.constraints[pool.Name]; c != nil && reservation == "" {
 		reservation = c.Reservation
 	}
 	scope := ScopeOf(e, d, client.ObjectKeyFromObject(pool), ps.region, reservation)

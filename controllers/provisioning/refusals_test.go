@@ -42,6 +42,12 @@ type refusalWorld struct {
 
 func newRefusalWorld(t *testing.T, aws *infrav1.AWSMachine, nodeRef string) *refusalWorld {
 	t.Helper()
+	return newRefusalWorldOf(t, aws, nodeRef, nil)
+}
+
+// newRefusalWorldOf is newRefusalWorld for a decision decide changes.
+func newRefusalWorldOf(t *testing.T, aws *infrav1.AWSMachine, nodeRef string, decide func(*Decision)) *refusalWorld {
+	t.Helper()
 	scheme := runtime.NewScheme()
 	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, clusterv1.AddToScheme, bootstrapv1.AddToScheme, infrav1.AddToScheme, v1alpha1.AddToScheme} {
 		if err := add(scheme); err != nil {
@@ -49,6 +55,9 @@ func newRefusalWorld(t *testing.T, aws *infrav1.AWSMachine, nodeRef string) *ref
 		}
 	}
 	l := launchSpec()
+	if decide != nil {
+		decide(&l.Decision)
+	}
 	m, err := BuildMachine(l, awsTemplateRef, kubeadmTemplateRef)
 	if err != nil {
 		t.Fatal(err)
@@ -190,6 +199,21 @@ func TestCapacityRefusalMarksItsScope(t *testing.T) {
 			}
 		})
 	}
+	// The decision's own reservation, not the template's (it has none):
+	// the next window plans without it and falls back.
+	t.Run("a full reservation marks the reservation the decision targeted", func(t *testing.T) {
+		aws := refusedAWSMachine(capaMessage("ReservationCapacityExceeded", "The requested reservation does not have sufficient compatible and available capacity for this request."))
+		w := newRefusalWorldOf(t, aws, "", func(d *Decision) {
+			d.Offering.CapacityType, d.Offering.ReservationID, d.Offering.ReservationType = v1alpha1.CapacityTypeReserved, "cr-0123456789abcdef0", "default"
+		})
+		if !w.check(t, aws) || !w.machineDeleted(t) {
+			t.Fatalf("the refused Machine must be deleted")
+		}
+		want := UnavailableScope{Kind: ScopeReservation, Reservation: "cr-0123456789abcdef0"}
+		if scopes := w.ps.unavailable.Scopes(w.ps.now); len(scopes) != 1 || scopes[0] != want {
+			t.Errorf("scopes %+v, want %+v", scopes, want)
+		}
+	})
 	t.Run("throttling leaves the Machine to CAPA's retries", func(t *testing.T) {
 		aws := refusedAWSMachine(capaMessage("RequestLimitExceeded", "Request limit exceeded."))
 		w := newRefusalWorld(t, aws, "")

@@ -116,19 +116,17 @@ func (p *Provisioner) State(ctx context.Context, cluster *clusterv1.Cluster) (*C
 		return nil, err
 	}
 	st := &ClusterState{Cluster: cluster, Pools: pools, Offered: offered,
-		Workload: w.client, Live: live, Objects: solverinput.Objects{NodePools: ps.plannablePools(), InFlight: map[string]bool{}, NodeModels: ps.models, Overlays: ps.overlays},
+		Workload: w.client, Live: live, Objects: solverinput.Objects{NodePools: ps.plannablePools(), NodeModels: ps.models, Overlays: ps.overlays},
 		Lost: map[string]bool{}, restrict: ps.restriction()}
 	view, err := clusterstate.Read(ctx, p.Client, w.reader, cluster)
 	if err != nil {
 		return nil, err
 	}
+	st.Objects.InFlight = view.InFlightNodes(ps.now, ps.Options.RegistrationTimeout)
 	st.Machines = make([]clusterv1.Machine, 0, len(view.Machines))
 	st.Nodes, st.Pods, st.Pending = view.NodeByName, view.Bound, len(view.Pending)
 	for _, n := range view.Nodes {
 		st.Objects.Nodes = append(st.Objects.Nodes, n)
-		if !clusterstate.NodeInitialized(n) {
-			st.Objects.InFlight[n.Name] = true
-		}
 	}
 	for i := range view.Machines {
 		vm := &view.Machines[i]

@@ -667,6 +667,58 @@ func TestProvisioningWindows(t *testing.T) {
 			}
 		}
 	})
+
+	// Found by the soak (issue #20): pods created just before a workload
+	// cluster's partition stayed pending 500 s while every pass planned
+	// them onto two Nodes whose instances were gone, their Machines deleted
+	// while CAPI could not reach the cluster to delete the Nodes. Such a
+	// Node (NotReady, no live Machine) is not capacity on its way; nor is
+	// one that stopped reporting (Ready Unknown): its unreachable taint is
+	// real. After Karpenter core's cluster state, which treats only its own
+	// uninitialized NodeClaims as in flight (StateNode.Initialized).
+	t.Run("a Node that will not serve holds no pods: left without a Machine, or stopped reporting", func(t *testing.T) {
+		s := env.scene(t, env.cfg)
+		s.pool("lost")
+		unreachable := []corev1.Taint{
+			{Key: corev1.TaintNodeUnreachable, Effect: corev1.TaintEffectNoSchedule},
+			{Key: corev1.TaintNodeUnreachable, Effect: corev1.TaintEffectNoExecute},
+		}
+		s.node("orphan-"+s.ns, "lost", corev1.ConditionUnknown, unreachable)
+		s.node("never-initialized-"+s.ns, "lost", corev1.ConditionFalse,
+			[]corev1.Taint{{Key: clusterv1.NodeUninitializedTaint.Key, Effect: clusterv1.NodeUninitializedTaint.Effect}})
+		s.pendingPod("p", "lost")
+
+		if _, err := s.pass().run(); err != nil {
+			t.Fatal(err)
+		}
+		if n := len(s.machines()); n != 1 {
+			t.Errorf("%d Machines for a pod whose only pool Nodes have no live Machine (one lost, one never initialized): want 1", n)
+		}
+	})
+}
+
+// node registers a Node of pool in the scene's cluster, as the kubelet
+// would (an m5.large in us-east-1a), with the given readiness and taints.
+func (s *scene) node(name, pool string, ready corev1.ConditionStatus, taints []corev1.Taint) *corev1.Node {
+	s.t.Helper()
+	n := &corev1.Node{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{
+			v1alpha1.LabelNodePool: pool, v1alpha1.LabelInstanceType: "m5.large", v1alpha1.LabelCapacityType: v1alpha1.CapacityTypeOnDemand,
+			corev1.LabelTopologyZone: "us-east-1a", corev1.LabelArchStable: "amd64", corev1.LabelOSStable: "linux", corev1.LabelHostname: name,
+		}},
+		Spec: corev1.NodeSpec{ProviderID: "aws:///us-east-1a/i-" + name, Taints: taints},
+	}
+	if err := s.c.Create(s.ctx, n); err != nil {
+		s.t.Fatal(err)
+	}
+	s.t.Cleanup(func() { _ = s.env.c.Delete(context.Background(), n) })
+	capacity := corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("2"), corev1.ResourceMemory: resource.MustParse("7Gi"), corev1.ResourcePods: resource.MustParse("110")}
+	n.Status = corev1.NodeStatus{Capacity: capacity, Allocatable: capacity,
+		Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: ready, LastHeartbeatTime: metav1.Now(), LastTransitionTime: metav1.Now()}}}
+	if err := s.c.Status().Update(s.ctx, n); err != nil {
+		s.t.Fatal(err)
+	}
+	return n
 }
 
 func mentions(events []recordedEvent, s string) bool {

@@ -29,20 +29,17 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -58,8 +55,6 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/ptr"
-	infrav1 "sigs.k8s.io/cluster-api-provider-aws/v2/api/v1beta2"
-	bootstrapv1 "sigs.k8s.io/cluster-api/api/bootstrap/kubeadm/v1beta2"
 	clusterv1 "sigs.k8s.io/cluster-api/api/core/v1beta2"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -260,7 +255,7 @@ func run(ctx context.Context, dir, profiles string, clusters, podsPerCluster int
 	if err != nil {
 		return r, err
 	}
-	metricsAddr, err := freeAddr()
+	metricsAddr, err := testbed.FreeAddr()
 	if err != nil {
 		return r, err
 	}
@@ -268,7 +263,7 @@ func run(ctx context.Context, dir, profiles string, clusters, podsPerCluster int
 		"--metrics-bind-address=" + metricsAddr, "--metrics-secure=false", "--health-probe-bind-address=0"}, catalogArgs(tb)...)
 	// The profiler serves the forced collection liveHeap needs, and the
 	// profiles -profiles saves.
-	profilerAddr, err := freeAddr()
+	profilerAddr, err := testbed.FreeAddr()
 	if err != nil {
 		return r, err
 	}
@@ -454,13 +449,8 @@ func percentile(values []float64, p float64) float64 {
 
 func createPool(ctx context.Context, tb *testbed.Testbed) error {
 	name := "bench-workers"
-	if err := tb.Client.Create(ctx, &infrav1.AWSMachineTemplate{
-		ObjectMeta: metav1.ObjectMeta{Namespace: tb.Namespace, Name: name},
-		Spec:       infrav1.AWSMachineTemplateSpec{Template: infrav1.AWSMachineTemplateResource{Spec: testbed.WorkerMachineSpec()}},
-	}); err != nil {
-		return err
-	}
-	if err := tb.Client.Create(ctx, &bootstrapv1.KubeadmConfigTemplate{ObjectMeta: metav1.ObjectMeta{Namespace: tb.Namespace, Name: name}}); err != nil {
+	infra, bootstrap, err := tb.CreateWorkerTemplates(ctx, name)
+	if err != nil {
 		return err
 	}
 	return tb.Client.Create(ctx, &v1alpha1.NodePool{
@@ -475,8 +465,8 @@ func createPool(ctx context.Context, tb *testbed.Testbed) error {
 					// bench's pods: every decision names all its pods.
 					{Key: v1alpha1.AWSLabelPrefix + v1alpha1.SuffixInstanceCPU, Operator: v1alpha1.OpLte, Values: []string{"16"}},
 				},
-				InfrastructureTemplateRef: v1alpha1.TemplateReference{APIGroup: infrav1.GroupVersion.Group, Kind: "AWSMachineTemplate", Name: name},
-				BootstrapTemplateRef:      v1alpha1.TemplateReference{APIGroup: bootstrapv1.GroupVersion.Group, Kind: "KubeadmConfigTemplate", Name: name},
+				InfrastructureTemplateRef: infra,
+				BootstrapTemplateRef:      bootstrap,
 			}},
 		},
 	})
@@ -618,28 +608,7 @@ func (h *heapSampler) run(ctx context.Context) {
 	}
 }
 
-func (h *heapSampler) scrape() (float64, error) {
-	req, err := http.NewRequest(http.MethodGet, h.url, nil)
-	if err != nil {
-		return 0, err
-	}
-	// Uncompressed: gzipping every scrape would be the manager's CPU
-	// counted as Joinery's work.
-	req.Header.Set("Accept-Encoding", "identity")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "go_memstats_heap_alloc_bytes "); ok {
-			return strconv.ParseFloat(strings.TrimSpace(v), 64)
-		}
-	}
-	return 0, errors.New("no go_memstats_heap_alloc_bytes in the metrics")
-}
+func (h *heapSampler) scrape() (float64, error) { return testbed.HeapAllocBytes(h.url) }
 
 // live is the manager's live heap: the heap right after a collection
 // forced through its profiler (heap?gc=1), the lowest of three, so the
@@ -677,7 +646,7 @@ func (h *heapSampler) summary() (p95MB, maxMB float64) {
 // --watch-filter no Cluster carries): what a manager costs before its
 // first cluster.
 func baselineHeap(ctx context.Context, tb *testbed.Testbed) (float64, error) {
-	addr, err := freeAddr()
+	addr, err := testbed.FreeAddr()
 	if err != nil {
 		return 0, err
 	}
@@ -685,7 +654,7 @@ func baselineHeap(ctx context.Context, tb *testbed.Testbed) (float64, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return 0, err
 	}
-	profiler, err := freeAddr()
+	profiler, err := testbed.FreeAddr()
 	if err != nil {
 		return 0, err
 	}
@@ -808,15 +777,6 @@ func saveProfile(ctx context.Context, addr, profile, path string) {
 	}
 	defer f.Close()
 	_, _ = io.Copy(f, resp.Body)
-}
-
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
 }
 
 // recordNodes writes, every five seconds, each workload node's state and

@@ -58,6 +58,7 @@ func main() {
 		os.Exit(1)
 	}
 	fmt.Println(res.Line())
+	fmt.Fprintln(os.Stderr, res.Details())
 	fmt.Fprintf(os.Stderr, "history: %s\n", res.HistoryPath)
 	if len(res.Breaches) > 0 {
 		for _, b := range res.Breaches {

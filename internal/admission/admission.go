@@ -41,6 +41,12 @@ func ForEmbeddedCRD(file, version string) (*Validator, error) {
 	if err != nil {
 		return nil, err
 	}
+	return ForCRD(file, data, version)
+}
+
+// ForCRD builds a Validator from a CRD's YAML (named file in errors), e.g.
+// an older revision's, to tell what it would have admitted.
+func ForCRD(file string, data []byte, version string) (*Validator, error) {
 	var def apiextensionsv1.CustomResourceDefinition
 	if err := yaml.UnmarshalStrict(data, &def); err != nil {
 		return nil, fmt.Errorf("%s: %w", file, err)

@@ -15,6 +15,7 @@ package clusterstate
 import (
 	"context"
 	"fmt"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -194,4 +195,50 @@ func NodeInitialized(n *corev1.Node) bool {
 		}
 	}
 	return false
+}
+
+// InFlightNodes names the registered Nodes that are capacity on its way,
+// by node name: planning may place pods on them, ignoring the taints a
+// booting node carries (see solver.SchedulingTaints). A Node is in flight
+// only while all of these hold, as Karpenter counts only its own
+// uninitialized NodeClaims (pkg/controllers/state, StateNode.Initialized):
+//   - it is the Node of one of Joinery's Machines that is not being
+//     deleted: a Node without a live Machine (its Machine deleted while the
+//     workload cluster was unreachable, so CAPI could not delete the Node)
+//     will never be initialized by anyone, and is taken as it is;
+//   - it is not initialized yet (NodeInitialized);
+//   - it has not stopped reporting: a Ready condition Unknown is set by the
+//     node lifecycle controller when the kubelet stops posting status, so
+//     the node is lost, not booting, and its unreachable taint is real;
+//   - it registered less than bootBound ago (the registration timeout): a
+//     node that never becomes usable is not capacity for ever.
+//
+// now must be read on the apiserver's clock, as Node timestamps are.
+func (v *View) InFlightNodes(now time.Time, bootBound time.Duration) map[string]bool {
+	out := map[string]bool{}
+	for i := range v.Machines {
+		vm := &v.Machines[i]
+		if vm.Deleting() || vm.Node == nil {
+			continue
+		}
+		if NodeBooting(vm.Node, now, bootBound) {
+			out[vm.Node.Name] = true
+		}
+	}
+	return out
+}
+
+// NodeBooting reports whether a Node of a live Machine is still booting:
+// not initialized, still reporting, and registered less than bootBound
+// before now (see InFlightNodes).
+func NodeBooting(n *corev1.Node, now time.Time, bootBound time.Duration) bool {
+	if NodeInitialized(n) {
+		return false
+	}
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady && c.Status == corev1.ConditionUnknown {
+			return false
+		}
+	}
+	return now.Sub(n.CreationTimestamp.Time) < bootBound
 }

@@ -3,6 +3,7 @@ package clusterstate
 import (
 	"context"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -219,5 +220,46 @@ func TestReadViewsTheClusterOnce(t *testing.T) {
 	}
 	if len(v.Nodes) != 1 || v.NodeByName["ip-10-0-0-1"] == nil {
 		t.Errorf("nodes %v", v.NodeByName)
+	}
+}
+
+// Only a Node of a live Machine of ours that is still booting is capacity
+// on its way (InFlightNodes); the soak found pods pending 500 s behind
+// Nodes whose Machines were gone (issue #20).
+func TestInFlightNodes(t *testing.T) {
+	now := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+	bound := 15 * time.Minute
+	uninitialized := []corev1.Taint{{Key: clusterv1.NodeUninitializedTaint.Key, Effect: clusterv1.NodeUninitializedTaint.Effect}}
+	node := func(age time.Duration, ready corev1.ConditionStatus, taints []corev1.Taint) *corev1.Node {
+		n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n", CreationTimestamp: metav1.NewTime(now.Add(-age))}, Spec: corev1.NodeSpec{Taints: taints}}
+		if ready != "" {
+			n.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: ready}}
+		}
+		return n
+	}
+	live := &clusterv1.Machine{ObjectMeta: metav1.ObjectMeta{Name: "m"}}
+	deleting := &clusterv1.Machine{ObjectMeta: metav1.ObjectMeta{Name: "m", DeletionTimestamp: &metav1.Time{Time: now}, Finalizers: []string{"f"}}}
+	for _, tc := range []struct {
+		name    string
+		machine *clusterv1.Machine
+		node    *corev1.Node
+		want    bool
+	}{
+		{"just registered, CAPI's taint still on", live, node(time.Minute, corev1.ConditionTrue, uninitialized), true},
+		{"registered, kubelet not ready yet", live, node(time.Minute, corev1.ConditionFalse, nil), true},
+		{"registered, no Ready condition posted yet", live, node(time.Minute, "", nil), true},
+		{"ready and initialized: capacity that is here", live, node(time.Minute, corev1.ConditionTrue, nil), false},
+		{"stopped reporting (Ready Unknown): lost, not booting", live, node(time.Minute, corev1.ConditionUnknown, uninitialized), false},
+		{"not ready for longer than the bound", live, node(bound, corev1.ConditionFalse, uninitialized), false},
+		{"its Machine is being deleted", deleting, node(time.Minute, corev1.ConditionFalse, uninitialized), false},
+		{"no Machine of ours", nil, node(time.Minute, corev1.ConditionFalse, uninitialized), false},
+	} {
+		v := &View{Nodes: []*corev1.Node{tc.node}, NodeByName: map[string]*corev1.Node{"n": tc.node}}
+		if tc.machine != nil {
+			v.Machines = []Machine{{Machine: tc.machine, Node: tc.node}}
+		}
+		if got := v.InFlightNodes(now, bound)["n"]; got != tc.want {
+			t.Errorf("%s: in flight = %v, want %v", tc.name, got, tc.want)
+		}
 	}
 }

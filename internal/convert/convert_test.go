@@ -338,7 +338,6 @@ spec:
 		}},
 		{"user data and other EC2-only settings", pool + "---\n" + class + "  userData: echo hi\n  instanceStorePolicy: RAID0\n  detailedMonitoring: true\n  capacityReservationSelectorTerms: [{id: cr-0123}]\n", []string{
 			`EC2NodeClass c: spec.userData has no CAPA equivalent: CAPA's user data is the bootstrap data; move its commands to spec.template.spec.preKubeadmCommands (and files to spec.template.spec.files) of KubeadmConfigTemplate c`,
-			`EC2NodeClass c: spec.capacityReservationSelectorTerms has no Joinery equivalent`,
 			`EC2NodeClass c: spec.instanceStorePolicy "RAID0" has no CAPA equivalent`,
 			`EC2NodeClass c: spec.detailedMonitoring has no CAPA equivalent`,
 		}},
@@ -361,13 +360,13 @@ spec:
 ` + class, []string{
 			`NodePool p: spec.replicas 3 has no Joinery equivalent`,
 			`NodePool p: spec.limits.nodes 10 has no Joinery equivalent`,
-			`NodePool p: spec.template.spec.requirements[0].values "reserved" is kept, but Joinery knows no capacity reservation yet (spec.capacityReservationSelectorTerms is not converted): this pool launches on-demand`,
 			`NodePool p: spec.template.spec.requirements[1] on karpenter.k8s.aws/instance-ebs-bandwidth was not converted`,
 			`NodePool p: spec.template.spec.requirements[2].minValues 3 was not converted: Joinery takes minValues with the operators In and Exists only`,
+			`NodePool p: spec.template.spec.requirements[0].values "reserved" is kept, but EC2NodeClass c selects no capacity reservation (spec.capacityReservationSelectorTerms): this pool launches on-demand`,
 			`NodePool p: spec.disruption.consolidateWhen "WhenCostJustifiesDisruption" has no Joinery equivalent`,
 		}},
 		{"a pool of reserved capacity only", strings.Replace(pool, "values: [amd64]}\n", "values: [amd64]}\n      - {key: karpenter.sh/capacity-type, operator: In, values: [reserved]}\n", 1) + "---\n" + class, []string{
-			`NodePool p: spec.template.spec.requirements[1].values "reserved" is kept, but Joinery knows no capacity reservation yet (spec.capacityReservationSelectorTerms is not converted): this pool launches nothing, its pods are reported with "no reserved offering"; add on-demand to fall back`,
+			`NodePool p: spec.template.spec.requirements[1].values "reserved" is kept, but EC2NodeClass c selects no capacity reservation (spec.capacityReservationSelectorTerms): this pool launches nothing, its pods are reported with "no reserved offering"; add on-demand to fall back`,
 		}},
 		{"a well-known template label becomes a requirement", strings.Replace(pool, "    spec:\n      nodeClassRef", "    metadata: {labels: {topology.kubernetes.io/zone: us-east-1a}}\n    spec:\n      nodeClassRef", 1) + "---\n" + class, []string{
 			`NodePool p: spec.template.metadata.labels[topology.kubernetes.io/zone] became the requirement topology.kubernetes.io/zone In [us-east-1a]`,
@@ -407,7 +406,8 @@ spec:
 }
 
 // Karpenter v1's capacity type reserved is admitted by the CRD: it is
-// carried over as written, not rewritten to on-demand.
+// carried over as written, not rewritten to on-demand, and the
+// EC2NodeClass's capacityReservationSelectorTerms become the pool's.
 func TestConvertKeepsReserved(t *testing.T) {
 	in, err := Load("in.yaml", []byte(`apiVersion: karpenter.sh/v1
 kind: NodePool
@@ -427,6 +427,9 @@ spec:
   instanceProfile: nodes
   subnetSelectorTerms: [{tags: {tier: private}}]
   securityGroupSelectorTerms: [{id: sg-01234567}]
+  capacityReservationSelectorTerms:
+  - {id: cr-0123456789abcdef0}
+  - {tags: {team: ml}, ownerID: "123456789012", instanceMatchCriteria: targeted}
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -439,9 +442,30 @@ spec:
 	if err := res.WriteYAML(&out); err != nil {
 		t.Fatal(err)
 	}
-	got := decodeOutput(t, out.Bytes()).pools["p"].Spec.Template.Spec.Requirements
+	spec := decodeOutput(t, out.Bytes()).pools["p"].Spec.Template.Spec
+	got := spec.Requirements
 	if len(got) != 1 || !equal(got[0].Values, []string{"reserved", "on-demand"}) {
 		t.Fatalf("requirements %+v, want capacity-type In [reserved on-demand]", got)
+	}
+	// The EC2NodeClass's selector terms move to the pool, as written.
+	wantTerms := []v1alpha1.CapacityReservationSelectorTerm{
+		{ID: "cr-0123456789abcdef0"},
+		{Tags: map[string]string{"team": "ml"}, OwnerID: "123456789012"},
+	}
+	if !equal(spec.CapacityReservationSelectorTerms, wantTerms) {
+		t.Errorf("capacityReservationSelectorTerms %+v, want %+v", spec.CapacityReservationSelectorTerms, wantTerms)
+	}
+	var warned bool
+	for _, w := range res.Warnings {
+		if strings.Contains(w.String(), "spec.capacityReservationSelectorTerms[1].instanceMatchCriteria") {
+			warned = true
+		}
+		if strings.Contains(w.String(), "selects no capacity reservation") {
+			t.Errorf("warned %q though the class selects reservations", w)
+		}
+	}
+	if !warned {
+		t.Errorf("no warning for instanceMatchCriteria, which is not converted: %v", res.Warnings)
 	}
 }
 

@@ -30,6 +30,9 @@ type classResult struct {
 	kubelet *v1alpha1.KubeletConfiguration
 	// amiIDs are the AMIs the template pins (the first is used).
 	amiIDs []string
+	// reservationTerms are the class's capacityReservationSelectorTerms,
+	// which its NodePools carry.
+	reservationTerms []v1alpha1.CapacityReservationSelectorTerm
 }
 
 var awsAccountID = regexp.MustCompile(`^[0-9]{12}$`)
@@ -95,8 +98,15 @@ func (c *converter) convertEC2NodeClass(src *EC2NodeClassSource) *classResult {
 	if s.AssociatePublicIPAddress != nil {
 		spec.PublicIP = ptr.To(*s.AssociatePublicIPAddress)
 	}
-	if len(s.CapacityReservationSelectorTerms) > 0 {
-		c.warn(object, "spec.capacityReservationSelectorTerms", "has no Joinery equivalent yet: Joinery knows no capacity reservation, so NodePools allowing reserved capacity fall back to their other capacity types; remove it, or run reserved capacity as a MachineDeployment with spec.capacityReservationId")
+	// Capacity reservations are selected by the NodePool in Joinery (there
+	// is no node class), with the same terms: every NodePool of this class
+	// gets them.
+	for i, term := range s.CapacityReservationSelectorTerms {
+		field := fmt.Sprintf("spec.capacityReservationSelectorTerms[%d]", i)
+		cr.reservationTerms = append(cr.reservationTerms, v1alpha1.CapacityReservationSelectorTerm{ID: term.ID, Tags: term.Tags, OwnerID: term.OwnerID})
+		if term.InstanceMatchCriteria != "" {
+			c.warn(object, field+".instanceMatchCriteria", "%q was not converted: Joinery launches into the reservations it selects by targeting each one, whatever its match criteria; select the reservations by id or tags", term.InstanceMatchCriteria)
+		}
 	}
 	if s.IPPrefixCount != nil {
 		c.warn(object, "spec.ipPrefixCount", "has no CAPA equivalent; configure prefix delegation in the CNI (e.g. the VPC CNI's ENABLE_PREFIX_DELEGATION) and set kubelet maxPods accordingly")

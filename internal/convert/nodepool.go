@@ -137,8 +137,10 @@ func (c *converter) convertNodePool(src *NodePoolSource) Object {
 	}
 	if class != nil {
 		tmpl.Spec.Kubelet = class.kubelet.DeepCopy()
+		tmpl.Spec.CapacityReservationSelectorTerms = append([]v1alpha1.CapacityReservationSelectorTerm(nil), class.reservationTerms...)
 		c.checkArchitectures(object, className, class, tmpl.Spec.Requirements)
 	}
+	c.checkReserved(object, className, tmpl, ts.Requirements)
 	if raw, ok := kp.Metadata.Annotations[kubeletCompatibilityAnnotation]; ok {
 		field := "metadata.annotations[" + kubeletCompatibilityAnnotation + "]"
 		var k kubeletConfiguration
@@ -193,6 +195,33 @@ func (c *converter) convertNodePool(src *NodePoolSource) Object {
 
 // checkArchitectures warns when a pool whose template pins one AMI may
 // launch machines of an architecture the AMI may not have.
+// checkReserved says what a pool allowing reserved capacity does when its
+// EC2NodeClass selects no capacity reservation: nothing is offered as
+// reserved, so it launches its other capacity types, or nothing.
+func (c *converter) checkReserved(object, className string, tmpl *v1alpha1.NodeClaimTemplate, reqs []requirement) {
+	if len(tmpl.Spec.CapacityReservationSelectorTerms) > 0 {
+		return
+	}
+	for i, r := range reqs {
+		if r.Key != v1alpha1.LabelCapacityType || r.Operator != string(v1alpha1.OpIn) || !contains(r.Values, v1alpha1.CapacityTypeReserved) {
+			continue
+		}
+		kept := fmt.Sprintf("\"reserved\" is kept, but EC2NodeClass %s selects no capacity reservation (spec.capacityReservationSelectorTerms): ", className)
+		var others []string
+		for _, v := range r.Values {
+			if v != v1alpha1.CapacityTypeReserved {
+				others = append(others, v)
+			}
+		}
+		field := fmt.Sprintf("spec.template.spec.requirements[%d].values", i)
+		if len(others) == 0 {
+			c.warn(object, field, "%sthis pool launches nothing, its pods are reported with \"no reserved offering\"; add on-demand to fall back", kept)
+		} else {
+			c.warn(object, field, "%sthis pool launches %s", kept, strings.Join(others, " or "))
+		}
+	}
+}
+
 func (c *converter) checkArchitectures(object, className string, class *classResult, reqs []v1alpha1.NodeSelectorRequirementWithMinValues) {
 	if len(class.amiIDs) == 0 {
 		return
@@ -225,24 +254,6 @@ func (c *converter) convertRequirement(object, field string, r requirement) (v1a
 	case strings.HasPrefix(r.Key, v1alpha1.AWSLabelPrefix) && !wellKnownKeys[r.Key]:
 		c.warn(object, field, "on %s was not converted: Joinery's instance catalog has no such attribute, so it would constrain nothing; express it with node.kubernetes.io/instance-type or the karpenter.k8s.aws/instance-* keys in docs/nodepool.md", r.Key)
 		return out, false
-	case r.Key == v1alpha1.LabelCapacityType && (r.Operator == string(v1alpha1.OpIn) || r.Operator == string(v1alpha1.OpNotIn)):
-		// Reserved means the same as in Karpenter, but until Joinery's catalog
-		// has capacity reservations nothing is offered as reserved: say what
-		// the pool will do instead of leaving people to find out.
-		if r.Operator == string(v1alpha1.OpIn) && contains(r.Values, v1alpha1.CapacityTypeReserved) {
-			const kept = "\"reserved\" is kept, but Joinery knows no capacity reservation yet (spec.capacityReservationSelectorTerms is not converted): "
-			var others []string
-			for _, v := range r.Values {
-				if v != v1alpha1.CapacityTypeReserved {
-					others = append(others, v)
-				}
-			}
-			if len(others) == 0 {
-				c.warn(object, field+".values", kept+"this pool launches nothing, its pods are reported with \"no reserved offering\"; add on-demand to fall back")
-			} else {
-				c.warn(object, field+".values", kept+"this pool launches %s", strings.Join(others, " or "))
-			}
-		}
 	}
 	if r.MinValues != nil {
 		switch {

@@ -31,6 +31,7 @@ import (
 	"github.com/joinery-dev/joinery/controllers/disruption"
 	"github.com/joinery-dev/joinery/controllers/provisioning"
 	"github.com/joinery-dev/joinery/internal/clusterstate"
+	"github.com/joinery-dev/joinery/solver"
 )
 
 // Explainer reads a management cluster and, through CAPI's kubeconfig
@@ -78,7 +79,13 @@ func (e *Explainer) Machine(ctx context.Context, w io.Writer, key types.Namespac
 	if line := headroomLine(d); line != "" {
 		fmt.Fprintf(w, "  %s\n", line)
 	}
-	fmt.Fprintf(w, "  Chosen: %s, the cheapest offering that carries those pods within every constraint.\n", describeOffering(d.Offering))
+	chosen := "the cheapest offering that carries those pods within every constraint"
+	for _, r := range d.Rejected {
+		if r.Reason == solver.RejectedForSpotRisk {
+			chosen += ", spot prices weighed by interruption risk: price × (1 + weight × risk), risk 0..1 from EC2's spot placement score and the interruptions Joinery saw (--spot-risk-weight)"
+		}
+	}
+	fmt.Fprintf(w, "  Chosen: %s, %s.\n", describeOffering(d.Offering), chosen)
 	if d.SpotMaxPrice != "" {
 		fmt.Fprintf(w, "  Spot price cap: $%s/h (spotMarketOptions.maxPrice of the pool's AWSMachineTemplate): spot offerings above it were not chosen, and EC2 is asked for no more.\n", d.SpotMaxPrice)
 	}
@@ -228,6 +235,9 @@ func (e *Explainer) NodePool(ctx context.Context, w io.Writer, key types.Namespa
 			offering, price := "-", "-"
 			if d, err := provisioning.ReadDecision(m); err == nil {
 				offering = fmt.Sprintf("%s %s %s", d.Offering.InstanceType, d.Offering.CapacityType, d.Offering.Zone)
+				if d.Offering.ReservationID != "" {
+					offering += " " + d.Offering.ReservationID
+				}
 				price = fmt.Sprintf("%.4f", d.Offering.PricePerHour)
 			}
 			node := "-"
@@ -509,7 +519,32 @@ func describeOffering(o provisioning.Offering) string {
 	if o.PriceOverlay != "" {
 		s += fmt.Sprintf(" (price set by NodeOverlay %s; list $%.4f/h)", o.PriceOverlay, o.ListPricePerHour)
 	}
-	return s
+	if o.ReservationID != "" {
+		kind := "capacity reservation"
+		if o.ReservationType == v1alpha1.CapacityReservationTypeBlock {
+			kind = "capacity block"
+		}
+		s += fmt.Sprintf(" in %s %s (already paid for: priced at the on-demand price / 10,000,000)", kind, o.ReservationID)
+	}
+	return s + spotRisk(o)
+}
+
+// spotRisk says what a spot offering's price was weighed by, if anything.
+func spotRisk(o provisioning.Offering) string {
+	var parts []string
+	if o.PlacementScore > 0 {
+		parts = append(parts, fmt.Sprintf("placement score %d/10", o.PlacementScore))
+	}
+	if o.RecentInterruptions > 0 {
+		parts = append(parts, fmt.Sprintf("%.1f recent interruptions (fading)", o.RecentInterruptions))
+	}
+	if o.InterruptionRisk > 0 {
+		parts = append(parts, fmt.Sprintf("interruption risk %.2f", o.InterruptionRisk))
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return " [" + strings.Join(parts, ", ") + "]"
 }
 
 func offeringList(os []provisioning.Offering, n int) string {

@@ -19,6 +19,7 @@ import (
 	"github.com/joinery-dev/joinery/api/v1alpha1"
 	"github.com/joinery-dev/joinery/controllers/disruption"
 	"github.com/joinery-dev/joinery/controllers/provisioning"
+	"github.com/joinery-dev/joinery/solver"
 )
 
 var now = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
@@ -87,6 +88,8 @@ func TestMachine(t *testing.T) {
 		annotations map[string]string
 		maxPrice    string
 		overlay     string
+		spotRisk    bool
+		reservation string
 		want        []string
 	}{
 		{name: "kept by consolidation",
@@ -108,10 +111,27 @@ func TestMachine(t *testing.T) {
 			want: []string{"Spot price cap: $0.05/h (spotMarketOptions.maxPrice of the pool's AWSMachineTemplate)"}},
 		{name: "priced by a NodeOverlay", overlay: "m5-savings-plan",
 			want: []string{"Chosen: on-demand m5.xlarge in us-east-1b at $0.1152/h (price set by NodeOverlay m5-savings-plan; list $0.1920/h)"}},
+		{name: "spot passed over for interruption risk", spotRisk: true,
+			want: []string{
+				"Chosen: spot m5.xlarge in us-east-1c at $0.0800/h [placement score 9/10, interruption risk 0.11], the cheapest offering that carries those pods within every constraint, spot prices weighed by interruption risk",
+				"interruption risk: weighed by it (EC2's placement score, Joinery's recent interruptions), the price is not below the chosen offering's: 1 offering, " +
+					"cheapest: spot m5.xlarge in us-east-1b at $0.0700/h [placement score 2/10, 1.5 recent interruptions (fading), interruption risk 0.96]",
+			}},
+		{name: "in a capacity reservation", reservation: "cr-0123456789abcdef0",
+			want: []string{"Chosen: reserved m5.xlarge in us-east-1b at $0.0000/h in capacity reservation cr-0123456789abcdef0 (already paid for"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := decision()
 			d.SpotMaxPrice = tc.maxPrice
+			if tc.spotRisk {
+				d.Offering = provisioning.Offering{InstanceType: "m5.xlarge", Zone: "us-east-1c", CapacityType: "spot", PricePerHour: 0.08, PlacementScore: 9, InterruptionRisk: 1.0 / 9}
+				d.Rejected = append(d.Rejected, provisioning.Rejected{Reason: solver.RejectedForSpotRisk, Count: 1, Offerings: []provisioning.Offering{
+					{InstanceType: "m5.xlarge", Zone: "us-east-1b", CapacityType: "spot", PricePerHour: 0.07, PlacementScore: 2, RecentInterruptions: 1.5, InterruptionRisk: solver.OfferingRisk(2, 1.5)}}})
+			}
+			if tc.reservation != "" {
+				d.Offering.CapacityType, d.Offering.PricePerHour = v1alpha1.CapacityTypeReserved, d.Offering.PricePerHour/10_000_000
+				d.Offering.ReservationID, d.Offering.ReservationType = tc.reservation, v1alpha1.CapacityReservationTypeDefault
+			}
 			if tc.overlay != "" {
 				d.Offering.PriceOverlay, d.Offering.ListPricePerHour, d.Offering.PricePerHour = tc.overlay, d.Offering.PricePerHour, d.Offering.PricePerHour*0.6
 			}
@@ -133,6 +153,9 @@ func TestMachine(t *testing.T) {
 			}
 			if tc.overlay == "" && strings.Contains(out, "NodeOverlay") {
 				t.Errorf("an overlay shown for a decision at list prices:\n%s", out)
+			}
+			if !tc.spotRisk && (strings.Contains(out, "placement score") || strings.Contains(out, "weighed")) {
+				t.Errorf("spot risk shown for a decision without any:\n%s", out)
 			}
 			if tc.maxPrice == "" && strings.Contains(out, "Spot price cap") {
 				t.Errorf("a cap shown for a template without one:\n%s", out)

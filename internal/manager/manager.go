@@ -38,6 +38,7 @@ import (
 	"github.com/joinery-dev/joinery/controllers/provisioning"
 	"github.com/joinery-dev/joinery/internal/apiclock"
 	"github.com/joinery-dev/joinery/internal/shard"
+	"github.com/joinery-dev/joinery/solver"
 )
 
 // Options are the manager's settings; BindFlags names them as every
@@ -116,6 +117,9 @@ func BindFlags(f *pflag.FlagSet, o *Options) {
 	f.DurationVar(&p.BatchIdle, "batch-idle-duration", p.BatchIdle, "A batch of pending pods closes after this long without a new one.")
 	f.DurationVar(&p.BatchMax, "batch-max-duration", p.BatchMax, "A batch of pending pods closes at the latest this long after it opened.")
 	f.DurationVar(&p.UnavailableTTL, "unavailable-offerings-ttl", p.UnavailableTTL, "How long an offering EC2 refused for lack of capacity is avoided.")
+	f.Float64Var(&p.SpotRiskWeight, "spot-risk-weight", p.SpotRiskWeight, "How much interruption risk weighs on a spot offering's price when choosing: price × (1 + weight × risk), risk 0..1 from EC2's spot placement score "+
+		"(read with --catalog-regions) and the interruptions Joinery saw of the offering. 1 makes the riskiest offering compete at twice its price; 0 chooses spot by price alone.")
+	f.DurationVar(&p.InterruptionHalfLife, "spot-interruption-half-life", p.InterruptionHalfLife, "How fast a spot interruption Joinery saw stops weighing on its offering: its weight halves every this long.")
 	f.DurationVar(&p.RegistrationTimeout, "registration-timeout", p.RegistrationTimeout, "A Machine whose Node has not registered after this long is deleted.")
 	f.DurationVar(&p.NodeLostGrace, "node-lost-grace", p.NodeLostGrace, "A Machine whose Node disappeared while its instance runs counts as not-ready capacity this long, then is deleted.")
 	f.DurationVar(&p.LaunchErrorBackoff, "launch-error-backoff", p.LaunchErrorBackoff, "A pool whose launch EC2 or CAPA refused for its configuration launches nothing in that cluster this long, unless its templates change first.")
@@ -141,6 +145,7 @@ func BindFlags(f *pflag.FlagSet, o *Options) {
 		"while EC2 cannot be reached the last good catalog stays in use (see docs/catalog.md).")
 	f.DurationVar(&c.Interval, "catalog-refresh-interval", c.Interval, "How often instance types, offerings, zone names and spot prices are all read from EC2 (with --catalog-regions).")
 	f.DurationVar(&c.SpotInterval, "catalog-spot-refresh-interval", c.SpotInterval, "How often spot prices alone are read from EC2 in between; 0 reads them only with the rest (with --catalog-regions).")
+	f.DurationVar(&c.ReservationInterval, "catalog-reservation-refresh-interval", c.ReservationInterval, "How often capacity reservations (and how many instances each still takes) alone are read from EC2 in between; 0 reads them only with the rest (with --catalog-regions).")
 	f.StringVar(&c.Endpoint, "ec2-endpoint", c.Endpoint, "EC2 endpoint URL replacing each region's for the catalog refresh (a VPC endpoint, or a local one in tests).")
 }
 
@@ -151,6 +156,7 @@ func (o Options) Validate() error {
 		flag  string
 		value time.Duration
 	}{{"--batch-idle-duration", p.BatchIdle}, {"--batch-max-duration", p.BatchMax}, {"--unavailable-offerings-ttl", p.UnavailableTTL},
+		{"--spot-interruption-half-life", p.InterruptionHalfLife},
 		{"--registration-timeout", p.RegistrationTimeout}, {"--replan-interval", p.Replan},
 		{"--node-lost-grace", p.NodeLostGrace}, {"--launch-error-backoff", p.LaunchErrorBackoff},
 		{"--disruption-validation-delay", o.Disruption.ValidationDelay}, {"--disruption-interval", o.Disruption.Interval}} {
@@ -160,6 +166,9 @@ func (o Options) Validate() error {
 	}
 	if p.BatchMax < p.BatchIdle {
 		return fmt.Errorf("--batch-max-duration=%s is shorter than --batch-idle-duration=%s; make it at least as long", p.BatchMax, p.BatchIdle)
+	}
+	if err := (solver.SpotRisk{Weight: p.SpotRiskWeight}).Validate(); err != nil {
+		return fmt.Errorf("--spot-risk-weight: %w", err)
 	}
 	if p.Concurrency < 1 {
 		return fmt.Errorf("--cluster-concurrency=%d: must be at least 1", p.Concurrency)
@@ -346,6 +355,7 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, error)
 			Queue:       i.Queue,
 			Recorder:    mgr.GetEventRecorderFor("joinery-interruption"),
 			Unavailable: provisioner.Unavailable(),
+			History:     provisioner.SpotInterruptions(),
 		}).SetupWithManager(ctx, mgr); err != nil {
 			return nil, fmt.Errorf("setting up the interruption controller: %w", err)
 		}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -137,6 +138,19 @@ func TestWriteBadInputsTable(t *testing.T) {
 		t.Skip("JOINERY_INPUTS_TABLE not set")
 	}
 	var rows strings.Builder
+	for _, r := range badInputRows(t) {
+		rows.WriteString("| simulate | " + r[0] + " | " + r[1] + " |\n")
+	}
+	if err := os.WriteFile(out, []byte(rows.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// badInputRows are the rule and the verdict of every bad input, as
+// docs/hardening-inputs.md shows them.
+func badInputRows(t *testing.T) [][2]string {
+	t.Helper()
+	var rows [][2]string
 	for _, tc := range badInputs() {
 		path := filepath.Join(t.TempDir(), "in.yaml")
 		if err := os.WriteFile(path, []byte(tc.input), 0o644); err != nil {
@@ -147,9 +161,26 @@ func TestWriteBadInputsTable(t *testing.T) {
 			verdict = strings.ReplaceAll(strings.TrimPrefix(err.Error(), path), "|", "\\|")
 			verdict = "in.yaml" + truncate(strings.ReplaceAll(verdict, "\n", " "))
 		}
-		rows.WriteString("| simulate | " + tc.rule + " | " + verdict + " |\n")
+		rows = append(rows, [2]string{tc.rule, verdict})
 	}
-	if err := os.WriteFile(out, []byte(rows.String()), 0o644); err != nil {
+	return rows
+}
+
+// docs/hardening-inputs.md lists every bad simulate input with today's
+// message (the NodePool half is checked in api/v1alpha1).
+func TestHardeningInputsDocIsCurrent(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "hardening-inputs.md"))
+	if err != nil {
 		t.Fatal(err)
+	}
+	for _, r := range badInputRows(t) {
+		if r[1] == "accepted" {
+			t.Errorf("%s: accepted", r[0])
+			continue
+		}
+		row := regexp.MustCompile(`(?m)^\| simulate \| ` + regexp.QuoteMeta(r[0]) + ` \| (yes|no) \| ` + regexp.QuoteMeta(r[1]) + ` \|$`)
+		if !row.Match(doc) {
+			t.Errorf("docs/hardening-inputs.md has no row for %q with today's message %q; regenerate it (see the doc)", r[0], r[1])
+		}
 	}
 }

@@ -263,9 +263,19 @@ func Pool(np *v1alpha1.NodePool, offered []cloud.InstanceTypeOfferings, model No
 			VolumeLimits: t.VolumeLimits,
 		}
 		for _, o := range t.Offerings {
-			it.Offerings = append(it.Offerings, solver.Offering{
+			off := solver.Offering{
 				Zone: o.Zone, ZoneID: o.ZoneID, Region: o.Region, CapacityType: o.CapacityType, PricePerHour: o.PricePerHour, Available: o.Available,
-			})
+				PlacementScore: o.PlacementScore,
+			}
+			if r := o.Reservation; r != nil {
+				// The catalog offers every reservation of the region; a
+				// pool launches into those its terms select.
+				if !cloud.SelectsAny(spec.CapacityReservationSelectorTerms, r) {
+					continue
+				}
+				off.ReservationID, off.ReservationType, off.ReservationCapacity = r.ID, r.Type, r.Available
+			}
+			it.Offerings = append(it.Offerings, off)
 		}
 		pool.InstanceTypes = append(pool.InstanceTypes, it)
 	}

@@ -1,6 +1,7 @@
 package solverinput
 
 import (
+	"fmt"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -295,5 +296,54 @@ func TestInFlightNodesHaveTheOverlaidCapacity(t *testing.T) {
 	}
 	if _, ok := booting.Status.Allocatable[fuse]; ok {
 		t.Error("the input Node (the cache's) was modified")
+	}
+}
+
+// The catalog offers every active reservation of the region; each pool
+// plans with those its capacityReservationSelectorTerms select, as
+// Karpenter's EC2NodeClass resolves its terms, with the count each holds.
+func TestPoolsGetTheReservationsTheirTermsSelect(t *testing.T) {
+	catalog, err := cloud.Embedded()
+	if err != nil {
+		t.Fatal(err)
+	}
+	catalog = catalog.WithCapacityReservations("us-east-1", []cloud.CapacityReservation{
+		{ID: "cr-ml", OwnerID: "111111111111", InstanceType: "m5.large", Region: "us-east-1", ZoneID: "use1-az1", Type: "default", Total: 4, Available: 3, State: "active", Tags: map[string]string{"team": "ml"}},
+		{ID: "cr-web", OwnerID: "111111111111", InstanceType: "m5.large", Region: "us-east-1", ZoneID: "use1-az1", Type: "capacity-block", Total: 2, Available: 2, State: "active", Tags: map[string]string{"team": "web"}},
+	})
+	offered, err := catalog.RegionOfferings("us-east-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	reserved := func(terms ...v1alpha1.CapacityReservationSelectorTerm) map[string]string {
+		np := nodePool("p", func(np *v1alpha1.NodePool) { np.Spec.Template.Spec.CapacityReservationSelectorTerms = terms })
+		pool, err := Pool(np, offered, NodeModel{}, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]string{}
+		for _, it := range pool.InstanceTypes {
+			for _, o := range it.Offerings {
+				if o.CapacityType == v1alpha1.CapacityTypeReserved {
+					out[o.ReservationID] = fmt.Sprintf("%s %s %s %d", it.Name, o.Zone, o.ReservationType, o.ReservationCapacity)
+				}
+			}
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		rule  string
+		terms []v1alpha1.CapacityReservationSelectorTerm
+		want  map[string]string
+	}{
+		{"no terms, no reservation", nil, map[string]string{}},
+		{"by id", []v1alpha1.CapacityReservationSelectorTerm{{ID: "cr-web"}}, map[string]string{"cr-web": "m5.large us-east-1a capacity-block 2"}},
+		{"by tag", []v1alpha1.CapacityReservationSelectorTerm{{Tags: map[string]string{"team": "ml"}}}, map[string]string{"cr-ml": "m5.large us-east-1a default 3"}},
+		{"any term", []v1alpha1.CapacityReservationSelectorTerm{{Tags: map[string]string{"team": "*"}, OwnerID: "111111111111"}},
+			map[string]string{"cr-ml": "m5.large us-east-1a default 3", "cr-web": "m5.large us-east-1a capacity-block 2"}},
+	} {
+		if got := reserved(tc.terms...); fmt.Sprint(got) != fmt.Sprint(tc.want) {
+			t.Errorf("%s: reserved offerings %v, want %v", tc.rule, got, tc.want)
+		}
 	}
 }

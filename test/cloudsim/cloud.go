@@ -21,6 +21,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"maps"
+	mathrand "math/rand"
 	"slices"
 	"sort"
 	"sync"
@@ -113,6 +114,9 @@ type Instance struct {
 	// TerminationReason says why an instance was terminated:
 	// "TerminateInstances", "terminated out of band", "spot interruption".
 	TerminationReason string
+	// CapacityReservationID is the reservation the instance holds a slot
+	// of (its Offering's capacity type is then reserved).
+	CapacityReservationID string
 
 	bootDelay time.Duration
 	neverJoin bool
@@ -187,6 +191,11 @@ type Options struct {
 	// SpotInterruptionWarning is the time between a spot interruption
 	// notice and the termination (EC2: two minutes; default 2m).
 	SpotInterruptionWarning time.Duration
+	// InterruptionSeed seeds the draws of SetInterruptionRate's
+	// interruptions; InterruptionTick is how often they are drawn (default
+	// 1s; negative: only when StepInterruptions is called).
+	InterruptionSeed int64
+	InterruptionTick time.Duration
 	// OnSpotInterruption is called when a spot interruption is announced.
 	OnSpotInterruption func(Interruption)
 	// EC2Addr is where the EC2 endpoint listens (default 127.0.0.1 on a
@@ -204,6 +213,9 @@ type Options struct {
 	// AccountID is the account of queue URLs, events and resource owners
 	// (default DefaultAccountID).
 	AccountID string
+	// CapacityReservations are the account's capacity reservations at
+	// start (see AddCapacityReservation).
+	CapacityReservations []CapacityReservation
 	// Log receives the simulator's structured logs.
 	Log logr.Logger
 }
@@ -223,7 +235,8 @@ type Cloud struct {
 
 	mu           sync.Mutex
 	instances    map[string]*Instance // by instance ID
-	clientTokens map[string][]string  // RunInstances ClientToken -> instance IDs
+	reservations map[string]*CapacityReservation
+	clientTokens map[string][]string // RunInstances ClientToken -> instance IDs
 	net          network
 	clusters     map[string]*workloadCluster // by apiServerEndpoint (host:port)
 	ice          []Offering                  // offerings with insufficient capacity
@@ -232,6 +245,10 @@ type Cloud struct {
 	neverJoin    []Offering             // offerings whose nodes never join
 	timers       map[string]*time.Timer // pending spot terminations and kubelet joins
 	stopped      bool
+	// rates, rng and stepping: interruptions at a rate (interruptrate.go).
+	rates    []interruptionRate // newest first
+	rng      *mathrand.Rand
+	stepping bool
 }
 
 type slowBoot struct {
@@ -301,7 +318,7 @@ func New(opts Options) (*Cloud, error) {
 	}
 	c := &Cloud{
 		opts: opts, ec2: e, defaultPrices: defaultPrices,
-		instances: map[string]*Instance{}, clientTokens: map[string][]string{},
+		instances: map[string]*Instance{}, clientTokens: map[string][]string{}, reservations: map[string]*CapacityReservation{},
 		net:      newNetwork(),
 		clusters: map[string]*workloadCluster{},
 		timers:   map[string]*time.Timer{},
@@ -315,6 +332,11 @@ func New(opts Options) (*Cloud, error) {
 	} {
 		if err := c.AddImage(img); err != nil {
 			return nil, err
+		}
+	}
+	for i, r := range opts.CapacityReservations {
+		if _, err := c.AddCapacityReservation(r); err != nil {
+			return nil, fmt.Errorf("cloudsim.Options.CapacityReservations[%d]: %w", i, err)
 		}
 	}
 	if err := e.Start(opts.EC2Addr); err != nil {

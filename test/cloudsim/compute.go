@@ -23,7 +23,9 @@ import (
 // DescribeSubnets, DescribeSecurityGroups, DescribeNetworkInterfaces,
 // DescribeNetworkInterfaceAttribute, ModifyNetworkInterfaceAttribute,
 // CreateTags, DeleteTags, ModifyInstanceMetadataOptions, DescribeVpcs and
-// DescribeDhcpOptions (which CAPA reads for the instance's addresses).
+// DescribeDhcpOptions (which CAPA reads for the instance's addresses), and
+// DescribeCapacityReservations, which Joinery's live catalog reads as
+// Karpenter's capacity reservation provider does (reservations.go).
 
 // clusterTagPrefix is the tag CAPA puts on every resource of a cluster:
 // sigs.k8s.io/cluster-api-provider-aws/cluster/<cluster name>=owned.
@@ -43,6 +45,8 @@ type instanceWire struct {
 	metadata       ec2MetadataOptionsXML
 	spotRequestID  string
 	capacityPref   string
+	capacityTarget string // the targeted reservation
+	capacityBlock  bool   // launched with the capacity-block market type
 	arch           string
 	facts          cloud.InstanceType
 	ebsOptimized   bool
@@ -84,6 +88,7 @@ var computeParams = map[string][]string{
 	"ModifyInstanceMetadataOptions":     {"InstanceId", "HttpTokens", "HttpPutResponseHopLimit", "HttpEndpoint", "HttpProtocolIpv6", "InstanceMetadataTags"},
 	"DescribeVpcs":                      {"VpcId", "Filter", "MaxResults", "NextToken"},
 	"DescribeDhcpOptions":               {"DhcpOptionsId", "Filter", "MaxResults", "NextToken"},
+	"DescribeCapacityReservations":      {"CapacityReservationId", "Filter", "MaxResults", "NextToken"},
 }
 
 // serveCompute answers the compute actions; the EC2 endpoint calls it with
@@ -134,6 +139,8 @@ func (c *Cloud) serveCompute(action string, in ec2Input, requestID string) (any,
 		out, err = c.describeVpcs(in, requestID)
 	case "DescribeDhcpOptions":
 		out, err = c.describeDhcpOptions(in, requestID)
+	case "DescribeCapacityReservations":
+		out, err = c.describeCapacityReservations(in, requestID, now)
 	}
 	return out, err, true
 }
@@ -432,8 +439,35 @@ func (c *Cloud) runInstances(in ec2Input, requestID string, now time.Time) (any,
 			}
 			maxPrice = p
 		}
+	case ReservationTypeCapacityBlock:
+		if len(sub(market, "SpotOptions")) > 0 {
+			return nil, &ec2APIError{400, "InvalidParameterCombination", "SpotOptions cannot be specified with the market type capacity-block."}
+		}
 	default:
 		return nil, &ec2APIError{400, "Unsupported", fmt.Sprintf("The simulated EC2 does not sell the %s market type.", market["MarketType"])}
+	}
+
+	// Capacity reservations: a targeted one, or an open one EC2 matches.
+	cr := sub(in.values2(), "CapacityReservationSpecification")
+	if err := checkFields(cr, "CapacityReservationSpecification", action, "CapacityReservationPreference", "CapacityReservationTarget"); err != nil {
+		return nil, err
+	}
+	target := cr["CapacityReservationTarget.CapacityReservationId"]
+	if err := checkFields(sub(cr, "CapacityReservationTarget"), "CapacityReservationSpecification.CapacityReservationTarget", action, "CapacityReservationId"); err != nil {
+		return nil, err
+	}
+	switch p := cr["CapacityReservationPreference"]; p {
+	case "", "open", "none", "capacity-reservations-only":
+	default:
+		return nil, errEC2InvalidParameterValue("Value (%s) for parameter capacityReservationPreference is invalid.", p)
+	}
+	resv, apiErr := c.reservationFor(target, market["MarketType"], cr["CapacityReservationPreference"], instanceType, zone, minCount, now)
+	if apiErr != nil {
+		return nil, apiErr
+	}
+	if resv != nil {
+		capacityType = CapacityTypeReserved
+		maxCount = min(maxCount, resv.available())
 	}
 	o := Offering{InstanceType: instanceType, Zone: zone, CapacityType: capacityType}
 	price, _ := c.opts.Prices(instanceType, zone, capacityType)
@@ -449,9 +483,10 @@ func (c *Cloud) runInstances(in ec2Input, requestID string, now time.Time) (any,
 		}
 	}
 
-	// Faults, in the order EC2 would meet them: capacity, then limits.
+	// Faults, in the order EC2 would meet them: capacity, then limits. A
+	// reservation's room is held for it: no shortage of capacity reaches it.
 	for _, f := range c.ice {
-		if f.matches(o) {
+		if resv == nil && f.matches(o) {
 			var others []string
 			for _, z := range c.ec2.zones {
 				if z.Name != zone && c.ec2.offered[z.ID][instanceType] {
@@ -548,21 +583,6 @@ func (c *Cloud) runInstances(in ec2Input, requestID string, now time.Time) (any,
 	if iam["Name"] != "" {
 		iamArn = fmt.Sprintf("arn:aws:iam::%s:instance-profile/%s", c.opts.AccountID, iam["Name"])
 	}
-	cr := sub(in.values2(), "CapacityReservationSpecification")
-	if err := checkFields(cr, "CapacityReservationSpecification", action, "CapacityReservationPreference", "CapacityReservationTarget"); err != nil {
-		return nil, err
-	}
-	if id := cr["CapacityReservationTarget.CapacityReservationId"]; id != "" {
-		return nil, &ec2APIError{400, "InvalidCapacityReservationId.NotFound", fmt.Sprintf("The capacity reservation ID '%s' does not exist", id)}
-	}
-	if len(sub(cr, "CapacityReservationTarget")) > 0 {
-		return nil, errUnknownSubParam("CapacityReservationSpecification.CapacityReservationTarget (other than CapacityReservationId)", action)
-	}
-	switch p := cr["CapacityReservationPreference"]; p {
-	case "", "open", "none", "capacity-reservations-only":
-	default:
-		return nil, errEC2InvalidParameterValue("Value (%s) for parameter capacityReservationPreference is invalid.", p)
-	}
 	var userData []byte
 	if s := in.get("UserData"); s != "" {
 		b, err := base64.StdEncoding.DecodeString(s)
@@ -609,6 +629,11 @@ func (c *Cloud) runInstances(in ec2Input, requestID string, now time.Time) (any,
 			reservationID: reservation, vpcID: sn.vpcID, zoneID: sn.zoneID, rootDeviceName: img.RootDeviceName, rootVolumeGiB: rootGiB,
 			userData: userData, keyName: in.get("KeyName"), iamProfile: iamArn, metadata: md, capacityPref: cr["CapacityReservationPreference"],
 			arch: typeArch, facts: facts, ebsOptimized: in.get("EbsOptimized") == "true", groups: slices.Clone(groups),
+			capacityTarget: target, capacityBlock: market["MarketType"] == ReservationTypeCapacityBlock,
+		}
+		if resv != nil {
+			resv.instances[inst.ID] = true
+			inst.CapacityReservationID = resv.ID
 		}
 		if capacityType == CapacityTypeSpot {
 			w.spotRequestID = "sir-" + newID("x")[2:10]
@@ -751,10 +776,17 @@ func (c *Cloud) instanceXML(inst *Instance, now time.Time) ec2InstanceXML {
 		PlatformDetails:       "Linux/UNIX", UsageOperation: "RunInstances", BootMode: "legacy-bios",
 	}
 	x.Monitoring.Name = "disabled"
-	if w.capacityPref != "" {
+	switch {
+	case w.capacityTarget != "":
+		x.CapacityReservation = &ec2CapacityResSpecXML{Target: &ec2CapacityResTargetXML{ID: w.capacityTarget}}
+	case w.capacityPref != "":
 		x.CapacityReservation = &ec2CapacityResSpecXML{Preference: w.capacityPref}
-	} else {
+	default:
 		x.CapacityReservation = &ec2CapacityResSpecXML{Preference: "open"}
+	}
+	x.CapacityReservationID = inst.CapacityReservationID
+	if w.capacityBlock {
+		x.InstanceLifecycle = ReservationTypeCapacityBlock
 	}
 	if w.iamProfile != "" {
 		x.IAMInstanceProfile = &ec2IAMProfileXML{Arn: w.iamProfile, ID: "AIPA" + strings.ToUpper(newID("x")[2:19])}
@@ -930,6 +962,9 @@ func (c *Cloud) terminateInstances(in ec2Input, requestID string, now time.Time)
 // releaseResources deletes a terminating instance's network interface
 // and volumes (DeleteOnTermination) and frees its address; mu held.
 func (c *Cloud) releaseResources(inst *Instance) {
+	if r, ok := c.reservations[inst.CapacityReservationID]; ok {
+		delete(r.instances, inst.ID)
+	}
 	w := inst.wire
 	if w == nil {
 		return

@@ -54,6 +54,7 @@ type ec2InstanceXML struct {
 	EBSOptimized          bool                    `xml:"ebsOptimized"`
 	ENASupport            bool                    `xml:"enaSupport"`
 	CapacityReservation   *ec2CapacityResSpecXML  `xml:"capacityReservationSpecification,omitempty"`
+	CapacityReservationID string                  `xml:"capacityReservationId,omitempty"`
 	MetadataOptions       ec2MetadataOptionsXML   `xml:"metadataOptions"`
 	PrivateDNSNameOptions ec2PrivateDNSOptionsXML `xml:"privateDnsNameOptions"`
 	PlatformDetails       string                  `xml:"platformDetails"`
@@ -122,7 +123,12 @@ type ec2IAMProfileXML struct {
 }
 
 type ec2CapacityResSpecXML struct {
-	Preference string `xml:"capacityReservationPreference"`
+	Preference string                   `xml:"capacityReservationPreference,omitempty"`
+	Target     *ec2CapacityResTargetXML `xml:"capacityReservationTarget,omitempty"`
+}
+
+type ec2CapacityResTargetXML struct {
+	ID string `xml:"capacityReservationId"`
 }
 
 type ec2MetadataOptionsXML struct {

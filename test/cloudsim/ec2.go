@@ -28,7 +28,8 @@ import (
 // pagination and error documents. Requests are not authenticated.
 //
 // Actions: DescribeAvailabilityZones, DescribeInstanceTypes,
-// DescribeInstanceTypeOfferings and DescribeSpotPriceHistory; a Cloud adds
+// DescribeInstanceTypeOfferings, DescribeSpotPriceHistory and
+// GetSpotPlacementScores (placementscores.go); a Cloud adds
 // the actions of instances, images and their network (see compute.go).
 // Tests change what it answers while it runs: AddInstanceType, AddOffering,
 // RemoveOffering, SetSpotPrice, RemoveSpotPrice, FailWith and Throttle to
@@ -44,6 +45,7 @@ type EC2 struct {
 	types   map[string]cloud.InstanceType // by name
 	offered map[string]map[string]bool    // zone ID -> type -> offered
 	spot    map[ec2SpotKey][]ec2SpotPoint // oldest first
+	scores  map[ec2SpotKey]int            // spot placement scores (placementscores.go)
 	faults  map[string]*ec2APIError       // action ("" for every one) -> error
 	calls   map[string]int                // action -> requests answered
 	// throttled counts, per action ("" for every one), the calls still to
@@ -367,10 +369,18 @@ func (e *EC2) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			out, apiErr = e.describeInstanceTypeOfferings(in, requestID)
 		case "DescribeSpotPriceHistory":
 			out, apiErr = e.describeSpotPriceHistory(in, requestID)
+		case "GetSpotPlacementScores":
+			out, apiErr = e.getSpotPlacementScores(in, requestID)
 		default:
 			handled := false
 			if e.compute != nil {
 				out, apiErr, handled = e.compute(action, in, requestID)
+			}
+			if !handled && action == "DescribeCapacityReservations" {
+				// An EC2 without instances (NewEC2 alone, for catalog
+				// reads) holds no reservation either.
+				handled = true
+				out = ec2DescribeCapacityReservationsResponse{Namespace: ec2Namespace, RequestID: requestID}
 			}
 			if !handled {
 				// Loud: a client (CAPA) needs an action the simulator lacks,

@@ -223,6 +223,17 @@ func (c *Cloud) AddImage(img Image) error {
 	return nil
 }
 
+// Image is the registered image id, as DescribeImages would return it.
+func (c *Cloud) Image(id string) (Image, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	img, ok := c.net.images[id]
+	if !ok {
+		return Image{}, false
+	}
+	return *img, true
+}
+
 // allocateIP hands out the next free address of a subnet, skipping the
 // first four and the last, which AWS reserves; mu held.
 func (s *subnet) allocateIP() (string, bool) {

@@ -1,13 +1,10 @@
 package soak
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -422,32 +419,15 @@ func (k *checker) scrapeHeaps() {
 		if !r.proc.Running() {
 			continue
 		}
-		mb, err := scrapeHeap("http://" + r.metricsAddr + "/metrics")
+		b, err := testbed.HeapAllocBytes("http://" + r.metricsAddr + "/metrics")
 		if err != nil {
 			continue
 		}
+		mb := b / (1 << 20)
 		k.mu.Lock()
 		k.heapMax = max(k.heapMax, mb)
 		k.mu.Unlock()
 	}
-}
-
-func scrapeHeap(url string) (float64, error) {
-	hc := http.Client{Timeout: 5 * time.Second}
-	resp, err := hc.Get(url)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "go_memstats_heap_alloc_bytes "); ok {
-			b, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-			return b / (1 << 20), err
-		}
-	}
-	return 0, errors.New("no go_memstats_heap_alloc_bytes")
 }
 
 // final runs the end-of-soak checks: orphans after the quiet period,

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
+	infrav1 "sigs.k8s.io/cluster-api-provider-aws/v2/api/v1beta2"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/joinery-dev/joinery/api/v1alpha1"
@@ -31,7 +32,17 @@ func (k *checker) costs(ctx context.Context) (fleet, fresh float64, err error) {
 	}
 	poolPtrs := make([]*v1alpha1.NodePool, 0, len(pools.Items))
 	for i := range pools.Items {
-		poolPtrs = append(poolPtrs, &pools.Items[i])
+		np := &pools.Items[i]
+		arch, err := k.templateArch(ctx, np)
+		if err != nil {
+			return 0, 0, err
+		}
+		// The pool's nodes boot its template's AMI, so only types of that
+		// architecture can serve it: a fresh plan must not use the others
+		// (the soak found it planning arm64 types for an amd64 AMI).
+		np.Spec.Template.Spec.Requirements = append(np.Spec.Template.Spec.Requirements, v1alpha1.NodeSelectorRequirementWithMinValues{
+			Key: v1alpha1.LabelArch, Operator: v1alpha1.OpIn, Values: []string{arch}})
+		poolPtrs = append(poolPtrs, np)
 	}
 	catalog, err := cloud.Embedded()
 	if err != nil {
@@ -73,4 +84,27 @@ func (k *checker) costs(ctx context.Context) (fleet, fresh float64, err error) {
 		fresh += plan.TotalPricePerHour
 	}
 	return fleet, fresh, nil
+}
+
+// templateArch is the Kubernetes architecture of the AMI a pool's
+// AWSMachineTemplate names, as the simulated EC2 registered the image:
+// the cloud's record, not Joinery's reading of it.
+func (k *checker) templateArch(ctx context.Context, np *v1alpha1.NodePool) (string, error) {
+	ref := np.Spec.Template.Spec.InfrastructureTemplateRef
+	var t infrav1.AWSMachineTemplate
+	if err := k.c.Get(ctx, client.ObjectKey{Namespace: np.Namespace, Name: ref.Name}, &t); err != nil {
+		return "", fmt.Errorf("pool %s's AWSMachineTemplate: %w", np.Name, err)
+	}
+	ami := t.Spec.Template.Spec.AMI.ID
+	if ami == nil {
+		return "", fmt.Errorf("pool %s's AWSMachineTemplate %s names no AMI id", np.Name, t.Name)
+	}
+	img, ok := k.tb.Cloud.Image(*ami)
+	if !ok {
+		return "", fmt.Errorf("pool %s's AMI %s is not an image of the simulated EC2", np.Name, *ami)
+	}
+	if img.Architecture == cloudsim.ArchitectureARM64 {
+		return "arm64", nil
+	}
+	return "amd64", nil
 }

@@ -3,7 +3,6 @@ package soak
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,8 +12,6 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
-	infrav1 "sigs.k8s.io/cluster-api-provider-aws/v2/api/v1beta2"
-	bootstrapv1 "sigs.k8s.io/cluster-api/api/bootstrap/kubeadm/v1beta2"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/joinery-dev/joinery/api/v1alpha1"
@@ -41,13 +38,8 @@ const (
 )
 
 func createPools(ctx context.Context, tb *testbed.Testbed) error {
-	if err := tb.Client.Create(ctx, &infrav1.AWSMachineTemplate{
-		ObjectMeta: metav1.ObjectMeta{Namespace: tb.Namespace, Name: templates},
-		Spec:       infrav1.AWSMachineTemplateSpec{Template: infrav1.AWSMachineTemplateResource{Spec: testbed.WorkerMachineSpec()}},
-	}); err != nil {
-		return err
-	}
-	if err := tb.Client.Create(ctx, &bootstrapv1.KubeadmConfigTemplate{ObjectMeta: metav1.ObjectMeta{Namespace: tb.Namespace, Name: templates}}); err != nil {
+	infra, bootstrap, err := tb.CreateWorkerTemplates(ctx, templates)
+	if err != nil {
 		return err
 	}
 	pool := func(name string, capacityTypes []string) *v1alpha1.NodePool {
@@ -61,8 +53,8 @@ func createPools(ctx context.Context, tb *testbed.Testbed) error {
 						{Key: v1alpha1.AWSLabelPrefix + v1alpha1.SuffixInstanceCategory, Operator: v1alpha1.OpIn, Values: []string{"c", "m", "r"}},
 						{Key: v1alpha1.AWSLabelPrefix + v1alpha1.SuffixInstanceCPU, Operator: v1alpha1.OpLte, Values: []string{"8"}},
 					},
-					InfrastructureTemplateRef: v1alpha1.TemplateReference{APIGroup: infrav1.GroupVersion.Group, Kind: "AWSMachineTemplate", Name: templates},
-					BootstrapTemplateRef:      v1alpha1.TemplateReference{APIGroup: bootstrapv1.GroupVersion.Group, Kind: "KubeadmConfigTemplate", Name: templates},
+					InfrastructureTemplateRef: infra,
+					BootstrapTemplateRef:      bootstrap,
 				}},
 			},
 		}
@@ -141,7 +133,7 @@ func startManagers(ctx context.Context, tb *testbed.Testbed, dir string) (*repli
 		if err := os.MkdirAll(rdir, 0o755); err != nil {
 			return nil, err
 		}
-		addr, err := freeAddr()
+		addr, err := testbed.FreeAddr()
 		if err != nil {
 			return nil, err
 		}
@@ -212,13 +204,4 @@ func (rs *replicas) stop() {
 		go func(r *replica) { defer wg.Done(); r.proc.Stop() }(r)
 	}
 	wg.Wait()
-}
-
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
 }

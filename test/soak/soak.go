@@ -108,6 +108,14 @@ func (r Result) Line() string {
 		r.PDBViolations, r.BudgetViolation, r.DNDViolations, r.Orphans, r.Duplicates, r.CostRatio, r.HeapMaxMB)
 }
 
+// Details is a second line with what the line leaves out: the
+// other faults injected, the pods pending past the bound, and the two
+// costs behind cost_ratio.
+func (r Result) Details() string {
+	return fmt.Sprintf("soak details: seed=%d throttles=%d slow_boots=%d never_joins=%d pending_too_long=%d fleet_per_hour=%.4f fresh_plan_per_hour=%.4f",
+		r.Seed, r.Throttles, r.SlowBoots, r.NeverJoins, r.PendingTooLong, r.FleetPerHour, r.FreshPerHour)
+}
+
 // Run starts a testbed and two manager replicas, drives the workload and
 // the faults for opts.Duration, lets the fleet settle for opts.Quiet, and
 // returns what the checker found. An error is a soak that could not run;

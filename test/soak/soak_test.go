@@ -52,6 +52,7 @@ func TestSoakShort(t *testing.T) {
 		t.Fatalf("the soak could not run: %v", err)
 	}
 	t.Log(res.Line())
+	t.Log(res.Details())
 	if res.Kills == 0 || res.PodsServed == 0 {
 		t.Errorf("the soak exercised nothing: %d kills, %d pods served", res.Kills, res.PodsServed)
 	}

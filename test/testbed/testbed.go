@@ -653,6 +653,26 @@ func WorkerMachineSpec() infrav1.AWSMachineSpec {
 	}
 }
 
+// CreateWorkerTemplates makes an AWSMachineTemplate of WorkerMachineSpec
+// and an empty KubeadmConfigTemplate, both called name, in the testbed's
+// namespace (kept if they exist), and returns the references a NodePool
+// names them by.
+func (tb *Testbed) CreateWorkerTemplates(ctx context.Context, name string) (infra, bootstrap joineryv1alpha1.TemplateReference, err error) {
+	for _, o := range []client.Object{
+		&infrav1.AWSMachineTemplate{
+			ObjectMeta: metav1.ObjectMeta{Namespace: tb.Namespace, Name: name},
+			Spec:       infrav1.AWSMachineTemplateSpec{Template: infrav1.AWSMachineTemplateResource{Spec: WorkerMachineSpec()}},
+		},
+		&bootstrapv1.KubeadmConfigTemplate{ObjectMeta: metav1.ObjectMeta{Namespace: tb.Namespace, Name: name}},
+	} {
+		if err := tb.Client.Create(ctx, o); err != nil && !apierrors.IsAlreadyExists(err) {
+			return infra, bootstrap, fmt.Errorf("creating the worker templates %s: %w", name, err)
+		}
+	}
+	return joineryv1alpha1.TemplateReference{APIGroup: infrav1.GroupVersion.Group, Kind: "AWSMachineTemplate", Name: name},
+		joineryv1alpha1.TemplateReference{APIGroup: bootstrapv1.GroupVersion.Group, Kind: "KubeadmConfigTemplate", Name: name}, nil
+}
+
 // withServer points every cluster of a kubeconfig at server. The
 // apiserver's certificate names 127.0.0.1, so a proxy on another port of
 // the same address verifies.

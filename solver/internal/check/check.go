@@ -88,6 +88,7 @@ func (c *checker) run() {
 		c.fail("lower bound %v above total %v", c.p.LowerBoundPricePerHour, c.p.TotalPricePerHour)
 	}
 	c.checkLimits()
+	c.checkReservations()
 	c.replay()
 	for _, n := range c.order {
 		c.checkResources(n)
@@ -185,7 +186,12 @@ func (c *checker) checkNewNode(nn *solver.NewNode) {
 	c.add(n)
 	// Fallbacks: same checks as the chosen one, plus the node's pods must fit
 	// and its topology-relevant domains must not move.
-	prices := []float64{nn.Offering.PricePerHour}
+	// Spot offerings compete at their price weighed by risk (SpotRisk), so
+	// fallbacks come cheapest first at that price.
+	weighed := func(price float64, note solver.SpotRiskNote) float64 {
+		return price * (1 + c.s.SpotRisk.Weight*note.Risk)
+	}
+	prices := []float64{weighed(nn.Offering.PricePerHour, nn.SpotRiskNote)}
 	for _, fb := range nn.Fallbacks {
 		l := labelsOf(fb.InstanceType, fb.Offering)
 		c.checkOffering(nn, pool, fb.InstanceType, fb.Offering, l, "fallback "+fb.InstanceType.Name+"/"+fb.Offering.Zone+"/"+fb.Offering.CapacityType)
@@ -203,7 +209,7 @@ func (c *checker) checkNewNode(nn *solver.NewNode) {
 				}
 			}
 		}
-		prices = append(prices, fb.Offering.PricePerHour)
+		prices = append(prices, weighed(fb.Offering.PricePerHour, fb.SpotRiskNote))
 	}
 	if !sort.Float64sAreSorted(prices[1:]) {
 		c.fail("node %s: fallbacks not cheapest first", nn.Name)
@@ -469,6 +475,37 @@ func (c *checker) checkLimits() {
 		}
 		if pool.PricePerHourLimit != nil && price > *pool.PricePerHourLimit+1e-9 {
 			c.fail("pool %s: price %v over limit %v", pool.Name, price, *pool.PricePerHourLimit)
+		}
+	}
+}
+
+// checkReservations: no capacity reservation carries more new machines
+// than it has room for, whichever pools chose it.
+func (c *checker) checkReservations() {
+	capacity := map[string]int{}
+	for _, pool := range c.s.Pools {
+		for _, it := range pool.InstanceTypes {
+			for _, o := range it.Offerings {
+				if o.ReservationID != "" {
+					if v, ok := capacity[o.ReservationID]; !ok || o.ReservationCapacity < v {
+						capacity[o.ReservationID] = o.ReservationCapacity
+					}
+				}
+			}
+		}
+	}
+	used := map[string]int{}
+	for _, nn := range c.p.NewNodes {
+		if id := nn.Offering.ReservationID; id != "" {
+			used[id]++
+			if nn.Offering.CapacityType != "reserved" || nn.Labels["karpenter.k8s.aws/capacity-reservation-id"] != id {
+				c.fail("new node %s in reservation %s is %s, labelled %q", nn.Name, id, nn.Offering.CapacityType, nn.Labels["karpenter.k8s.aws/capacity-reservation-id"])
+			}
+		}
+	}
+	for id, n := range used {
+		if n > capacity[id] {
+			c.fail("capacity reservation %s carries %d new machines, has room for %d", id, n, capacity[id])
 		}
 	}
 }

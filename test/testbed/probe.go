@@ -1,0 +1,51 @@
+package testbed
+
+import (
+	"bufio"
+	"errors"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// FreeAddr is a loopback address with a port free at the time of the call,
+// for a process the harness starts (a manager's metrics or profiler).
+func FreeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+// HeapAllocBytes reads a Go process's heap in use
+// (go_memstats_heap_alloc_bytes) from its Prometheus endpoint at url.
+func HeapAllocBytes(url string) (float64, error) {
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		return 0, err
+	}
+	// Uncompressed: gzipping every scrape would be the process's CPU
+	// counted as its own work.
+	req.Header.Set("Accept-Encoding", "identity")
+	hc := http.Client{Timeout: 5 * time.Second}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "go_memstats_heap_alloc_bytes "); ok {
+			return strconv.ParseFloat(strings.TrimSpace(v), 64)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return 0, err
+	}
+	return 0, errors.New("no go_memstats_heap_alloc_bytes in the metrics")
+}
