@@ -1,6 +1,7 @@
 package solver
 
 import (
+	"container/heap"
 	"math"
 	"math/bits"
 	"sort"
@@ -58,7 +59,7 @@ func (s *state) assignmentBound(counts map[*podGroup]int, floor float64) float64
 		for si := range unit {
 			unit[si] = unitPrice{cpu: math.Inf(1), mem: math.Inf(1)}
 		}
-		for _, col := range s.assignmentColumns(shapes) {
+		for _, col := range s.assignmentColumns(shapes, false) {
 			for _, si := range col.fits {
 				u := &unit[si]
 				u.cpu = math.Min(u.cpu, col.price/math.Max(1, float64(col.alloc[resCPU])))
@@ -75,7 +76,7 @@ func (s *state) assignmentBound(counts map[*podGroup]int, floor float64) float64
 	if len(shapes) == 0 || len(shapes) > assignMaxShapes {
 		return 0
 	}
-	cols := s.assignmentColumns(shapes)
+	cols := s.assignmentColumns(shapes, true)
 	if len(cols) == 0 {
 		return 0
 	}
@@ -84,14 +85,22 @@ func (s *state) assignmentBound(counts map[*podGroup]int, floor float64) float64
 	for range shapes {
 		ab.lp.addRow(1)
 	}
-	// A first load per type and shape: as many pods of the shape as fit
-	// (fractionally) and no more than there are.
+	// First loads: per shape, as many of its pods as fit (fractionally)
+	// on the initialCols types that carry them for least, and no more
+	// than there are. Pricing brings in the other types as they pay; a
+	// load per type and shape made the master LP (restarted every round)
+	// cost most of the bound's time.
+	byShape := make([][]int, len(shapes))
 	for ci := range cols {
 		for _, si := range cols[ci].fits {
-			k := ab.capacity(ci, si)
-			if k > float64(shapes[si].n) {
-				k = float64(shapes[si].n)
-			}
+			byShape[si] = append(byShape[si], ci)
+		}
+	}
+	for si, cs := range byShape {
+		perPod := func(ci int) float64 { return cols[ci].price / ab.capacity(ci, si) }
+		sort.Slice(cs, func(i, j int) bool { return perPod(cs[i]) < perPod(cs[j]) })
+		for _, ci := range cs[:min(len(cs), initialCols)] {
+			k := math.Min(ab.capacity(ci, si), float64(shapes[si].n))
 			ab.lp.addColumn(cols[ci].price, []int32{int32(si)}, []float64{k / float64(shapes[si].n)})
 		}
 	}
@@ -176,6 +185,9 @@ var (
 	assignMaxShapes = 64
 )
 
+// initialCols is how many types per shape the master LP starts with.
+const initialCols = 4
+
 type boundShape struct {
 	req   resVec
 	n     int
@@ -247,44 +259,73 @@ func coarsenShapes(shapes []boundShape, limit int, unit []unitPrice) []boundShap
 		groups = append(groups, g)
 	}
 	// A class with a merged group has up to one residual per resource
-	// other than cpu: merge until groups and residuals fit.
+	// other than cpu: merge until groups and residuals fit. Neighbours are
+	// a linked list and their merge costs a heap (stale entries skipped),
+	// so thousands of shapes coarsen in n log n.
 	others := len(activeResources(shapes)) - 1
-	for {
-		classes := map[int]bool{}
-		for _, g := range groups {
-			if len(g.members) > 1 {
-				classes[g.class] = true
-			}
+	next := make([]int, len(groups))
+	prev := make([]int, len(groups))
+	version := make([]int, len(groups))
+	for k := range groups {
+		next[k], prev[k] = k+1, k-1
+	}
+	if len(groups) > 0 {
+		next[len(groups)-1] = -1
+	}
+	h := &mergeHeap{}
+	push := func(a int) {
+		if a < 0 || next[a] < 0 || groups[a].class != groups[next[a]].class {
+			return
 		}
-		if len(groups)+len(whole)+len(classes)*others <= limit {
-			break
+		b := next[a]
+		ga, gb := &groups[a], &groups[b]
+		p := unitPrice{cpu: math.Min(ga.price.cpu, gb.price.cpu), mem: math.Min(ga.price.mem, gb.price.mem)}
+		// Merging sets the memory of b's cpu above a's ratio loose, and
+		// lets each side's cpu and memory onto the other's cheaper types.
+		c := gb.cpu * float64(gb.ratio-min(ga.ratio, gb.ratio)) * p.mem
+		for _, g := range []*group{ga, gb} {
+			c += g.cpu*(g.price.cpu-p.cpu) + g.mem*(g.price.mem-p.mem)
 		}
-		best, bestCost := -1, math.Inf(1)
-		for k := 0; k+1 < len(groups); k++ {
-			a, b := &groups[k], &groups[k+1]
-			if a.class != b.class {
-				continue
-			}
-			p := unitPrice{cpu: math.Min(a.price.cpu, b.price.cpu), mem: math.Min(a.price.mem, b.price.mem)}
-			c := b.cpu * float64(b.ratio-min(a.ratio, b.ratio)) * p.mem
-			for _, g := range []*group{a, b} {
-				c += g.cpu*(g.price.cpu-p.cpu) + g.mem*(g.price.mem-p.mem)
-			}
-			if c < bestCost {
-				best, bestCost = k, c
-			}
-		}
-		if best < 0 {
+		heap.Push(h, mergeCand{cost: c, a: a, b: b, va: version[a], vb: version[b]})
+	}
+	for k := range groups {
+		push(k)
+	}
+	alive := len(groups)
+	mergedClasses := map[int]bool{}
+	for alive+len(whole)+len(mergedClasses)*others > limit {
+		if h.Len() == 0 {
 			return nil
 		}
-		a, b := &groups[best], groups[best+1]
+		m := heap.Pop(h).(mergeCand)
+		if version[m.a] != m.va || version[m.b] != m.vb || next[m.a] != m.b {
+			continue
+		}
+		a, b := &groups[m.a], &groups[m.b]
 		a.price = unitPrice{cpu: math.Min(a.price.cpu, b.price.cpu), mem: math.Min(a.price.mem, b.price.mem)}
-		a.mem += b.mem
 		a.members = append(a.members, b.members...)
 		a.ratio = min(a.ratio, b.ratio)
 		a.cpu += b.cpu
-		groups = append(groups[:best+1], groups[best+2:]...)
+		a.mem += b.mem
+		b.members = nil
+		version[m.a]++
+		version[m.b]++
+		next[m.a] = next[m.b]
+		if next[m.b] >= 0 {
+			prev[next[m.b]] = m.a
+		}
+		alive--
+		mergedClasses[a.class] = true
+		push(prev[m.a])
+		push(m.a)
 	}
+	var kept []group
+	for _, g := range groups {
+		if g.members != nil {
+			kept = append(kept, g)
+		}
+	}
+	groups = kept
 	var out []boundShape
 	for _, si := range whole {
 		out = append(out, shapes[si])
@@ -356,6 +397,25 @@ func coarsenShapes(shapes []boundShape, limit int, unit []unitPrice) []boundShap
 		return nil
 	}
 	return out
+}
+
+type mergeCand struct {
+	cost   float64
+	a, b   int
+	va, vb int
+}
+
+type mergeHeap []mergeCand
+
+func (h mergeHeap) Len() int            { return len(h) }
+func (h mergeHeap) Less(i, j int) bool  { return h[i].cost < h[j].cost }
+func (h mergeHeap) Swap(i, j int)       { h[i], h[j] = h[j], h[i] }
+func (h *mergeHeap) Push(x interface{}) { *h = append(*h, x.(mergeCand)) }
+func (h *mergeHeap) Pop() interface{} {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
 }
 
 // unitPrice is dollars per hour per millicpu and per byte of memory.
@@ -435,10 +495,10 @@ type assignColumn struct {
 // assignmentColumns are the types new nodes may be, one per pool and type:
 // per set of shapes' classes that allow them, the cheapest of those
 // offerings and the largest allocatable among them (both only loosen the
-// relaxation). Types another column
-// beats on every resource per dollar, for a superset of shapes, are left
-// out: any load they carry it carries for less.
-func (s *state) assignmentColumns(shapes []boundShape) []assignColumn {
+// relaxation). With prune, types another column beats on every resource
+// per dollar, for a superset of shapes, are left out: any load they carry
+// it carries for less.
+func (s *state) assignmentColumns(shapes []boundShape, prune bool) []assignColumn {
 	classList := s.classList()
 	var classIDs []int
 	for _, sh := range shapes {
@@ -504,6 +564,9 @@ func (s *state) assignmentColumns(shapes []boundShape) []assignColumn {
 				cols = append(cols, col)
 			}
 		}
+	}
+	if !prune {
+		return cols
 	}
 	// A dominator is at least as good per dollar on every resource, so its
 	// normalised sum is no lower: in that order, every type's dominators

@@ -130,3 +130,25 @@ func fitsAsShapes(o *boundShape) []boundShape {
 	}
 	return out
 }
+
+// BenchmarkCoarsenShapes: the shapes of 5000 pods of distinct requests
+// (Karpenter's benchmark workload draws each pod's) in four classes.
+func BenchmarkCoarsenShapes(b *testing.B) {
+	r := rand.New(rand.NewSource(1))
+	var shapes []boundShape
+	var prices []unitPrice
+	for i := 0; i < 5000; i++ {
+		req := make(resVec, 4)
+		req[resCPU] = int64(1 + r.Intn(4000))
+		req[resMemory] = int64(1+r.Intn(16384)) << 20
+		req[resPods] = 1
+		shapes = append(shapes, boundShape{req: req, n: 1, class: r.Intn(4)})
+		prices = append(prices, unitPrice{cpu: 1e-5 * (1 + r.Float64()), mem: 1e-11 * (1 + r.Float64())})
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if coarsenShapes(shapes, 64, prices) == nil {
+			b.Fatal("no coarsening")
+		}
+	}
+}
