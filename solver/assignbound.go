@@ -540,7 +540,7 @@ func (s *state) assignmentColumns(shapes []boundShape, prune bool) []assignColum
 			}
 			a := byKey[string(key)]
 			if a == nil {
-				a = &acc{price: c.price, alloc: c.alloc.clone(), classes: map[int]bool{}}
+				a = &acc{price: c.billed, alloc: c.alloc.clone(), classes: map[int]bool{}}
 				for k, id := range classIDs {
 					if key[len(c.it.Name)+1+k] == 1 {
 						a.classes[id] = true
@@ -549,7 +549,7 @@ func (s *state) assignmentColumns(shapes []boundShape, prune bool) []assignColum
 				byKey[string(key)] = a
 				order = append(order, string(key))
 			}
-			a.price = math.Min(a.price, c.price)
+			a.price = math.Min(a.price, c.billed)
 			a.alloc.maxWith(c.alloc)
 		}
 		for _, k := range order {
@@ -813,8 +813,8 @@ func (ab *assignBound) price(ci int, w []float64) (load []loadEntry, value, uppe
 }
 
 // fractionalPlanCost is the plan's own assignment priced as the relaxation
-// prices it: per offering chosen, the load of its nodes over its
-// allocatable, at the largest ratio of any resource.
+// prices it (billed, as the bounds are): per offering chosen, the load of
+// its nodes over its allocatable, at the largest ratio of any resource.
 func (s *state) fractionalPlanCost() float64 {
 	load := map[*candidate]resVec{}
 	for _, n := range s.planned {
@@ -840,7 +840,7 @@ func (s *state) fractionalPlanCost() float64 {
 				y = math.Max(y, float64(v)/float64(c.alloc[r]))
 			}
 		}
-		total += c.price * y
+		total += c.billed * y
 	}
 	return total
 }

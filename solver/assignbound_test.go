@@ -145,3 +145,18 @@ func lowerBoundWithClassesTrials(t *testing.T, seed int64, check func(trial int,
 		}
 	}
 }
+
+// The bound is of what the plan is billed, not of the risk-weighted prices
+// the solver compares (spotrisk.go): here every m.large spot offering is as
+// risky as can be, so the plan avoids them, but the cheapest machine that
+// carries the pod is still m.large spot in zone-a, billed $0.063/h.
+func TestLowerBoundIsOfBilledPricesUnderSpotRisk(t *testing.T) {
+	risky := map[string]int{"m.large/zone-a": 1, "m.large/zone-b": 1, "m.large/zone-c": 1}
+	p := solveChecked(t, spotRiskSnapshot(10, risky, nil))
+	wantAllPlaced(t, p)
+	const optimum = 0.063
+	t.Logf("plan $%.4f/h (%s), lower bound $%.4f/h", p.TotalPricePerHour, p.NewNodes[0].InstanceType.Name, p.LowerBoundPricePerHour)
+	if p.LowerBoundPricePerHour > optimum*(1+1e-9) {
+		t.Fatalf("lower bound $%.4f/h above the cheapest billed machine for the pod, $%.4f/h", p.LowerBoundPricePerHour, optimum)
+	}
+}
