@@ -140,3 +140,56 @@ func gapKinds() []string {
 	}
 	return []string{"generic", "mixed"}
 }
+
+// TestReportGapByClass splits mixed-class workloads by node selector and
+// solves each part alone (JOINERY_GAP_REPORT=1; sizes and seeds as
+// TestReportGap): the parts' plans together are a plan that shares no
+// node across classes, and their bounds (one class each, where plans come
+// within a few percent) bound such plans. Against the whole workload's
+// plan and its whole assignment relaxation this shows where the gap is.
+func TestReportGapByClass(t *testing.T) {
+	if os.Getenv("JOINERY_GAP_REPORT") == "" {
+		t.Skip("set JOINERY_GAP_REPORT=1")
+	}
+	for _, n := range gapSizes() {
+		for seed := int64(1); seed <= gapSeeds(); seed++ {
+			ps := mixedClassPods(n, seed)
+			p := solveChecked(t, onRealCatalog(t, ps))
+			whole := func() float64 {
+				defer SetAssignMaxShapes(1 << 20)()
+				defer SetAssignRounds(100000)()
+				return solveChecked(t, onRealCatalog(t, ps)).LowerBoundPricePerHour
+			}()
+			parts := map[string][]*corev1.Pod{}
+			var keys []string
+			for _, pod := range ps {
+				k := fmt.Sprint(pod.Spec.NodeSelector)
+				if parts[k] == nil {
+					keys = append(keys, k)
+				}
+				parts[k] = append(parts[k], pod)
+			}
+			var cost, lb, relax float64
+			var detail []string
+			for _, k := range keys {
+				pp := solveChecked(t, onRealCatalog(t, parts[k]))
+				wantAllPlaced(t, pp)
+				// The part's own assignment relaxation, fractional like the
+				// whole one (the bound above adds whole-node reasoning).
+				r := func() (r float64) {
+					defer SetAssignMaxShapes(1 << 20)()
+					defer SetAssignRounds(100000)()
+					defer ObserveAssignmentBounds(func(_ bool, b float64) { r = math.Max(r, b) })()
+					solveChecked(t, onRealCatalog(t, parts[k]))
+					return r
+				}()
+				cost += pp.TotalPricePerHour
+				lb += pp.LowerBoundPricePerHour
+				relax += r
+				detail = append(detail, fmt.Sprintf("%s %d pods $%.3f lb $%.3f relax $%.3f", k, len(parts[k]), pp.TotalPricePerHour, pp.LowerBoundPricePerHour, r))
+			}
+			fmt.Printf("mixed %d seed %d: plan $%.3f/h, lb $%.3f/h, whole relaxation $%.3f/h; by class alone: plans $%.3f/h, bounds $%.3f/h, relaxations $%.3f/h [%s]\n",
+				n, seed, p.TotalPricePerHour, p.LowerBoundPricePerHour, whole, cost, lb, relax, strings.Join(detail, "; "))
+		}
+	}
+}
