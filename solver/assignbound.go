@@ -1,7 +1,9 @@
 package solver
 
 import (
+	"container/heap"
 	"math"
+	"math/bits"
 	"sort"
 )
 
@@ -34,17 +36,47 @@ import (
 // the relaxation's, so once it is no higher than floor the relaxation
 // cannot improve on it and generation stops.
 func (s *state) assignmentBound(counts map[*podGroup]int, floor float64) float64 {
-	if s.fractionalPlanCost() <= floor {
+	if !assignBoundAlways && s.fractionalPlanCost() <= floor {
 		// The plan, with each type bought in fractional machines for the
 		// load it carries, is a solution of the relaxation: no better bound
 		// is to be had from it.
 		return 0
 	}
 	shapes := s.boundShapes(counts)
+	coarse := len(shapes) > assignMaxShapes
+	if coarse {
+		if singleClass(shapes) {
+			// One class: the relaxation is the cone LP's own root (one
+			// class's pods may use the same types), which the cone LP
+			// tightens with whole-pod patterns; uncoarsened on 500 generic
+			// pods (73 shapes) its restricted LP fell below the cone's bound
+			// before converging. Not worth its time.
+			return 0
+		}
+		// What each shape's cpu and memory cost at least, on the types it
+		// fits, so that merges lose the least.
+		unit := make([]unitPrice, len(shapes))
+		for si := range unit {
+			unit[si] = unitPrice{cpu: math.Inf(1), mem: math.Inf(1)}
+		}
+		for _, col := range s.assignmentColumns(shapes, false) {
+			for _, si := range col.fits {
+				u := &unit[si]
+				u.cpu = math.Min(u.cpu, col.price/math.Max(1, float64(col.alloc[resCPU])))
+				u.mem = math.Min(u.mem, col.price/math.Max(1, float64(col.alloc[resMemory])))
+			}
+		}
+		for si := range unit {
+			if math.IsInf(unit[si].cpu, 1) || math.IsInf(unit[si].mem, 1) {
+				unit[si] = unitPrice{}
+			}
+		}
+		shapes = coarsenShapes(shapes, assignMaxShapes, unit)
+	}
 	if len(shapes) == 0 || len(shapes) > assignMaxShapes {
 		return 0
 	}
-	cols := s.assignmentColumns(shapes)
+	cols := s.assignmentColumns(shapes, true)
 	if len(cols) == 0 {
 		return 0
 	}
@@ -53,14 +85,22 @@ func (s *state) assignmentBound(counts map[*podGroup]int, floor float64) float64
 	for range shapes {
 		ab.lp.addRow(1)
 	}
-	// A first load per type and shape: as many pods of the shape as fit
-	// (fractionally) and no more than there are.
+	// First loads: per shape, as many of its pods as fit (fractionally)
+	// on the initialCols types that carry them for least, and no more
+	// than there are. Pricing brings in the other types as they pay; a
+	// load per type and shape made the master LP (restarted every round)
+	// cost most of the bound's time.
+	byShape := make([][]int, len(shapes))
 	for ci := range cols {
 		for _, si := range cols[ci].fits {
-			k := ab.capacity(ci, si)
-			if k > float64(shapes[si].n) {
-				k = float64(shapes[si].n)
-			}
+			byShape[si] = append(byShape[si], ci)
+		}
+	}
+	for si, cs := range byShape {
+		perPod := func(ci int) float64 { return cols[ci].price / ab.capacity(ci, si) }
+		sort.Slice(cs, func(i, j int) bool { return perPod(cs[i]) < perPod(cs[j]) })
+		for _, ci := range cs[:min(len(cs), initialCols)] {
+			k := math.Min(ab.capacity(ci, si), float64(shapes[si].n))
 			ab.lp.addColumn(cols[ci].price, []int32{int32(si)}, []float64{k / float64(shapes[si].n)})
 		}
 	}
@@ -75,7 +115,7 @@ func (s *state) assignmentBound(counts map[*podGroup]int, floor float64) float64
 		for j, v := range x {
 			upperLP += ab.lp.cost[j] * v
 		}
-		if upperLP <= floor {
+		if upperLP <= floor && !assignBoundAlways {
 			break
 		}
 		sum := 0.0
@@ -114,24 +154,294 @@ func (s *state) assignmentBound(counts map[*podGroup]int, floor float64) float64
 			break
 		}
 	}
+	if assignBoundObserved != nil {
+		assignBoundObserved(coarse, best)
+	}
 	return best
 }
 
+// assignBoundObserved, when set (by tests), sees every assignment bound
+// computed, and whether its shapes were coarsened; assignBoundAlways (for
+// tests too) computes it even where a known bound makes it pointless, so
+// that its value can be checked on small instances.
+var (
+	assignBoundObserved func(coarse bool, bound float64)
+	assignBoundAlways   bool
+)
+
 // assignRounds caps the column generation rounds; each one's bound is
-// valid, so stopping early only loses tightness. assignMaxShapes caps the
-// LP's rows: the dual simplex restarts from scratch every round at a cost
-// quadratic in them, and past this many distinct (requests, class) shapes
-// (microservice workloads of thousands of pods, one shape per deployment)
-// the relaxation cost seconds per solve; the cone LP alone bounds those.
-const (
-	assignRounds    = 20
+// valid, so stopping early only loses tightness (20 left mixed-class
+// workloads of 500 pods 13% short of convergence; 40 reached it on every
+// workload of TestReportGap). assignMaxShapes caps the LP's rows: the
+// dual simplex restarts from scratch every round at a cost quadratic in
+// them, and past this many distinct (requests, class) shapes (one per
+// deployment) the relaxation costs seconds per solve (1.3-3.2 s on 800
+// mixed-class pods, 126-158 shapes): past it, shapes of several classes
+// are coarsened into this many (see coarsenShapes), and one class is left
+// to the cone LP. Variables so tests can force coarsening on instances
+// small enough to solve exactly.
+var (
+	assignRounds    = 50
 	assignMaxShapes = 64
 )
+
+// initialCols is how many types per shape the master LP starts with.
+const initialCols = 4
 
 type boundShape struct {
 	req   resVec
 	n     int
 	class int
+	// fits, when set, are the requests of the pods a coarsened shape
+	// stands for: it may use a type any of them fits (see coarsenShapes).
+	fits []resVec
+}
+
+// coarsenShapes relaxes shapes into at most limit, so the relaxation stays
+// cheap on workloads of hundreds of deployments. Within a class, shapes
+// close in memory per cpu are merged into one shape measured in
+// millicpus: a millicpu of it requests, of every other resource, the
+// least any of them asks per millicpu, and it may use the types any of
+// them fits. What each pod asks beyond that (its memory above the group's
+// least ratio, its pod slot, ...) becomes a residual shape per class and
+// resource, in units of that resource, which may use the types any of its
+// pods fits. A pod on a node is thus one slice per millicpu and its
+// residual units, all on that node's type and adding up to exactly its
+// requests: any packing of the pods is a solution of the coarse
+// relaxation, whose value is still a lower bound. It loses that a slice or
+// residual may land on a type another member fits but its own pod does
+// not, and on another type than the rest of its pod.
+//
+// Merges are of neighbours in memory per cpu, the one that loses least
+// first, in dollars as unit (cheapest per millicpu and per byte of
+// memory among the types each shape fits; nil: no types known, memory
+// set loose alone counts): the cpu and memory of each side that may now
+// use the other's cheaper types, and the memory set loose. A shape merged
+// with none stays whole pods, and so do shapes without cpu. nil when no
+// merging fits limit.
+func coarsenShapes(shapes []boundShape, limit int, unit []unitPrice) []boundShape {
+	if len(shapes) <= limit {
+		return shapes
+	}
+	type group struct {
+		class   int
+		members []int
+		ratio   int64 // least memory per millicpu of the members
+		cpu     float64
+		mem     float64
+		price   unitPrice // the least of the members'
+	}
+	var whole []int
+	order := make([]int, 0, len(shapes))
+	for si, sh := range shapes {
+		if sh.req[resCPU] <= 0 {
+			whole = append(whole, si)
+			continue
+		}
+		order = append(order, si)
+	}
+	sort.SliceStable(order, func(a, b int) bool {
+		sa, sb := &shapes[order[a]], &shapes[order[b]]
+		if sa.class != sb.class {
+			return sa.class < sb.class
+		}
+		return float64(sa.req[resMemory])/float64(sa.req[resCPU]) < float64(sb.req[resMemory])/float64(sb.req[resCPU])
+	})
+	groups := make([]group, 0, len(order))
+	for _, si := range order {
+		sh := &shapes[si]
+		g := group{class: sh.class, members: []int{si}, ratio: sh.req[resMemory] / sh.req[resCPU],
+			cpu: float64(sh.n) * float64(sh.req[resCPU]), mem: float64(sh.n) * float64(sh.req[resMemory]),
+			price: unitPrice{cpu: 0, mem: 1}}
+		if unit != nil {
+			g.price = unit[si]
+		}
+		groups = append(groups, g)
+	}
+	// A class with a merged group has up to one residual per resource
+	// other than cpu: merge until groups and residuals fit. Neighbours are
+	// a linked list and their merge costs a heap (stale entries skipped),
+	// so thousands of shapes coarsen in n log n.
+	others := len(activeResources(shapes)) - 1
+	next := make([]int, len(groups))
+	prev := make([]int, len(groups))
+	version := make([]int, len(groups))
+	for k := range groups {
+		next[k], prev[k] = k+1, k-1
+	}
+	if len(groups) > 0 {
+		next[len(groups)-1] = -1
+	}
+	h := &mergeHeap{}
+	push := func(a int) {
+		if a < 0 || next[a] < 0 || groups[a].class != groups[next[a]].class {
+			return
+		}
+		b := next[a]
+		ga, gb := &groups[a], &groups[b]
+		p := unitPrice{cpu: math.Min(ga.price.cpu, gb.price.cpu), mem: math.Min(ga.price.mem, gb.price.mem)}
+		// Merging sets the memory of b's cpu above a's ratio loose, and
+		// lets each side's cpu and memory onto the other's cheaper types.
+		c := gb.cpu * float64(gb.ratio-min(ga.ratio, gb.ratio)) * p.mem
+		for _, g := range []*group{ga, gb} {
+			c += g.cpu*(g.price.cpu-p.cpu) + g.mem*(g.price.mem-p.mem)
+		}
+		heap.Push(h, mergeCand{cost: c, a: a, b: b, va: version[a], vb: version[b]})
+	}
+	for k := range groups {
+		push(k)
+	}
+	alive := len(groups)
+	mergedClasses := map[int]bool{}
+	for alive+len(whole)+len(mergedClasses)*others > limit {
+		if h.Len() == 0 {
+			return nil
+		}
+		m := heap.Pop(h).(mergeCand)
+		if version[m.a] != m.va || version[m.b] != m.vb || next[m.a] != m.b {
+			continue
+		}
+		a, b := &groups[m.a], &groups[m.b]
+		a.price = unitPrice{cpu: math.Min(a.price.cpu, b.price.cpu), mem: math.Min(a.price.mem, b.price.mem)}
+		a.members = append(a.members, b.members...)
+		a.ratio = min(a.ratio, b.ratio)
+		a.cpu += b.cpu
+		a.mem += b.mem
+		b.members = nil
+		version[m.a]++
+		version[m.b]++
+		next[m.a] = next[m.b]
+		if next[m.b] >= 0 {
+			prev[next[m.b]] = m.a
+		}
+		alive--
+		mergedClasses[a.class] = true
+		push(prev[m.a])
+		push(m.a)
+	}
+	var kept []group
+	for _, g := range groups {
+		if g.members != nil {
+			kept = append(kept, g)
+		}
+	}
+	groups = kept
+	var out []boundShape
+	for _, si := range whole {
+		out = append(out, shapes[si])
+	}
+	type resKey struct{ class, res int }
+	type resAcc struct {
+		total int64
+		pods  int
+		fits  []resVec
+	}
+	residual := map[resKey]*resAcc{}
+	var resOrder []resKey
+	for _, g := range groups {
+		if len(g.members) == 1 {
+			out = append(out, shapes[g.members[0]])
+			continue
+		}
+		first := &shapes[g.members[0]]
+		per := make(resVec, len(first.req))
+		for r := range per {
+			per[r] = math.MaxInt64
+		}
+		per[resCPU] = 1
+		var fits []resVec
+		n := 0
+		for _, si := range g.members {
+			sh := &shapes[si]
+			for r, q := range sh.req {
+				if r != resCPU {
+					per[r] = min(per[r], q/sh.req[resCPU])
+				}
+			}
+			fits = append(fits, sh.req)
+			n += sh.n * int(sh.req[resCPU])
+		}
+		out = append(out, boundShape{req: per, n: n, class: first.class, fits: fits})
+		for _, si := range g.members {
+			sh := &shapes[si]
+			for r, q := range sh.req {
+				if extra := q - per[r]*sh.req[resCPU]; r != resCPU && extra > 0 {
+					k := resKey{first.class, r}
+					a := residual[k]
+					if a == nil {
+						a = &resAcc{}
+						residual[k] = a
+						resOrder = append(resOrder, k)
+					}
+					a.total += int64(sh.n) * extra
+					a.pods += sh.n
+					a.fits = append(a.fits, sh.req)
+				}
+			}
+		}
+	}
+	for _, k := range resOrder {
+		// In units of about the mean extra per pod (a power of two, at
+		// most it), not of bytes: a unit's value must stay well above the
+		// simplex's tolerances. Rounding the count down only relaxes.
+		a := residual[k]
+		mean := max(1, a.total/int64(a.pods))
+		unit := int64(1) << (63 - bits.LeadingZeros64(uint64(mean)))
+		req := make(resVec, len(shapes[0].req))
+		req[k.res] = unit
+		if n := a.total / unit; n > 0 {
+			out = append(out, boundShape{req: req, n: int(n), class: k.class, fits: a.fits})
+		}
+	}
+	if len(out) > limit {
+		return nil
+	}
+	return out
+}
+
+type mergeCand struct {
+	cost   float64
+	a, b   int
+	va, vb int
+}
+
+type mergeHeap []mergeCand
+
+func (h mergeHeap) Len() int            { return len(h) }
+func (h mergeHeap) Less(i, j int) bool  { return h[i].cost < h[j].cost }
+func (h mergeHeap) Swap(i, j int)       { h[i], h[j] = h[j], h[i] }
+func (h *mergeHeap) Push(x interface{}) { *h = append(*h, x.(mergeCand)) }
+func (h *mergeHeap) Pop() interface{} {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
+
+// unitPrice is dollars per hour per millicpu and per byte of memory.
+type unitPrice struct{ cpu, mem float64 }
+
+func singleClass(shapes []boundShape) bool {
+	for _, sh := range shapes {
+		if sh.class != shapes[0].class {
+			return false
+		}
+	}
+	return true
+}
+
+// fitsOn reports whether a node of allocatable alloc may carry the shape:
+// it fits one pod of it, or for a coarse shape, one of its members'.
+func (sh *boundShape) fitsOn(alloc, zero resVec) bool {
+	if sh.fits == nil {
+		return fitsAdd(alloc, zero, sh.req)
+	}
+	for _, f := range sh.fits {
+		if fitsAdd(alloc, zero, f) {
+			return true
+		}
+	}
+	return false
 }
 
 // boundShapes merges the groups on planned nodes by (class, requests).
@@ -183,16 +493,20 @@ type assignColumn struct {
 }
 
 // assignmentColumns are the types new nodes may be, one per pool and type:
-// the cheapest offering any shape's class allows, the largest allocatable
-// among them (both only loosen the relaxation). Types another column
-// beats on every resource per dollar, for a superset of shapes, are left
-// out: any load they carry it carries for less.
-func (s *state) assignmentColumns(shapes []boundShape) []assignColumn {
+// per set of shapes' classes that allow them, the cheapest of those
+// offerings and the largest allocatable among them (both only loosen the
+// relaxation). With prune, types another column beats on every resource
+// per dollar, for a superset of shapes, are left out: any load they carry
+// it carries for less.
+func (s *state) assignmentColumns(shapes []boundShape, prune bool) []assignColumn {
 	classList := s.classList()
-	classes := map[int]bool{}
+	var classIDs []int
 	for _, sh := range shapes {
-		classes[sh.class] = true
+		if !containsInt(classIDs, sh.class) {
+			classIDs = append(classIDs, sh.class)
+		}
 	}
+	sort.Ints(classIDs)
 	zero := make(resVec, len(shapes[0].req))
 	var cols []assignColumn
 	for _, ps := range s.pools {
@@ -201,30 +515,48 @@ func (s *state) assignmentColumns(shapes []boundShape) []assignColumn {
 			alloc   resVec
 			classes map[int]bool
 		}
-		byType := map[*InstanceType]*acc{}
-		var order []*InstanceType
+		// Offerings are grouped by type and by the classes that allow
+		// them: an on-demand offering of a type serves classes its spot
+		// offering does not, at another price, and merging the two would
+		// sell an on-demand-only pod the spot price.
+		byKey := map[string]*acc{}
+		var order []string
+		key := make([]byte, 0, 64)
 		for i := range ps.cands {
 			c := &ps.cands[i]
-			for id := range classes {
-				if !s.forClass(ps, classList[id]).mask[i] {
-					continue
+			key = append(key[:0], c.it.Name...)
+			key = append(key, 0)
+			allowed := false
+			for _, id := range classIDs {
+				if s.forClass(ps, classList[id]).mask[i] {
+					key = append(key, 1)
+					allowed = true
+				} else {
+					key = append(key, 0)
 				}
-				a := byType[c.it]
-				if a == nil {
-					a = &acc{price: c.price, alloc: c.alloc.clone(), classes: map[int]bool{}}
-					byType[c.it] = a
-					order = append(order, c.it)
-				}
-				a.price = math.Min(a.price, c.price)
-				a.alloc.maxWith(c.alloc)
-				a.classes[id] = true
 			}
+			if !allowed {
+				continue
+			}
+			a := byKey[string(key)]
+			if a == nil {
+				a = &acc{price: c.billed, alloc: c.alloc.clone(), classes: map[int]bool{}}
+				for k, id := range classIDs {
+					if key[len(c.it.Name)+1+k] == 1 {
+						a.classes[id] = true
+					}
+				}
+				byKey[string(key)] = a
+				order = append(order, string(key))
+			}
+			a.price = math.Min(a.price, c.billed)
+			a.alloc.maxWith(c.alloc)
 		}
-		for _, it := range order {
-			a := byType[it]
+		for _, k := range order {
+			a := byKey[k]
 			col := assignColumn{price: a.price, alloc: a.alloc}
 			for si := range shapes {
-				if a.classes[shapes[si].class] && fitsAdd(a.alloc, zero, shapes[si].req) {
+				if a.classes[shapes[si].class] && shapes[si].fitsOn(a.alloc, zero) {
 					col.fits = append(col.fits, si)
 				}
 			}
@@ -232,6 +564,9 @@ func (s *state) assignmentColumns(shapes []boundShape) []assignColumn {
 				cols = append(cols, col)
 			}
 		}
+	}
+	if !prune {
+		return cols
 	}
 	// A dominator is at least as good per dollar on every resource, so its
 	// normalised sum is no lower: in that order, every type's dominators
@@ -348,28 +683,53 @@ func (ab *assignBound) price(ci int, w []float64) (load []loadEntry, value, uppe
 	n := len(cand)
 	width := n + m + 1
 	// Tableau rows 0..m-1: constraints [A | I | b]; row m: reduced costs.
+	// Rows are in units of the allocatable, each shape's variable in units
+	// of the most of a node it can fill, and values in units of the
+	// largest: bytes of memory against millicpus would otherwise put
+	// memory's reduced costs below the simplex's tolerance.
+	rowScale := make([]float64, m)
+	for i, r := range ab.rows {
+		rowScale[i] = math.Max(1, float64(col.alloc[r]))
+	}
+	colScale := make([]float64, n)
+	objScale := 0.0
+	for j, si := range cand {
+		for i, r := range ab.rows {
+			colScale[j] = math.Max(colScale[j], float64(ab.shapes[si].req[r])/rowScale[i])
+		}
+		if colScale[j] <= 0 {
+			return nil, math.Inf(1), math.Inf(1) // unbounded: a shape that uses no resource
+		}
+		objScale = math.Max(objScale, w[si]/colScale[j])
+	}
 	t := make([]float64, (m+1)*width)
 	for i, r := range ab.rows {
 		row := t[i*width : (i+1)*width]
 		for j, si := range cand {
-			row[j] = float64(ab.shapes[si].req[r])
+			row[j] = float64(ab.shapes[si].req[r]) / rowScale[i] / colScale[j]
 		}
 		row[n+i] = 1
-		row[width-1] = float64(col.alloc[r])
+		row[width-1] = float64(col.alloc[r]) / rowScale[i]
 	}
 	obj := t[m*width : (m+1)*width]
 	for j, si := range cand {
-		obj[j] = -w[si]
+		obj[j] = -w[si] / colScale[j] / objScale
 	}
 	basis := make([]int, m)
 	for i := range basis {
 		basis[i] = n + i
 	}
-	for iter := 0; iter < 50*(m+1); iter++ {
+	for iter := 0; iter < 50*(m+1)+4*n; iter++ {
+		// Dantzig's rule, then Bland's (the first improving column), which
+		// cannot cycle on the degenerate vertices these loads often sit on.
+		bland := iter >= 10*(m+1)
 		enter := -1
 		for j := 0; j < n+m; j++ {
 			if obj[j] < -1e-12 && (enter < 0 || obj[j] < obj[enter]) {
 				enter = j
+				if bland {
+					break
+				}
 			}
 		}
 		if enter < 0 {
@@ -410,40 +770,51 @@ func (ab *assignBound) price(ci int, w []float64) (load []loadEntry, value, uppe
 	}
 	for i, b := range basis {
 		if b < n {
-			if x := t[i*width+width-1]; x > 0 {
+			if x := t[i*width+width-1] / colScale[b]; x > 0 {
 				load = append(load, loadEntry{shape: cand[b], x: x})
 				value += w[cand[b]] * x
 			}
 		}
 	}
 	// Duals: the reduced costs of the slacks, made non-negative, then
-	// scaled up until every shape's value is covered.
+	// raised until they price every shape at its value at least (any such
+	// μ bounds every load by μ·alloc). Where one falls short (rounding, or
+	// the iteration cap), the resource that covers it for the least is
+	// raised; raising never uncovers another shape.
 	mu := make([]float64, m)
 	for i := range mu {
-		mu[i] = math.Max(0, obj[n+i])
+		mu[i] = math.Max(0, obj[n+i]) * objScale / rowScale[i]
 	}
-	scale := 1.0
 	for _, si := range cand {
 		v := 0.0
 		for i, r := range ab.rows {
 			v += mu[i] * float64(ab.shapes[si].req[r])
 		}
-		if v <= 0 {
+		if v >= w[si] {
+			continue
+		}
+		cheapest, cost := -1, math.Inf(1)
+		for i, r := range ab.rows {
+			if q := float64(ab.shapes[si].req[r]); q > 0 {
+				if c := float64(col.alloc[r]) / q; c < cost {
+					cheapest, cost = i, c
+				}
+			}
+		}
+		if cheapest < 0 {
 			return load, value, math.Inf(1)
 		}
-		if f := w[si] / v; f > scale {
-			scale = f
-		}
+		mu[cheapest] += (w[si] - v) / float64(ab.shapes[si].req[ab.rows[cheapest]])
 	}
 	for i, r := range ab.rows {
 		upper += mu[i] * float64(col.alloc[r])
 	}
-	return load, value, upper * scale
+	return load, value, upper
 }
 
 // fractionalPlanCost is the plan's own assignment priced as the relaxation
-// prices it: per offering chosen, the load of its nodes over its
-// allocatable, at the largest ratio of any resource.
+// prices it (billed, as the bounds are): per offering chosen, the load of
+// its nodes over its allocatable, at the largest ratio of any resource.
 func (s *state) fractionalPlanCost() float64 {
 	load := map[*candidate]resVec{}
 	for _, n := range s.planned {
@@ -469,7 +840,7 @@ func (s *state) fractionalPlanCost() float64 {
 				y = math.Max(y, float64(v)/float64(c.alloc[r]))
 			}
 		}
-		total += c.price * y
+		total += c.billed * y
 	}
 	return total
 }

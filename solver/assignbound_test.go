@@ -32,7 +32,56 @@ func TestLowerBoundKeepsPodsOnTheTypesTheyMayUse(t *testing.T) {
 // The bound, now with the assignment relaxation, still never exceeds the
 // optimum when pods of different classes may use different types.
 func TestLowerBoundWithClassesNeverExceedsBruteForceOptimum(t *testing.T) {
-	r := rand.New(rand.NewSource(11))
+	lowerBoundWithClassesTrials(t, 11, nil)
+}
+
+// Coarsened shapes (what workloads of more than assignMaxShapes shapes of
+// several classes get) must keep the bound below the optimum too: forced
+// here on instances the brute force can solve, checking the assignment
+// relaxation's own value (coarsened, and whole at 64), not only the bound
+// it may lose to.
+func TestCoarsenedLowerBoundNeverExceedsBruteForceOptimum(t *testing.T) {
+	for _, limit := range []int{6, 7, 64} {
+		t.Run(fmt.Sprint(limit), func(t *testing.T) {
+			defer SetAssignMaxShapes(limit)()
+			var bounds []float64
+			defer ObserveAssignmentBounds(func(coarse bool, bound float64) {
+				if coarse || limit == 64 {
+					bounds = append(bounds, bound)
+				}
+			})()
+			trials, computed := 0, 0
+			lowerBoundWithClassesTrials(t, 13+int64(limit), func(trial int, opt float64) {
+				defer func() { bounds = bounds[:0] }()
+				if math.IsInf(opt, 1) {
+					return // no packing: the bound is of the pods placed
+				}
+				trials++
+				for _, b := range bounds {
+					if b > opt*(1+1e-9) {
+						t.Fatalf("trial %d: assignment bound %.6f above the optimum %.6f", trial, b, opt)
+					}
+					if b > 0 {
+						computed++
+					}
+				}
+			})
+			// Not vacuous: most trials must have computed a positive bound
+			// (through coarsening, below 64).
+			if computed < trials/2 {
+				t.Fatalf("only %d of %d trials computed an assignment bound", computed, trials)
+			}
+			t.Logf("%d of %d trials computed an assignment bound", computed, trials)
+		})
+	}
+}
+
+// lowerBoundWithClassesTrials checks the bound against the brute-force
+// optimum on random instances; with check, on instances of 7-9 pods, each
+// pinned to one arch (enough shapes of few classes to coarsen), calling
+// check after each trial with a known optimum.
+func lowerBoundWithClassesTrials(t *testing.T, seed int64, check func(trial int, opt float64)) {
+	r := rand.New(rand.NewSource(seed))
 	trials := 300
 	if testing.Short() {
 		trials = 80
@@ -49,6 +98,9 @@ func TestLowerBoundWithClassesNeverExceedsBruteForceOptimum(t *testing.T) {
 			types = append(types, it)
 		}
 		n := 2 + r.Intn(8)
+		if check != nil {
+			n = 7 + r.Intn(3)
+		}
 		var ps []*corev1.Pod
 		var reqs [][3]int64
 		var allowed [][]bool
@@ -57,7 +109,11 @@ func TestLowerBoundWithClassesNeverExceedsBruteForceOptimum(t *testing.T) {
 			mem := int64(128*(1+r.Intn(48))) << 20
 			var opts []podOpt
 			want := ""
-			if k := r.Intn(3); k > 0 {
+			k := r.Intn(3)
+			if check != nil {
+				k = 1 + r.Intn(2)
+			}
+			if k > 0 {
 				want = []string{"amd64", "arm64"}[k-1]
 				opts = append(opts, withNodeSelector(v1alpha1.LabelArch, want))
 			}
@@ -73,6 +129,9 @@ func TestLowerBoundWithClassesNeverExceedsBruteForceOptimum(t *testing.T) {
 		opt := bruteForceOptimum(reqs, types, 0, allowed)
 		plan := solveChecked(t, snap)
 		if math.IsInf(opt, 1) {
+			if check != nil {
+				check(trial, opt)
+			}
 			continue
 		}
 		if len(plan.Unschedulable) > 0 {
@@ -81,5 +140,23 @@ func TestLowerBoundWithClassesNeverExceedsBruteForceOptimum(t *testing.T) {
 		if plan.LowerBoundPricePerHour > opt*(1+1e-9) {
 			t.Fatalf("trial %d: lower bound %.6f above the optimum %.6f (plan %.6f)", trial, plan.LowerBoundPricePerHour, opt, plan.TotalPricePerHour)
 		}
+		if check != nil {
+			check(trial, opt)
+		}
+	}
+}
+
+// The bound is of what the plan is billed, not of the risk-weighted prices
+// the solver compares (spotrisk.go): here every m.large spot offering is as
+// risky as can be, so the plan avoids them, but the cheapest machine that
+// carries the pod is still m.large spot in zone-a, billed $0.063/h.
+func TestLowerBoundIsOfBilledPricesUnderSpotRisk(t *testing.T) {
+	risky := map[string]int{"m.large/zone-a": 1, "m.large/zone-b": 1, "m.large/zone-c": 1}
+	p := solveChecked(t, spotRiskSnapshot(10, risky, nil))
+	wantAllPlaced(t, p)
+	const optimum = 0.063
+	t.Logf("plan $%.4f/h (%s), lower bound $%.4f/h", p.TotalPricePerHour, p.NewNodes[0].InstanceType.Name, p.LowerBoundPricePerHour)
+	if p.LowerBoundPricePerHour > optimum*(1+1e-9) {
+		t.Fatalf("lower bound $%.4f/h above the cheapest billed machine for the pod, $%.4f/h", p.LowerBoundPricePerHour, optimum)
 	}
 }

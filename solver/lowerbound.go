@@ -48,7 +48,9 @@ func (s *state) lowerBound(plan *Plan) float64 {
 		}
 	}
 	// Columns: per pool and type, cheapest compatible offering and largest
-	// allocatable among its offerings.
+	// allocatable among its offerings. Billed prices: the bound is of what
+	// the plan costs (TotalPricePerHour), not of the risk-weighted prices
+	// choices compare, which can only be higher.
 	var cols []coneColumn
 	classList := s.classList()
 	for _, ps := range s.pools {
@@ -68,10 +70,10 @@ func (s *state) lowerBound(plan *Plan) float64 {
 			j, seen := byType[c.it]
 			if !seen {
 				byType[c.it] = len(cols)
-				cols = append(cols, coneColumn{price: c.price, alloc: c.alloc.clone()})
+				cols = append(cols, coneColumn{price: c.billed, alloc: c.alloc.clone()})
 				continue
 			}
-			cols[j].price = math.Min(cols[j].price, c.price)
+			cols[j].price = math.Min(cols[j].price, c.billed)
 			cols[j].alloc.maxWith(c.alloc)
 		}
 	}

@@ -31,8 +31,9 @@ type evaluation struct {
 	zoneLimited bool
 }
 
-// topoLimit is how many pods of g a domain d of rule t accepts (0: none).
-func topoLimit(t *topoGroup, selfSelects, owner bool, d string) int {
+// topoLimit is how many pods of g a domain d of rule t accepts (0: none);
+// existing says d is an existing node's domain.
+func topoLimit(t *topoGroup, selfSelects, owner, existing bool, d string) int {
 	if !owner {
 		if t.kind == kindAntiAffinity && !t.preferred && t.owners[d] > 0 {
 			return 0
@@ -42,6 +43,9 @@ func topoLimit(t *topoGroup, selfSelects, owner bool, d string) int {
 	switch t.kind {
 	case kindSpread:
 		c, min := t.counts[d], t.minCount()
+		if existing {
+			min = t.existingMinCount()
+		}
 		if !selfSelects {
 			if c-min > t.maxSkew {
 				return 0
@@ -69,19 +73,20 @@ func topoLimit(t *topoGroup, selfSelects, owner bool, d string) int {
 	}
 }
 
-// domainLimit applies every rule of g on key to domain d.
-func (g *podGroup) domainLimit(key, d string) int {
+// domainLimit applies every rule of g on key to domain d (of an existing
+// node when existing is set).
+func (g *podGroup) domainLimit(key, d string, existing bool) int {
 	limit := unlimited
 	for i, t := range g.owned {
 		if t.key == key {
-			if l := topoLimit(t, g.ownedSelf(i), true, d); l < limit {
+			if l := topoLimit(t, g.ownedSelf(i), true, existing, d); l < limit {
 				limit = l
 			}
 		}
 	}
 	for _, t := range g.countedBy {
 		if t.key == key {
-			if l := topoLimit(t, true, false, d); l < limit {
+			if l := topoLimit(t, true, false, existing, d); l < limit {
 				limit = l
 			}
 		}
@@ -173,7 +178,7 @@ func (s *state) evaluate(g *podGroup, n *nodeState, mode evalMode) *evaluation {
 	}
 	limit := want
 	// Hostname rules: the node is its own domain.
-	if l := g.domainLimit(v1alpha1.LabelHostname, n.hostname); l < limit {
+	if l := g.domainLimit(v1alpha1.LabelHostname, n.hostname, n.existing); l < limit {
 		limit = l
 		if limit == 0 {
 			return ev
@@ -190,7 +195,7 @@ func (s *state) evaluate(g *podGroup, n *nodeState, mode evalMode) *evaluation {
 	}
 	for _, key := range s.pinKeysFor(g) {
 		if d, ok := n.domain(key); ok {
-			if l := g.domainLimit(key, d); l < limit {
+			if l := g.domainLimit(key, d, n.existing); l < limit {
 				limit = l
 			}
 		} else if n.existing {
@@ -319,7 +324,7 @@ func (s *state) chooseDomain(g *podGroup, n *nodeState, cc *classCands, classKno
 	best, bestLimit := -1, 0
 	var bestCount int32
 	for i, v := range vals {
-		l := g.domainLimit(key, v)
+		l := g.domainLimit(key, v, false)
 		if l == 0 {
 			continue
 		}

@@ -57,6 +57,21 @@ type topoGroup struct {
 	total int32
 	// universe is every domain of key a pod could reach (spread, non-hostname).
 	universe []string
+	// hosts (hostname spread) is the existing nodes kube-scheduler counts
+	// as domains for a pod placed on one of them.
+	hosts *hostDomains
+}
+
+// hostDomains keeps the minimum a hostname spread has over the existing
+// nodes its filter admits. Planned nodes are no domain for a pod bound to
+// an existing node: kube-scheduler binds it now, before any new machine
+// joins. Counts on existing nodes only grow during a solve, so the minimum
+// is recomputed only when the last domain holding it grows.
+type hostDomains struct {
+	eligible map[string]bool
+	min      int32
+	atMin    int
+	valid    bool
 }
 
 // nodeFilter is a spread constraint's view of which nodes are domains.
@@ -118,8 +133,9 @@ func (t *topoGroup) selects(ns string, podLabels map[string]string) bool {
 	return t.selector.Matches(labels.Set(podLabels))
 }
 
-// minCount is the global minimum for skew: zero for hostname (a new node is
-// always a possible empty domain) or when fewer than minDomains exist.
+// minCount is the global minimum for skew on a planned node: zero for
+// hostname (a new node is always a possible empty domain) or when fewer
+// than minDomains exist.
 func (t *topoGroup) minCount() int32 {
 	if t.key == v1alpha1.LabelHostname || len(t.universe) == 0 {
 		return 0
@@ -134,6 +150,39 @@ func (t *topoGroup) minCount() int32 {
 		}
 	}
 	return min
+}
+
+// existingMinCount is the global minimum for skew on an existing node.
+// For hostname it is kube-scheduler's: the least any existing node the
+// rule's filter admits holds (zero when fewer than minDomains are
+// admitted). Karpenter takes zero, as for a planned node, and launches a
+// machine for a pod kube-scheduler would bind to an existing node. Other
+// keys keep minCount: their universe already holds the domains existing
+// nodes have.
+func (t *topoGroup) existingMinCount() int32 {
+	h := t.hosts
+	if h == nil {
+		return t.minCount()
+	}
+	if t.minDomains > 0 && int32(len(h.eligible)) < t.minDomains {
+		return 0
+	}
+	if !h.valid {
+		h.min, h.atMin = 1<<30, 0
+		for d := range h.eligible {
+			switch c := t.counts[d]; {
+			case c < h.min:
+				h.min, h.atMin = c, 1
+			case c == h.min:
+				h.atMin++
+			}
+		}
+		if h.atMin == 0 {
+			h.min = 0
+		}
+		h.valid = true
+	}
+	return h.min
 }
 
 func selectorFor(ls *metav1.LabelSelector, pod *corev1.Pod, matchKeys, mismatchKeys []string) labels.Selector {
@@ -327,6 +376,14 @@ func (s *state) ensureTopology(spec *topoGroup) *topoGroup {
 	if t.kind == kindSpread && t.key != v1alpha1.LabelHostname {
 		t.universe = s.spreadUniverse(t)
 	}
+	if t.kind == kindSpread && t.key == v1alpha1.LabelHostname {
+		t.hosts = &hostDomains{eligible: map[string]bool{}}
+		for _, n := range s.existing {
+			if t.filter.matches(LabelMap(n.labels), n.nodeTaints) {
+				t.hosts.eligible[n.hostname] = true
+			}
+		}
+	}
 	s.countBound(t)
 	// Count pods this solve placed so far and link groups the rule selects.
 	for _, g := range s.groupsMaybeSelected(t) {
@@ -360,6 +417,11 @@ func (s *state) count(t *topoGroup, n *nodeState, k int32) {
 	}
 	if t.kind == kindSpread && t.filter != nil && !t.filter.matches(n.labelGetter(), n.taints()) {
 		return
+	}
+	if h := t.hosts; h != nil && h.valid && n.existing && t.counts[d] == h.min && h.eligible[d] {
+		if h.atMin--; h.atMin == 0 {
+			h.valid = false
+		}
 	}
 	t.counts[d] += k
 	t.total += k

@@ -695,6 +695,13 @@ func (c *checker) checkSpread(pod *corev1.Pod, n *node, tsc corev1.TopologySprea
 	req := nodeaffinity.GetRequiredNodeAffinity(pod)
 	counts := map[string]int{}
 	for _, other := range c.order {
+		// A pod bound to an existing node is bound now, before any new
+		// machine joins: for hostname, only existing nodes are domains
+		// (kube-scheduler's minimum). Other keys keep the stricter
+		// replay, in which pods on new nodes placed earlier count.
+		if tsc.TopologyKey == v1alpha1.LabelHostname && !n.isNew && other.isNew {
+			continue
+		}
 		d, ok := c.domainOf(other, tsc.TopologyKey)
 		if !ok {
 			continue

@@ -1,0 +1,27 @@
+package solver
+
+// SetAssignMaxShapes sets how many shapes the assignment relaxation takes
+// before it coarsens them, until the returned function restores it.
+func SetAssignMaxShapes(n int) (restore func()) {
+	old := assignMaxShapes
+	assignMaxShapes = n
+	return func() { assignMaxShapes = old }
+}
+
+// SetAssignRounds sets the assignment relaxation's column generation
+// rounds, until the returned function restores it.
+func SetAssignRounds(n int) (restore func()) {
+	old := assignRounds
+	assignRounds = n
+	return func() { assignRounds = old }
+}
+
+// ObserveAssignmentBounds calls f with every assignment bound the solver
+// computes (and whether its shapes were coarsened) until the returned
+// function restores it; meanwhile the bound is computed even where the
+// cone LP's makes it pointless.
+func ObserveAssignmentBounds(f func(coarse bool, bound float64)) (restore func()) {
+	old, oldAlways := assignBoundObserved, assignBoundAlways
+	assignBoundObserved, assignBoundAlways = f, true
+	return func() { assignBoundObserved, assignBoundAlways = old, oldAlways }
+}
