@@ -34,6 +34,7 @@ import (
 
 	"github.com/joinery-dev/joinery/api/v1alpha1"
 	"github.com/joinery-dev/joinery/cloud"
+	"github.com/joinery-dev/joinery/internal/clusterstate"
 	"github.com/joinery-dev/joinery/internal/shard"
 	"github.com/joinery-dev/joinery/solver"
 )
@@ -445,17 +446,13 @@ func (p *Provisioner) connect(ctx context.Context, cluster *clusterv1.Cluster) (
 	toCluster := func(context.Context, client.Object) []reconcile.Request {
 		return []reconcile.Request{{NamespacedName: key}}
 	}
-	// A Pod event matters when it may change what is pending; bound pods
-	// count on their nodes but are read at plan time. It is the one watch
-	// that does not go through changing: what it wakes a pass for is
-	// pending pods, all a pass woken by it alone reads (see podsOnly).
-	pendingPods := predicate.NewPredicateFuncs(func(o client.Object) bool {
-		pod, ok := o.(*corev1.Pod)
-		return ok && pod.Spec.NodeName == ""
-	})
+	// Bound pods count on their nodes but are read at plan time. It is
+	// the one watch that does not go through changing: what it wakes a
+	// pass for is pending pods, all a pass woken by it alone reads (see
+	// podsOnly).
 	if err := p.ClusterCache.Watch(ctx, key, clustercache.NewWatcher(clustercache.WatcherOptions{
 		Name: "provisioning-pods", Watcher: p.controller, Kind: &corev1.Pod{},
-		EventHandler: handler.EnqueueRequestsFromMapFunc(toCluster), Predicates: []predicate.Predicate{pendingPods},
+		EventHandler: handler.EnqueueRequestsFromMapFunc(toCluster), Predicates: []predicate.Predicate{newlyPending},
 	})); err != nil {
 		return nil, err
 	}
@@ -519,6 +516,28 @@ var nodeChanged = predicate.Funcs{
 			nodeReady(before) != nodeReady(after) ||
 			!before.DeletionTimestamp.Equal(after.DeletionTimestamp)
 	},
+}
+
+// newlyPending passes the Pod events that change what is pending: a pod
+// that becomes one Joinery provisions for (clusterstate.IsProvisionable:
+// the scheduler marked it Unschedulable), is created so (a new cache's
+// first list), or is deleted while it was. A pod's creation comes before
+// the scheduler tried it, and a pending pod's other updates (the
+// scheduler's new message, a nominated node) leave it pending: each woke
+// a pass that found nothing new, two or three per pod of a burst. A pod
+// that stops being pending otherwise (bound, deleting) changes no window;
+// the pass at the window's close reads the pods as they are then.
+var newlyPending = predicate.Funcs{
+	CreateFunc: func(e event.CreateEvent) bool { return provisionable(e.Object) },
+	UpdateFunc: func(e event.UpdateEvent) bool {
+		return provisionable(e.ObjectNew) && !provisionable(e.ObjectOld)
+	},
+	DeleteFunc: func(e event.DeleteEvent) bool { return provisionable(e.Object) },
+}
+
+func provisionable(o client.Object) bool {
+	pod, ok := o.(*corev1.Pod)
+	return ok && clusterstate.IsProvisionable(pod)
 }
 
 // machineChanged passes a Machine's creation and deletion, and updates

@@ -151,3 +151,51 @@ func TestDecisionsAreReadAgainWhenTheAnnotationChanges(t *testing.T) {
 		t.Error("a Machine the last pass did not see is still cached")
 	}
 }
+
+// A pod wakes a pass when it becomes pending for Joinery (the scheduler
+// marked it Unschedulable), not when it is created before the scheduler
+// tried it, nor for its later updates while it stays pending.
+func TestNewlyPendingWakesAPassOncePerPendingPod(t *testing.T) {
+	created := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns", ResourceVersion: "1"},
+		Status: corev1.PodStatus{Phase: corev1.PodPending}}
+	unschedulable := created.DeepCopy()
+	unschedulable.ResourceVersion = "2"
+	unschedulable.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodScheduled, Status: corev1.ConditionFalse,
+		Reason: corev1.PodReasonUnschedulable, Message: "0/3 nodes are available"}}
+	remarked := unschedulable.DeepCopy()
+	remarked.ResourceVersion = "3"
+	remarked.Status.Conditions[0].Message = "0/4 nodes are available"
+	remarked.Status.NominatedNodeName = "n1"
+	bound := unschedulable.DeepCopy()
+	bound.Spec.NodeName = "n1"
+	gated := created.DeepCopy()
+	gated.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodScheduled, Status: corev1.ConditionFalse, Reason: corev1.PodReasonSchedulingGated}}
+
+	if newlyPending.Create(event.CreateEvent{Object: created}) {
+		t.Error("a pod's creation, before the scheduler tried it, wakes a pass")
+	}
+	if !newlyPending.Create(event.CreateEvent{Object: unschedulable}) {
+		t.Error("a pending pod a new cache lists does not wake a pass")
+	}
+	for _, tc := range []struct {
+		name          string
+		before, after *corev1.Pod
+		want          bool
+	}{
+		{"marked Unschedulable", created, unschedulable, true},
+		{"ungated and marked Unschedulable", gated, unschedulable, true},
+		{"re-marked while pending", unschedulable, remarked, false},
+		{"bound", unschedulable, bound, false},
+		{"gated", created, gated, false},
+	} {
+		if got := newlyPending.Update(event.UpdateEvent{ObjectOld: tc.before, ObjectNew: tc.after}); got != tc.want {
+			t.Errorf("%s: a pass is woken: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	if !newlyPending.Delete(event.DeleteEvent{Object: unschedulable}) {
+		t.Error("a pending pod's deletion does not wake a pass (the window may have nothing left to plan)")
+	}
+	if newlyPending.Delete(event.DeleteEvent{Object: bound}) {
+		t.Error("a bound pod's deletion wakes a pass")
+	}
+}
