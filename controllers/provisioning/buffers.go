@@ -74,9 +74,9 @@ func (ps *pass) watchBuffers() error {
 	key := ps.key
 	err := ps.ClusterCache.Watch(ps.ctx, key, clustercache.NewWatcher(clustercache.WatcherOptions{
 		Name: "provisioning-capacitybuffers", Watcher: ps.controller, Kind: &autoscalingv1beta1.CapacityBuffer{},
-		EventHandler: handler.EnqueueRequestsFromMapFunc(func(_ context.Context, _ client.Object) []reconcile.Request {
+		EventHandler: handler.EnqueueRequestsFromMapFunc(ps.changing(func(_ context.Context, _ client.Object) []reconcile.Request {
 			return []reconcile.Request{{NamespacedName: key}}
-		}),
+		})),
 	}))
 	return err
 }

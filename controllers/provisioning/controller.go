@@ -22,6 +22,7 @@ import (
 	clusterv1 "sigs.k8s.io/cluster-api/api/core/v1beta2"
 	"sigs.k8s.io/cluster-api/controllers/clustercache"
 	"sigs.k8s.io/cluster-api/util/conditions"
+	v1beta1conditions "sigs.k8s.io/cluster-api/util/deprecated/v1beta1/conditions"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -33,6 +34,7 @@ import (
 
 	"github.com/joinery-dev/joinery/api/v1alpha1"
 	"github.com/joinery-dev/joinery/cloud"
+	"github.com/joinery-dev/joinery/internal/clusterstate"
 	"github.com/joinery-dev/joinery/internal/shard"
 	"github.com/joinery-dev/joinery/solver"
 )
@@ -173,6 +175,23 @@ type clusterState struct {
 	// nodeLost are Machines whose Node disappeared, since when (guarded
 	// by Provisioner.mu: the disruption controller reads it too).
 	nodeLost map[types.UID]time.Time
+
+	// changes counts the events of everything a full pass reads but
+	// pending pods (Machines, AWSMachines, Nodes, pools, the Cluster,
+	// overlays, CapacityBuffers; see changing); settled is the count the
+	// last full pass began with, when it went through every Machine
+	// without an error (-1: none did). While they are equal, a pass woken
+	// by pending pods with a batch window open only counts them into the
+	// window (see podsOnly): the rest would find what the last full pass
+	// found. Guarded by Provisioner.mu: event handlers write changes.
+	changes, settled int64
+	// decisions are the decisions of the cluster's Machines the last
+	// full pass read (see decision).
+	decisions map[types.UID]readDecision
+	// recheckAt is when the last full pass's Machines change by
+	// themselves (a registration timeout, a lost node's grace): a full
+	// pass is due then whatever the events. Zero: never.
+	recheckAt time.Time
 }
 
 // +kubebuilder:rbac:groups=cluster.x-k8s.io,resources=clusters,verbs=get;list;watch
@@ -207,14 +226,14 @@ func (p *Provisioner) SetupWithManager(ctx context.Context, mgr ctrl.Manager) er
 	})
 	c, err := ctrl.NewControllerManagedBy(mgr).
 		Named("provisioning").
-		For(&clusterv1.Cluster{}, builder.WithPredicates(p.Shard.Clusters())).
-		Watches(&v1alpha1.NodePool{}, handler.EnqueueRequestsFromMapFunc(p.clustersOfPool)).
-		Watches(&v1alpha1.NodeOverlay{}, handler.EnqueueRequestsFromMapFunc(p.clustersOfOverlay), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
-		Watches(&clusterv1.Machine{}, handler.EnqueueRequestsFromMapFunc(clusterOfObject), builder.WithPredicates(joineryOnly)).
-		Watches(&infrav1.AWSMachine{}, handler.EnqueueRequestsFromMapFunc(clusterOfObject), builder.WithPredicates(joineryOnly)).
-		WatchesRawSource(p.ClusterCache.GetClusterSource("provisioning", func(_ context.Context, o client.Object) []reconcile.Request {
+		For(&clusterv1.Cluster{}, builder.WithPredicates(p.Shard.Clusters(), clusterChanged, p.markClusterChanged())).
+		Watches(&v1alpha1.NodePool{}, handler.EnqueueRequestsFromMapFunc(p.changing(p.clustersOfPool))).
+		Watches(&v1alpha1.NodeOverlay{}, handler.EnqueueRequestsFromMapFunc(p.changing(p.clustersOfOverlay)), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&clusterv1.Machine{}, handler.EnqueueRequestsFromMapFunc(p.changing(clusterOfObject)), builder.WithPredicates(joineryOnly, machineChanged)).
+		Watches(&infrav1.AWSMachine{}, handler.EnqueueRequestsFromMapFunc(p.changing(clusterOfObject)), builder.WithPredicates(joineryOnly, awsMachineChanged)).
+		WatchesRawSource(p.ClusterCache.GetClusterSource("provisioning", p.changing(func(_ context.Context, o client.Object) []reconcile.Request {
 			return []reconcile.Request{{NamespacedName: client.ObjectKeyFromObject(o)}}
-		})).
+		}))).
 		WithOptions(controller.Options{MaxConcurrentReconciles: max(1, p.Options.Concurrency)}).
 		Build(p)
 	if err != nil {
@@ -283,10 +302,42 @@ func (p *Provisioner) state(key types.NamespacedName) *clusterState {
 	defer p.mu.Unlock()
 	s := p.clusters[key]
 	if s == nil {
-		s = &clusterState{seen: map[types.UID]bool{}}
+		s = &clusterState{seen: map[types.UID]bool{}, settled: -1}
 		p.clusters[key] = s
 	}
 	return s
+}
+
+// changing wraps a watch's map function: each cluster it wakes has
+// changed in what a full pass reads, so its next pass is a full one (see
+// clusterState.changes). Every watch but the pending pods' goes through
+// it; a cluster no pass has seen yet has no state, and its first pass is
+// full anyway.
+func (p *Provisioner) changing(f handler.MapFunc) handler.MapFunc {
+	return func(ctx context.Context, o client.Object) []reconcile.Request {
+		reqs := f(ctx, o)
+		p.markChanged(reqs...)
+		return reqs
+	}
+}
+
+func (p *Provisioner) markChanged(reqs ...reconcile.Request) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, r := range reqs {
+		if s := p.clusters[r.NamespacedName]; s != nil {
+			s.changes++
+		}
+	}
+}
+
+// markClusterChanged is the predicate form of changing, for the Cluster
+// itself; it lets every event through.
+func (p *Provisioner) markClusterChanged() predicate.Predicate {
+	return predicate.NewPredicateFuncs(func(o client.Object) bool {
+		p.markChanged(reconcile.Request{NamespacedName: client.ObjectKeyFromObject(o)})
+		return true
+	})
 }
 
 func (p *Provisioner) forget(key types.NamespacedName) {
@@ -395,21 +446,19 @@ func (p *Provisioner) connect(ctx context.Context, cluster *clusterv1.Cluster) (
 	toCluster := func(context.Context, client.Object) []reconcile.Request {
 		return []reconcile.Request{{NamespacedName: key}}
 	}
-	// A Pod event matters when it may change what is pending; bound pods
-	// count on their nodes but are read at plan time.
-	pendingPods := predicate.NewPredicateFuncs(func(o client.Object) bool {
-		pod, ok := o.(*corev1.Pod)
-		return ok && pod.Spec.NodeName == ""
-	})
+	// Bound pods count on their nodes but are read at plan time. It is
+	// the one watch that does not go through changing: what it wakes a
+	// pass for is pending pods, all a pass woken by it alone reads (see
+	// podsOnly).
 	if err := p.ClusterCache.Watch(ctx, key, clustercache.NewWatcher(clustercache.WatcherOptions{
 		Name: "provisioning-pods", Watcher: p.controller, Kind: &corev1.Pod{},
-		EventHandler: handler.EnqueueRequestsFromMapFunc(toCluster), Predicates: []predicate.Predicate{pendingPods},
+		EventHandler: handler.EnqueueRequestsFromMapFunc(toCluster), Predicates: []predicate.Predicate{newlyPending},
 	})); err != nil {
 		return nil, err
 	}
 	if err := p.ClusterCache.Watch(ctx, key, clustercache.NewWatcher(clustercache.WatcherOptions{
 		Name: "provisioning-nodes", Watcher: p.controller, Kind: &corev1.Node{},
-		EventHandler: handler.EnqueueRequestsFromMapFunc(toCluster), Predicates: []predicate.Predicate{nodeChanged},
+		EventHandler: handler.EnqueueRequestsFromMapFunc(p.changing(toCluster)), Predicates: []predicate.Predicate{nodeChanged},
 	})); err != nil {
 		return nil, err
 	}
@@ -435,6 +484,20 @@ func (s sharedLists) List(ctx context.Context, list client.ObjectList, opts ...c
 	return s.Reader.List(ctx, list, append(opts, client.UnsafeDisableDeepCopy)...)
 }
 
+// sharedReads is sharedLists for Gets too. A pass reads its cluster's
+// Machines and their AWSMachines from the manager's cache through it
+// (clusterstate.Read) and only reads them: it deletes a Machine by name,
+// and builds whatever it creates anew.
+type sharedReads struct{ client.Reader }
+
+func (s sharedReads) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
+	return s.Reader.List(ctx, list, append(opts, client.UnsafeDisableDeepCopy)...)
+}
+
+func (s sharedReads) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	return s.Reader.Get(ctx, key, obj, append(opts, client.UnsafeDisableDeepCopy)...)
+}
+
 // nodeChanged passes a Node's creation and deletion, and updates that
 // change what a pass reads of it: labels, taints, provider ID,
 // schedulability, capacity, and readiness. The kubelet's status heartbeat
@@ -453,6 +516,94 @@ var nodeChanged = predicate.Funcs{
 			nodeReady(before) != nodeReady(after) ||
 			!before.DeletionTimestamp.Equal(after.DeletionTimestamp)
 	},
+}
+
+// newlyPending passes the Pod events that change what is pending: a pod
+// that becomes one Joinery provisions for (clusterstate.IsProvisionable:
+// the scheduler marked it Unschedulable), is created so (a new cache's
+// first list), or is deleted while it was. A pod's creation comes before
+// the scheduler tried it, and a pending pod's other updates (the
+// scheduler's new message, a nominated node) leave it pending: each woke
+// a pass that found nothing new, two or three per pod of a burst. A pod
+// that stops being pending otherwise (bound, deleting) changes no window;
+// the pass at the window's close reads the pods as they are then.
+var newlyPending = predicate.Funcs{
+	CreateFunc: func(e event.CreateEvent) bool { return provisionable(e.Object) },
+	UpdateFunc: func(e event.UpdateEvent) bool {
+		return provisionable(e.ObjectNew) && !provisionable(e.ObjectOld)
+	},
+	DeleteFunc: func(e event.DeleteEvent) bool { return provisionable(e.Object) },
+}
+
+func provisionable(o client.Object) bool {
+	pod, ok := o.(*corev1.Pod)
+	return ok && clusterstate.IsProvisionable(pod)
+}
+
+// machineChanged passes a Machine's creation and deletion, and updates
+// that change what a pass reads of it: labels, annotations (its
+// decision), spec (provider ID, references), its nodeRef, and deletion.
+// CAPI rewrites a booting Machine's status a dozen times (phase,
+// conditions, addresses) without changing any of them; each woke every
+// pass of the cluster for nothing.
+var machineChanged = predicate.Funcs{
+	UpdateFunc: func(e event.UpdateEvent) bool {
+		before, ok1 := e.ObjectOld.(*clusterv1.Machine)
+		after, ok2 := e.ObjectNew.(*clusterv1.Machine)
+		if !ok1 || !ok2 {
+			return true
+		}
+		return metaChanged(before, after) ||
+			!equality.Semantic.DeepEqual(before.Spec, after.Spec) ||
+			before.Status.NodeRef != after.Status.NodeRef
+	},
+}
+
+// awsMachineChanged passes an AWSMachine's creation and deletion, and
+// updates that change what a pass reads of it: labels, annotations, spec
+// (instance and provider IDs), the instance's state, its InstanceReady
+// condition (a refused launch, a terminated instance), and deletion.
+var awsMachineChanged = predicate.Funcs{
+	UpdateFunc: func(e event.UpdateEvent) bool {
+		before, ok1 := e.ObjectOld.(*infrav1.AWSMachine)
+		after, ok2 := e.ObjectNew.(*infrav1.AWSMachine)
+		if !ok1 || !ok2 {
+			return true
+		}
+		return metaChanged(before, after) ||
+			!equality.Semantic.DeepEqual(before.Spec, after.Spec) ||
+			!equality.Semantic.DeepEqual(before.Status.InstanceState, after.Status.InstanceState) ||
+			!equality.Semantic.DeepEqual(v1beta1conditions.Get(before, infrav1.InstanceReadyCondition), v1beta1conditions.Get(after, infrav1.InstanceReadyCondition))
+	},
+}
+
+// clusterChanged passes a Cluster's creation and deletion, and updates
+// that change what a pass reads of it: labels (pools' selectors, the
+// shard), annotations (paused), spec, failure domains, whether its
+// infrastructure is provisioned and its control plane initialized, and
+// deletion. CAPI rewrites a Cluster's status as its Machines come and go
+// (worker counts, conditions), several times per Machine of a burst.
+var clusterChanged = predicate.Funcs{
+	UpdateFunc: func(e event.UpdateEvent) bool {
+		before, ok1 := e.ObjectOld.(*clusterv1.Cluster)
+		after, ok2 := e.ObjectNew.(*clusterv1.Cluster)
+		if !ok1 || !ok2 {
+			return true
+		}
+		return metaChanged(before, after) ||
+			!equality.Semantic.DeepEqual(before.Spec, after.Spec) ||
+			!equality.Semantic.DeepEqual(before.Status.FailureDomains, after.Status.FailureDomains) ||
+			!equality.Semantic.DeepEqual(before.Status.Initialization, after.Status.Initialization) ||
+			conditions.IsTrue(before, clusterv1.ClusterControlPlaneInitializedCondition) != conditions.IsTrue(after, clusterv1.ClusterControlPlaneInitializedCondition)
+	},
+}
+
+// metaChanged reports whether an object's labels, annotations or
+// deletion changed.
+func metaChanged(before, after client.Object) bool {
+	return !maps.Equal(before.GetLabels(), after.GetLabels()) ||
+		!maps.Equal(before.GetAnnotations(), after.GetAnnotations()) ||
+		!before.GetDeletionTimestamp().Equal(after.GetDeletionTimestamp())
 }
 
 func nodeReady(n *corev1.Node) corev1.ConditionStatus {

@@ -24,6 +24,7 @@ import (
 	clusterv1 "sigs.k8s.io/cluster-api/api/core/v1beta2"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	autoscalingv1beta1 "github.com/joinery-dev/joinery/api/autoscaling/v1beta1"
 	"github.com/joinery-dev/joinery/api/v1alpha1"
@@ -736,6 +737,96 @@ func TestProvisioningWindows(t *testing.T) {
 			t.Errorf("%d Machines for a pod whose only pool Nodes have no live Machine (one lost, one never initialized): want 1", n)
 		}
 	})
+
+	t.Run("passes woken by pending pods alone count them into the open window and read nothing else; any other change makes the next pass full", func(t *testing.T) {
+		s := env.scene(t, env.cfg)
+		s.pool("burst")
+		lists := &countMachineLists{Client: s.c}
+		s.p.Client = lists
+		now := time.Now()
+		s.p.Now = func() time.Time { return now }
+		s.p.Options.BatchIdle, s.p.Options.BatchMax = time.Minute, 10*time.Minute
+		s.p.batches = NewBatches(s.p.Options.BatchIdle, s.p.Options.BatchMax)
+		key := client.ObjectKeyFromObject(s.cluster)
+		pass := func(wantFull bool, why string) time.Duration {
+			t.Helper()
+			before := lists.count()
+			res, err := s.pass().run()
+			if err != nil {
+				t.Fatalf("%s: %v", why, err)
+			}
+			if full := lists.count() > before; full != wantFull {
+				t.Errorf("%s: a full pass (Machines read) %v, want %v", why, full, wantFull)
+			}
+			return res.RequeueAfter
+		}
+
+		s.pendingPod("a", "burst")
+		if wait := pass(true, "the cluster's first pass"); wait != time.Minute {
+			t.Errorf("the first pending pod opened a window closing in %s, want the idle %s", wait, time.Minute)
+		}
+		now = now.Add(20 * time.Second)
+		s.pendingPod("b", "burst")
+		if wait := pass(false, "a pass woken by a new pending pod"); wait != time.Minute {
+			t.Errorf("the new pod extended the window to %s from now, want the idle %s", wait, time.Minute)
+		}
+		now = now.Add(20 * time.Second)
+		if wait := pass(false, "a pass with nothing new"); wait != 40*time.Second {
+			t.Errorf("nothing new: the window closes in %s, want 40s (b's idle)", wait)
+		}
+		// A Machine, Node, pool, Cluster or buffer event: the next pass
+		// reads everything again.
+		s.p.markChanged(reconcile.Request{NamespacedName: key})
+		pass(true, "a pass after another watch's event")
+		pass(false, "the pass after that full one")
+		// A Machine due to be looked at by itself (a registration
+		// timeout) is looked at whatever the events.
+		s.p.state(key).recheckAt = now
+		pass(true, "a pass when a Machine is due")
+		if n := len(s.machines()); n != 0 {
+			t.Fatalf("%d Machines before the window closed", n)
+		}
+
+		// The window closes: the plan is the full pass's, for both pods.
+		now = now.Add(time.Minute)
+		pass(true, "the pass at the window's close")
+		planned := map[string]bool{}
+		for _, m := range s.machines() {
+			d, err := ReadDecision(&m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range d.Pods {
+				planned[p] = true
+			}
+		}
+		if !planned[s.ns+"/a"] || !planned[s.ns+"/b"] {
+			t.Errorf("the plan at the window's close named pods %v, want %s/a and %s/b", planned, s.ns, s.ns)
+		}
+	})
+}
+
+// countMachineLists counts the lists of Machines, which only a full pass
+// makes.
+type countMachineLists struct {
+	client.Client
+	mu sync.Mutex
+	n  int
+}
+
+func (c *countMachineLists) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
+	if _, ok := list.(*clusterv1.MachineList); ok {
+		c.mu.Lock()
+		c.n++
+		c.mu.Unlock()
+	}
+	return c.Client.List(ctx, list, opts...)
+}
+
+func (c *countMachineLists) count() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n
 }
 
 // node registers a Node of pool in the scene's cluster, as the kubelet

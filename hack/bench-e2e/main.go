@@ -100,6 +100,9 @@ func main() {
 		}
 		if *line {
 			r.printLine(os.Stdout)
+			// Beside the line, not in it: the line's fields are what
+			// `make bench-fleet` promises.
+			fmt.Fprintf(os.Stderr, "reconciles during the burst: %s\n", r.reconcileLine())
 		} else {
 			r.print(os.Stdout)
 		}
@@ -128,6 +131,23 @@ type result struct {
 	PerClusterP99       map[string]float64 `json:"perClusterPendingToMachineP99Seconds,omitempty"`
 	HeapPerClusterMB    float64            `json:"heapPerIdleClusterMB"`
 	ManagerCPUSec       float64            `json:"managerCPUSeconds"`
+	// Reconciles are the manager's reconciles during the burst, by
+	// controller: how many passes the CPU was spent on.
+	Reconciles map[string]int `json:"reconciles,omitempty"`
+}
+
+// reconcileLine names the reconciles per controller, busiest first.
+func (r result) reconcileLine() string {
+	names := make([]string, 0, len(r.Reconciles))
+	for n := range r.Reconciles {
+		names = append(names, n)
+	}
+	sort.Slice(names, func(i, j int) bool { return r.Reconciles[names[i]] > r.Reconciles[names[j]] })
+	var b strings.Builder
+	for _, n := range names {
+		fmt.Fprintf(&b, " %s=%d", n, r.Reconciles[n])
+	}
+	return strings.TrimSpace(b.String())
 }
 
 // worstClusterP99 is the slowest cluster's pending-to-Machine p99.
@@ -156,6 +176,7 @@ func (r result) print(w *os.File) {
 	fmt.Fprintf(w, "  after the batch window closed p50 %5.2f s   p99 %5.2f s\n", r.AfterBatchP50, r.AfterBatchP99)
 	fmt.Fprintf(w, "  manager heap                 P95 %5.1f MB  max %5.1f MB  per idle cluster %.2f MB\n", r.HeapP95MB, r.HeapMaxMB, r.HeapPerClusterMB)
 	fmt.Fprintf(w, "  manager CPU during the burst %6.2f s (%.2f ms per pod)\n", r.ManagerCPUSec, r.ManagerCPUSec*1000/float64(r.Clusters*r.PodsPerCluster))
+	fmt.Fprintf(w, "  reconciles during the burst  %s\n", r.reconcileLine())
 	if len(r.PerClusterP99) > 1 {
 		names := make([]string, 0, len(r.PerClusterP99))
 		for n := range r.PerClusterP99 {
@@ -318,6 +339,10 @@ func run(ctx context.Context, dir, profiles string, clusters, podsPerCluster int
 	if err != nil {
 		return r, err
 	}
+	reconciles0, err := reconciles(heap.url)
+	if err != nil {
+		return r, err
+	}
 	t0 := time.Now()
 	var wg sync.WaitGroup
 	errs := make(chan error, len(tb.Workloads))
@@ -361,6 +386,16 @@ func run(ctx context.Context, dir, profiles string, clusters, podsPerCluster int
 		return r, err
 	}
 	r.ManagerCPUSec = (cpu1 - cpu0).Seconds()
+	reconciles1, err := reconciles(heap.url)
+	if err != nil {
+		return r, err
+	}
+	r.Reconciles = map[string]int{}
+	for c, n := range reconciles1 {
+		if d := n - reconciles0[c]; d > 0 {
+			r.Reconciles[c] = d
+		}
+	}
 	r.Machines = len(obs.podCount)
 	r.UntilMachinesSec = obs.lastMachineSeen().Sub(t0).Seconds()
 	stopSampling()
@@ -563,6 +598,25 @@ func runInformer(ctx context.Context, lw cache.ListerWatcher, obj client.Object,
 		return errors.New("pod informer did not sync")
 	}
 	return nil
+}
+
+// reconciles reads the manager's reconciles so far by controller
+// (controller_runtime_reconcile_total, all results).
+func reconciles(metricsURL string) (map[string]int, error) {
+	samples, err := testbed.Samples(metricsURL, "controller_runtime_reconcile_total")
+	if err != nil {
+		return nil, fmt.Errorf("reading the manager's reconcile counts: %w", err)
+	}
+	out := map[string]int{}
+	for labels, v := range samples {
+		_, rest, ok := strings.Cut(labels, `controller="`)
+		if !ok {
+			continue
+		}
+		name, _, _ := strings.Cut(rest, `"`)
+		out[name] += int(v)
+	}
+	return out, nil
 }
 
 // heapSampler scrapes the manager's Go heap size from its metrics.

@@ -100,26 +100,42 @@ func Read(ctx context.Context, management, workload client.Reader, cluster *clus
 	if err != nil {
 		return nil, err
 	}
-	var pods corev1.PodList
-	if err := workload.List(ctx, &pods); err != nil {
-		return nil, fmt.Errorf("listing the pods of cluster %s/%s: %w", cluster.Namespace, cluster.Name, err)
+	v.Pods, v.Pending, err = ReadPods(ctx, workload, cluster)
+	if err != nil {
+		return nil, err
 	}
-	for i := range pods.Items {
-		pod := &pods.Items[i]
+	for _, pod := range v.Pods {
+		if pod.Spec.NodeName != "" {
+			v.Bound[pod.Spec.NodeName] = append(v.Bound[pod.Spec.NodeName], pod)
+		}
+	}
+	return v, nil
+}
+
+// ReadPods reads the cluster's pods as Read sorts them: pods are the
+// bound (unfinished) and pending ones, pending those Joinery provisions
+// for (IsProvisionable), both in the order listed. It is all a pass woken
+// by pending pods alone needs to read.
+func ReadPods(ctx context.Context, workload client.Reader, cluster *clusterv1.Cluster) (pods, pending []*corev1.Pod, err error) {
+	var list corev1.PodList
+	if err := workload.List(ctx, &list); err != nil {
+		return nil, nil, fmt.Errorf("listing the pods of cluster %s/%s: %w", cluster.Namespace, cluster.Name, err)
+	}
+	for i := range list.Items {
+		pod := &list.Items[i]
 		switch {
 		case pod.Spec.NodeName != "":
 			// A finished pod holds nothing on its node.
 			if pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
 				continue
 			}
-			v.Bound[pod.Spec.NodeName] = append(v.Bound[pod.Spec.NodeName], pod)
-			v.Pods = append(v.Pods, pod)
+			pods = append(pods, pod)
 		case IsProvisionable(pod):
-			v.Pending = append(v.Pending, pod)
-			v.Pods = append(v.Pods, pod)
+			pending = append(pending, pod)
+			pods = append(pods, pod)
 		}
 	}
-	return v, nil
+	return pods, pending, nil
 }
 
 // NodeOf is the registered Node a Machine became: the Node its nodeRef

@@ -3,6 +3,7 @@ package testbed
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"strconv"
@@ -21,18 +22,56 @@ func FreeAddr() (string, error) {
 	return l.Addr().String(), nil
 }
 
-// HeapAllocBytes reads a Go process's heap in use
-// (go_memstats_heap_alloc_bytes) from its Prometheus endpoint at url.
-func HeapAllocBytes(url string) (float64, error) {
+// Samples reads every series of one metric from a Prometheus endpoint at
+// url, keyed by the series' label text ({controller="provisioning",...};
+// "" for a metric without labels).
+func Samples(url, metric string) (map[string]float64, error) {
+	resp, err := scrape(url)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	out := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		rest, ok := strings.CutPrefix(sc.Text(), metric)
+		if !ok || rest == "" || (rest[0] != ' ' && rest[0] != '{') {
+			continue
+		}
+		labels, value := "", strings.TrimSpace(rest)
+		if rest[0] == '{' {
+			end := strings.LastIndex(rest, "}")
+			if end < 0 {
+				continue
+			}
+			labels, value = rest[:end+1], strings.TrimSpace(rest[end+1:])
+		}
+		v, err := strconv.ParseFloat(value, 64)
+		if err != nil {
+			return nil, fmt.Errorf("metric %s%s: %w", metric, labels, err)
+		}
+		out[labels] = v
+	}
+	return out, sc.Err()
+}
+
+func scrape(url string) (*http.Response, error) {
 	req, err := http.NewRequest(http.MethodGet, url, nil)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	// Uncompressed: gzipping every scrape would be the process's CPU
 	// counted as its own work.
 	req.Header.Set("Accept-Encoding", "identity")
 	hc := http.Client{Timeout: 5 * time.Second}
-	resp, err := hc.Do(req)
+	return hc.Do(req)
+}
+
+// HeapAllocBytes reads a Go process's heap in use
+// (go_memstats_heap_alloc_bytes) from its Prometheus endpoint at url.
+func HeapAllocBytes(url string) (float64, error) {
+	resp, err := scrape(url)
 	if err != nil {
 		return 0, err
 	}
