@@ -61,7 +61,7 @@ func readyNodeOf(ctx context.Context, pool string) func() string {
 // "Buffer Pods"): the buffer is read from the workload cluster, its
 // headroom becomes a Ready node before any pod asks for it, consolidation
 // keeps that empty node, and a burst then runs without a launch.
-var _ = Describe("CapacityBuffer: headroom for a burst", func() {
+var _ = Describe("CapacityBuffer: headroom for a burst", Label(secondProcess), func() {
 	BeforeEach(func(ctx SpecContext) {
 		ensureWorkerTemplates(ctx)
 		Expect(joinery.Running()).To(BeTrue(), "Joinery's manager is not running")

@@ -126,7 +126,7 @@ func poolPricePerHour(ctx context.Context, pool string) float64 {
 	return total
 }
 
-var _ = Describe("Disruption: removing and replacing Machines", func() {
+var _ = Describe("Disruption: removing and replacing Machines", Label(secondProcess), func() {
 	BeforeEach(func(ctx SpecContext) {
 		ensureWorkerTemplates(ctx)
 		Expect(joinery.Running()).To(BeTrue(), "Joinery's manager is not running")

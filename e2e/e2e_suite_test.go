@@ -18,7 +18,15 @@ import (
 
 func TestE2E(t *testing.T) {
 	RegisterFailHandler(Fail)
-	RunSpecs(t, "Joinery end-to-end")
+	suite, reporter := GinkgoConfiguration()
+	second, err := splitSuite(&suite, reporter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	RunSpecs(t, "Joinery end-to-end", suite, reporter)
+	if second != nil {
+		second.wait(t)
+	}
 }
 
 var (

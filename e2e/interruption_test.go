@@ -17,7 +17,7 @@ import (
 // replacement must be Ready before it.
 const spotWarning = 30 * time.Second
 
-var _ = Describe("Interruption: EC2's spot interruption warning, through SQS", func() {
+var _ = Describe("Interruption: EC2's spot interruption warning, through SQS", Label(secondProcess), func() {
 	BeforeEach(func(ctx SpecContext) {
 		ensureWorkerTemplates(ctx)
 		Expect(joinery.Running()).To(BeTrue(), "Joinery's manager is not running")

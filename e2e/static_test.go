@@ -44,7 +44,7 @@ func readyStatic(ctx context.Context, name string, n int) {
 	}).WithTimeout(2 * time.Minute).WithPolling(250 * time.Millisecond).Should(Succeed())
 }
 
-var _ = Describe("Static pools: spec.replicas", func() {
+var _ = Describe("Static pools: spec.replicas", Label(secondProcess), func() {
 	BeforeEach(func(ctx SpecContext) {
 		ensureWorkerTemplates(ctx)
 		Expect(joinery.Running()).To(BeTrue(), "Joinery's manager is not running")

@@ -28,7 +28,7 @@ func upgradeNodes() int {
 	return 5
 }
 
-var _ = Describe("Upgrade: a control plane version bump rolls the workers", func() {
+var _ = Describe("Upgrade: a control plane version bump rolls the workers", Label(secondProcess), func() {
 	BeforeEach(func(ctx SpecContext) {
 		ensureWorkerTemplates(ctx)
 		Expect(joinery.Running()).To(BeTrue(), "Joinery's manager is not running")
