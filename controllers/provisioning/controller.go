@@ -166,6 +166,13 @@ type clusterState struct {
 	// loses nothing: a new cache lists every Machine before it syncs.
 	awaiting      []string
 	awaitingSince time.Time
+	// deleted are Machines this process deleted, and when, until the
+	// cache shows them deleting or gone: a pass right after the deletion
+	// would otherwise read the Machine as the cache last saw it, count it
+	// as capacity and handle it again (a second refusal Event, a second
+	// unavailable mark, a second delete). Lost on a restart, when a new
+	// cache shows the deletion anyway.
+	deleted map[types.UID]time.Time
 	// notes are the assumptions the last pass planned with, by pool
 	// (see nodeModel), reported when they change.
 	notes map[string]string
@@ -302,7 +309,7 @@ func (p *Provisioner) state(key types.NamespacedName) *clusterState {
 	defer p.mu.Unlock()
 	s := p.clusters[key]
 	if s == nil {
-		s = &clusterState{seen: map[types.UID]bool{}, settled: -1}
+		s = &clusterState{seen: map[types.UID]bool{}, deleted: map[types.UID]time.Time{}, settled: -1}
 		p.clusters[key] = s
 	}
 	return s

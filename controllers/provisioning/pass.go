@@ -116,10 +116,11 @@ func (ps *pass) run() (_ ctrl.Result, err error) {
 	reservations := reservationUse{}
 	decisions := make(map[types.UID]readDecision, len(view.Machines))
 	defer func() { st.decisions = decisions }()
+	st.forgetDeleted(view.Machines, ps.now)
 	for i := range view.Machines {
 		vm := &view.Machines[i]
 		m, aws, node := vm.Machine, vm.AWSMachine, vm.Node
-		if vm.Deleting() {
+		if vm.Deleting() || st.deletedHere(m.UID) {
 			continue
 		}
 		d, err := st.decision(m, decisions)
@@ -447,6 +448,33 @@ func (ps *pass) awaitCreated(st *clusterState) (time.Duration, error) {
 		}
 	}
 	return 0, nil
+}
+
+// deletedHere says whether this process deleted the Machine and the cache
+// has not shown it since (see clusterState.deleted).
+func (st *clusterState) deletedHere(uid types.UID) bool {
+	_, ok := st.deleted[uid]
+	return ok
+}
+
+// forgetDeleted drops the Machines the cache now shows deleting or no
+// longer lists, and any older than cacheLagLimit (beyond it the cache is
+// broken, not late, and the Machine is read as it is shown).
+func (st *clusterState) forgetDeleted(machines []clusterstate.Machine, now time.Time) {
+	if len(st.deleted) == 0 {
+		return
+	}
+	listed := make(map[types.UID]bool, len(machines))
+	for i := range machines {
+		if !machines[i].Deleting() {
+			listed[machines[i].Machine.UID] = true
+		}
+	}
+	for uid, at := range st.deleted {
+		if !listed[uid] || now.Sub(at) > cacheLagLimit {
+			delete(st.deleted, uid)
+		}
+	}
 }
 
 // prepare reads the cluster's region and zones and sizes every pool's
@@ -845,12 +873,22 @@ func (ps *pass) podsFailed(d Decision, why string) {
 	}
 }
 
+// deleteMachine deletes a Machine once: a Machine this process already
+// deleted, read again from a cache that has not caught up, is left alone.
 func (ps *pass) deleteMachine(m *clusterv1.Machine, pool *v1alpha1.NodePool, reason, msg string) error {
+	st := ps.state(ps.key)
+	if st.deletedHere(m.UID) {
+		return nil
+	}
 	ps.log.Info("deleting Machine", "machine", m.Name, "reason", reason, "message", msg)
 	err := ps.Client.Delete(ps.ctx, m, client.Preconditions{UID: &m.UID})
 	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
 		return fmt.Errorf("deleting Machine %s/%s (%s): %w", m.Namespace, m.Name, reason, err)
 	}
+	if st.deleted == nil {
+		st.deleted = map[types.UID]time.Time{}
+	}
+	st.deleted[m.UID] = ps.now
 	ps.Recorder.Event(m, corev1.EventTypeWarning, reason, msg)
 	ps.Recorder.Eventf(pool, corev1.EventTypeWarning, reason, "Machine %s in cluster %s: %s", m.Name, ps.cluster.Name, msg)
 	countDeleted(m, reason)

@@ -25,6 +25,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	"github.com/joinery-dev/joinery/api/v1alpha1"
+	"github.com/joinery-dev/joinery/internal/clusterstate"
 )
 
 // refusalWorld is one cluster's pass with a fake management and workload
@@ -221,6 +222,47 @@ func TestCapacityRefusalMarksItsScope(t *testing.T) {
 			t.Errorf("a throttled launch must not delete the Machine")
 		}
 	})
+}
+
+// A pass right after the one that deleted a refused Machine can read it
+// from a cache that has not seen the deletion (the CAPA suite's launch-error
+// table caught two InsufficientCapacity Events for one refusal): the second
+// reading must not handle the refusal again, and the Machine is no capacity
+// until the cache shows it deleting or gone.
+func TestARefusedMachineIsHandledOnceWhileTheCacheLags(t *testing.T) {
+	aws := refusedAWSMachine(capaMessage("InsufficientInstanceCapacity", "refused"))
+	w := newRefusalWorld(t, aws, "")
+	if !w.check(t, aws) || !w.machineDeleted(t) {
+		t.Fatalf("the refused Machine must be deleted")
+	}
+	first := drain(w.poolEvts)
+	// The stale reading: the same Machine, not deleting, as the cache last
+	// showed it.
+	w.ps.now = w.ps.now.Add(50 * time.Millisecond)
+	w.check(t, aws)
+	if again := drain(w.poolEvts); again != "" {
+		t.Errorf("the refusal was handled again from a stale reading:\nfirst:\n%s\nagain:\n%s", first, again)
+	}
+	st := w.ps.state(w.ps.key)
+	if !st.deletedHere(w.machine.UID) {
+		t.Fatalf("the deletion is not remembered")
+	}
+	listed := []clusterstate.Machine{{Machine: w.machine}}
+	st.forgetDeleted(listed, w.ps.now)
+	if !st.deletedHere(w.machine.UID) {
+		t.Errorf("forgotten while the cache still lists the Machine undeleted")
+	}
+	st.forgetDeleted(listed, w.ps.now.Add(cacheLagLimit+time.Second))
+	if st.deletedHere(w.machine.UID) {
+		t.Errorf("still remembered past the cache lag limit")
+	}
+	st.deleted[w.machine.UID] = w.ps.now
+	deleting := w.machine.DeepCopy()
+	deleting.DeletionTimestamp = &metav1.Time{Time: w.ps.now}
+	st.forgetDeleted([]clusterstate.Machine{{Machine: deleting}}, w.ps.now)
+	if st.deletedHere(w.machine.UID) {
+		t.Errorf("still remembered once the cache shows the Machine deleting")
+	}
 }
 
 func TestLostMachinesAreNoCapacity(t *testing.T) {
