@@ -39,3 +39,12 @@ func SetPatternSizes(small, wider int) (restore func()) {
 // WiderRuns is how many lower bounds so far were priced again with wider
 // whole-pod patterns.
 func WiderRuns() int64 { return widerRuns.Load() }
+
+// SetRepackTries sets how many nodes per class the solver's last phase
+// tries to replace by cheaper new ones (0: none), until the returned
+// function restores it.
+func SetRepackTries(n int) (restore func()) {
+	old := repackTries
+	repackTries = n
+	return func() { repackTries = old }
+}
