@@ -160,6 +160,10 @@ func (s *state) repackNode(v *nodeState, cl *constraintClass, types []packType, 
 			return
 		}
 	}
+	// Pool limits after the swap: the new nodes may add up to more than v.
+	if !s.repackWithinLimits(v, plan, b, types, offerings) {
+		return
+	}
 	// v's pods by shape, in placement order.
 	byShape := make([][]*corev1.Pod, len(b.shapes))
 	for _, p := range v.placed {
@@ -223,4 +227,46 @@ func (b *boundLP) repackMenu(load resVec) []int {
 		menu = menu[:tailMenuSize]
 	}
 	return menu
+}
+
+// repackWithinLimits checks the limits of every pool involved for
+// replacing v by the plan's nodes, each on its cheapest offering.
+func (s *state) repackWithinLimits(v *nodeState, plan []tailStep, b *boundLP, types []packType, offerings [][]int32) bool {
+	type delta struct {
+		res   resVec
+		price float64
+	}
+	deltas := map[*poolState]*delta{}
+	get := func(ps *poolState) *delta {
+		d := deltas[ps]
+		if d == nil {
+			d = &delta{res: make(resVec, s.res.size())}
+			deltas[ps] = d
+		}
+		return d
+	}
+	c := v.chosen()
+	d := get(v.pool)
+	d.res.sub(c.capacity)
+	d.price -= c.billed
+	for i, st := range plan {
+		ps := types[b.cols[st.col].key].ps
+		nc := &ps.cands[offerings[i][0]]
+		d := get(ps)
+		d.res.add(nc.capacity)
+		d.price += nc.billed
+	}
+	for ps, d := range deltas {
+		if ps.hasLimits {
+			for _, r := range ps.limited {
+				if d.res[r] > 0 && ps.used[r]+d.res[r] > ps.limits[r] {
+					return false
+				}
+			}
+		}
+		if ps.hasPriceLim && d.price > 0 && ps.usedPrice+d.price > ps.priceLimit+1e-9 {
+			return false
+		}
+	}
+	return true
 }
