@@ -58,11 +58,17 @@ type bCol struct {
 const maxBranchSet = 8
 
 // smallK is the most pods a node may hold for it to be priced by whole-pod
-// patterns; knapsackBudget caps the search per node type and round (past
-// it the fractional knapsack bounds what a pattern is worth: weaker, still
-// valid); maxCutRounds caps the rounds that add patterns.
+// patterns, and widerK the most for newBoundLPWith when asked to (see
+// lowerBound): variables so tests can make the cone price types that
+// small instances use. knapsackBudget caps the search per node type and
+// round (past it the fractional knapsack bounds what a pattern is worth:
+// weaker, still valid); maxCutRounds caps the rounds that add patterns.
+var (
+	smallK = 16
+	widerK = 32
+)
+
 const (
-	smallK         = 16
 	knapsackBudget = 20000
 	maxCutRounds   = 40
 )
@@ -70,6 +76,14 @@ const (
 // newBoundLP builds the LP for pods of the given request shapes (with
 // counts) over the given columns. It returns nil when no column carries a pod.
 func newBoundLP(reqs []resVec, counts []int, cols []coneColumn, demand resVec, repel int) *boundLP {
+	return newBoundLPWith(reqs, counts, cols, demand, repel, nil)
+}
+
+// newBoundLPWith is newBoundLP where the columns whose keys are in wider
+// are priced by whole-pod patterns when they hold up to widerK pods (not
+// only smallK): tighter where those types carry many small pods, at the
+// price of a knapsack per such type and round.
+func newBoundLPWith(reqs []resVec, counts []int, cols []coneColumn, demand resVec, repel int, wider map[int]bool) *boundLP {
 	R := len(demand)
 	b := &boundLP{demand: demand, repel: repel}
 	for r := 0; r < R; r++ {
@@ -144,7 +158,8 @@ func newBoundLP(reqs []resVec, counts []int, cols []coneColumn, demand resVec, r
 		if len(bc.fits) == 0 {
 			continue
 		}
-		bc.small = b.maxPods(&bc) <= smallK
+		k := b.maxPods(&bc)
+		bc.small = k <= smallK || (wider[col.key] && k <= widerK)
 		b.cols = append(b.cols, bc)
 	}
 	if len(b.cols) == 0 {
@@ -499,8 +514,19 @@ func (b *boundLP) solveWith(br []branch) (pi, x []float64, bound float64) {
 		var ray []float64
 		pi, x, ray = lp.solve()
 		if lp.infeasible(ray, b.maxNodes(br)) {
-			// No packing lies in this leaf.
-			return pi, nil, math.Inf(1)
+			// The LP has only the whole-pod patterns generated so far: the
+			// certificate proves no packing lies in this leaf only if no
+			// pattern of a small type could be worth more under it (each is
+			// worth at most its type's best cone vertex).
+			if b.certifies(lp, ray, b.maxNodes(br)) {
+				return pi, nil, math.Inf(1)
+			}
+			if round < maxCutRounds && b.addRayPatterns(ray) > 0 {
+				continue
+			}
+			// Neither proven empty nor solved: no bound from this leaf but
+			// its parent's (the caller keeps the larger).
+			return pi, nil, 0
 		}
 		for k := range pi {
 			if pi[k] < 0 || math.IsNaN(pi[k]) {
@@ -550,6 +576,63 @@ func (b *boundLP) solveWith(br []branch) (pi, x []float64, bound float64) {
 			return pi, x, value / scale
 		}
 	}
+}
+
+// certifies reports whether Farkas ray y (rows of the form a·x ≥ b) proves
+// that no packing whose column values sum to at most maxSum meets the rows
+// of lp, counting every whole-pod pattern of a small type, generated or
+// not: y·b must exceed maxSum times what any column, or any load of a
+// small type's cone, is worth under y. Branch and cap rows only lower
+// what an ungenerated pattern is worth (they are 0 or negative on it).
+func (b *boundLP) certifies(lp *sparseLP, y []float64, maxSum float64) bool {
+	yp := make([]float64, len(y))
+	for k, v := range y {
+		yp[k] = math.Max(v, 0)
+	}
+	yb := 0.0
+	for k, v := range yp {
+		yb += v * lp.b[k]
+	}
+	most := 0.0
+	for j := range lp.cost {
+		most = math.Max(most, lp.dot(j, yp))
+	}
+	for ci := range b.cols {
+		bc := &b.cols[ci]
+		if !bc.small {
+			continue
+		}
+		for v := 0; v < len(bc.verts); v += b.m0 {
+			w := 0.0
+			for k := 0; k < b.m0; k++ {
+				w += yp[k] * bc.verts[v+k]
+			}
+			most = math.Max(most, w)
+		}
+	}
+	return yb > 1e-9 && yb > maxSum*most*(1+1e-9)+1e-12
+}
+
+// addRayPatterns adds, for each small type, the whole-pod pattern worth
+// most under ray y (Farkas pricing: the patterns that could make an
+// infeasible restricted LP feasible), and returns how many it added.
+func (b *boundLP) addRayPatterns(y []float64) int {
+	yp := make([]float64, len(y))
+	for k, v := range y {
+		yp[k] = math.Max(v, 0)
+	}
+	added := 0
+	for ci := range b.cols {
+		bc := &b.cols[ci]
+		if !bc.small {
+			continue
+		}
+		if best, pat, _ := b.knapsack(bc, yp, 0); best > 1e-12 && nonEmpty(pat) {
+			b.addPattern(int32(ci), pat)
+			added++
+		}
+	}
+	return added
 }
 
 // maxNodes bounds the sum of the LP's column values over any packing the
@@ -616,7 +699,10 @@ func (b *boundLP) alike(ci int32) []int32 {
 // Every packing uses a whole number of nodes of any set, so it lies in one
 // of the leaves, and the lowest leaf bound is a valid bound. solves caps
 // the LPs solved.
-func (b *boundLP) branchBound(solves int) float64 {
+//
+// It also returns the nodes of each column (by bCol) the lowest leaf's
+// solution uses (nil when it has none).
+func (b *boundLP) branchBound(solves int) (float64, []float64) {
 	type leaf struct {
 		br    []branch
 		x     []float64
@@ -683,11 +769,17 @@ func (b *boundLP) branchBound(solves int) float64 {
 		}
 		low = math.Max(low, m)
 	}
-	min := math.Inf(1)
-	for _, l := range leaves {
-		min = math.Min(min, l.bound)
+	lo := 0
+	for i := range leaves {
+		if leaves[i].bound < leaves[lo].bound {
+			lo = i
+		}
 	}
-	return min
+	l := leaves[lo]
+	if l.x == nil {
+		return l.bound, nil
+	}
+	return l.bound, b.nodeCounts(l.br, l.x)
 }
 
 // knapsack finds the whole-pod pattern worth most on one node of bc at
@@ -901,4 +993,13 @@ func insideHull(hull []lbPoint, p lbPoint) bool {
 		}
 	}
 	return true
+}
+
+func nonEmpty(pat []int32) bool {
+	for _, k := range pat {
+		if k > 0 {
+			return true
+		}
+	}
+	return false
 }

@@ -25,3 +25,26 @@ func ObserveAssignmentBounds(f func(coarse bool, bound float64)) (restore func()
 	assignBoundObserved, assignBoundAlways = f, true
 	return func() { assignBoundObserved, assignBoundAlways = old, oldAlways }
 }
+
+// SetPatternSizes sets how many pods a node may hold for the lower bound
+// to price it by whole-pod patterns (small), and up to how many when it
+// tries again on the types its solution uses (wider), which it then does
+// on every instance, until the returned function restores them.
+func SetPatternSizes(small, wider int) (restore func()) {
+	oldS, oldW, oldG, oldSh := smallK, widerK, widerGap, widerShare
+	smallK, widerK, widerGap, widerShare = small, wider, 0, 0
+	return func() { smallK, widerK, widerGap, widerShare = oldS, oldW, oldG, oldSh }
+}
+
+// WiderRuns is how many lower bounds so far were priced again with wider
+// whole-pod patterns.
+func WiderRuns() int64 { return widerRuns.Load() }
+
+// SetRepackTries sets how many nodes per class the solver's last phase
+// tries to replace by cheaper new ones (0: none), until the returned
+// function restores it.
+func SetRepackTries(n int) (restore func()) {
+	old := repackTries
+	repackTries = n
+	return func() { repackTries = old }
+}

@@ -14,6 +14,8 @@ import (
 // minValues, far from limits) take part, and pool limits are re-checked.
 // Moving such pods changes no topology count and no port, so the placement
 // order stays valid with only the node names of the moved pods changed.
+// Last, repack replaces the nodes that cost more than new ones carrying
+// their pods would.
 func (s *state) improve() {
 	s.slack, s.grown = nil, nil
 	podGroupOf := map[*corev1.Pod]*podGroup{}
@@ -28,11 +30,12 @@ func (s *state) improve() {
 			nodes = append(nodes, n)
 		}
 	}
-	if len(nodes) < 2 {
-		return
-	}
 	moved := map[*corev1.Pod]*nodeState{}
 	defer s.finishMoves(moved)
+	if len(nodes) < 2 {
+		s.repack(podGroupOf, moved)
+		return
+	}
 	// Victims: nodes carrying only packable pods, least used first.
 	var victims []*nodeState
 	for _, n := range nodes {
@@ -65,6 +68,7 @@ func (s *state) improve() {
 		}
 	}
 	s.rebalance(moved)
+	s.repack(podGroupOf, moved)
 }
 
 // targets are the planned nodes improve may move pods to, indexed by the

@@ -209,11 +209,28 @@ func (s *state) packTail(b *boundLP, pi []float64, types []packType, cl *constra
 			start[si] += g.remaining()
 		}
 	}
-	menu := b.tailMenu(pi, types)
-	type step struct {
-		col int
-		pat []int32
+	plan, _ := s.tailPlan(b, pi, b.tailMenu(pi, types), start, false)
+	for _, st := range plan {
+		bc := &b.cols[st.col]
+		if !types[bc.key].ps.simple() {
+			return
+		}
+		s.openNode(types[bc.key], cl, takePods(st.pat, bc, shapeGroups))
 	}
+}
+
+// tailStep is one node a tail plan opens: a column of the LP and the pods
+// of each shape it fits (parallel to the column's fits) it carries.
+type tailStep struct {
+	col int
+	pat []int32
+}
+
+// tailPlan chooses how packTail carries start[si] pods of each shape si of
+// b with the columns of menu, and what that costs (+Inf when no choice
+// carries them all); it plans nothing.
+func (s *state) tailPlan(b *boundLP, pi []float64, menu []int, start []int, saturate bool) ([]tailStep, float64) {
+	type step = tailStep
 	// fill takes one node of col ci out of avail.
 	fill := func(ci int, avail []int) ([]int32, float64) {
 		pat, value := s.fillOne(b, pi, &b.cols[ci], func(si int32) int { return avail[si] })
@@ -291,6 +308,28 @@ func (s *state) packTail(b *boundLP, pi []float64, types []packType, cl *constra
 		}
 		finish(plan, cost, avail)
 	}
+	// Nodes of one type as long as they take a pod, then one node for
+	// the rest: when the prices favour a large type the tail buys only a
+	// fraction of, the greedy fills that one node and the rest with it,
+	// where many small nodes of one type carry the same pods for less.
+	if saturate {
+		for _, c := range menu {
+			avail := append([]int(nil), start...)
+			var plan []step
+			cost := 0.0
+			for cost < bestCost {
+				pat, _ := fill(c, avail)
+				if !nonEmpty(pat) {
+					break
+				}
+				plan = append(plan, step{c, pat})
+				cost += b.cols[c].price
+			}
+			if cost < bestCost {
+				finish(plan, cost, avail)
+			}
+		}
+	}
 	// One or two filled nodes, then one node for the rest.
 	finish(nil, 0, append([]int(nil), start...))
 	for _, c1 := range menu {
@@ -310,13 +349,7 @@ func (s *state) packTail(b *boundLP, pi []float64, types []packType, cl *constra
 			finish(append(s1, step{c2, p2}), b.cols[c1].price+b.cols[c2].price, a2)
 		}
 	}
-	for _, st := range bestPlan {
-		bc := &b.cols[st.col]
-		if !types[bc.key].ps.simple() {
-			return
-		}
-		s.openNode(types[bc.key], cl, takePods(st.pat, bc, shapeGroups))
-	}
+	return bestPlan, bestCost
 }
 
 // tailMenu lists the columns most worth their price at prices pi (by their

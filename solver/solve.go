@@ -318,16 +318,7 @@ func (s *state) fillSlack(g *podGroup) {
 		s.fill(g, s.planned, modeSlack)
 		return
 	}
-	s.slack.each(g.req, func(i int) bool {
-		if g.remaining() == 0 {
-			return false
-		}
-		n := s.planned[i]
-		if ev := s.evaluate(g, n, modeSlack); ev.k > 0 {
-			s.commit(g, n, ev.k, ev.pins)
-		}
-		return true
-	})
+	s.fillFrom(g, []*roomIndex{s.slack}, []resVec{g.req}, modeSlack, 0)
 }
 
 // fillGrow is fill(g, s.planned, modeGrow) looking only at the planned
@@ -373,13 +364,20 @@ func (s *state) fillGrow(g *podGroup) {
 		reqs = append(reqs, r)
 	}
 	s.growReqs = reqs
+	s.fillFrom(g, s.grown[:top+1], reqs, modeGrow, growTries)
+}
+
+// fillFrom is fill(g, s.planned, mode) over the planned nodes some xs[j]
+// says may take reqs[j] (see eachOf), in plan order. With tries > 0 it
+// stops after that many nodes in a row refuse g.
+func (s *state) fillFrom(g *podGroup, xs []*roomIndex, reqs []resVec, mode evalMode, tries int) {
 	fails := 0
-	eachOf(s.grown[:top+1], reqs, func(i int) bool {
-		if g.remaining() == 0 || fails >= growTries {
+	eachOf(xs, reqs, func(i int) bool {
+		if g.remaining() == 0 || (tries > 0 && fails >= tries) {
 			return false
 		}
 		n := s.planned[i]
-		if ev := s.evaluate(g, n, modeGrow); ev.k > 0 {
+		if ev := s.evaluate(g, n, mode); ev.k > 0 {
 			s.commit(g, n, ev.k, ev.pins)
 			fails = 0
 		} else {

@@ -1,0 +1,272 @@
+package solver
+
+import (
+	"math"
+	"sort"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+// repack replaces planned nodes by new ones that carry the same pods for
+// less. Placement fills node by node, and what the packer cannot buy whole
+// (packTail) or a group placed alone opens is often a node of a type dear
+// for what it carries: on a generic 500-pod workload an r5.4xlarge at
+// $0.44/h whose pods seven 2-vCPU, 16 GiB nodes and one larger carry for
+// $0.41/h. Emptying (tryEmpty) cannot find those: it only moves pods into
+// room other nodes have. Here each such node's pods are packed alone, with
+// the packer's LP over every type of their class and its tail plan (types
+// ranked by what whole nodes of each alone would cost, and saturated one
+// at a time), and the node is replaced when that costs repackMargin less.
+// It runs after every other improvement, so each replacement lowers the
+// plan's price (run before them, the moves they chose after it cost more
+// than it saved on one golden workload).
+//
+// Only nodes of simple pools carrying packable pods of one class take
+// part (as in improve, moving them changes no topology count or port).
+// Which are tried is decided cheaply: a node is a candidate when its load,
+// bought as fractional machines of a single type, costs repackMargin less
+// than the node (no type can do that for a full node of a type cheapest
+// for what it carries); the largest such saving first, at most
+// repackTries per class.
+func (s *state) repack(podGroupOf map[*corev1.Pod]*podGroup, moved map[*corev1.Pod]*nodeState) {
+	var classes []*constraintClass
+	byClass := map[*constraintClass][]*nodeState{}
+	for _, n := range s.planned {
+		if n.chosen() == nil || !n.pool.simple() || len(n.groups) == 0 {
+			continue
+		}
+		cl := n.groups[0].group.class
+		one := true
+		for _, gc := range n.groups {
+			one = one && gc.group.packable() && gc.group.class == cl
+		}
+		if !one {
+			continue
+		}
+		if byClass[cl] == nil {
+			classes = append(classes, cl)
+		}
+		byClass[cl] = append(byClass[cl], n)
+	}
+	for _, cl := range classes {
+		s.repackClass(cl, byClass[cl], podGroupOf, moved)
+	}
+}
+
+// repackTries caps the nodes of a class repack packs anew (a variable so
+// tests can turn it off), and repackMargin is the least saving, as a share
+// of a node's price, worth a try (and worth a replacement).
+var repackTries = 16
+
+const repackMargin = 0.02
+
+func (s *state) repackClass(cl *constraintClass, nodes []*nodeState, podGroupOf map[*corev1.Pod]*podGroup, moved map[*corev1.Pod]*nodeState) {
+	var groups []*podGroup
+	seen := map[*podGroup]bool{}
+	for _, n := range nodes {
+		for _, gc := range n.groups {
+			if !seen[gc.group] {
+				seen[gc.group] = true
+				groups = append(groups, gc.group)
+			}
+		}
+	}
+	types := s.packTypes(cl, groups)
+	if len(types) == 0 {
+		return
+	}
+	type cand struct {
+		n    *nodeState
+		save float64
+	}
+	var cands []cand
+	for _, n := range nodes {
+		price := n.chosen().price
+		alt := math.Inf(1)
+		for _, t := range types {
+			share := 0.0
+			for _, r := range []int{resCPU, resMemory, resPods} {
+				if n.used[r] > 0 {
+					share = math.Max(share, float64(n.used[r])/math.Max(1, float64(t.alloc[r])))
+				}
+			}
+			alt = math.Min(alt, t.price*share)
+		}
+		if alt < price*(1-repackMargin) {
+			cands = append(cands, cand{n, price - alt})
+		}
+	}
+	if len(cands) == 0 {
+		return
+	}
+	sort.SliceStable(cands, func(i, j int) bool { return cands[i].save > cands[j].save })
+	if len(cands) > repackTries {
+		cands = cands[:repackTries]
+	}
+	all := make([]coneColumn, len(types))
+	for i, t := range types {
+		all[i] = coneColumn{price: t.price, alloc: t.alloc, key: i}
+	}
+	for _, c := range cands {
+		s.repackNode(c.n, cl, types, all, podGroupOf, moved)
+	}
+}
+
+// repackNode packs v's pods alone and, when the new nodes cost less than
+// v by repackMargin, moves them there and empties v.
+func (s *state) repackNode(v *nodeState, cl *constraintClass, types []packType, all []coneColumn, podGroupOf map[*corev1.Pod]*podGroup, moved map[*corev1.Pod]*nodeState) {
+	reqs := make([]resVec, 0, len(v.groups))
+	counts := make([]int, 0, len(v.groups))
+	demand := make(resVec, s.res.size())
+	for _, gc := range v.groups {
+		reqs = append(reqs, gc.group.req)
+		counts = append(counts, gc.count)
+		demand.addScaled(gc.group.req, int64(gc.count))
+	}
+	b := newBoundLP(reqs, counts, all, demand, 0)
+	if b == nil {
+		return
+	}
+	pi, x := b.solve()
+	if x == nil {
+		return
+	}
+	start := make([]int, len(b.shapes))
+	for si := range b.shapes {
+		start[si] = b.shapes[si].n
+	}
+	plan, cost := s.tailPlan(b, pi, b.repackMenu(demand), start, true)
+	price := v.chosen().price
+	if len(plan) == 0 || !(cost < price*(1-repackMargin)) {
+		return
+	}
+	// Every new node must have an offering within the pool's limits
+	// before anything moves.
+	zero := make(resVec, s.res.size())
+	offerings := make([][]int32, len(plan))
+	for i, st := range plan {
+		bc := &b.cols[st.col]
+		t := types[bc.key]
+		load := make(resVec, s.res.size())
+		for p, k := range st.pat {
+			load.addScaled(b.shapes[bc.fits[p]].req, int64(k))
+		}
+		for _, ci := range t.cc.idx {
+			if fitsAdd(t.ps.cands[ci].alloc, zero, load) && t.ps.withinLimits(nil, &t.ps.cands[ci]) {
+				offerings[i] = append(offerings[i], ci)
+			}
+		}
+		if len(offerings[i]) == 0 {
+			return
+		}
+	}
+	// Pool limits after the swap: the new nodes may add up to more than v.
+	if !s.repackWithinLimits(v, plan, b, types, offerings) {
+		return
+	}
+	// v's pods by shape, in placement order.
+	byShape := make([][]*corev1.Pod, len(b.shapes))
+	for _, p := range v.placed {
+		si := b.shapeIndex(podGroupOf[p].req)
+		byShape[si] = append(byShape[si], p)
+	}
+	v.pool.swap(v.chosen(), nil)
+	v.groups, v.placed = nil, nil
+	for i := range v.used {
+		v.used[i] = 0
+	}
+	for i, st := range plan {
+		bc := &b.cols[st.col]
+		t := types[bc.key]
+		n := s.virtualNode(t.ps, t.cc, cl)
+		n.cands, n.ownsCands = offerings[i], true
+		n.name = s.nextName(t.ps)
+		n.hostname = n.name
+		n.seq = len(s.planned)
+		s.planned = append(s.planned, n)
+		for p, k := range st.pat {
+			si := bc.fits[p]
+			pods := byShape[si][:k]
+			byShape[si] = byShape[si][k:]
+			// Runs of one group at a time.
+			for len(pods) > 0 {
+				g := podGroupOf[pods[0]]
+				j := 1
+				for j < len(pods) && podGroupOf[pods[j]] == g {
+					j++
+				}
+				s.addToNode(n, g, pods[:j])
+				for _, pod := range pods[:j] {
+					moved[pod] = n
+				}
+				pods = pods[j:]
+			}
+		}
+	}
+}
+
+// repackMenu lists the columns that carry load (the pods of one node) for
+// least as whole nodes of that column alone, at most tailMenuSize: for a
+// node's worth of pods, whole nodes are what the LP's prices miss.
+func (b *boundLP) repackMenu(load resVec) []int {
+	cost := make([]float64, len(b.cols))
+	var menu []int
+	for ci := range b.cols {
+		bc := &b.cols[ci]
+		share := 0.0
+		for _, r := range []int{resCPU, resMemory, resPods} {
+			if load[r] > 0 {
+				share = math.Max(share, float64(load[r])/math.Max(1, float64(bc.alloc[r])))
+			}
+		}
+		cost[ci] = math.Ceil(share-1e-9) * bc.price
+		menu = append(menu, ci)
+	}
+	sort.SliceStable(menu, func(i, j int) bool { return cost[menu[i]] < cost[menu[j]] })
+	if len(menu) > tailMenuSize {
+		menu = menu[:tailMenuSize]
+	}
+	return menu
+}
+
+// repackWithinLimits checks the limits of every pool involved for
+// replacing v by the plan's nodes, each on its cheapest offering.
+func (s *state) repackWithinLimits(v *nodeState, plan []tailStep, b *boundLP, types []packType, offerings [][]int32) bool {
+	type delta struct {
+		res   resVec
+		price float64
+	}
+	deltas := map[*poolState]*delta{}
+	get := func(ps *poolState) *delta {
+		d := deltas[ps]
+		if d == nil {
+			d = &delta{res: make(resVec, s.res.size())}
+			deltas[ps] = d
+		}
+		return d
+	}
+	c := v.chosen()
+	d := get(v.pool)
+	d.res.sub(c.capacity)
+	d.price -= c.billed
+	for i, st := range plan {
+		ps := types[b.cols[st.col].key].ps
+		nc := &ps.cands[offerings[i][0]]
+		d := get(ps)
+		d.res.add(nc.capacity)
+		d.price += nc.billed
+	}
+	for ps, d := range deltas {
+		if ps.hasLimits {
+			for _, r := range ps.limited {
+				if d.res[r] > 0 && ps.used[r]+d.res[r] > ps.limits[r] {
+					return false
+				}
+			}
+		}
+		if ps.hasPriceLim && d.price > 0 && ps.usedPrice+d.price > ps.priceLimit+1e-9 {
+			return false
+		}
+	}
+	return true
+}
