@@ -81,7 +81,7 @@ test: tools ## Everything CI runs: generated files in sync, vet, unit and integr
 	go test $(GO_TEST_FLAGS) $$(go list ./... | grep -v -E '/test/testenv($$|/)')
 
 .PHONY: e2e
-e2e: tools ## Only the end-to-end suite (e2e/, about 19 minutes): CAPI Machines, cloud faults, provisioning, disruption, interruption, explain.
+e2e: tools ## Only the end-to-end suite (e2e/, about 11 minutes in two processes): CAPI Machines, cloud faults, provisioning, disruption, interruption, explain.
 	go test -count=1 -timeout=30m ./e2e/... -args -ginkgo.v
 
 .PHONY: test-unit
