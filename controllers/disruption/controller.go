@@ -69,7 +69,9 @@ type Options struct {
 	// Interval); zero looks at once on every change. A round reads the
 	// whole cluster, and a provisioning burst rewrites each new Machine's
 	// status many times while the round finds only that provisioning is
-	// at work; Karpenter's disruption only polls, every 10 s.
+	// at work; Karpenter's disruption only polls, every 10 s. A round that
+	// found provisioning at work holds changes back for Interval, when it
+	// looks again anyway.
 	WakeGap time.Duration
 }
 
@@ -220,6 +222,11 @@ func (c *Controller) Reconcile(ctx context.Context, req reconcile.Request) (ctrl
 	}
 	if st.Pending > 0 || r.booting() {
 		// Provisioning is at work: what is pending may need the room.
+		// The Machines it makes change many times while they boot, and
+		// none of it is worth a look before the next one.
+		if c.Options.WakeGap > 0 {
+			c.wakes.Hold(req, c.Options.Interval)
+		}
 		return ctrl.Result{RequeueAfter: c.Options.Interval}, nil
 	}
 	a, err := r.decide(candidates)

@@ -20,7 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 )
 
-// Wakes remembers when each key's last round started.
+// Wakes remembers, for each key, until when changes are held back.
 type Wakes struct {
 	// Every is the shortest gap between a key's round and the next one a
 	// watched change causes; zero wakes the key at once on every change.
@@ -29,41 +29,52 @@ type Wakes struct {
 	Now func() time.Time
 
 	mu   sync.Mutex
-	last map[reconcile.Request]time.Time
+	held map[reconcile.Request]hold
+}
+
+// hold is until when a key's changes wait, and for how long they were
+// held (the bound on any wait, see delay).
+type hold struct {
+	until time.Time
+	span  time.Duration
 }
 
 // Ran records that req's round starts now. A round the key's own requeue
 // started counts too: it read everything a change would make it read.
 func (w *Wakes) Ran(req reconcile.Request) {
+	w.Hold(req, w.Every)
+}
+
+// Hold holds req's changes back for d from now: a round that found only
+// something to wait for (provisioning at work) and requeued itself after
+// d has nothing to read in a change before then.
+func (w *Wakes) Hold(req reconcile.Request, d time.Duration) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.last == nil {
-		w.last = map[reconcile.Request]time.Time{}
+	if w.held == nil {
+		w.held = map[reconcile.Request]hold{}
 	}
-	w.last[req] = w.now()
+	w.held[req] = hold{until: w.now().Add(d), span: d}
 }
 
 // Forget drops a key whose object is gone.
 func (w *Wakes) Forget(req reconcile.Request) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	delete(w.last, req)
+	delete(w.held, req)
 }
 
 // delay is how long after now a change may wake req.
 func (w *Wakes) delay(req reconcile.Request) time.Duration {
-	if w.Every <= 0 {
-		return 0
-	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	last, ok := w.last[req]
-	if !ok {
+	h, ok := w.held[req]
+	if !ok || h.span <= 0 {
 		return 0
 	}
-	// Bounded by Every: a clock set back (a test's, or one stepped by
-	// NTP) must not hold a key back longer than a period.
-	return min(w.Every, max(0, last.Add(w.Every).Sub(w.now())))
+	// Bounded by the span held: a clock set back (a test's, or one
+	// stepped by NTP) must not hold a key back longer than that.
+	return min(h.span, max(0, h.until.Sub(w.now())))
 }
 
 func (w *Wakes) now() time.Time {

@@ -106,6 +106,22 @@ func TestWakes(t *testing.T) {
 			t.Fatalf("woken later %v; want a after 2s", q.after)
 		}
 	})
+	t.Run("a key held for longer waits until the hold is over", func(t *testing.T) {
+		now = t0
+		w.Hold(a, 10*time.Second)
+		now = t0.Add(3 * time.Second)
+		q := &queue{}
+		h.Create(ctx, event.CreateEvent{Object: machine("m1", "a")}, q)
+		if len(q.now) != 0 || q.after[a] != 7*time.Second {
+			t.Fatalf("woken at once %v, later %v; want a after 7s", q.now, q.after)
+		}
+		w.Ran(a)
+		q = &queue{}
+		h.Create(ctx, event.CreateEvent{Object: machine("m1", "a")}, q)
+		if q.after[a] != 2*time.Second {
+			t.Fatalf("after a new round: woken later %v; want a after 2s (the round's own gap)", q.after)
+		}
+	})
 	t.Run("no period wakes at once however recent the round", func(t *testing.T) {
 		w0 := &Wakes{Now: func() time.Time { return now }}
 		w0.Ran(a)
