@@ -28,11 +28,11 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
-	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/joinery-dev/joinery/api/v1alpha1"
+	"github.com/joinery-dev/joinery/controllers/internal/coalesce"
 	"github.com/joinery-dev/joinery/controllers/provisioning"
 	"github.com/joinery-dev/joinery/internal/capacitybuffer"
 	"github.com/joinery-dev/joinery/solver"
@@ -64,11 +64,20 @@ type Options struct {
 	// MachineHealthCheck judges its Machine.
 	Repair         bool
 	RepairPolicies []RepairPolicy
+	// WakeGap is the shortest gap between a cluster's round and the next
+	// one its Machines' or its Cluster's changes cause (2 s, at most
+	// Interval); zero looks at once on every change. A round reads the
+	// whole cluster, and a provisioning burst rewrites each new Machine's
+	// status many times while the round finds only that provisioning is
+	// at work; Karpenter's disruption only polls, every 10 s. A round that
+	// found provisioning at work holds changes back for Interval, when it
+	// looks again anyway.
+	WakeGap time.Duration
 }
 
 // DefaultOptions are the flags' defaults.
 func DefaultOptions() Options {
-	return Options{ValidationDelay: 15 * time.Second, Interval: 10 * time.Second, Repair: true, RepairPolicies: DefaultRepairPolicies()}
+	return Options{ValidationDelay: 15 * time.Second, Interval: 10 * time.Second, Repair: true, RepairPolicies: DefaultRepairPolicies(), WakeGap: 2 * time.Second}
 }
 
 // Controller is the disruption controller: one key per CAPI Cluster.
@@ -86,6 +95,8 @@ type Controller struct {
 	// repairNoted is, by Machine, why it was last not repaired (Events
 	// are sent when it changes).
 	repairNoted map[string]string
+	// wakes holds changes back to one round per WakeGap and cluster.
+	wakes coalesce.Wakes
 }
 
 // action is a decision waiting for its validation delay.
@@ -129,31 +140,36 @@ func (c *Controller) SetupWithManager(mgr ctrl.Manager) error {
 		c.Now = time.Now
 	}
 	c.pending = map[types.NamespacedName]*action{}
+	c.wakes = coalesce.Wakes{Every: min(c.Options.WakeGap, c.Options.Interval), Now: c.Now}
 	joineryOnly := predicate.NewPredicateFuncs(func(o client.Object) bool {
 		_, ok := o.GetLabels()[v1alpha1.LabelNodePool]
 		return ok
 	})
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("disruption").
-		For(&clusterv1.Cluster{}, builder.WithPredicates(c.Provisioner.Shard.Clusters())).
-		Watches(&clusterv1.Machine{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
-			name := o.GetLabels()[clusterv1.ClusterNameLabel]
-			if name == "" {
-				return nil
-			}
-			return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: name}}}
-		}), builder.WithPredicates(joineryOnly)).
+		Watches(&clusterv1.Cluster{}, c.wakes.EnqueueRequestForObject(), builder.WithPredicates(c.Provisioner.Shard.Clusters())).
+		Watches(&clusterv1.Machine{}, c.wakes.EnqueueRequestsFromMapFunc(clusterOfMachine), builder.WithPredicates(joineryOnly)).
 		WithOptions(controller.Options{MaxConcurrentReconciles: 4}).
 		Complete(c)
+}
+
+func clusterOfMachine(_ context.Context, o client.Object) []reconcile.Request {
+	name := o.GetLabels()[clusterv1.ClusterNameLabel]
+	if name == "" {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: name}}}
 }
 
 // Reconcile looks at one cluster: carries on replacements, checks and
 // carries out a decision whose delay passed, or looks for a new one.
 func (c *Controller) Reconcile(ctx context.Context, req reconcile.Request) (ctrl.Result, error) {
 	log := ctrl.LoggerFrom(ctx)
+	c.wakes.Ran(req)
 	cluster := &clusterv1.Cluster{}
 	if err := c.Client.Get(ctx, req.NamespacedName, cluster); err != nil {
 		if apierrors.IsNotFound(err) {
+			c.wakes.Forget(req)
 			c.setPending(req.NamespacedName, nil)
 			c.mu.Lock()
 			delete(c.gone, req.NamespacedName)
@@ -206,6 +222,11 @@ func (c *Controller) Reconcile(ctx context.Context, req reconcile.Request) (ctrl
 	}
 	if st.Pending > 0 || r.booting() {
 		// Provisioning is at work: what is pending may need the room.
+		// The Machines it makes change many times while they boot, and
+		// none of it is worth a look before the next one.
+		if c.Options.WakeGap > 0 {
+			c.wakes.Hold(req, c.Options.Interval)
+		}
 		return ctrl.Result{RequeueAfter: c.Options.Interval}, nil
 	}
 	a, err := r.decide(candidates)

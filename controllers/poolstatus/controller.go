@@ -34,6 +34,7 @@ import (
 
 	"github.com/joinery-dev/joinery/api/v1alpha1"
 	"github.com/joinery-dev/joinery/cloud"
+	"github.com/joinery-dev/joinery/controllers/internal/coalesce"
 	"github.com/joinery-dev/joinery/controllers/provisioning"
 	"github.com/joinery-dev/joinery/internal/shard"
 	"github.com/joinery-dev/joinery/internal/solverinput"
@@ -41,6 +42,12 @@ import (
 
 // resync refreshes status that nothing else triggers (a template deleted).
 const resync = time.Minute
+
+// wakeGap is the shortest gap between a pool's pass and the next one its
+// Machines' or Clusters' changes cause: a provisioning burst rewrites each
+// new Machine's status many times, and each pass lists all the pool's
+// Machines and the namespace's Clusters (controllers/internal/coalesce).
+const wakeGap = 2 * time.Second
 
 // Reconciler writes NodePool status.
 type Reconciler struct {
@@ -56,6 +63,7 @@ type Reconciler struct {
 	mapper  meta.RESTMapper
 	changes chan event.TypedGenericEvent[*v1alpha1.NodePool]
 	series  series
+	wakes   coalesce.Wakes
 }
 
 // +kubebuilder:rbac:groups=joinery.dev,resources=nodepools,verbs=get;list;watch
@@ -65,6 +73,7 @@ type Reconciler struct {
 // SetupWithManager registers the controller.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	r.mapper = mgr.GetRESTMapper()
+	r.wakes = coalesce.Wakes{Every: wakeGap}
 	r.changes = make(chan event.TypedGenericEvent[*v1alpha1.NodePool], 1024)
 	r.Reports.OnChange(func(pool types.NamespacedName) {
 		np := &v1alpha1.NodePool{ObjectMeta: metav1.ObjectMeta{Namespace: pool.Namespace, Name: pool.Name}}
@@ -80,8 +89,8 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("poolstatus").
 		For(&v1alpha1.NodePool{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
-		Watches(&clusterv1.Machine{}, handler.EnqueueRequestsFromMapFunc(poolOfMachine), builder.WithPredicates(joineryOnly)).
-		Watches(&clusterv1.Cluster{}, handler.EnqueueRequestsFromMapFunc(r.poolsOfCluster)).
+		Watches(&clusterv1.Machine{}, r.wakes.EnqueueRequestsFromMapFunc(poolOfMachine), builder.WithPredicates(joineryOnly)).
+		Watches(&clusterv1.Cluster{}, r.wakes.EnqueueRequestsFromMapFunc(r.poolsOfCluster)).
 		WatchesRawSource(source.Channel(r.changes, &handler.TypedEnqueueRequestForObject[*v1alpha1.NodePool]{})).
 		Complete(r)
 }
@@ -105,9 +114,11 @@ func (r *Reconciler) poolsOfCluster(ctx context.Context, o client.Object) []reco
 // Reconcile recomputes one pool's status from its Machines, the Clusters
 // it serves and the provisioning loop's reports.
 func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (ctrl.Result, error) {
+	r.wakes.Ran(req)
 	pool := &v1alpha1.NodePool{}
 	if err := r.Client.Get(ctx, req.NamespacedName, pool); err != nil {
 		if apierrors.IsNotFound(err) {
+			r.wakes.Forget(req)
 			r.series.replace(req.NamespacedName, nil)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)

@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/ptr"
 	infrav1 "sigs.k8s.io/cluster-api-provider-aws/v2/api/v1beta2"
 	clusterv1 "sigs.k8s.io/cluster-api/api/core/v1beta2"
@@ -199,6 +200,10 @@ type clusterState struct {
 	// themselves (a registration timeout, a lost node's grace): a full
 	// pass is due then whatever the events. Zero: never.
 	recheckAt time.Time
+	// arrived are the pods the pod watch saw become pending since a pass
+	// last took them (see pendingPods): what a pods-only pass reads.
+	// Guarded by Provisioner.mu.
+	arrived []types.NamespacedName
 }
 
 // +kubebuilder:rbac:groups=cluster.x-k8s.io,resources=clusters,verbs=get;list;watch
@@ -347,6 +352,51 @@ func (p *Provisioner) markClusterChanged() predicate.Predicate {
 	})
 }
 
+// pendingPods wakes a cluster's loop for the pod events newlyPending
+// passes, and tells it which pod became pending (arrived): a pass woken by
+// pending pods alone reads those pods, not every pod of the cluster. Each
+// list of the cache copies every pod, so a burst of n pods made n lists
+// of up to n pods. A pending pod's deletion makes the next pass full: the
+// window may have nothing left to plan, which only a full pass can tell.
+func (p *Provisioner) pendingPods(key types.NamespacedName) handler.EventHandler {
+	req := reconcile.Request{NamespacedName: key}
+	arrived := func(o client.Object) {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if s := p.clusters[key]; s != nil {
+			s.arrived = append(s.arrived, client.ObjectKeyFromObject(o))
+		}
+	}
+	return handler.Funcs{
+		CreateFunc: func(_ context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			arrived(e.Object)
+			q.Add(req)
+		},
+		UpdateFunc: func(_ context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			arrived(e.ObjectNew)
+			q.Add(req)
+		},
+		DeleteFunc: func(_ context.Context, _ event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			p.markChanged(req)
+			q.Add(req)
+		},
+		GenericFunc: func(_ context.Context, _ event.GenericEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			p.markChanged(req)
+			q.Add(req)
+		},
+	}
+}
+
+// takeArrived returns the pods that arrived since the last call, and
+// forgets them.
+func (p *Provisioner) takeArrived(st *clusterState) []types.NamespacedName {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := st.arrived
+	st.arrived = nil
+	return out
+}
+
 func (p *Provisioner) forget(key types.NamespacedName) {
 	p.mu.Lock()
 	delete(p.clusters, key)
@@ -454,12 +504,12 @@ func (p *Provisioner) connect(ctx context.Context, cluster *clusterv1.Cluster) (
 		return []reconcile.Request{{NamespacedName: key}}
 	}
 	// Bound pods count on their nodes but are read at plan time. It is
-	// the one watch that does not go through changing: what it wakes a
-	// pass for is pending pods, all a pass woken by it alone reads (see
-	// podsOnly).
+	// the one watch whose pods becoming pending do not go through
+	// changing: a pass woken by them alone reads just those pods (see
+	// pendingPods and podsOnly).
 	if err := p.ClusterCache.Watch(ctx, key, clustercache.NewWatcher(clustercache.WatcherOptions{
 		Name: "provisioning-pods", Watcher: p.controller, Kind: &corev1.Pod{},
-		EventHandler: handler.EnqueueRequestsFromMapFunc(toCluster), Predicates: []predicate.Predicate{newlyPending},
+		EventHandler: p.pendingPods(key), Predicates: []predicate.Predicate{newlyPending},
 	})); err != nil {
 		return nil, err
 	}

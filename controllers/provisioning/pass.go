@@ -85,6 +85,8 @@ func (ps *pass) run() (_ ctrl.Result, err error) {
 		return result, err
 	}
 	changes := ps.unsettle(st)
+	// The full pass reads every pod: what arrived until now is in its list.
+	ps.takeArrived(st)
 	defer func() {
 		if err != nil {
 			ps.unsettle(st)
@@ -373,17 +375,21 @@ func (ps *pass) podsOnly(st *clusterState) (result ctrl.Result, done bool, err e
 		// or it is ready: the full pass decides.
 		return ctrl.Result{}, false, nil
 	}
-	pods, pending, err := clusterstate.ReadPods(ps.ctx, ps.workload.reader, ps.cluster)
-	if err != nil {
-		return ctrl.Result{}, false, err
-	}
-	if len(pending) == 0 {
-		// The window closes without a plan: the full pass does it.
-		return ctrl.Result{}, false, nil
-	}
+	// The pods the watch saw become pending since the last pass, as the
+	// cache has them now: one that is no longer pending (bound, deleting)
+	// is not counted, as a list would not have counted it. Pods that stop
+	// being pending change no window; the pass at its close reads them
+	// all (and records their times to bind, see observePods).
 	newPods := false
-	for _, pod := range pending {
-		if !st.seen[pod.UID] {
+	for _, name := range ps.takeArrived(st) {
+		pod := &corev1.Pod{}
+		if err := ps.workload.reader.Get(ps.ctx, name, pod, client.UnsafeDisableDeepCopy); err != nil {
+			if apierrors.IsNotFound(err) {
+				continue
+			}
+			return ctrl.Result{}, false, fmt.Errorf("reading pod %s of cluster %s: %w", name, ps.key, err)
+		}
+		if clusterstate.IsProvisionable(pod) && !st.seen[pod.UID] {
 			st.seen[pod.UID] = true
 			newPods = true
 		}
@@ -391,7 +397,6 @@ func (ps *pass) podsOnly(st *clusterState) (result ctrl.Result, done bool, err e
 	if newPods {
 		ps.batches.PodPending(key, ps.now)
 	}
-	observePods(ps.key, st.seen, pods, pending, ps.now)
 	ready, wait := ps.batches.Ready(key, ps.now)
 	if ready {
 		// The full pass finds the pods counted and plans.

@@ -18,12 +18,14 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/ptr"
 	infrav1 "sigs.k8s.io/cluster-api-provider-aws/v2/api/v1beta2"
 	bootstrapv1 "sigs.k8s.io/cluster-api/api/bootstrap/kubeadm/v1beta2"
 	clusterv1 "sigs.k8s.io/cluster-api/api/core/v1beta2"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	autoscalingv1beta1 "github.com/joinery-dev/joinery/api/autoscaling/v1beta1"
@@ -750,27 +752,47 @@ func TestProvisioningWindows(t *testing.T) {
 		key := client.ObjectKeyFromObject(s.cluster)
 		pass := func(wantFull bool, why string) time.Duration {
 			t.Helper()
-			before := lists.count()
-			res, err := s.pass().run()
+			before, podsBefore := lists.count(), lists.podCount()
+			ps := s.pass()
+			ps.workload = &workload{reader: lists, client: s.c}
+			res, err := ps.run()
 			if err != nil {
 				t.Fatalf("%s: %v", why, err)
 			}
 			if full := lists.count() > before; full != wantFull {
 				t.Errorf("%s: a full pass (Machines read) %v, want %v", why, full, wantFull)
 			}
+			// A pods-only pass reads the pods that arrived, one by one:
+			// listing every pod per pending pod made a burst quadratic.
+			if listed := lists.podCount() > podsBefore; listed != wantFull {
+				t.Errorf("%s: the cluster's pods listed %v, want %v", why, listed, wantFull)
+			}
 			return res.RequeueAfter
 		}
 
+		// The pod watch's handler, as the cache would call it.
+		watch, woken := s.p.pendingPods(key), &wokenQueue{}
 		s.pendingPod("a", "burst")
 		if wait := pass(true, "the cluster's first pass"); wait != time.Minute {
 			t.Errorf("the first pending pod opened a window closing in %s, want the idle %s", wait, time.Minute)
 		}
 		now = now.Add(20 * time.Second)
-		s.pendingPod("b", "burst")
+		watch.Update(s.ctx, event.UpdateEvent{ObjectNew: s.pendingPod("b", "burst")}, woken)
 		if wait := pass(false, "a pass woken by a new pending pod"); wait != time.Minute {
 			t.Errorf("the new pod extended the window to %s from now, want the idle %s", wait, time.Minute)
 		}
-		now = now.Add(20 * time.Second)
+		// A pod the watch saw become pending and that is gone by the
+		// pass counts for nothing, as a list would not have shown it.
+		now = now.Add(10 * time.Second)
+		gone := s.pendingPod("gone", "burst")
+		watch.Create(s.ctx, event.CreateEvent{Object: gone}, woken)
+		if err := s.c.Delete(s.ctx, gone); err != nil {
+			t.Fatal(err)
+		}
+		if wait := pass(false, "a pass woken by a pod gone since"); wait != 50*time.Second {
+			t.Errorf("a pod gone before the pass moved the window to close in %s, want 50s (b's idle)", wait)
+		}
+		now = now.Add(10 * time.Second)
 		if wait := pass(false, "a pass with nothing new"); wait != 40*time.Second {
 			t.Errorf("nothing new: the window closes in %s, want 40s (b's idle)", wait)
 		}
@@ -779,6 +801,12 @@ func TestProvisioningWindows(t *testing.T) {
 		s.p.markChanged(reconcile.Request{NamespacedName: key})
 		pass(true, "a pass after another watch's event")
 		pass(false, "the pass after that full one")
+		// A pending pod deleted: the window may have nothing left to plan.
+		watch.Delete(s.ctx, event.DeleteEvent{Object: gone}, woken)
+		pass(true, "a pass after a pending pod's deletion")
+		if woken.n != 3 {
+			t.Errorf("the pod watch woke the loop %d times, want 3 (b, gone, gone's deletion)", woken.n)
+		}
 		// A Machine due to be looked at by itself (a registration
 		// timeout) is looked at whatever the events.
 		s.p.state(key).recheckAt = now
@@ -806,21 +834,39 @@ func TestProvisioningWindows(t *testing.T) {
 	})
 }
 
+// wokenQueue counts the wake-ups of a cluster's loop.
+type wokenQueue struct {
+	workqueue.TypedRateLimitingInterface[reconcile.Request]
+	n int
+}
+
+func (q *wokenQueue) Add(reconcile.Request) { q.n++ }
+
 // countMachineLists counts the lists of Machines, which only a full pass
-// makes.
+// makes, and of pods, which a pass woken by pending pods alone does not.
 type countMachineLists struct {
 	client.Client
-	mu sync.Mutex
-	n  int
+	mu   sync.Mutex
+	n    int
+	pods int
 }
 
 func (c *countMachineLists) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
-	if _, ok := list.(*clusterv1.MachineList); ok {
-		c.mu.Lock()
+	c.mu.Lock()
+	switch list.(type) {
+	case *clusterv1.MachineList:
 		c.n++
-		c.mu.Unlock()
+	case *corev1.PodList:
+		c.pods++
 	}
+	c.mu.Unlock()
 	return c.Client.List(ctx, list, opts...)
+}
+
+func (c *countMachineLists) podCount() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.pods
 }
 
 func (c *countMachineLists) count() int {

@@ -114,8 +114,7 @@ func Read(ctx context.Context, management, workload client.Reader, cluster *clus
 
 // ReadPods reads the cluster's pods as Read sorts them: pods are the
 // bound (unfinished) and pending ones, pending those Joinery provisions
-// for (IsProvisionable), both in the order listed. It is all a pass woken
-// by pending pods alone needs to read.
+// for (IsProvisionable), both in the order listed.
 func ReadPods(ctx context.Context, workload client.Reader, cluster *clusterv1.Cluster) (pods, pending []*corev1.Pod, err error) {
 	var list corev1.PodList
 	if err := workload.List(ctx, &list); err != nil {
