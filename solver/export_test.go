@@ -48,3 +48,12 @@ func SetRepackTries(n int) (restore func()) {
 	repackTries = n
 	return func() { repackTries = old }
 }
+
+// SetRepackHoods sets how many neighbourhoods of several nodes per class
+// the solver's last phase tries to repack together (0: none), until the
+// returned function restores it.
+func SetRepackHoods(n int) (restore func()) {
+	old := repackHoods
+	repackHoods = n
+	return func() { repackHoods = old }
+}

@@ -24,6 +24,7 @@ func (ps *poolState) simple() bool {
 type packType struct {
 	ps    *poolState
 	cc    *classCands
+	it    *InstanceType
 	price float64
 	alloc resVec
 }
@@ -93,7 +94,7 @@ func (s *state) packTypes(cl *constraintClass, groups []*podGroup) []packType {
 				continue
 			}
 			seen[c.it] = true
-			out = append(out, packType{ps: ps, cc: cc, price: c.price, alloc: c.alloc})
+			out = append(out, packType{ps: ps, cc: cc, it: c.it, price: c.price, alloc: c.alloc})
 		}
 	}
 	return out
@@ -209,7 +210,7 @@ func (s *state) packTail(b *boundLP, pi []float64, types []packType, cl *constra
 			start[si] += g.remaining()
 		}
 	}
-	plan, _ := s.tailPlan(b, pi, b.tailMenu(pi, types), start, false)
+	plan, _ := s.tailPlan(b, pi, b.tailMenu(pi, types), start, tailPairs)
 	for _, st := range plan {
 		bc := &b.cols[st.col]
 		if !types[bc.key].ps.simple() {
@@ -221,6 +222,23 @@ func (s *state) packTail(b *boundLP, pi []float64, types []packType, cl *constra
 
 // tailStep is one node a tail plan opens: a column of the LP and the pods
 // of each shape it fits (parallel to the column's fits) it carries.
+// tailMode says which choices tailPlan tries: tailPairs the greedy by
+// worth per price and one or two filled nodes before one for the rest;
+// tailSaturate also nodes of one type as long as they take a pod;
+// tailLazy the greedy refilling only the column on top, and pairs of the
+// first lazyPairs columns, for loads of many nodes where refilling every
+// column at every step is too dear.
+type tailMode int
+
+const (
+	tailPairs tailMode = iota
+	tailSaturate
+	tailLazy
+)
+
+// lazyPairs caps the columns tailLazy tries one or two filled nodes of.
+const lazyPairs = 16
+
 type tailStep struct {
 	col int
 	pat []int32
@@ -229,7 +247,8 @@ type tailStep struct {
 // tailPlan chooses how packTail carries start[si] pods of each shape si of
 // b with the columns of menu, and what that costs (+Inf when no choice
 // carries them all); it plans nothing.
-func (s *state) tailPlan(b *boundLP, pi []float64, menu []int, start []int, saturate bool) ([]tailStep, float64) {
+func (s *state) tailPlan(b *boundLP, pi []float64, menu []int, start []int, mode tailMode) ([]tailStep, float64) {
+	saturate := mode == tailSaturate
 	type step = tailStep
 	// fill takes one node of col ci out of avail.
 	fill := func(ci int, avail []int) ([]int32, float64) {
@@ -289,13 +308,50 @@ func (s *state) tailPlan(b *boundLP, pi []float64, menu []int, start []int, satu
 		avail := append([]int(nil), start...)
 		var plan []step
 		cost := 0.0
+		// lazy keeps each column's last worth per price as a bound on
+		// its next (a node's worth only falls as pods leave), so the
+		// greedy refills only the column on top (tailLazy).
+		lazy := make([]float64, len(menu))
+		for i := range lazy {
+			lazy[i] = math.Inf(1)
+		}
 		for {
 			bestEff, bestCol := 0.0, -1
-			for _, ci := range menu {
-				tmp := append([]int(nil), avail...)
-				if _, value := fill(ci, tmp); value > 0 {
-					if eff := value / b.cols[ci].price; eff > bestEff*(1+1e-12) {
-						bestEff, bestCol = eff, ci
+			if mode == tailLazy {
+				for {
+					top := -1
+					for i := range menu {
+						if lazy[i] > 0 && (top < 0 || lazy[i] > lazy[top]*(1+1e-12)) {
+							top = i
+						}
+					}
+					if top < 0 {
+						break
+					}
+					tmp := append([]int(nil), avail...)
+					_, value := fill(menu[top], tmp)
+					eff := math.Max(value, 0) / b.cols[menu[top]].price
+					stale := lazy[top]
+					lazy[top] = eff
+					if eff > 0 && eff >= stale*(1-1e-12) || eff > 0 && func() bool {
+						for i := range menu {
+							if i != top && lazy[i] > eff*(1+1e-12) {
+								return false
+							}
+						}
+						return true
+					}() {
+						bestEff, bestCol = eff, menu[top]
+						break
+					}
+				}
+			} else {
+				for _, ci := range menu {
+					tmp := append([]int(nil), avail...)
+					if _, value := fill(ci, tmp); value > 0 {
+						if eff := value / b.cols[ci].price; eff > bestEff*(1+1e-12) {
+							bestEff, bestCol = eff, ci
+						}
 					}
 				}
 			}
@@ -332,6 +388,9 @@ func (s *state) tailPlan(b *boundLP, pi []float64, menu []int, start []int, satu
 	}
 	// One or two filled nodes, then one node for the rest.
 	finish(nil, 0, append([]int(nil), start...))
+	if mode == tailLazy && len(menu) > lazyPairs {
+		menu = menu[:lazyPairs]
+	}
 	for _, c1 := range menu {
 		a1 := append([]int(nil), start...)
 		p1, v1 := fill(c1, a1)

@@ -29,6 +29,22 @@ import (
 // for what it carries); the largest such saving first, at most
 // repackTries per class.
 func (s *state) repack(podGroupOf map[*corev1.Pod]*podGroup, moved map[*corev1.Pod]*nodeState) {
+	classes, byClass := s.repackable()
+	for _, cl := range classes {
+		s.repackClass(cl, byClass[cl], podGroupOf, moved)
+	}
+	if repackHoods == 0 {
+		return
+	}
+	classes, byClass = s.repackable()
+	for _, cl := range classes {
+		s.repackHoods(cl, byClass[cl], podGroupOf, moved)
+	}
+}
+
+// repackable lists, by class, the planned nodes repack may replace: nodes
+// of simple pools carrying packable pods of one class.
+func (s *state) repackable() ([]*constraintClass, map[*constraintClass][]*nodeState) {
 	var classes []*constraintClass
 	byClass := map[*constraintClass][]*nodeState{}
 	for _, n := range s.planned {
@@ -48,15 +64,27 @@ func (s *state) repack(podGroupOf map[*corev1.Pod]*podGroup, moved map[*corev1.P
 		}
 		byClass[cl] = append(byClass[cl], n)
 	}
-	for _, cl := range classes {
-		s.repackClass(cl, byClass[cl], podGroupOf, moved)
-	}
+	return classes, byClass
 }
 
 // repackTries caps the nodes of a class repack packs anew (a variable so
 // tests can turn it off), and repackMargin is the least saving, as a share
 // of a node's price, worth a try (and worth a replacement).
 var repackTries = 16
+
+// repackHoods caps the neighbourhoods of a class repackHoods packs anew (a
+// variable so tests can turn it off); hoodNodes and hoodPods cap how many
+// nodes and pods beside its seed one takes, so the work stays bounded
+// however large the plan; hoodMargin is the least saving, as a share of
+// the neighbourhood's price, worth a replacement.
+var repackHoods = 2
+
+const (
+	hoodNodes  = 48
+	hoodPods   = 256
+	hoodMargin = 0.005
+	hoodKeep   = 3
+)
 
 const repackMargin = 0.02
 
@@ -115,30 +143,88 @@ func (s *state) repackClass(cl *constraintClass, nodes []*nodeState, podGroupOf 
 // repackNode packs v's pods alone and, when the new nodes cost less than
 // v by repackMargin, moves them there and empties v.
 func (s *state) repackNode(v *nodeState, cl *constraintClass, types []packType, all []coneColumn, podGroupOf map[*corev1.Pod]*podGroup, moved map[*corev1.Pod]*nodeState) {
-	reqs := make([]resVec, 0, len(v.groups))
-	counts := make([]int, 0, len(v.groups))
+	s.repackNodes([]*nodeState{v}, v.chosen().price*(1-repackMargin), cl, types, all, podGroupOf, moved)
+}
+
+// repackNodes packs the pods of vs together and, when the new nodes cost
+// less than below, moves them there and empties every node of vs. It
+// reports whether it did.
+func (s *state) repackNodes(vs []*nodeState, below float64, cl *constraintClass, types []packType, all []coneColumn, podGroupOf map[*corev1.Pod]*podGroup, moved map[*corev1.Pod]*nodeState) bool {
+	var reqs []resVec
+	var counts []int
 	demand := make(resVec, s.res.size())
-	for _, gc := range v.groups {
-		reqs = append(reqs, gc.group.req)
-		counts = append(counts, gc.count)
-		demand.addScaled(gc.group.req, int64(gc.count))
+	at := map[*podGroup]int{}
+	for _, v := range vs {
+		for _, gc := range v.groups {
+			if i, ok := at[gc.group]; ok {
+				counts[i] += gc.count
+			} else {
+				at[gc.group] = len(reqs)
+				reqs = append(reqs, gc.group.req)
+				counts = append(counts, gc.count)
+			}
+			demand.addScaled(gc.group.req, int64(gc.count))
+		}
 	}
 	b := newBoundLP(reqs, counts, all, demand, 0)
 	if b == nil {
-		return
+		return false
 	}
-	pi, x := b.solve()
-	if x == nil {
-		return
+	pi, x, lb := b.solveWith(nil)
+	if x == nil || !(lb < below) {
+		// No packing of these pods beats the LP, a lower bound on them.
+		return false
 	}
 	start := make([]int, len(b.shapes))
 	for si := range b.shapes {
 		start[si] = b.shapes[si].n
 	}
-	plan, cost := s.tailPlan(b, pi, b.repackMenu(demand), start, true)
-	price := v.chosen().price
-	if len(plan) == 0 || !(cost < price*(1-repackMargin)) {
-		return
+	menu := b.repackMenu(demand)
+	if len(vs) > 1 {
+		// Several nodes' pods are what packTail sees: the types the LP's
+		// prices favour (the bound's own choice) come first.
+		menu = mergeMenus(b.tailMenu(pi, types), menu)
+	}
+	mode := tailSaturate
+	if len(vs) > 1 {
+		mode = tailLazy
+	}
+	plan, cost := s.tailPlan(b, pi, menu, start, mode)
+	if len(vs) > 1 {
+		// Or keep the types of the hood's dearest nodes (vs is seed first,
+		// then cheapest first: its last ones and the seed), each filled
+		// anew at the LP's prices, and pack the rest: the tail plans
+		// above open large nodes only where the load alone fills them.
+		keep := []*nodeState{vs[0]}
+		for i := len(vs) - 1; i > 0 && len(keep) < hoodKeep; i-- {
+			keep = append(keep, vs[i])
+		}
+		avail := append([]int(nil), start...)
+		var prefix []tailStep
+		spent := 0.0
+		for _, k := range keep {
+			ci := b.colOf(types, k.chosen())
+			if ci < 0 {
+				break
+			}
+			bc := &b.cols[ci]
+			pat, _ := s.fillOne(b, pi, bc, func(si int32) int { return avail[si] })
+			if !nonEmpty(pat) {
+				break
+			}
+			for p, k := range pat {
+				avail[bc.fits[p]] -= int(k)
+			}
+			prefix = append(prefix, tailStep{ci, pat})
+			spent += bc.price
+			rest, restCost := s.tailPlan(b, pi, menu, avail, tailLazy)
+			if spent+restCost < cost {
+				plan, cost = append(append([]tailStep(nil), prefix...), rest...), spent+restCost
+			}
+		}
+	}
+	if len(plan) == 0 || !(cost < below) {
+		return false
 	}
 	// Every new node must have an offering within the pool's limits
 	// before anything moves.
@@ -157,23 +243,27 @@ func (s *state) repackNode(v *nodeState, cl *constraintClass, types []packType, 
 			}
 		}
 		if len(offerings[i]) == 0 {
-			return
+			return false
 		}
 	}
-	// Pool limits after the swap: the new nodes may add up to more than v.
-	if !s.repackWithinLimits(v, plan, b, types, offerings) {
-		return
+	// Pool limits after the swap: the new nodes may add up to more than vs.
+	if !s.repackWithinLimits(vs, plan, b, types, offerings) {
+		return false
 	}
-	// v's pods by shape, in placement order.
+	// The pods of vs by shape, in placement order.
 	byShape := make([][]*corev1.Pod, len(b.shapes))
-	for _, p := range v.placed {
-		si := b.shapeIndex(podGroupOf[p].req)
-		byShape[si] = append(byShape[si], p)
+	for _, v := range vs {
+		for _, p := range v.placed {
+			si := b.shapeIndex(podGroupOf[p].req)
+			byShape[si] = append(byShape[si], p)
+		}
 	}
-	v.pool.swap(v.chosen(), nil)
-	v.groups, v.placed = nil, nil
-	for i := range v.used {
-		v.used[i] = 0
+	for _, v := range vs {
+		v.pool.swap(v.chosen(), nil)
+		v.groups, v.placed = nil, nil
+		for i := range v.used {
+			v.used[i] = 0
+		}
 	}
 	for i, st := range plan {
 		bc := &b.cols[st.col]
@@ -203,6 +293,7 @@ func (s *state) repackNode(v *nodeState, cl *constraintClass, types []packType, 
 			}
 		}
 	}
+	return true
 }
 
 // repackMenu lists the columns that carry load (the pods of one node) for
@@ -231,7 +322,7 @@ func (b *boundLP) repackMenu(load resVec) []int {
 
 // repackWithinLimits checks the limits of every pool involved for
 // replacing v by the plan's nodes, each on its cheapest offering.
-func (s *state) repackWithinLimits(v *nodeState, plan []tailStep, b *boundLP, types []packType, offerings [][]int32) bool {
+func (s *state) repackWithinLimits(vs []*nodeState, plan []tailStep, b *boundLP, types []packType, offerings [][]int32) bool {
 	type delta struct {
 		res   resVec
 		price float64
@@ -245,10 +336,12 @@ func (s *state) repackWithinLimits(v *nodeState, plan []tailStep, b *boundLP, ty
 		}
 		return d
 	}
-	c := v.chosen()
-	d := get(v.pool)
-	d.res.sub(c.capacity)
-	d.price -= c.billed
+	for _, v := range vs {
+		c := v.chosen()
+		d := get(v.pool)
+		d.res.sub(c.capacity)
+		d.price -= c.billed
+	}
 	for i, st := range plan {
 		ps := types[b.cols[st.col].key].ps
 		nc := &ps.cands[offerings[i][0]]
@@ -269,4 +362,117 @@ func (s *state) repackWithinLimits(v *nodeState, plan []tailStep, b *boundLP, ty
 		}
 	}
 	return true
+}
+
+// mergeMenus lists a's columns, then b's not in a.
+func mergeMenus(a, b []int) []int {
+	in := make(map[int]bool, len(a))
+	out := append([]int(nil), a...)
+	for _, c := range a {
+		in[c] = true
+	}
+	for _, c := range b {
+		if !in[c] {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// repackHoods repacks neighbourhoods of several nodes together. A node
+// full in one resource and idle in another (an m6a.metal whose memory its
+// pods take, a sixth of its vCPUs unused) is the cheapest carrier of its
+// own pods, so repackNode keeps it; what lowers the plan is moving pods
+// across nodes: its memory-heavy pods onto small memory-optimised nodes
+// and, in their place, the CPU-heavy pods of the small nodes the tail
+// opened. Each neighbourhood is a seed, the node idling the most dollars
+// (price times its least-used share of CPU or memory), with the cheaper
+// nodes of its class, smallest first, up to hoodNodes nodes and hoodPods
+// pods; their pods are packed together as repackNode packs one node's and
+// replace them when that costs hoodMargin less. Seeds are tried in that
+// order, at most repackHoods per class, each node once.
+func (s *state) repackHoods(cl *constraintClass, nodes []*nodeState, podGroupOf map[*corev1.Pod]*podGroup, moved map[*corev1.Pod]*nodeState) {
+	var groups []*podGroup
+	seen := map[*podGroup]bool{}
+	for _, n := range nodes {
+		for _, gc := range n.groups {
+			if !seen[gc.group] {
+				seen[gc.group] = true
+				groups = append(groups, gc.group)
+			}
+		}
+	}
+	types := s.packTypes(cl, groups)
+	if len(types) == 0 {
+		return
+	}
+	all := make([]coneColumn, len(types))
+	for i, t := range types {
+		all[i] = coneColumn{price: t.price, alloc: t.alloc, key: i}
+	}
+	idle := func(n *nodeState) float64 {
+		c := n.chosen()
+		free := 0.0
+		for _, r := range []int{resCPU, resMemory} {
+			if c.alloc[r] > 0 {
+				free = math.Max(free, 1-float64(n.used[r])/float64(c.alloc[r]))
+			}
+		}
+		return c.price * free
+	}
+	tried := map[*nodeState]bool{}
+	for try := 0; try < repackHoods; try++ {
+		var alive []*nodeState
+		for _, n := range nodes {
+			if n.chosen() != nil && len(n.groups) > 0 {
+				alive = append(alive, n)
+			}
+		}
+		var seed *nodeState
+		best := 0.0
+		for _, n := range alive {
+			if w := idle(n); !tried[n] && w > best {
+				seed, best = n, w
+			}
+		}
+		if seed == nil || len(alive) < 2 {
+			return
+		}
+		tried[seed] = true
+		var others []*nodeState
+		for _, n := range alive {
+			if n != seed && n.chosen().price <= seed.chosen().price {
+				others = append(others, n)
+			}
+		}
+		sort.SliceStable(others, func(i, j int) bool { return others[i].chosen().price < others[j].chosen().price })
+		hood := []*nodeState{seed}
+		price, pods := seed.chosen().price, 0
+		for _, n := range others {
+			if len(hood) > hoodNodes || pods+len(n.placed) > hoodPods {
+				break
+			}
+			hood = append(hood, n)
+			price += n.chosen().price
+			pods += len(n.placed)
+		}
+		if len(hood) < 2 {
+			continue
+		}
+		if s.repackNodes(hood, price*(1-hoodMargin), cl, types, all, podGroupOf, moved) {
+			// The new nodes may seed or join later neighbourhoods.
+			_, byClass := s.repackable()
+			nodes = byClass[cl]
+		}
+	}
+}
+
+// colOf is the column of b for c's instance type in c's pool, -1 when none.
+func (b *boundLP) colOf(types []packType, c *candidate) int {
+	for ci := range b.cols {
+		if t := &types[b.cols[ci].key]; t.ps == c.pool && t.it == c.it {
+			return ci
+		}
+	}
+	return -1
 }
