@@ -74,8 +74,8 @@ func scrape(url string) (*http.Response, error) {
 //
 // It asks for that one family (client_golang's name[] filter): the bench
 // samples the heap once a second through a burst, and encoding every
-// family each time was measured as the manager's own CPU (about 6% of a
-// 5x100 burst's profile). A handler without the filter still answers
+// family each time was measured as the manager's own CPU (up to 6% of a
+// 5x100 burst's profile; 3.7 -> 3.4 ms per pod side by side). A handler without the filter still answers
 // with every family, which the scan below reads as before.
 func HeapAllocBytes(url string) (float64, error) {
 	u, err := neturl.Parse(url)
