@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	neturl "net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -70,8 +71,21 @@ func scrape(url string) (*http.Response, error) {
 
 // HeapAllocBytes reads a Go process's heap in use
 // (go_memstats_heap_alloc_bytes) from its Prometheus endpoint at url.
+//
+// It asks for that one family (client_golang's name[] filter): the bench
+// samples the heap once a second through a burst, and encoding every
+// family each time was measured as the manager's own CPU (up to 6% of a
+// 5x100 burst's profile; 3.7 -> 3.4 ms per pod side by side). A handler without the filter still answers
+// with every family, which the scan below reads as before.
 func HeapAllocBytes(url string) (float64, error) {
-	resp, err := scrape(url)
+	u, err := neturl.Parse(url)
+	if err != nil {
+		return 0, err
+	}
+	q := u.Query()
+	q.Set("name[]", heapAllocMetric)
+	u.RawQuery = q.Encode()
+	resp, err := scrape(u.String())
 	if err != nil {
 		return 0, err
 	}
@@ -79,12 +93,14 @@ func HeapAllocBytes(url string) (float64, error) {
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "go_memstats_heap_alloc_bytes "); ok {
+		if v, ok := strings.CutPrefix(sc.Text(), heapAllocMetric+" "); ok {
 			return strconv.ParseFloat(strings.TrimSpace(v), 64)
 		}
 	}
 	if err := sc.Err(); err != nil {
 		return 0, err
 	}
-	return 0, errors.New("no go_memstats_heap_alloc_bytes in the metrics")
+	return 0, errors.New("no " + heapAllocMetric + " in the metrics")
 }
+
+const heapAllocMetric = "go_memstats_heap_alloc_bytes"
