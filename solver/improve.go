@@ -371,23 +371,8 @@ func (s *state) cheapestFit(n *nodeState, g *podGroup, used resVec, want int, ba
 
 // limitsAllow checks pool limits for emptying v with extra load on targets.
 func (s *state) limitsAllow(v *nodeState, extra map[*nodeState]resVec) bool {
-	type delta struct {
-		res   resVec
-		price float64
-	}
-	deltas := map[*poolState]*delta{}
-	get := func(ps *poolState) *delta {
-		d := deltas[ps]
-		if d == nil {
-			d = &delta{res: make(resVec, s.res.size())}
-			deltas[ps] = d
-		}
-		return d
-	}
-	c := v.chosen()
-	d := get(v.pool)
-	d.res.sub(c.capacity)
-	d.price -= c.billed
+	deltas := s.newPoolDeltas()
+	deltas.remove(v.pool, v.chosen())
 	for n, e := range extra {
 		old := n.chosen()
 		var nc *candidate
@@ -401,20 +386,63 @@ func (s *state) limitsAllow(v *nodeState, extra map[*nodeState]resVec) bool {
 		if nc == nil {
 			return false
 		}
-		d := get(n.pool)
-		d.res.sub(old.capacity)
-		d.res.add(nc.capacity)
-		d.price += nc.billed - old.billed
+		deltas.remove(n.pool, old)
+		deltas.add(n.pool, nc)
 	}
-	for ps, d := range deltas {
+	return deltas.withinLimits()
+}
+
+// poolDeltas sums, per pool, the capacity and price a change to the plan
+// adds and removes, so every pool's limits are checked for the change as
+// a whole.
+type poolDeltas struct {
+	size int
+	by   map[*poolState]*poolDelta
+}
+
+type poolDelta struct {
+	res   resVec
+	price float64
+}
+
+func (s *state) newPoolDeltas() *poolDeltas {
+	return &poolDeltas{size: s.res.size(), by: map[*poolState]*poolDelta{}}
+}
+
+func (p *poolDeltas) of(ps *poolState) *poolDelta {
+	d := p.by[ps]
+	if d == nil {
+		d = &poolDelta{res: make(resVec, p.size)}
+		p.by[ps] = d
+	}
+	return d
+}
+
+// add counts a node of ps on candidate c; remove, one it no longer has.
+func (p *poolDeltas) add(ps *poolState, c *candidate) {
+	d := p.of(ps)
+	d.res.add(c.capacity)
+	d.price += c.billed
+}
+
+func (p *poolDeltas) remove(ps *poolState, c *candidate) {
+	d := p.of(ps)
+	d.res.sub(c.capacity)
+	d.price -= c.billed
+}
+
+// withinLimits says whether no pool goes over a limit it has where the
+// change adds to it.
+func (p *poolDeltas) withinLimits() bool {
+	for ps, d := range p.by {
 		if ps.hasLimits {
 			for _, r := range ps.limited {
-				if ps.used[r]+d.res[r] > ps.limits[r] && d.res[r] > 0 {
+				if d.res[r] > 0 && ps.used[r]+d.res[r] > ps.limits[r] {
 					return false
 				}
 			}
 		}
-		if ps.hasPriceLim && ps.usedPrice+d.price > ps.priceLimit+1e-9 && d.price > 0 {
+		if ps.hasPriceLim && d.price > 0 && ps.usedPrice+d.price > ps.priceLimit+1e-9 {
 			return false
 		}
 	}

@@ -89,17 +89,7 @@ const (
 const repackMargin = 0.02
 
 func (s *state) repackClass(cl *constraintClass, nodes []*nodeState, podGroupOf map[*corev1.Pod]*podGroup, moved map[*corev1.Pod]*nodeState) {
-	var groups []*podGroup
-	seen := map[*podGroup]bool{}
-	for _, n := range nodes {
-		for _, gc := range n.groups {
-			if !seen[gc.group] {
-				seen[gc.group] = true
-				groups = append(groups, gc.group)
-			}
-		}
-	}
-	types := s.packTypes(cl, groups)
+	types := s.nodesPackTypes(cl, nodes)
 	if len(types) == 0 {
 		return
 	}
@@ -323,45 +313,31 @@ func (b *boundLP) repackMenu(load resVec) []int {
 // repackWithinLimits checks the limits of every pool involved for
 // replacing v by the plan's nodes, each on its cheapest offering.
 func (s *state) repackWithinLimits(vs []*nodeState, plan []tailStep, b *boundLP, types []packType, offerings [][]int32) bool {
-	type delta struct {
-		res   resVec
-		price float64
-	}
-	deltas := map[*poolState]*delta{}
-	get := func(ps *poolState) *delta {
-		d := deltas[ps]
-		if d == nil {
-			d = &delta{res: make(resVec, s.res.size())}
-			deltas[ps] = d
-		}
-		return d
-	}
+	deltas := s.newPoolDeltas()
 	for _, v := range vs {
-		c := v.chosen()
-		d := get(v.pool)
-		d.res.sub(c.capacity)
-		d.price -= c.billed
+		deltas.remove(v.pool, v.chosen())
 	}
 	for i, st := range plan {
 		ps := types[b.cols[st.col].key].ps
-		nc := &ps.cands[offerings[i][0]]
-		d := get(ps)
-		d.res.add(nc.capacity)
-		d.price += nc.billed
+		deltas.add(ps, &ps.cands[offerings[i][0]])
 	}
-	for ps, d := range deltas {
-		if ps.hasLimits {
-			for _, r := range ps.limited {
-				if d.res[r] > 0 && ps.used[r]+d.res[r] > ps.limits[r] {
-					return false
-				}
+	return deltas.withinLimits()
+}
+
+// nodesPackTypes lists the types the pod groups on nodes (of class cl)
+// can be packed onto.
+func (s *state) nodesPackTypes(cl *constraintClass, nodes []*nodeState) []packType {
+	var groups []*podGroup
+	seen := map[*podGroup]bool{}
+	for _, n := range nodes {
+		for _, gc := range n.groups {
+			if !seen[gc.group] {
+				seen[gc.group] = true
+				groups = append(groups, gc.group)
 			}
 		}
-		if ps.hasPriceLim && d.price > 0 && ps.usedPrice+d.price > ps.priceLimit+1e-9 {
-			return false
-		}
 	}
-	return true
+	return s.packTypes(cl, groups)
 }
 
 // mergeMenus lists a's columns, then b's not in a.
@@ -392,17 +368,7 @@ func mergeMenus(a, b []int) []int {
 // replace them when that costs hoodMargin less. Seeds are tried in that
 // order, at most repackHoods per class, each node once.
 func (s *state) repackHoods(cl *constraintClass, nodes []*nodeState, podGroupOf map[*corev1.Pod]*podGroup, moved map[*corev1.Pod]*nodeState) {
-	var groups []*podGroup
-	seen := map[*podGroup]bool{}
-	for _, n := range nodes {
-		for _, gc := range n.groups {
-			if !seen[gc.group] {
-				seen[gc.group] = true
-				groups = append(groups, gc.group)
-			}
-		}
-	}
-	types := s.packTypes(cl, groups)
+	types := s.nodesPackTypes(cl, nodes)
 	if len(types) == 0 {
 		return
 	}
