@@ -57,3 +57,11 @@ func SetRepackHoods(n int) (restore func()) {
 	repackHoods = n
 	return func() { repackHoods = old }
 }
+
+// SetRepackToBound turns the solver's repack onto the lower bound's type
+// mix (repackClassToBound) on or off; restore undoes it.
+func SetRepackToBound(on bool) (restore func()) {
+	old := repackToBound
+	repackToBound = on
+	return func() { repackToBound = old }
+}

@@ -40,6 +40,73 @@ func (s *state) repack(podGroupOf map[*corev1.Pod]*podGroup, moved map[*corev1.P
 	for _, cl := range classes {
 		s.repackHoods(cl, byClass[cl], podGroupOf, moved)
 	}
+	if !repackToBound {
+		return
+	}
+	classes, byClass = s.repackable()
+	for _, cl := range classes {
+		s.repackClassToBound(cl, byClass[cl], podGroupOf, moved)
+	}
+}
+
+// repackToBound turns repackClassToBound on (a variable so tests can turn
+// it off); boundPods and boundShapes cap the classes it packs anew, so the
+// work stays bounded however large the plan (one branch and bound over
+// the class's pods, as lowerBound solves, and a fill per node of the
+// bound's mix); boundGap is the gap between a class's nodes and the bound
+// on their pods below which it does not try.
+var repackToBound = true
+
+const (
+	boundPods   = 5000
+	boundShapes = 250
+	boundGap    = 0.03
+)
+
+// repackClassToBound packs every pod of the class anew onto the type mix
+// of the lower bound's own solution. Local repacks (one node, or one
+// neighbourhood) keep the plan's large nodes; the bound's best whole-node
+// solution can be a different mix altogether (a generic 2000-pod
+// workload: 10 m6a.metal, 1 f2.48xlarge and 17 small r-family nodes at
+// $20.61/h where the plan bought 9 m6a.metal and 2 f2.48xlarge at
+// $21.25/h). The whole nodes of that mix are filled first, dearest type
+// first, at the LP's prices; the tail planner packs what is left; the
+// class's nodes are replaced only when that costs less than they do.
+func (s *state) repackClassToBound(cl *constraintClass, nodes []*nodeState, podGroupOf map[*corev1.Pod]*podGroup, moved map[*corev1.Pod]*nodeState) {
+	if len(nodes) < 2 {
+		return
+	}
+	var groups []*podGroup
+	seen := map[*podGroup]bool{}
+	pods := 0
+	price := 0.0
+	for _, n := range nodes {
+		pods += len(n.placed)
+		price += n.chosen().price
+		for _, gc := range n.groups {
+			if !seen[gc.group] {
+				seen[gc.group] = true
+				groups = append(groups, gc.group)
+			}
+		}
+	}
+	if pods > boundPods {
+		return
+	}
+	types := s.packTypes(cl, groups)
+	if len(types) == 0 {
+		return
+	}
+	all := make([]coneColumn, len(types))
+	for i, t := range types {
+		all[i] = coneColumn{price: t.price, alloc: t.alloc, key: i}
+	}
+	// The nodes of the class, seed first as repackNodes expects: the
+	// dearest, then the rest cheapest first.
+	vs := append([]*nodeState(nil), nodes...)
+	sort.SliceStable(vs, func(i, j int) bool { return vs[i].chosen().price < vs[j].chosen().price })
+	vs = append([]*nodeState{vs[len(vs)-1]}, vs[:len(vs)-1]...)
+	s.repackNodesMix(vs, price, true, cl, types, all, podGroupOf, moved)
 }
 
 // repackable lists, by class, the planned nodes repack may replace: nodes
@@ -140,6 +207,14 @@ func (s *state) repackNode(v *nodeState, cl *constraintClass, types []packType, 
 // less than below, moves them there and empties every node of vs. It
 // reports whether it did.
 func (s *state) repackNodes(vs []*nodeState, below float64, cl *constraintClass, types []packType, all []coneColumn, podGroupOf map[*corev1.Pod]*podGroup, moved map[*corev1.Pod]*nodeState) bool {
+	return s.repackNodesMix(vs, below, false, cl, types, all, podGroupOf, moved)
+}
+
+// repackNodesMix is repackNodes; with mix it also fills, before the tail
+// plan, the whole nodes of the lower bound's solution over these pods
+// (see repackClassToBound), and tries nothing when the nodes of vs cost
+// within boundGap of that bound.
+func (s *state) repackNodesMix(vs []*nodeState, below float64, mix bool, cl *constraintClass, types []packType, all []coneColumn, podGroupOf map[*corev1.Pod]*podGroup, moved map[*corev1.Pod]*nodeState) bool {
 	var reqs []resVec
 	var counts []int
 	demand := make(resVec, s.res.size())
@@ -159,6 +234,17 @@ func (s *state) repackNodes(vs []*nodeState, below float64, cl *constraintClass,
 	b := newBoundLP(reqs, counts, all, demand, 0)
 	if b == nil {
 		return false
+	}
+	var mixN []float64
+	if mix {
+		if len(b.shapes) > boundShapes {
+			return false
+		}
+		bound, c := b.branchBound(lbSolves)
+		if c == nil || !(bound*(1+boundGap) < below) {
+			return false
+		}
+		mixN = c
 	}
 	pi, x, lb := b.solveWith(nil)
 	if x == nil || !(lb < below) {
@@ -210,6 +296,49 @@ func (s *state) repackNodes(vs []*nodeState, below float64, cl *constraintClass,
 			rest, restCost := s.tailPlan(b, pi, menu, avail, tailLazy)
 			if spent+restCost < cost {
 				plan, cost = append(append([]tailStep(nil), prefix...), rest...), spent+restCost
+			}
+		}
+	}
+	if mixN != nil {
+		// The bound's whole nodes, each type's nodes filled at the LP's
+		// prices, dearest type first and then cheapest first; after each
+		// type, the tail planner packs the rest.
+		var mixCols []int
+		for ci, n := range mixN {
+			if n >= 1-1e-6 {
+				mixCols = append(mixCols, ci)
+			}
+		}
+		sort.SliceStable(mixCols, func(i, j int) bool { return b.cols[mixCols[i]].price > b.cols[mixCols[j]].price })
+		for order := 0; order < 2; order++ {
+			if order == 1 {
+				for i, j := 0, len(mixCols)-1; i < j; i, j = i+1, j-1 {
+					mixCols[i], mixCols[j] = mixCols[j], mixCols[i]
+				}
+			}
+			avail := append([]int(nil), start...)
+			var prefix []tailStep
+			spent := 0.0
+			for _, ci := range mixCols {
+				bc := &b.cols[ci]
+				for k := 0; k < int(math.Floor(mixN[ci]+1e-6)); k++ {
+					pat, _ := s.fillOne(b, pi, bc, func(si int32) int { return avail[si] })
+					if !nonEmpty(pat) {
+						break
+					}
+					for p, k := range pat {
+						avail[bc.fits[p]] -= int(k)
+					}
+					prefix = append(prefix, tailStep{ci, pat})
+					spent += bc.price
+				}
+				if spent >= cost {
+					break
+				}
+				rest, restCost := s.tailPlan(b, pi, menu, avail, tailLazy)
+				if spent+restCost < cost {
+					plan, cost = append(append([]tailStep(nil), prefix...), rest...), spent+restCost
+				}
 			}
 		}
 	}
