@@ -283,16 +283,12 @@ func (s *state) repackNodesMix(vs []*nodeState, below float64, mix bool, cl *con
 			if ci < 0 {
 				break
 			}
-			bc := &b.cols[ci]
-			pat, _ := s.fillOne(b, pi, bc, func(si int32) int { return avail[si] })
-			if !nonEmpty(pat) {
+			step, ok := s.takeNode(b, pi, ci, avail)
+			if !ok {
 				break
 			}
-			for p, k := range pat {
-				avail[bc.fits[p]] -= int(k)
-			}
-			prefix = append(prefix, tailStep{ci, pat})
-			spent += bc.price
+			prefix = append(prefix, step)
+			spent += b.cols[ci].price
 			rest, restCost := s.tailPlan(b, pi, menu, avail, tailLazy)
 			if spent+restCost < cost {
 				plan, cost = append(append([]tailStep(nil), prefix...), rest...), spent+restCost
@@ -320,17 +316,13 @@ func (s *state) repackNodesMix(vs []*nodeState, below float64, mix bool, cl *con
 			var prefix []tailStep
 			spent := 0.0
 			for _, ci := range mixCols {
-				bc := &b.cols[ci]
 				for k := 0; k < int(math.Floor(mixN[ci]+1e-6)); k++ {
-					pat, _ := s.fillOne(b, pi, bc, func(si int32) int { return avail[si] })
-					if !nonEmpty(pat) {
+					step, ok := s.takeNode(b, pi, ci, avail)
+					if !ok {
 						break
 					}
-					for p, k := range pat {
-						avail[bc.fits[p]] -= int(k)
-					}
-					prefix = append(prefix, tailStep{ci, pat})
-					spent += bc.price
+					prefix = append(prefix, step)
+					spent += b.cols[ci].price
 				}
 				if spent >= cost {
 					break
@@ -451,6 +443,20 @@ func (s *state) repackWithinLimits(vs []*nodeState, plan []tailStep, b *boundLP,
 		deltas.add(ps, &ps.cands[offerings[i][0]])
 	}
 	return deltas.withinLimits()
+}
+
+// takeNode fills one node of column ci at the prices pi with the pods left
+// in avail, takes them from avail, and says whether the node holds any.
+func (s *state) takeNode(b *boundLP, pi []float64, ci int, avail []int) (tailStep, bool) {
+	bc := &b.cols[ci]
+	pat, _ := s.fillOne(b, pi, bc, func(si int32) int { return avail[si] })
+	if !nonEmpty(pat) {
+		return tailStep{}, false
+	}
+	for p, k := range pat {
+		avail[bc.fits[p]] -= int(k)
+	}
+	return tailStep{ci, pat}, true
 }
 
 // nodesPackTypes lists the types the pod groups on nodes (of class cl)

@@ -1,7 +1,6 @@
 package solver_test
 
 import (
-	"fmt"
 	"testing"
 
 	. "github.com/joinery-dev/joinery/solver"
@@ -13,27 +12,10 @@ import (
 // Every plan is checked (solveChecked), so the pods it moves keep every
 // constraint.
 func TestRepackNeverDearerAndSavesOnGenericWorkloads(t *testing.T) {
-	best := 0.0
-	for _, n := range []int{500, 800} {
-		for seed := int64(1); seed <= 3; seed++ {
-			snap := onRealCatalog(t, microservicePods(n, seed))
-			with := solveChecked(t, snap, Options{SkipLowerBound: true})
-			wantAllPlaced(t, with)
-			without := func() *Plan {
-				defer SetRepackTries(0)()
-				defer SetRepackHoods(0)()
-				return solveChecked(t, snap, Options{SkipLowerBound: true})
-			}()
-			t.Logf("%d pods seed %d: $%.4f/h, without repacking $%.4f/h", n, seed, with.TotalPricePerHour, without.TotalPricePerHour)
-			if with.TotalPricePerHour > without.TotalPricePerHour*(1+1e-9) {
-				t.Errorf("%d pods seed %d: repacking made the plan dearer: $%.4f/h, $%.4f/h without", n, seed, with.TotalPricePerHour, without.TotalPricePerHour)
-			}
-			best = max(best, 1-with.TotalPricePerHour/without.TotalPricePerHour)
-		}
-	}
-	if best < 0.01 {
-		t.Errorf("repacking saved at most %s on every workload, want 1%% on one", fmt.Sprintf("%.2f%%", 100*best))
-	}
+	passNeverDearerAndSaves(t, []int{500, 800}, func() func() {
+		tries, hoods := SetRepackTries(0), SetRepackHoods(0)
+		return func() { hoods(); tries() }
+	}, "repacking", 0.01)
 }
 
 // Repacking several nodes together (repackHoods) moves pods across nodes,
@@ -46,26 +28,8 @@ func TestRepackNeverDearerAndSavesOnGenericWorkloads(t *testing.T) {
 // the rest equal. It only keeps strict savings, so it never makes a plan
 // dearer; every plan is checked (solveChecked).
 func TestRepackHoodsNeverDearerAndSaveOnGenericWorkloads(t *testing.T) {
-	best := 0.0
-	for _, n := range []int{500, 800, 2000} {
-		for seed := int64(1); seed <= 3; seed++ {
-			snap := onRealCatalog(t, microservicePods(n, seed))
-			with := solveChecked(t, snap, Options{SkipLowerBound: true})
-			wantAllPlaced(t, with)
-			without := func() *Plan {
-				defer SetRepackHoods(0)()
-				return solveChecked(t, snap, Options{SkipLowerBound: true})
-			}()
-			t.Logf("%d pods seed %d: $%.4f/h, without neighbourhoods $%.4f/h", n, seed, with.TotalPricePerHour, without.TotalPricePerHour)
-			if with.TotalPricePerHour > without.TotalPricePerHour*(1+1e-9) {
-				t.Errorf("%d pods seed %d: repacking neighbourhoods made the plan dearer: $%.4f/h, $%.4f/h without", n, seed, with.TotalPricePerHour, without.TotalPricePerHour)
-			}
-			best = max(best, 1-with.TotalPricePerHour/without.TotalPricePerHour)
-		}
-	}
-	if best < 0.005 {
-		t.Errorf("repacking neighbourhoods saved at most %.2f%% on every workload, want 0.5%% on one", 100*best)
-	}
+	passNeverDearerAndSaves(t, []int{500, 800, 2000}, func() func() { return SetRepackHoods(0) },
+		"repacking neighbourhoods", 0.005)
 }
 
 // Local repacks keep a plan's large nodes; the lower bound's own
@@ -78,24 +42,34 @@ func TestRepackHoodsNeverDearerAndSaveOnGenericWorkloads(t *testing.T) {
 // seed 3 $9.313 -> $9.185/h (1.038 -> 1.024), the rest equal. Every plan
 // is checked (solveChecked), so moved pods keep every constraint.
 func TestRepackToBoundNeverDearerAndSavesOnGenericWorkloads(t *testing.T) {
+	passNeverDearerAndSaves(t, []int{500, 800, 2000}, func() func() { return SetRepackToBound(false) },
+		"repacking onto the bound's mix", 0.02)
+}
+
+// passNeverDearerAndSaves solves generic workloads of each size (seeds
+// 1-3) with a pass and without it (off turns it off and returns what
+// turns it back on): the pass must never make a plan dearer, and must save
+// at least minSaving on one workload.
+func passNeverDearerAndSaves(t *testing.T, sizes []int, off func() func(), pass string, minSaving float64) {
+	t.Helper()
 	best := 0.0
-	for _, n := range []int{500, 800, 2000} {
+	for _, n := range sizes {
 		for seed := int64(1); seed <= 3; seed++ {
 			snap := onRealCatalog(t, microservicePods(n, seed))
 			with := solveChecked(t, snap, Options{SkipLowerBound: true})
 			wantAllPlaced(t, with)
 			without := func() *Plan {
-				defer SetRepackToBound(false)()
+				defer off()()
 				return solveChecked(t, snap, Options{SkipLowerBound: true})
 			}()
-			t.Logf("%d pods seed %d: $%.4f/h, without the bound's mix $%.4f/h", n, seed, with.TotalPricePerHour, without.TotalPricePerHour)
+			t.Logf("%d pods seed %d: $%.4f/h, without %s $%.4f/h", n, seed, with.TotalPricePerHour, pass, without.TotalPricePerHour)
 			if with.TotalPricePerHour > without.TotalPricePerHour*(1+1e-9) {
-				t.Errorf("%d pods seed %d: repacking onto the bound's mix made the plan dearer: $%.4f/h, $%.4f/h without", n, seed, with.TotalPricePerHour, without.TotalPricePerHour)
+				t.Errorf("%d pods seed %d: %s made the plan dearer: $%.4f/h, $%.4f/h without", n, seed, pass, with.TotalPricePerHour, without.TotalPricePerHour)
 			}
 			best = max(best, 1-with.TotalPricePerHour/without.TotalPricePerHour)
 		}
 	}
-	if best < 0.02 {
-		t.Errorf("repacking onto the bound's mix saved at most %.2f%% on every workload, want 2%% on one", 100*best)
+	if best < minSaving {
+		t.Errorf("%s saved at most %.2f%% on every workload, want %.1f%% on one", pass, 100*best, 100*minSaving)
 	}
 }
