@@ -111,10 +111,7 @@ func (s *state) packClass(cl *constraintClass, groups []*podGroup) {
 	if len(types) == 0 {
 		return
 	}
-	all := make([]coneColumn, len(types))
-	for i, t := range types {
-		all[i] = coneColumn{price: t.price, alloc: t.alloc, key: i}
-	}
+	all := coneColumns(types)
 	zero := make(resVec, s.res.size())
 	fitsAny := make([]bool, len(groups))
 	for gi, g := range groups {

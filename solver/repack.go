@@ -76,31 +76,20 @@ func (s *state) repackClassToBound(cl *constraintClass, nodes []*nodeState, podG
 	if len(nodes) < 2 {
 		return
 	}
-	var groups []*podGroup
-	seen := map[*podGroup]bool{}
 	pods := 0
 	price := 0.0
 	for _, n := range nodes {
 		pods += len(n.placed)
 		price += n.chosen().price
-		for _, gc := range n.groups {
-			if !seen[gc.group] {
-				seen[gc.group] = true
-				groups = append(groups, gc.group)
-			}
-		}
 	}
 	if pods > boundPods {
 		return
 	}
-	types := s.packTypes(cl, groups)
+	types := s.nodesPackTypes(cl, nodes)
 	if len(types) == 0 {
 		return
 	}
-	all := make([]coneColumn, len(types))
-	for i, t := range types {
-		all[i] = coneColumn{price: t.price, alloc: t.alloc, key: i}
-	}
+	all := coneColumns(types)
 	// The nodes of the class, seed first as repackNodes expects: the
 	// dearest, then the rest cheapest first.
 	vs := append([]*nodeState(nil), nodes...)
@@ -188,10 +177,7 @@ func (s *state) repackClass(cl *constraintClass, nodes []*nodeState, podGroupOf 
 	if len(cands) > repackTries {
 		cands = cands[:repackTries]
 	}
-	all := make([]coneColumn, len(types))
-	for i, t := range types {
-		all[i] = coneColumn{price: t.price, alloc: t.alloc, key: i}
-	}
+	all := coneColumns(types)
 	for _, c := range cands {
 		s.repackNode(c.n, cl, types, all, podGroupOf, moved)
 	}
@@ -459,6 +445,16 @@ func (s *state) takeNode(b *boundLP, pi []float64, ci int, avail []int) (tailSte
 	return tailStep{ci, pat}, true
 }
 
+// coneColumns are the columns of the cone LP over types, keyed by their
+// index in types.
+func coneColumns(types []packType) []coneColumn {
+	all := make([]coneColumn, len(types))
+	for i, t := range types {
+		all[i] = coneColumn{price: t.price, alloc: t.alloc, key: i}
+	}
+	return all
+}
+
 // nodesPackTypes lists the types the pod groups on nodes (of class cl)
 // can be packed onto.
 func (s *state) nodesPackTypes(cl *constraintClass, nodes []*nodeState) []packType {
@@ -507,10 +503,7 @@ func (s *state) repackHoods(cl *constraintClass, nodes []*nodeState, podGroupOf 
 	if len(types) == 0 {
 		return
 	}
-	all := make([]coneColumn, len(types))
-	for i, t := range types {
-		all[i] = coneColumn{price: t.price, alloc: t.alloc, key: i}
-	}
+	all := coneColumns(types)
 	idle := func(n *nodeState) float64 {
 		c := n.chosen()
 		free := 0.0
