@@ -32,6 +32,11 @@ import (
 // valid bound whatever the rounding; the best one is kept, and at
 // convergence it is the relaxation's value.
 //
+// With few enough types (relaxMaxTypeRows) the relaxation is solved over
+// every shape by decomposition on the types' rows instead (see
+// relaxAssignment), whose master does not grow with the shapes; what
+// follows is for the rest: several classes, each its own columns.
+//
 // floor is a bound already known: the restricted LP's value is at least
 // the relaxation's, so once it is no higher than floor the relaxation
 // cannot improve on it and generation stops.
@@ -43,6 +48,17 @@ func (s *state) assignmentBound(counts map[*podGroup]int, floor float64) float64
 		return 0
 	}
 	shapes := s.boundShapes(counts)
+	if cols := s.assignmentColumns(shapes, true); len(cols) > 0 {
+		if rows := activeResources(shapes); len(cols)*len(rows) <= relaxMaxTypeRows {
+			// Few enough types for the decomposition's master: the
+			// relaxation over every shape as it is.
+			b, _ := relaxAssignment(shapes, cols, rows, relaxWork, floor)
+			if assignBoundObserved != nil {
+				assignBoundObserved(false, b)
+			}
+			return b
+		}
+	}
 	coarse := len(shapes) > assignMaxShapes
 	if coarse {
 		if singleClass(shapes) {

@@ -39,8 +39,10 @@ func TestLowerBoundWithClassesNeverExceedsBruteForceOptimum(t *testing.T) {
 // several classes get) must keep the bound below the optimum too: forced
 // here on instances the brute force can solve, checking the assignment
 // relaxation's own value (coarsened, and whole at 64), not only the bound
-// it may lose to.
+// it may lose to. (The shape-row master is what workloads of too many
+// types for the decomposition get: forced here too.)
 func TestCoarsenedLowerBoundNeverExceedsBruteForceOptimum(t *testing.T) {
+	defer SetRelaxMaxTypeRows(0)()
 	for _, limit := range []int{6, 7, 64} {
 		t.Run(fmt.Sprint(limit), func(t *testing.T) {
 			defer SetAssignMaxShapes(limit)()
@@ -159,4 +161,38 @@ func TestLowerBoundIsOfBilledPricesUnderSpotRisk(t *testing.T) {
 	if p.LowerBoundPricePerHour > optimum*(1+1e-9) {
 		t.Fatalf("lower bound $%.4f/h above the cheapest billed machine for the pod, $%.4f/h", p.LowerBoundPricePerHour, optimum)
 	}
+}
+
+// The relaxation solved whole by decomposition (what workloads of few
+// enough types get) never exceeds the brute-force optimum either, and is
+// computed on most trials (ObserveAssignmentBounds computes it even where
+// the cone's bound already beats it).
+func TestDecomposedAssignmentBoundNeverExceedsBruteForceOptimum(t *testing.T) {
+	var bounds []float64
+	defer ObserveAssignmentBounds(func(coarse bool, bound float64) {
+		if coarse {
+			t.Fatalf("coarsened shapes, though the decomposition takes every instance here")
+		}
+		bounds = append(bounds, bound)
+	})()
+	trials, computed := 0, 0
+	lowerBoundWithClassesTrials(t, 101, func(trial int, opt float64) {
+		defer func() { bounds = bounds[:0] }()
+		if math.IsInf(opt, 1) {
+			return
+		}
+		trials++
+		for _, b := range bounds {
+			if b > opt*(1+1e-9) {
+				t.Fatalf("trial %d: assignment bound %.6f above the optimum %.6f", trial, b, opt)
+			}
+			if b > 0 {
+				computed++
+			}
+		}
+	})
+	if computed < trials/2 {
+		t.Fatalf("only %d of %d trials computed an assignment bound", computed, trials)
+	}
+	t.Logf("%d of %d trials computed an assignment bound", computed, trials)
 }

@@ -65,3 +65,12 @@ func SetRepackToBound(on bool) (restore func()) {
 	repackToBound = on
 	return func() { repackToBound = old }
 }
+
+// SetRelaxMaxTypeRows sets up to how many type rows the assignment
+// relaxation is solved whole by decomposition (relaxAssignment) rather
+// than by the shape-row master, until the returned function restores it.
+func SetRelaxMaxTypeRows(n int) (restore func()) {
+	old := relaxMaxTypeRows
+	relaxMaxTypeRows = n
+	return func() { relaxMaxTypeRows = old }
+}
