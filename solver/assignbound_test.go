@@ -46,36 +46,44 @@ func TestCoarsenedLowerBoundNeverExceedsBruteForceOptimum(t *testing.T) {
 	for _, limit := range []int{6, 7, 64} {
 		t.Run(fmt.Sprint(limit), func(t *testing.T) {
 			defer SetAssignMaxShapes(limit)()
-			var bounds []float64
-			defer ObserveAssignmentBounds(func(coarse bool, bound float64) {
-				if coarse || limit == 64 {
-					bounds = append(bounds, bound)
-				}
-			})()
-			trials, computed := 0, 0
-			lowerBoundWithClassesTrials(t, 13+int64(limit), func(trial int, opt float64) {
-				defer func() { bounds = bounds[:0] }()
-				if math.IsInf(opt, 1) {
-					return // no packing: the bound is of the pods placed
-				}
-				trials++
-				for _, b := range bounds {
-					if b > opt*(1+1e-9) {
-						t.Fatalf("trial %d: assignment bound %.6f above the optimum %.6f", trial, b, opt)
-					}
-					if b > 0 {
-						computed++
-					}
-				}
-			})
-			// Not vacuous: most trials must have computed a positive bound
-			// (through coarsening, below 64).
-			if computed < trials/2 {
-				t.Fatalf("only %d of %d trials computed an assignment bound", computed, trials)
-			}
-			t.Logf("%d of %d trials computed an assignment bound", computed, trials)
+			// Through coarsening below 64.
+			assignBoundsNeverExceedOptimum(t, 13+int64(limit), func(coarse bool) bool { return coarse || limit == 64 })
 		})
 	}
+}
+
+// assignBoundsNeverExceedOptimum runs lowerBoundWithClassesTrials and
+// checks every assignment bound computed that keep accepts (by whether
+// its shapes were coarsened) against the trial's optimum, and that most
+// trials computed a positive one (not vacuous).
+func assignBoundsNeverExceedOptimum(t *testing.T, seed int64, keep func(coarse bool) bool) {
+	t.Helper()
+	var bounds []float64
+	defer ObserveAssignmentBounds(func(coarse bool, bound float64) {
+		if keep(coarse) {
+			bounds = append(bounds, bound)
+		}
+	})()
+	trials, computed := 0, 0
+	lowerBoundWithClassesTrials(t, seed, func(trial int, opt float64) {
+		defer func() { bounds = bounds[:0] }()
+		if math.IsInf(opt, 1) {
+			return // no packing: the bound is of the pods placed
+		}
+		trials++
+		for _, b := range bounds {
+			if b > opt*(1+1e-9) {
+				t.Fatalf("trial %d: assignment bound %.6f above the optimum %.6f", trial, b, opt)
+			}
+			if b > 0 {
+				computed++
+			}
+		}
+	})
+	if computed < trials/2 {
+		t.Fatalf("only %d of %d trials computed an assignment bound", computed, trials)
+	}
+	t.Logf("%d of %d trials computed an assignment bound", computed, trials)
 }
 
 // lowerBoundWithClassesTrials checks the bound against the brute-force
@@ -168,31 +176,10 @@ func TestLowerBoundIsOfBilledPricesUnderSpotRisk(t *testing.T) {
 // computed on most trials (ObserveAssignmentBounds computes it even where
 // the cone's bound already beats it).
 func TestDecomposedAssignmentBoundNeverExceedsBruteForceOptimum(t *testing.T) {
-	var bounds []float64
-	defer ObserveAssignmentBounds(func(coarse bool, bound float64) {
+	assignBoundsNeverExceedOptimum(t, 101, func(coarse bool) bool {
 		if coarse {
 			t.Fatalf("coarsened shapes, though the decomposition takes every instance here")
 		}
-		bounds = append(bounds, bound)
-	})()
-	trials, computed := 0, 0
-	lowerBoundWithClassesTrials(t, 101, func(trial int, opt float64) {
-		defer func() { bounds = bounds[:0] }()
-		if math.IsInf(opt, 1) {
-			return
-		}
-		trials++
-		for _, b := range bounds {
-			if b > opt*(1+1e-9) {
-				t.Fatalf("trial %d: assignment bound %.6f above the optimum %.6f", trial, b, opt)
-			}
-			if b > 0 {
-				computed++
-			}
-		}
+		return true
 	})
-	if computed < trials/2 {
-		t.Fatalf("only %d of %d trials computed an assignment bound", computed, trials)
-	}
-	t.Logf("%d of %d trials computed an assignment bound", computed, trials)
 }
