@@ -117,7 +117,7 @@ func relaxAssignment(shapes []boundShape, cols []assignColumn, rows []int, work 
 		if upper <= floor && !assignBoundAlways {
 			return bound, false
 		}
-		y := dw.duals()
+		y := dw.y
 		for t := 0; t < T; t++ {
 			sum := 0.0
 			for i := 0; i < R; i++ {
@@ -213,24 +213,37 @@ func assignBlocks(shapes []boundShape) [][]int {
 // over z, s, μ ≥ 0. Variables are numbered z (T), then s (T·R), then μ.
 type dwMaster struct {
 	T, R, m int
-	g       [][]float64 // the assignments' loads, per type and row
-	block   []int       // the assignments' blocks
+	// The assignments' loads (sparse: a block's shapes use few types),
+	// per type and row, and their blocks.
+	gIdx    [][]int32
+	gVal    [][]float64
+	block   []int
 	basis   []int
 	isBasic []bool
 	binv    []float64 // m×m, row-major
 	xb      []float64
+	y       []float64 // the duals, c_B·B⁻¹
 	w       []float64
 }
 
 func newDWMaster(T, R, blocks int) *dwMaster {
 	m := T*R + blocks
-	return &dwMaster{T: T, R: R, m: m, basis: make([]int, m), binv: make([]float64, m*m), xb: make([]float64, m), w: make([]float64, m)}
+	return &dwMaster{T: T, R: R, m: m, basis: make([]int, m), binv: make([]float64, m*m), xb: make([]float64, m), y: make([]float64, m), w: make([]float64, m)}
 }
 
-func (d *dwMaster) nvars() int { return d.T + d.T*d.R + len(d.g) }
+func (d *dwMaster) nvars() int { return d.T + d.T*d.R + len(d.block) }
 
 func (d *dwMaster) add(block int, g []float64) {
-	d.g = append(d.g, g)
+	var idx []int32
+	var val []float64
+	for i, a := range g {
+		if a != 0 {
+			idx = append(idx, int32(i))
+			val = append(val, a)
+		}
+	}
+	d.gIdx = append(d.gIdx, idx)
+	d.gVal = append(d.gVal, val)
 	d.block = append(d.block, block)
 	d.isBasic = append(d.isBasic, false)
 }
@@ -241,7 +254,7 @@ func (d *dwMaster) add(block int, g []float64) {
 // rest.
 func (d *dwMaster) start(first [][]float64) bool {
 	T, R := d.T, d.R
-	d.g, d.block = nil, nil
+	d.gIdx, d.gVal, d.block = nil, nil, nil
 	d.isBasic = make([]bool, T+T*R)
 	load := make([]float64, T*R)
 	for b, g := range first {
@@ -288,12 +301,33 @@ func (d *dwMaster) column(v int, f func(i int, a float64)) {
 		f(v-T, -1)
 	default:
 		k := v - T - T*R
-		for i, a := range d.g[k] {
-			if a != 0 {
-				f(i, -a)
-			}
+		for j, i := range d.gIdx[k] {
+			f(int(i), -d.gVal[k][j])
 		}
 		f(T*R+d.block[k], 1)
+	}
+}
+
+// reducedCost is c_v − y·a_v.
+func (d *dwMaster) reducedCost(v int, y []float64) float64 {
+	T, R := d.T, d.R
+	switch {
+	case v < T:
+		rc := 1.0
+		for _, yi := range y[v*R : (v+1)*R] {
+			rc -= yi
+		}
+		return rc
+	case v < T+T*R:
+		return y[v-T]
+	default:
+		k := v - T - T*R
+		rc := -y[T*R+d.block[k]]
+		val := d.gVal[k]
+		for j, i := range d.gIdx[k] {
+			rc += y[i] * val[j]
+		}
+		return rc
 	}
 }
 
@@ -317,10 +351,14 @@ func (d *dwMaster) refresh() {
 	}
 }
 
-// duals returns y = c_B·B⁻¹ (one per row; the blocks' rows come last).
+// duals returns y = c_B·B⁻¹ (one per row; the blocks' rows come last),
+// computed anew.
 func (d *dwMaster) duals() []float64 {
 	m := d.m
-	y := make([]float64, m)
+	y := d.y
+	for i := range y {
+		y[i] = 0
+	}
 	for p, v := range d.basis {
 		if c := d.cost(v); c != 0 {
 			row := d.binv[p*m : (p+1)*m]
@@ -338,17 +376,15 @@ func (d *dwMaster) duals() []float64 {
 func (d *dwMaster) solve() (float64, bool) {
 	m := d.m
 	stall, reinverted := 0, 0
+	y := d.y
 	for iter := 0; iter < 50*m+1000; iter++ {
-		y := d.duals()
 		bland := stall > 2*m
 		enter, best := -1, -1e-9
 		for v := 0; v < d.nvars(); v++ {
 			if d.isBasic[v] {
 				continue
 			}
-			rc := d.cost(v)
-			d.column(v, func(i int, a float64) { rc -= y[i] * a })
-			if rc < best {
+			if rc := d.reducedCost(v, y); rc < best {
 				enter, best = v, rc
 				if bland {
 					break
@@ -403,6 +439,9 @@ func (d *dwMaster) solve() (float64, bool) {
 		} else {
 			stall++
 		}
+		// The pivot: the inverse's rows, the basic values (the entering
+		// variable at ratio, the rest less ratio·w) and the duals (y plus
+		// the entering reduced cost times the inverse's new pivot row).
 		piv := d.w[leave]
 		lr := d.binv[leave*m : (leave+1)*m]
 		for k := range lr {
@@ -417,11 +456,15 @@ func (d *dwMaster) solve() (float64, bool) {
 			for k := range row {
 				row[k] -= f * lr[k]
 			}
+			d.xb[p] -= ratio * f
+		}
+		d.xb[leave] = ratio
+		for k := range y {
+			y[k] += best * lr[k]
 		}
 		d.isBasic[d.basis[leave]] = false
 		d.basis[leave] = enter
 		d.isBasic[enter] = true
-		d.refresh()
 	}
 	return 0, false
 }
@@ -440,7 +483,8 @@ func (d *dwMaster) accurate(y []float64) bool {
 	return true
 }
 
-// reinvert computes the basis inverse anew from the basis' columns.
+// reinvert computes the basis inverse anew from the basis' columns, and
+// the basic values and duals from it.
 func (d *dwMaster) reinvert() bool {
 	m := d.m
 	B := make([]float64, m*m)
@@ -451,6 +495,7 @@ func (d *dwMaster) reinvert() bool {
 		return false
 	}
 	d.refresh()
+	d.duals()
 	return true
 }
 

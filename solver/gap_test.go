@@ -73,7 +73,8 @@ func TestMixedClassLowerBoundAboveShapeLimit(t *testing.T) {
 // workloads on the real catalog, and the time the bound adds to the solve
 // (JOINERY_GAP_REPORT=1; JOINERY_GAP_SIZES, _SEEDS, _KINDS narrow it;
 // JOINERY_GAP_FULL=1 bounds with the whole relaxation, uncoarsened and run
-// to convergence). It measures; the assertions are in
+// to convergence; JOINERY_GAP_RELAX_ROWS=N decomposes it up to N type
+// rows, see SetRelaxMaxTypeRows). It measures; the assertions are in
 // TestGenericWorkloadCostWithinThreePercentOfLowerBound and
 // TestMixedClassLowerBoundAboveShapeLimit.
 func TestReportGap(t *testing.T) {
@@ -85,6 +86,12 @@ func TestReportGap(t *testing.T) {
 		// measure what coarsening gives up.
 		defer SetAssignMaxShapes(1 << 20)()
 		defer SetAssignRounds(100000)()
+	}
+	if v := os.Getenv("JOINERY_GAP_RELAX_ROWS"); v != "" {
+		// Up to how many type rows the relaxation is decomposed (see
+		// SetRelaxMaxTypeRows), to measure it on mixed classes.
+		n, _ := strconv.Atoi(v)
+		defer SetRelaxMaxTypeRows(n)()
 	}
 	for _, kind := range gapKinds() {
 		for _, n := range gapSizes() {
