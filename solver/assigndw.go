@@ -3,6 +3,7 @@ package solver
 import (
 	"math"
 	"sort"
+	"sync/atomic"
 )
 
 // relaxAssignment solves the assignment relaxation (see assignmentBound)
@@ -68,22 +69,61 @@ func relaxAssignment(shapes []boundShape, cols []assignColumn, rows []int, work 
 		}
 	}
 	blocks := assignBlocks(shapes)
-	dw := newDWMaster(T, R, len(blocks))
-	// price puts each shape of a block on the type that prices it least
-	// at π (per row, per pod), or with max, at the dearest of its rows.
+	// The master holds the types some assignment may use (pos[t] is t's
+	// place in it, -1 for none): at first the cheapest for each shape,
+	// all its resources counted or one at a time. The others come in
+	// when, at the master's optimum, one would carry a load worth more
+	// than it costs (below).
+	pos := make([]int, T)
+	for t := range pos {
+		pos[t] = -1
+	}
+	var act []int
+	enter := func(t int) {
+		if pos[t] < 0 {
+			pos[t] = len(act)
+			act = append(act, t)
+		}
+	}
+	for _, fs := range fits {
+		for i := -1; i < R && (i < 0 || relaxFirstByRow); i++ {
+			best, bt := math.Inf(1), -1
+			for k := range fs {
+				v := 0.0
+				if i < 0 {
+					for _, c := range fs[k].c {
+						v = math.Max(v, c)
+					}
+				} else {
+					v = fs[k].c[i]
+				}
+				if v < best {
+					best, bt = v, k
+				}
+			}
+			enter(int(fs[bt].t))
+		}
+	}
+	// price puts each shape of a block on the master's type that prices
+	// it least at π (per row of the master, per pod), or with max, at the
+	// dearest of its rows; u gets each shape's price per pod.
+	u := make([]float64, len(shapes))
 	price := func(block []int, pi []float64, max bool) (value float64, g []float64) {
-		g = make([]float64, T*R)
+		g = make([]float64, len(act)*R)
 		for _, si := range block {
 			fs := fits[si]
 			best, bt := math.Inf(1), -1
 			for k := range fs {
+				p := pos[fs[k].t]
+				if p < 0 {
+					continue
+				}
 				v := 0.0
-				base := int(fs[k].t) * R
 				for i, c := range fs[k].c {
 					if max {
 						v = math.Max(v, c)
 					} else {
-						v += pi[base+i] * c
+						v += pi[p*R+i] * c
 					}
 				}
 				if v < best {
@@ -91,8 +131,9 @@ func relaxAssignment(shapes []boundShape, cols []assignColumn, rows []int, work 
 				}
 			}
 			n := float64(shapes[si].n)
+			u[si] = best
 			value += n * best
-			base := int(fs[bt].t) * R
+			base := pos[fs[bt].t] * R
 			for i, c := range fs[bt].c {
 				g[base+i] += n * c
 			}
@@ -101,6 +142,7 @@ func relaxAssignment(shapes []boundShape, cols []assignColumn, rows []int, work 
 	}
 	// The first assignments: every shape on the type that carries it for
 	// least, all its resources counted.
+	dw := newDWMaster(len(act), R, len(blocks))
 	first := make([][]float64, len(blocks))
 	for b, block := range blocks {
 		_, first[b] = price(block, nil, true)
@@ -108,7 +150,8 @@ func relaxAssignment(shapes []boundShape, cols []assignColumn, rows []int, work 
 	if !dw.start(first) {
 		return 0, false
 	}
-	pi := make([]float64, T*R)
+	ab := &assignBound{shapes: shapes, cols: cols, rows: rows}
+	var pi []float64
 	for spent := 0; spent < work; spent += pairs {
 		upper, ok := dw.solve()
 		if !ok {
@@ -118,19 +161,18 @@ func relaxAssignment(shapes []boundShape, cols []assignColumn, rows []int, work 
 			return bound, false
 		}
 		y := dw.y
-		for t := 0; t < T; t++ {
+		pi = append(pi[:0], y[:len(act)*R]...)
+		for p := range act {
 			sum := 0.0
 			for i := 0; i < R; i++ {
-				v := y[t*R+i]
-				if v < 0 || math.IsNaN(v) {
-					v = 0
+				if v := pi[p*R+i]; v < 0 || math.IsNaN(v) {
+					pi[p*R+i] = 0
 				}
-				pi[t*R+i] = v
-				sum += v
+				sum += pi[p*R+i]
 			}
 			if sum > 1 {
 				for i := 0; i < R; i++ {
-					pi[t*R+i] /= sum
+					pi[p*R+i] /= sum
 				}
 			}
 		}
@@ -139,7 +181,7 @@ func relaxAssignment(shapes []boundShape, cols []assignColumn, rows []int, work 
 			value, g := price(block, pi, false)
 			total += value
 			// The assignment's reduced cost at the master's own duals.
-			d := -y[T*R+b]
+			d := -y[len(act)*R+b]
 			for i, v := range g {
 				d += y[i] * v
 			}
@@ -148,26 +190,65 @@ func relaxAssignment(shapes []boundShape, cols []assignColumn, rows []int, work 
 				added++
 			}
 		}
-		bound = math.Max(bound, total)
-		if bound >= upper*(1-1e-7) || added == 0 {
+		if added > 0 && total < upper*(1-1e-7) {
+			continue
+		}
+		// The master is at its own optimum (or the shapes' prices u match
+		// it): the types outside it. Each prices out when no load of it
+		// is worth more at u than it costs; otherwise u scaled down by
+		// the most any is worth per dollar still bounds (Farley), and the
+		// types worth more come in.
+		worst := 1.0
+		var more []int
+		for t := range cols {
+			if pos[t] >= 0 {
+				continue
+			}
+			load, value, up := ab.price(t, u)
+			worst = math.Max(worst, up/cols[t].price)
+			if value > cols[t].price*(1+1e-7) && load != nil {
+				more = append(more, t)
+			}
+		}
+		if math.IsInf(worst, 1) {
+			return bound, false
+		}
+		bound = math.Max(bound, total/worst)
+		if len(more) == 0 || bound >= upper*(1-1e-7) {
 			return bound, true
+		}
+		for _, t := range more {
+			enter(t)
+		}
+		relaxGrown.Add(1)
+		if !dw.grow(len(act)) {
+			return bound, false
 		}
 	}
 	return bound, false
 }
 
-// relaxMaxTypeRows caps the master's type rows (types × resources) for
-// relaxAssignment: its pivots cost their square, and several classes
-// (each its own columns per type) make hundreds: 190 types on 500
-// mixed-class pods took 1.5-2.7 s, where the generic workloads' 26-29
-// took 2-140 ms up to 2000 pods. Past it, assignmentBound's shape-row
-// master, coarsened. relaxWork caps the pricing: about a second's worth
-// on a shared core, reached only by thousands of shapes (Karpenter's
-// benchmark draws every pod's requests).
-// (Variables, so tests can send instances down either path.)
+// relaxMaxTypeRows caps the type rows (types × resources) for which
+// assignmentBound decomposes the relaxation: the types come into the
+// master as they pay, but each round prices every type outside it by a
+// small LP over the shapes it fits. The mixed-class workloads have 181-193
+// types (each class its own column per type); Karpenter's benchmark 400
+// fake ones and a distinct shape per pod, where the cone's bound is the
+// larger anyway. Past it, the shape-row master, coarsened. relaxWork caps
+// the pricing: about a second's worth on a shared core, reached only by
+// thousands of shapes. (Variables, so tests can send instances down
+// either path.)
 var (
-	relaxMaxTypeRows = 192
+	relaxMaxTypeRows = 768
 	relaxWork        = 20_000_000
+)
+
+// relaxGrown counts the times a master took types in (tests read it);
+// relaxFirstByRow starts it with each shape's cheapest type per row too
+// (tests turn it off so that more types come in by pricing).
+var (
+	relaxGrown      atomic.Int64
+	relaxFirstByRow = true
 )
 
 // blockShapes is the fewest shapes a block of relaxAssignment takes;
@@ -286,6 +367,43 @@ func (d *dwMaster) start(first [][]float64) bool {
 			}
 		}
 	}
+	return d.reinvert()
+}
+
+// grow takes types T..T2-1 into the master: their rows, machines z and
+// slacks, at no load (the assignments so far put none on them), with z
+// and every slack but the first of each basic. The old basis stays.
+func (d *dwMaster) grow(T2 int) bool {
+	T, R := d.T, d.R
+	blocks := d.m - T*R
+	renum := func(v int) int {
+		switch {
+		case v < T:
+			return v
+		case v < T+T*R:
+			return v - T + T2
+		}
+		return v - T - T*R + T2 + T2*R
+	}
+	basis := make([]int, 0, T2*R+blocks)
+	for _, v := range d.basis {
+		basis = append(basis, renum(v))
+	}
+	for t := T; t < T2; t++ {
+		basis = append(basis, t)
+		for i := 1; i < R; i++ {
+			basis = append(basis, T2+t*R+i)
+		}
+	}
+	d.T, d.m = T2, T2*R+blocks
+	m := d.m
+	d.basis = basis
+	d.isBasic = make([]bool, T2+T2*R+len(d.block))
+	for _, v := range basis {
+		d.isBasic[v] = true
+	}
+	d.binv = make([]float64, m*m)
+	d.xb, d.y, d.w = make([]float64, m), make([]float64, m), make([]float64, m)
 	return d.reinvert()
 }
 

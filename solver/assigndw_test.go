@@ -1,6 +1,7 @@
 package solver
 
 import (
+	"fmt"
 	"math"
 	"math/rand"
 	"testing"
@@ -19,12 +20,29 @@ import (
 // Random instances of a few classes (each type serves some of them) and
 // three resources, pods that fit only the larger types among them.
 func TestRelaxAssignmentReachesTheLPOptimum(t *testing.T) {
-	for seed := int64(1); seed <= 40; seed++ {
+	for _, byRow := range []bool{true, false} {
+		t.Run(fmt.Sprintf("first types by row %v", byRow), func(t *testing.T) {
+			defer func(old bool) { relaxFirstByRow = old }(relaxFirstByRow)
+			relaxFirstByRow = byRow
+			relaxReachesOptimum(t)
+		})
+	}
+}
+
+func relaxReachesOptimum(t *testing.T) {
+	compared, grown := 0, relaxGrown.Load()
+	for seed := int64(1); seed <= 60; seed++ {
 		r := rand.New(rand.NewSource(seed))
-		shapes, cols := randomAssignInstance(r, 3+r.Intn(25), 2+r.Intn(12))
+		shapes, cols := randomAssignInstance(r, 3+r.Intn(25), 2+r.Intn(40))
 		rows := activeResources(shapes)
 		got, converged := relaxAssignment(shapes, cols, rows, 1<<30, 0)
-		want := assignLPByGonum(t, shapes, cols, rows)
+		want, err := assignLPByGonum(shapes, cols, rows)
+		if err != nil {
+			// gonum's simplex gives up on some degenerate instances
+			// (many types of equal shape): counted below.
+			continue
+		}
+		compared++
 		if !converged {
 			t.Errorf("seed %d: did not converge (bound %.6f, optimum %.6f)", seed, got, want)
 		}
@@ -32,6 +50,14 @@ func TestRelaxAssignmentReachesTheLPOptimum(t *testing.T) {
 			t.Errorf("seed %d: %d shapes, %d types: relaxAssignment %.6f, LP optimum %.6f", seed, len(shapes), len(cols), got, want)
 		}
 	}
+	if compared < 40 {
+		t.Fatalf("only %d of 60 instances compared with gonum's optimum", compared)
+	}
+	// Not only the first types: some instances took more in.
+	if relaxGrown.Load() == grown {
+		t.Fatalf("no master took a type in")
+	}
+	t.Logf("%d of 60 instances compared with gonum's optimum; masters took types in %d times", compared, relaxGrown.Load()-grown)
 }
 
 // randomAssignInstance draws shapes of up to 3 classes and types that
@@ -73,11 +99,17 @@ func randomAssignInstance(r *rand.Rand, nShapes, nTypes int) ([]boundShape, []as
 			}
 		}
 	}
-	return shapes, cols
+	// As assignmentColumns: types that carry no shape are left out.
+	kept := cols[:0]
+	for _, c := range cols {
+		if len(c.fits) > 0 {
+			kept = append(kept, c)
+		}
+	}
+	return shapes, kept
 }
 
-func assignLPByGonum(t *testing.T, shapes []boundShape, cols []assignColumn, rows []int) float64 {
-	t.Helper()
+func assignLPByGonum(shapes []boundShape, cols []assignColumn, rows []int) (float64, error) {
 	type pair struct{ s, t int }
 	var pairs []pair
 	for ti, c := range cols {
@@ -148,8 +180,5 @@ func assignLPByGonum(t *testing.T, shapes []boundShape, cols []assignColumn, row
 		}
 	}
 	opt, _, err := lp.Simplex(c, A, b, 1e-10, basic)
-	if err != nil {
-		t.Fatalf("gonum simplex: %v", err)
-	}
-	return opt
+	return opt, err
 }
