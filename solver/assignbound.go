@@ -35,7 +35,7 @@ import (
 // With few enough types (relaxMaxTypeRows) the relaxation is solved over
 // every shape by decomposition on the types' rows instead (see
 // relaxAssignment), whose master does not grow with the shapes; what
-// follows is for the rest: several classes, each its own columns.
+// follows is for the rest: hundreds of types.
 //
 // floor is a bound already known: the restricted LP's value is at least
 // the relaxation's, so once it is no higher than floor the relaxation

@@ -16,22 +16,28 @@ import (
 //	                   Σ_t x_{s,t} = n_s, x ≥ 0       (t among those s fits)
 //
 // The second set is a product of simplices, one per shape. Shapes are
-// cut into blocks (by class, then at most blockShapes each), and the
-// master LP mixes each block's vertices, whole assignments of its shapes
-// (each on one type): one row per type and resource and one per block,
-// so its size is the types' and not the shapes' (which the shape-row
-// master of assignmentBound is: it cost seconds per solve past a hundred
-// shapes), and the blocks let it combine their assignments apart, which
-// one block for all (one convexity row) converged too slowly to do on
-// workloads of several classes. A new assignment is cheap to find: at
-// the master's duals π, each shape on the type that prices it least. And
-// each round gives a bound whatever the master's rounding: with π ≥ 0
-// scaled so that Σ_r π_{t,r} ≤ 1 for every t,
+// cut into blocks (per class, runs of similar requests; see assignBlocks),
+// and the master LP mixes each block's vertices, whole assignments of its
+// shapes (each on one type): one row per type and resource and one per
+// block, so its size is the types' and not the shapes' (which the
+// shape-row master of assignmentBound is: it cost seconds per solve past
+// a hundred shapes), and the blocks let it combine their assignments
+// apart, which one block for all (one convexity row) converged too slowly
+// to do on workloads of several classes. A new assignment is cheap to
+// find: at the master's duals π, each shape on the type that prices it
+// least. The master holds only the types that pay: at its optimum, a type
+// outside it comes in when it carries a load worth more than it costs at
+// the shapes' prices (a small LP per type over the shapes it fits).
+//
+// Every bound it takes is valid whatever the master's rounding: with
+// π ≥ 0 scaled so that Σ_r π_{t,r} ≤ 1 for every t,
 //
 //	Σ_t z_t ≥ Σ_{t,r} π_{t,r}·z_t ≥ Σ_s n_s·min_t Σ_r π_{t,r}·c_{s,t,r}
 //
-// for every solution (Lagrangian duality), so the best of them is kept,
-// and at convergence it is the relaxation's value.
+// for every solution (Lagrangian duality), and the types outside the
+// master cannot lower it once the shapes' prices are scaled down by the
+// most any of them is worth per dollar (Farley). The best is kept, and at
+// convergence it is the relaxation's value.
 //
 // work caps the pricing (shape-type pairs priced, summed over rounds):
 // stopping early only loses tightness. floor is a bound already known:

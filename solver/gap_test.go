@@ -42,29 +42,58 @@ func mixedClassPods(count int, seed int64) []*corev1.Pod {
 	return ps
 }
 
-// Above assignMaxShapes shapes (500 mixed-class pods: 80-108) the bound
-// used to be the cone LP alone, which sells every class the cheapest
-// capacity any class may use: plans measured 1.55-2.03x it. Coarsened, the
-// assignment relaxation still bounds them, within 3% of the whole
-// relaxation (measured 0.5-1% below it, adding 0.1-0.2 s to the solve
-// where the whole one adds 0.3-1 s).
-func TestMixedClassLowerBoundAboveShapeLimit(t *testing.T) {
-	for seed := int64(1); seed <= 3; seed++ {
-		snap := onRealCatalog(t, mixedClassPods(500, seed))
-		p := solveChecked(t, snap)
-		wantAllPlaced(t, p)
-		ratio := p.TotalPricePerHour / p.LowerBoundPricePerHour
-		whole := func() float64 {
-			defer SetAssignMaxShapes(1 << 20)()
-			defer SetAssignRounds(1000)()
-			return solveChecked(t, snap).LowerBoundPricePerHour
-		}()
-		t.Logf("seed %d: $%.3f/h, lower bound $%.3f/h (cost/lb %.4f), whole relaxation $%.3f/h", seed, p.TotalPricePerHour, p.LowerBoundPricePerHour, ratio, whole)
-		if ratio > 1.35 {
-			t.Errorf("seed %d: cost/lb %.4f > 1.35", seed, ratio)
-		}
-		if p.LowerBoundPricePerHour < 0.97*whole {
-			t.Errorf("seed %d: lower bound $%.3f/h more than 3%% below the whole assignment relaxation $%.3f/h", seed, p.LowerBoundPricePerHour, whole)
+// The reported bound is at least the whole assignment relaxation (every
+// pod's requests on one type, types bought in fractional machines) on
+// workloads of more shapes than the shape-row master takes uncoarsened
+// (500 pods: 67-90 generic, 80-108 mixed-class), here computed by that
+// master run whole and to convergence (another LP code than the
+// decomposition the bound uses: see relaxAssignment). Generic plans of
+// 500-2000 pods come within 3% of the bound; mixed-class ones (each
+// deployment pinned to a zone, on-demand or a family) within 30%.
+func TestLowerBoundAtLeastTheWholeAssignmentRelaxation(t *testing.T) {
+	for _, tc := range []struct {
+		kind     string
+		pods     int
+		maxRatio float64
+		whole    bool
+	}{
+		{"generic", 500, 1.03, true},
+		{"generic", 800, 1.03, false},
+		{"generic", 2000, 1.03, false},
+		{"mixed", 500, 1.30, true},
+	} {
+		for seed := int64(1); seed <= 3; seed++ {
+			ps := microservicePods(tc.pods, seed)
+			if tc.kind == "mixed" {
+				ps = mixedClassPods(tc.pods, seed)
+			}
+			snap := onRealCatalog(t, ps)
+			p := solveChecked(t, snap)
+			wantAllPlaced(t, p)
+			ratio := p.TotalPricePerHour / p.LowerBoundPricePerHour
+			if ratio > tc.maxRatio {
+				t.Errorf("%s %d seed %d: cost/lb %.4f > %.2f", tc.kind, tc.pods, seed, ratio, tc.maxRatio)
+			}
+			if !tc.whole {
+				continue
+			}
+			whole := func() (r float64) {
+				defer SetRelaxMaxTypeRows(0)()
+				defer SetAssignMaxShapes(1 << 20)()
+				defer SetAssignRounds(100000)()
+				defer ObserveAssignmentBounds(func(coarse bool, b float64) {
+					if coarse {
+						t.Fatalf("coarsened, though asked for the whole relaxation")
+					}
+					r = math.Max(r, b)
+				})()
+				solveChecked(t, snap)
+				return r
+			}()
+			t.Logf("%s %d seed %d: $%.3f/h, lower bound $%.3f/h (cost/lb %.4f), whole relaxation $%.3f/h", tc.kind, tc.pods, seed, p.TotalPricePerHour, p.LowerBoundPricePerHour, ratio, whole)
+			if whole <= 0 || p.LowerBoundPricePerHour < whole*(1-1e-6) {
+				t.Errorf("%s %d seed %d: lower bound $%.6f/h below the whole assignment relaxation $%.6f/h", tc.kind, tc.pods, seed, p.LowerBoundPricePerHour, whole)
+			}
 		}
 	}
 }
@@ -76,7 +105,7 @@ func TestMixedClassLowerBoundAboveShapeLimit(t *testing.T) {
 // to convergence; JOINERY_GAP_RELAX_ROWS=N decomposes it up to N type
 // rows, see SetRelaxMaxTypeRows). It measures; the assertions are in
 // TestGenericWorkloadCostWithinThreePercentOfLowerBound and
-// TestMixedClassLowerBoundAboveShapeLimit.
+// TestLowerBoundAtLeastTheWholeAssignmentRelaxation.
 func TestReportGap(t *testing.T) {
 	if os.Getenv("JOINERY_GAP_REPORT") == "" {
 		t.Skip("set JOINERY_GAP_REPORT=1")
