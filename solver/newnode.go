@@ -2,6 +2,7 @@ package solver
 
 import (
 	"math"
+	"slices"
 	"sort"
 
 	v1alpha1 "github.com/joinery-dev/joinery/api/v1alpha1"
@@ -428,11 +429,14 @@ func (s *state) commit(g *podGroup, n *nodeState, k int, pins []pin) {
 		cc := s.forClass(ps, g.class)
 		classKnown := containsInt(n.classes, g.class.id)
 		contrib := n.chosen()
+		// In place when the node owns its list; otherwise gathered in the
+		// state's buffer and copied out at their size (a copy of the
+		// whole shared list was a tenth of a 100k-pod solve's bytes).
 		var kept []int32
 		if n.ownsCands {
 			kept = n.cands[:0]
 		} else {
-			kept = make([]int32, 0, len(n.cands))
+			kept = s.candBuf[:0]
 		}
 		// A candidate takes k pods when it has used + k×req of every
 		// resource g asks for (fitCount ≥ k without its divisions); the
@@ -481,6 +485,10 @@ func (s *state) commit(g *podGroup, n *nodeState, k int, pins []pin) {
 		}
 		for ; j+1 < len(tiers); j++ {
 			copy(tiers[j+1], tiers[j])
+		}
+		if !n.ownsCands {
+			s.candBuf = kept
+			kept = slices.Clone(kept)
 		}
 		n.cands, n.ownsCands = kept, true
 		var c *candidate

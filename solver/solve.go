@@ -72,6 +72,8 @@ type state struct {
 	// recandidate's scratch
 	keptScratch          []int32
 	hiScratch, loScratch resVec
+	// openNode's scratch: the candidates a new node may be
+	candBuf []int32
 }
 
 // Solve plans new machines and pod placements for a snapshot. The same
