@@ -48,16 +48,22 @@ func (s *state) assignmentBound(counts map[*podGroup]int, floor float64) float64
 		return 0
 	}
 	shapes := s.boundShapes(counts)
-	if cols := s.assignmentColumns(shapes, true); len(cols) > 0 {
-		if rows := activeResources(shapes); len(cols)*len(rows) <= relaxMaxTypeRows {
-			// Few enough types for the decomposition's master: the
-			// relaxation over every shape as it is.
-			b, _ := relaxAssignment(shapes, cols, rows, relaxWork, floor)
-			if assignBoundObserved != nil {
-				assignBoundObserved(false, b)
-			}
-			return b
+	if len(shapes) == 0 {
+		return 0
+	}
+	cols := s.assignmentColumns(shapes, true)
+	if len(cols) == 0 {
+		return 0
+	}
+	rows := activeResources(shapes)
+	if len(cols)*len(rows) <= relaxMaxTypeRows {
+		// Few enough types for the decomposition's master: the
+		// relaxation over every shape as it is.
+		b, _ := relaxAssignment(shapes, cols, rows, relaxWork, floor)
+		if assignBoundObserved != nil {
+			assignBoundObserved(false, b)
 		}
+		return b
 	}
 	coarse := len(shapes) > assignMaxShapes
 	if coarse {
@@ -92,11 +98,13 @@ func (s *state) assignmentBound(counts map[*podGroup]int, floor float64) float64
 	if len(shapes) == 0 || len(shapes) > assignMaxShapes {
 		return 0
 	}
-	cols := s.assignmentColumns(shapes, true)
-	if len(cols) == 0 {
-		return 0
+	if coarse {
+		// The columns and rows anew, for the coarse shapes.
+		if cols = s.assignmentColumns(shapes, true); len(cols) == 0 {
+			return 0
+		}
+		rows = activeResources(shapes)
 	}
-	rows := activeResources(shapes)
 	ab := &assignBound{shapes: shapes, cols: cols, rows: rows, lp: newSparseLP()}
 	for range shapes {
 		ab.lp.addRow(1)

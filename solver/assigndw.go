@@ -57,16 +57,20 @@ func relaxAssignment(shapes []boundShape, cols []assignColumn, rows []int, work 
 	fits := make([][]fit, len(shapes))
 	pairs := 0
 	for t := range cols {
+		pairs += len(cols[t].fits)
+	}
+	prices := make([]float64, pairs*R) // every pair's, in one piece
+	for t := range cols {
 		col := &cols[t]
 		for _, si := range col.fits {
-			c := make([]float64, R)
+			c := prices[:R:R]
+			prices = prices[R:]
 			for i, r := range rows {
 				if q := shapes[si].req[r]; q > 0 {
 					c[i] = col.price * float64(q) / float64(col.alloc[r])
 				}
 			}
 			fits[si] = append(fits[si], fit{t: int32(t), c: c})
-			pairs++
 		}
 	}
 	for si := range fits {
@@ -95,12 +99,8 @@ func relaxAssignment(shapes []boundShape, cols []assignColumn, rows []int, work 
 		for i := -1; i < R && (i < 0 || relaxFirstByRow); i++ {
 			best, bt := math.Inf(1), -1
 			for k := range fs {
-				v := 0.0
-				if i < 0 {
-					for _, c := range fs[k].c {
-						v = math.Max(v, c)
-					}
-				} else {
+				v := dearest(fs[k].c)
+				if i >= 0 {
 					v = fs[k].c[i]
 				}
 				if v < best {
@@ -125,10 +125,10 @@ func relaxAssignment(shapes []boundShape, cols []assignColumn, rows []int, work 
 					continue
 				}
 				v := 0.0
-				for i, c := range fs[k].c {
-					if max {
-						v = math.Max(v, c)
-					} else {
+				if max {
+					v = dearest(fs[k].c)
+				} else {
+					for i, c := range fs[k].c {
 						v += pi[p*R+i] * c
 					}
 				}
@@ -232,6 +232,16 @@ func relaxAssignment(shapes []boundShape, cols []assignColumn, rows []int, work 
 		}
 	}
 	return bound, false
+}
+
+// dearest is a shape's price per pod on a type, all its resources
+// counted: that of the resource it takes the largest share of.
+func dearest(c []float64) float64 {
+	v := 0.0
+	for _, x := range c {
+		v = math.Max(v, x)
+	}
+	return v
 }
 
 // relaxMaxTypeRows caps the type rows (types × resources) for which
@@ -566,23 +576,12 @@ func (d *dwMaster) solve() (float64, bool) {
 		// The pivot: the inverse's rows, the basic values (the entering
 		// variable at ratio, the rest less ratio·w) and the duals (y plus
 		// the entering reduced cost times the inverse's new pivot row).
-		piv := d.w[leave]
-		lr := d.binv[leave*m : (leave+1)*m]
-		for k := range lr {
-			lr[k] /= piv
-		}
-		for p := 0; p < m; p++ {
-			if p == leave || d.w[p] == 0 {
-				continue
-			}
-			f := d.w[p]
-			row := d.binv[p*m : (p+1)*m]
-			for k := range row {
-				row[k] -= f * lr[k]
-			}
-			d.xb[p] -= ratio * f
+		pivotInverse(d.binv, m, leave, d.w, 1)
+		for p := range d.xb {
+			d.xb[p] -= ratio * d.w[p]
 		}
 		d.xb[leave] = ratio
+		lr := d.binv[leave*m : (leave+1)*m]
 		for k := range y {
 			y[k] += best * lr[k]
 		}

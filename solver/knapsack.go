@@ -143,26 +143,10 @@ func fracKnapsack(val []float64, a [][]float64, capacity []float64, ub []float64
 		basicRow[q] = leave
 		xb[leave] = enterVal
 		// Update binv with the undirected column.
-		piv := w[leave] * dir
-		if math.Abs(piv) < 1e-14 {
+		if math.Abs(w[leave]*dir) < 1e-14 {
 			break
 		}
-		row := binv[leave*m : (leave+1)*m]
-		for k := range row {
-			row[k] /= piv
-		}
-		for i := 0; i < m; i++ {
-			if i == leave {
-				continue
-			}
-			f := w[i] * dir
-			if f == 0 {
-				continue
-			}
-			for k := 0; k < m; k++ {
-				binv[i*m+k] -= f * row[k]
-			}
-		}
+		pivotInverse(binv, m, leave, w, dir)
 		if q < n {
 			atUpper[q] = false
 		}

@@ -175,19 +175,7 @@ func (lp *sparseLP) solve() (pi []float64, x []float64, ray []float64) {
 		if math.Abs(piv) < 1e-12 {
 			break
 		}
-		for k := 0; k < m; k++ {
-			row[k] /= piv
-		}
-		for i := 0; i < m; i++ {
-			if i == r || w[i] == 0 {
-				continue
-			}
-			f := w[i]
-			bi := binv[i*m : (i+1)*m]
-			for k := 0; k < m; k++ {
-				bi[k] -= f * row[k]
-			}
-		}
+		pivotInverse(binv, m, r, w, 1)
 		isBasic[basis[r]] = false
 		basis[r] = q
 		isBasic[q] = true
@@ -264,4 +252,26 @@ func (lp *sparseLP) dualValue(pi []float64) (value, scale float64) {
 		value += pi[k] * lp.b[k]
 	}
 	return value, scale
+}
+
+// pivotInverse updates an explicit basis inverse (m×m, row-major) for the
+// column scale·w (w = B⁻¹·a of the entering column) entering at row r:
+// row r is divided by the pivot, and every other row loses its multiple
+// of it. The caller has checked the pivot is not too small.
+func pivotInverse(binv []float64, m, r int, w []float64, scale float64) {
+	row := binv[r*m : (r+1)*m]
+	piv := w[r] * scale
+	for k := range row {
+		row[k] /= piv
+	}
+	for i := 0; i < m; i++ {
+		f := w[i] * scale
+		if i == r || f == 0 {
+			continue
+		}
+		bi := binv[i*m : (i+1)*m]
+		for k := range bi {
+			bi[k] -= f * row[k]
+		}
+	}
 }

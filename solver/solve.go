@@ -72,7 +72,8 @@ type state struct {
 	// recandidate's scratch
 	keptScratch          []int32
 	hiScratch, loScratch resVec
-	// openNode's scratch: the candidates a new node may be
+	// openNode's and commit's scratch: the candidates a new node may be,
+	// gathered before they are copied out at their size
 	candBuf []int32
 }
 
