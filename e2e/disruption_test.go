@@ -183,7 +183,8 @@ var _ = Describe("Disruption: removing and replacing Machines", Label(secondProc
 	It("neither deletes nor taints a node while a PodDisruptionBudget allows none of its pods to go (maxUnavailable 0, then an empty selector)", func(ctx SpecContext) {
 		// Twelve 1-cpu pods on xlarge nodes, scaled down to four: their
 		// nodes are underused and consolidation (at once, budget 100%)
-		// wants to remove some. While a PodDisruptionBudget allows no
+		// wants to remove some (the four kept are on several nodes, and one
+		// holds them). While a PodDisruptionBudget allows no
 		// eviction, no Machine whose node hosts a guarded pod may be
 		// deleted or tainted; once it goes, consolidation proceeds, which
 		// shows the spec could have failed.
@@ -205,12 +206,45 @@ var _ = Describe("Disruption: removing and replacing Machines", Label(secondProc
 		Eventually(ctx, readyPods(ctx, workload2, "guarded")).WithTimeout(provisioningWithin).WithPolling(time.Second).Should(Equal(12))
 		before := len(poolMachines(ctx, "guarded"))
 
+		// The four pods kept are spread over the nodes, one per node in
+		// turn (the ReplicaSet removes the pods of lowest deletion cost
+		// first). Left to the ReplicaSet's own ranking all four can stay
+		// on one node, which holds four: consolidation then has nothing to
+		// do once the PodDisruptionBudget goes.
+		byNode := map[string][]corev1.Pod{}
+		var nodes []string
+		for _, p := range appPods(ctx, workload2, "guarded") {
+			if len(byNode[p.Spec.NodeName]) == 0 {
+				nodes = append(nodes, p.Spec.NodeName)
+			}
+			byNode[p.Spec.NodeName] = append(byNode[p.Spec.NodeName], p)
+		}
+		Expect(len(nodes)).To(BeNumerically(">=", 3), "twelve 1-cpu pods on xlarge nodes (four fit on each) sit on at least three nodes")
+		var kept []string
+		for round := 0; len(kept) < 4; round++ {
+			for _, n := range nodes {
+				if len(kept) == 4 || round >= len(byNode[n]) {
+					continue
+				}
+				p := byNode[n][round]
+				patch := client.MergeFrom(p.DeepCopy())
+				metav1.SetMetaDataAnnotation(&p.ObjectMeta, "controller.kubernetes.io/pod-deletion-cost", "1000")
+				Expect(c.Patch(ctx, &p, patch)).To(Succeed())
+				kept = append(kept, p.Name)
+			}
+		}
+
 		d := &appsv1.Deployment{}
 		Expect(c.Get(ctx, client.ObjectKey{Namespace: metav1.NamespaceDefault, Name: "guarded"}, d)).To(Succeed())
 		patch := client.MergeFrom(d.DeepCopy())
 		d.Spec.Replicas = ptr.To[int32](4)
 		Expect(c.Patch(ctx, d, patch)).To(Succeed())
 		Eventually(ctx, func() int { return len(appPods(ctx, workload2, "guarded")) }).WithTimeout(within).Should(Equal(4))
+		var left []string
+		for _, p := range appPods(ctx, workload2, "guarded") {
+			left = append(left, p.Name)
+		}
+		Expect(left).To(ConsistOf(kept), "the ReplicaSet keeps the pods of highest deletion cost")
 
 		guardedNodesUntouched := func(g Gomega) {
 			hosting := map[string]bool{}
