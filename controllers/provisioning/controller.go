@@ -203,8 +203,25 @@ type clusterState struct {
 	// arrived are the pods the pod watch saw become pending since a pass
 	// last took them (see pendingPods): what a pods-only pass reads.
 	// Guarded by Provisioner.mu.
-	arrived []types.NamespacedName
+	arrived []arrival
 }
+
+// arrival is a pod the pod watch saw become pending, and when: a batch
+// window idles from its pods' arrivals, not from the pass that counts
+// them (which runs up to arrivalWake later).
+type arrival struct {
+	pod types.NamespacedName
+	at  time.Time
+}
+
+// arrivalWake is how long a pod's arrival may wait for the pass that
+// counts it into its window. The pods of a burst arrive a few
+// milliseconds apart; waking the cluster's loop once per pod made most of
+// a burst's passes (one or two per pod), each paying for a reconcile.
+// Arrivals within it wake the loop once (the workqueue keeps the earliest
+// of a key's delayed adds). The window's close does not move: it is
+// counted from the arrivals' own times.
+const arrivalWake = 250 * time.Millisecond
 
 // +kubebuilder:rbac:groups=cluster.x-k8s.io,resources=clusters,verbs=get;list;watch
 // +kubebuilder:rbac:groups=cluster.x-k8s.io,resources=machines,verbs=get;list;watch;create;delete
@@ -364,17 +381,17 @@ func (p *Provisioner) pendingPods(key types.NamespacedName) handler.EventHandler
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		if s := p.clusters[key]; s != nil {
-			s.arrived = append(s.arrived, client.ObjectKeyFromObject(o))
+			s.arrived = append(s.arrived, arrival{pod: client.ObjectKeyFromObject(o), at: p.Now()})
 		}
 	}
 	return handler.Funcs{
 		CreateFunc: func(_ context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
 			arrived(e.Object)
-			q.Add(req)
+			q.AddAfter(req, arrivalWake)
 		},
 		UpdateFunc: func(_ context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
 			arrived(e.ObjectNew)
-			q.Add(req)
+			q.AddAfter(req, arrivalWake)
 		},
 		DeleteFunc: func(_ context.Context, _ event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
 			p.markChanged(req)
@@ -389,7 +406,7 @@ func (p *Provisioner) pendingPods(key types.NamespacedName) handler.EventHandler
 
 // takeArrived returns the pods that arrived since the last call, and
 // forgets them.
-func (p *Provisioner) takeArrived(st *clusterState) []types.NamespacedName {
+func (p *Provisioner) takeArrived(st *clusterState) []arrival {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	out := st.arrived

@@ -85,8 +85,12 @@ func (ps *pass) run() (_ ctrl.Result, err error) {
 		return result, err
 	}
 	changes := ps.unsettle(st)
-	// The full pass reads every pod: what arrived until now is in its list.
-	ps.takeArrived(st)
+	// The full pass reads every pod: what arrived until now is in its
+	// list, and counts into the window from when it arrived.
+	arrivedAt := map[types.NamespacedName]time.Time{}
+	for _, a := range ps.takeArrived(st) {
+		arrivedAt[a.pod] = a.at
+	}
 	defer func() {
 		if err != nil {
 			ps.unsettle(st)
@@ -229,17 +233,32 @@ func (ps *pass) run() (_ ctrl.Result, err error) {
 	objs.Pods = append(append(make([]*corev1.Pod, 0, len(view.Pods)+len(headroom)), view.Pods...), headroom...)
 	waiting := append(append(make([]*corev1.Pod, 0, len(pending)+len(headroom)), pending...), headroom...)
 
-	newPods := false
+	// The new pods' window opens at the first one's arrival and idles
+	// from the last one's; a pod the watch did not report (the cluster's
+	// first pass, headroom) counts from now.
+	var firstNew, lastNew time.Time
 	for _, pod := range waiting {
-		if !st.seen[pod.UID] {
-			st.seen[pod.UID] = true
-			newPods = true
+		if st.seen[pod.UID] {
+			continue
+		}
+		st.seen[pod.UID] = true
+		at, ok := arrivedAt[types.NamespacedName{Namespace: pod.Namespace, Name: pod.Name}]
+		if !ok {
+			at = ps.now
+		}
+		if firstNew.IsZero() || at.Before(firstNew) {
+			firstNew = at
+		}
+		if at.After(lastNew) {
+			lastNew = at
 		}
 	}
+	newPods := !firstNew.IsZero()
 	windowReady, open := ps.batches.Ready(ps.key.String(), ps.now)
 	switch {
 	case newPods:
-		ps.batches.PodPending(ps.key.String(), ps.now)
+		ps.batches.PodPending(ps.key.String(), firstNew)
+		ps.batches.PodPending(ps.key.String(), lastNew)
 	case open == 0 && ps.now.Sub(st.lastPlan) >= ps.Options.Replan:
 		// Nothing new, but pods still wait: plan again, at once.
 		ps.batches.PodPending(ps.key.String(), ps.now.Add(-ps.Options.BatchIdle))
@@ -380,22 +399,18 @@ func (ps *pass) podsOnly(st *clusterState) (result ctrl.Result, done bool, err e
 	// is not counted, as a list would not have counted it. Pods that stop
 	// being pending change no window; the pass at its close reads them
 	// all (and records their times to bind, see observePods).
-	newPods := false
-	for _, name := range ps.takeArrived(st) {
+	for _, a := range ps.takeArrived(st) {
 		pod := &corev1.Pod{}
-		if err := ps.workload.reader.Get(ps.ctx, name, pod, client.UnsafeDisableDeepCopy); err != nil {
+		if err := ps.workload.reader.Get(ps.ctx, a.pod, pod, client.UnsafeDisableDeepCopy); err != nil {
 			if apierrors.IsNotFound(err) {
 				continue
 			}
-			return ctrl.Result{}, false, fmt.Errorf("reading pod %s of cluster %s: %w", name, ps.key, err)
+			return ctrl.Result{}, false, fmt.Errorf("reading pod %s of cluster %s: %w", a.pod, ps.key, err)
 		}
 		if clusterstate.IsProvisionable(pod) && !st.seen[pod.UID] {
 			st.seen[pod.UID] = true
-			newPods = true
+			ps.batches.PodPending(key, a.at)
 		}
-	}
-	if newPods {
-		ps.batches.PodPending(key, ps.now)
 	}
 	ready, wait := ps.batches.Ready(key, ps.now)
 	if ready {

@@ -19,6 +19,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/util/workqueue"
+	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
 	infrav1 "sigs.k8s.io/cluster-api-provider-aws/v2/api/v1beta2"
 	bootstrapv1 "sigs.k8s.io/cluster-api/api/bootstrap/kubeadm/v1beta2"
@@ -778,12 +779,15 @@ func TestProvisioningWindows(t *testing.T) {
 		}
 		now = now.Add(20 * time.Second)
 		watch.Update(s.ctx, event.UpdateEvent{ObjectNew: s.pendingPod("b", "burst")}, woken)
-		if wait := pass(false, "a pass woken by a new pending pod"); wait != time.Minute {
-			t.Errorf("the new pod extended the window to %s from now, want the idle %s", wait, time.Minute)
+		// The pass that counts b runs a little after b arrived (its wake
+		// waits for more arrivals): the window idles from b's arrival.
+		now = now.Add(arrivalWake)
+		if wait := pass(false, "a pass woken by a new pending pod"); wait != time.Minute-arrivalWake {
+			t.Errorf("the new pod extended the window to %s from now, want the idle %s less the %s since it arrived", wait, time.Minute, arrivalWake)
 		}
 		// A pod the watch saw become pending and that is gone by the
 		// pass counts for nothing, as a list would not have shown it.
-		now = now.Add(10 * time.Second)
+		now = now.Add(10*time.Second - arrivalWake)
 		gone := s.pendingPod("gone", "burst")
 		watch.Create(s.ctx, event.CreateEvent{Object: gone}, woken)
 		if err := s.c.Delete(s.ctx, gone); err != nil {
@@ -841,6 +845,8 @@ type wokenQueue struct {
 }
 
 func (q *wokenQueue) Add(reconcile.Request) { q.n++ }
+
+func (q *wokenQueue) AddAfter(reconcile.Request, time.Duration) { q.n++ }
 
 // countMachineLists counts the lists of Machines, which only a full pass
 // makes, and of pods, which a pass woken by pending pods alone does not.
@@ -906,4 +912,51 @@ func mentions(events []recordedEvent, s string) bool {
 		}
 	}
 	return false
+}
+
+// TestArrivalsOfABurstWakeTheLoopOnce: the pods of a burst arrive
+// milliseconds apart; the pod watch wakes the cluster's loop once for all
+// that arrive within arrivalWake of the first (a pass per pod was most of
+// a burst's passes), and every arrival reaches the pass with its time.
+func TestArrivalsOfABurstWakeTheLoopOnce(t *testing.T) {
+	key := types.NamespacedName{Namespace: "fleet", Name: "c1"}
+	start := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	clock := clocktesting.NewFakeClock(start)
+	p := &Provisioner{Now: clock.Now, clusters: map[types.NamespacedName]*clusterState{key: {}}}
+	q := workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[reconcile.Request](),
+		workqueue.TypedRateLimitingQueueConfig[reconcile.Request]{Clock: clock})
+	defer q.ShutDown()
+	watch := p.pendingPods(key)
+	pod := func(i int) *corev1.Pod {
+		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: fmt.Sprintf("p%d", i)}}
+	}
+	const burst = 40
+	for i := range burst {
+		if i%2 == 0 {
+			watch.Create(context.Background(), event.CreateEvent{Object: pod(i)}, q)
+		} else {
+			watch.Update(context.Background(), event.UpdateEvent{ObjectNew: pod(i)}, q)
+		}
+		clock.Step(arrivalWake / burst / 2)
+	}
+	if n := q.Len(); n != 0 {
+		t.Fatalf("%d wake-ups before the first arrival's wake came due, want none yet", n)
+	}
+	clock.Step(arrivalWake)
+	deadline := time.Now().Add(10 * time.Second)
+	for q.Len() == 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if n := q.Len(); n != 1 {
+		t.Fatalf("%d arrivals woke the loop %d times, want once", burst, n)
+	}
+	got := p.takeArrived(p.clusters[key])
+	if len(got) != burst {
+		t.Fatalf("%d arrivals reached the pass, want %d", len(got), burst)
+	}
+	for i, a := range got {
+		if want := start.Add(time.Duration(i) * (arrivalWake / burst / 2)); !a.at.Equal(want) || a.pod.Name != fmt.Sprintf("p%d", i) {
+			t.Errorf("arrival %d: %s at %s, want p%d at %s", i, a.pod, a.at, i, want)
+		}
+	}
 }
