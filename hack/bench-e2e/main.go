@@ -84,6 +84,7 @@ func main() {
 	out := flag.String("json", "", "also write the results as JSON to this file")
 	line := flag.Bool("line", false, "print each scenario as one line of key=value pairs")
 	profiles := flag.String("profiles", "", "save the manager's heap profiles (idle, after the burst) and a CPU profile of the burst's first 45 s in this directory")
+	sharedEtcd := flag.Bool("shared-etcd", false, "keep the workload clusters' data in one etcd, a prefix each, instead of an etcd per cluster")
 	flag.Parse()
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
@@ -94,7 +95,7 @@ func main() {
 			fmt.Fprintf(os.Stderr, "-scenarios: %q is not CLUSTERSxPODS (for example 20x100)\n", s)
 			os.Exit(2)
 		}
-		r, err := run(ctx, *dir, *profiles, clusters, pods)
+		r, err := run(ctx, *dir, *profiles, *sharedEtcd, clusters, pods)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "scenario %s: %v\n", s, err)
 			os.Exit(1)
@@ -290,13 +291,14 @@ func (o *observations) covered() (pods, machines int) {
 	return pods, len(o.podCount)
 }
 
-func run(ctx context.Context, dir, profiles string, clusters, podsPerCluster int) (result, error) {
+func run(ctx context.Context, dir, profiles string, sharedEtcd bool, clusters, podsPerCluster int) (result, error) {
 	r := result{Clusters: clusters, PodsPerCluster: podsPerCluster}
 	fmt.Printf("starting a testbed with %d workload cluster(s)...\n", clusters)
 	tb, err := testbed.Start(ctx, testbed.Options{
 		Dir: dir, WorkloadClusters: clusters, ClusterLabels: map[string]string{"env": "bench"},
 		WorkloadsWithoutControllerManager: true, MachineConcurrency: 20,
-		Cloud: cloudsim.Options{BootDelay: time.Second, JoinDelay: 200 * time.Millisecond, ShutdownDelay: time.Millisecond},
+		SharedWorkloadEtcd: sharedEtcd,
+		Cloud:              cloudsim.Options{BootDelay: time.Second, JoinDelay: 200 * time.Millisecond, ShutdownDelay: time.Millisecond},
 	})
 	if err != nil {
 		return r, err

@@ -111,6 +111,9 @@ type Options struct {
 	// proxy, so cutting it makes the workload cluster unreachable from the
 	// management side only (Workload.Proxy).
 	ProxyAPIServers bool
+	// SharedWorkloadEtcd keeps every workload cluster's data in one etcd,
+	// each under a prefix of its own, instead of an etcd per cluster.
+	SharedWorkloadEtcd bool
 }
 
 // Testbed is a running management cluster with its workload clusters.
@@ -140,6 +143,7 @@ type Testbed struct {
 	shutdownClusterCache func()
 	stopErr              error
 	capa                 *capaManager
+	workloadEtcd         *testenv.SharedEtcd
 }
 
 // Workload is one workload cluster.
@@ -254,10 +258,20 @@ func Start(ctx context.Context, opts Options) (tb *Testbed, err error) {
 			progress("cluster %s is up (%s)", o.Name, time.Since(t0).Round(100*time.Millisecond))
 		}
 	}
+	if opts.SharedWorkloadEtcd {
+		dir := filepath.Join(tb.dir, "workload-etcd")
+		if err := os.RemoveAll(dir); err != nil {
+			return tb, err
+		}
+		if tb.workloadEtcd, err = testenv.StartSharedEtcd(dir); err != nil {
+			return tb, err
+		}
+	}
 	wg.Add(len(names) + 1)
 	go startCluster(0, testenv.Options{Name: "management", CRDs: crds, WithoutScheduler: true, WithoutKwok: true, WithControllerManager: true})
 	for i, name := range names {
-		go startCluster(i+1, testenv.Options{Name: name, CRDs: workloadCRDs, WithControllerManager: !opts.WorkloadsWithoutControllerManager})
+		go startCluster(i+1, testenv.Options{Name: name, CRDs: workloadCRDs, WithControllerManager: !opts.WorkloadsWithoutControllerManager,
+			Etcd: tb.workloadEtcd})
 	}
 	wg.Wait()
 	var errs []error
@@ -631,6 +645,10 @@ func (tb *Testbed) Stop() error {
 			go stopCluster(tb.Management)
 		}
 		wg.Wait()
+		if tb.workloadEtcd != nil {
+			// After the apiservers on it.
+			errs = append(errs, tb.workloadEtcd.Stop())
+		}
 		if tb.ownsDir {
 			errs = append(errs, os.RemoveAll(tb.dir))
 		}

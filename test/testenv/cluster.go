@@ -20,6 +20,7 @@ import (
 	"time"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -44,6 +45,9 @@ type Options struct {
 	WithControllerManager bool
 	// StartTimeout bounds the start of each component (default 60s).
 	StartTimeout time.Duration
+	// Etcd, when set, keeps the cluster's data in a shared etcd under a
+	// prefix named after the cluster, instead of an etcd of its own.
+	Etcd *SharedEtcd
 }
 
 // Cluster is a running cluster. Config authenticates as a member of
@@ -54,7 +58,10 @@ type Cluster struct {
 	KubeconfigPath string
 	Dir            string
 
-	env       *envtest.Environment
+	env *envtest.Environment
+	// apiServer is set instead of env for a cluster on a shared etcd:
+	// envtest's Environment always starts an etcd of its own.
+	apiServer *envtest.APIServer
 	children  []*child
 	ownsDir   bool
 	stopOnce  sync.Once
@@ -102,37 +109,24 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 		return c, err
 	}
 
-	etcdLog, err := c.openLog("etcd")
-	if err != nil {
-		return c, err
-	}
 	apiLog, err := c.openLog("kube-apiserver")
 	if err != nil {
 		return c, err
 	}
-	c.env = &envtest.Environment{
-		BinaryAssetsDirectory:    c.shimDir(),
-		CRDDirectoryPaths:        opts.CRDDirectoryPaths,
-		CRDs:                     opts.CRDs,
-		ErrorIfCRDPathMissing:    true,
-		ControlPlaneStartTimeout: opts.StartTimeout,
-		ControlPlaneStopTimeout:  20 * time.Second,
-	}
-	c.env.ControlPlane.Etcd = &envtest.Etcd{DataDir: filepath.Join(c.Dir, "etcd"), Out: etcdLog, Err: etcdLog}
 	apiServer := &envtest.APIServer{CertDir: filepath.Join(c.Dir, "pki"), Out: apiLog, Err: apiLog}
 	if !opts.WithControllerManager {
 		// Without the node lifecycle controller nothing would remove the
 		// not-ready taint this plugin adds to new nodes.
 		apiServer.Configure().Set("disable-admission-plugins", "ServiceAccount,TaintNodesByCondition")
 	}
-	c.env.ControlPlane.APIServer = apiServer
-
-	if _, err := c.env.Start(); err != nil {
-		return c, fmt.Errorf("etcd/kube-apiserver: %w", err)
+	var admin *envtest.AuthenticatedUser
+	if opts.Etcd != nil {
+		admin, err = c.startOnSharedEtcd(ctx, apiServer, opts)
+	} else {
+		admin, err = c.startWithEtcd(apiServer, opts)
 	}
-	admin, err := c.env.AddUser(envtest.User{Name: "joinery-admin", Groups: []string{"system:masters"}}, nil)
 	if err != nil {
-		return c, fmt.Errorf("adding admin user: %w", err)
+		return c, err
 	}
 	c.Config = admin.Config()
 	kubeconfig, err := admin.KubeConfig()
@@ -204,6 +198,89 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 	return c, nil
 }
 
+// startWithEtcd starts the cluster's own etcd and its apiserver, and
+// installs its CRDs, through envtest.
+func (c *Cluster) startWithEtcd(apiServer *envtest.APIServer, opts Options) (*envtest.AuthenticatedUser, error) {
+	etcdLog, err := c.openLog("etcd")
+	if err != nil {
+		return nil, err
+	}
+	c.env = &envtest.Environment{
+		BinaryAssetsDirectory:    c.shimDir(),
+		CRDDirectoryPaths:        opts.CRDDirectoryPaths,
+		CRDs:                     opts.CRDs,
+		ErrorIfCRDPathMissing:    true,
+		ControlPlaneStartTimeout: opts.StartTimeout,
+		ControlPlaneStopTimeout:  20 * time.Second,
+	}
+	c.env.ControlPlane.Etcd = &envtest.Etcd{DataDir: filepath.Join(c.Dir, "etcd"), Out: etcdLog, Err: etcdLog}
+	c.env.ControlPlane.APIServer = apiServer
+	if _, err := c.env.Start(); err != nil {
+		return nil, fmt.Errorf("etcd/kube-apiserver: %w", err)
+	}
+	admin, err := c.env.AddUser(envtest.User{Name: "joinery-admin", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		return nil, fmt.Errorf("adding admin user: %w", err)
+	}
+	return admin, nil
+}
+
+// startOnSharedEtcd starts the cluster's apiserver on opts.Etcd, under a
+// prefix of its own, and does what envtest's Environment does after its
+// control plane is up: the admin user, the default namespace, the CRDs.
+func (c *Cluster) startOnSharedEtcd(ctx context.Context, apiServer *envtest.APIServer, opts Options) (*envtest.AuthenticatedUser, error) {
+	prefix, err := opts.Etcd.claim(opts.Name)
+	if err != nil {
+		return nil, err
+	}
+	apiServer.Path = filepath.Join(c.shimDir(), "kube-apiserver")
+	apiServer.EtcdURL = opts.Etcd.URL
+	apiServer.StartTimeout, apiServer.StopTimeout = opts.StartTimeout, 20*time.Second
+	apiServer.Configure().Set("etcd-prefix", prefix)
+	if err := apiServer.Start(); err != nil {
+		return nil, fmt.Errorf("kube-apiserver on the shared etcd: %w", err)
+	}
+	c.apiServer = apiServer
+	plane := &envtest.ControlPlane{APIServer: apiServer}
+	admin, err := plane.AddUser(envtest.User{Name: "joinery-admin", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		return nil, fmt.Errorf("adding admin user: %w", err)
+	}
+	cs, err := kubernetes.NewForConfig(admin.Config())
+	if err != nil {
+		return nil, err
+	}
+	deadline := time.Now().Add(opts.StartTimeout)
+	for {
+		_, err := cs.CoreV1().Namespaces().Get(ctx, metav1.NamespaceDefault, metav1.GetOptions{})
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("the default namespace did not appear within %s: %w", opts.StartTimeout, err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	if len(opts.CRDs) > 0 || len(opts.CRDDirectoryPaths) > 0 {
+		// InstallCRDs writes what the apiserver returns into the objects it
+		// is given, and clusters starting at once share opts.CRDs.
+		crds := make([]*apiextensionsv1.CustomResourceDefinition, len(opts.CRDs))
+		for i, crd := range opts.CRDs {
+			crds[i] = crd.DeepCopy()
+		}
+		if _, err := envtest.InstallCRDs(admin.Config(), envtest.CRDInstallOptions{
+			CRDs: crds, Paths: opts.CRDDirectoryPaths, ErrorIfPathMissing: true,
+		}); err != nil {
+			return nil, fmt.Errorf("installing CRDs: %w", err)
+		}
+	}
+	return admin, nil
+}
+
 // Stop stops every component, newest first, and removes the cluster's
 // directory if Start made it. It is safe to call more than once.
 func (c *Cluster) Stop() error {
@@ -215,6 +292,11 @@ func (c *Cluster) Stop() error {
 		if c.env != nil {
 			if err := c.env.Stop(); err != nil {
 				errs = append(errs, fmt.Errorf("stopping etcd/kube-apiserver: %w", err))
+			}
+		}
+		if c.apiServer != nil {
+			if err := c.apiServer.Stop(); err != nil {
+				errs = append(errs, fmt.Errorf("stopping kube-apiserver: %w", err))
 			}
 		}
 		if c.ownsDir {

@@ -16,6 +16,7 @@ import (
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -103,6 +104,56 @@ func TestDeploymentThatDoesNotFitStaysPendingUntilANodeWithRoomJoins(t *testing.
 }
 
 func TestTwoClustersRunAtOnceAndAreIsolated(t *testing.T) {
+	twoIsolatedClusters(t, func(i int) testenv.Options { return testenv.Options{Name: fmt.Sprintf("iso-%d", i)} }, nil)
+}
+
+// TestClustersOnASharedEtcdAreIsolated: two clusters keeping their data in
+// one etcd see none of each other's objects, and a third with a name
+// already on it is refused.
+func TestClustersOnASharedEtcdAreIsolated(t *testing.T) {
+	shared, err := testenv.StartSharedEtcd(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Registered first, so it runs last: after the clusters on it stop.
+	t.Cleanup(func() {
+		if err := shared.Stop(); err != nil {
+			t.Errorf("stopping the shared etcd: %v", err)
+		}
+	})
+	// Both clusters are given the same CRD objects, as a testbed gives
+	// its workload clusters, and each installs them.
+	crds := []*apiextensionsv1.CustomResourceDefinition{widgetCRD()}
+	twoIsolatedClusters(t, func(i int) testenv.Options {
+		return testenv.Options{Name: fmt.Sprintf("shared-%d", i), Etcd: shared, CRDs: crds}
+	}, func() {
+		_, err := testenv.Start(context.Background(), testenv.Options{Name: "shared-1", Dir: t.TempDir(), Etcd: shared, WithoutScheduler: true, WithoutKwok: true})
+		if err == nil || !strings.Contains(err.Error(), `already holds a cluster named "shared-1"`) {
+			t.Errorf("a second cluster named shared-1 on the shared etcd: err %v, want it refused by name", err)
+		}
+	})
+}
+
+func widgetCRD() *apiextensionsv1.CustomResourceDefinition {
+	return &apiextensionsv1.CustomResourceDefinition{
+		ObjectMeta: metav1.ObjectMeta{Name: "widgets.example.joinery.dev"},
+		Spec: apiextensionsv1.CustomResourceDefinitionSpec{
+			Group: "example.joinery.dev", Scope: apiextensionsv1.NamespaceScoped,
+			Names: apiextensionsv1.CustomResourceDefinitionNames{Plural: "widgets", Singular: "widget", Kind: "Widget", ListKind: "WidgetList"},
+			Versions: []apiextensionsv1.CustomResourceDefinitionVersion{{
+				Name: "v1", Served: true, Storage: true,
+				Schema: &apiextensionsv1.CustomResourceValidation{OpenAPIV3Schema: &apiextensionsv1.JSONSchemaProps{
+					Type: "object", XPreserveUnknownFields: ptr.To(true),
+				}},
+			}},
+		},
+	}
+}
+
+// twoIsolatedClusters starts two clusters at once and checks that each
+// apiserver stores only its own objects and each kwok manages only its
+// own nodes; whileRunning, when set, runs before one of them stops.
+func twoIsolatedClusters(t *testing.T, opts func(i int) testenv.Options, whileRunning func()) {
 	g := NewWithT(t)
 	ctx := context.Background()
 	var clusters [2]*testenv.Cluster
@@ -111,7 +162,7 @@ func TestTwoClustersRunAtOnceAndAreIsolated(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			clusters[i] = testenv.New(t, testenv.Options{Name: fmt.Sprintf("iso-%d", i)})
+			clusters[i] = testenv.New(t, opts(i))
 		}()
 	}
 	wg.Wait()
@@ -140,6 +191,9 @@ func TestTwoClustersRunAtOnceAndAreIsolated(t *testing.T) {
 	_, err = csB.CoreV1().ConfigMaps("default").Get(ctx, "marker", metav1.GetOptions{})
 	g.Expect(err).To(MatchError(ContainSubstring("not found")))
 
+	if whileRunning != nil {
+		whileRunning()
+	}
 	// Stopping one leaves the other serving.
 	g.Expect(a.Stop()).To(Succeed())
 	_, err = csB.CoreV1().Namespaces().Get(ctx, "default", metav1.GetOptions{})
