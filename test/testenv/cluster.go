@@ -21,6 +21,7 @@ import (
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -250,20 +251,12 @@ func (c *Cluster) startOnSharedEtcd(ctx context.Context, apiServer *envtest.APIS
 	if err != nil {
 		return nil, err
 	}
-	deadline := time.Now().Add(opts.StartTimeout)
-	for {
-		_, err := cs.CoreV1().Namespaces().Get(ctx, metav1.NamespaceDefault, metav1.GetOptions{})
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("the default namespace did not appear within %s: %w", opts.StartTimeout, err)
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
+	var getErr error
+	if err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, opts.StartTimeout, true, func(ctx context.Context) (bool, error) {
+		_, getErr = cs.CoreV1().Namespaces().Get(ctx, metav1.NamespaceDefault, metav1.GetOptions{})
+		return getErr == nil, nil
+	}); err != nil {
+		return nil, fmt.Errorf("the default namespace did not appear within %s: %w", opts.StartTimeout, errors.Join(err, getErr))
 	}
 	if len(opts.CRDs) > 0 || len(opts.CRDDirectoryPaths) > 0 {
 		// InstallCRDs writes what the apiserver returns into the objects it

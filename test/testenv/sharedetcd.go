@@ -21,7 +21,6 @@ type SharedEtcd struct {
 	URL *url.URL
 
 	etcd *envtest.Etcd
-	dir  string
 	log  *os.File
 
 	mu       sync.Mutex
@@ -47,7 +46,7 @@ func StartSharedEtcd(dir string) (*SharedEtcd, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &SharedEtcd{dir: dir, log: log, prefixes: map[string]bool{}, etcd: &envtest.Etcd{
+	e := &SharedEtcd{log: log, prefixes: map[string]bool{}, etcd: &envtest.Etcd{
 		Path: filepath.Join(shims, "etcd"), DataDir: filepath.Join(dir, "data"), Out: log, Err: log,
 		StartTimeout: time.Minute, StopTimeout: 20 * time.Second,
 	}}
