@@ -223,6 +223,19 @@ type arrival struct {
 // counted from the arrivals' own times.
 const arrivalWake = 250 * time.Millisecond
 
+// changeWake is how long a change to a cluster's Machines, AWSMachines or
+// Nodes may wait for the full pass that reads it. CAPI, CAPA and the
+// kubelet change a booting Machine, its AWSMachine and its Node a dozen
+// times in the few seconds it takes to join (references, provider ID,
+// instance state, nodeRef, the Node's labels and readiness), and a burst
+// boots several at once: each change started a full pass at once, most
+// of a cluster's passes after a burst was planned. Changes within it wake
+// the loop once. A pass that runs meanwhile (a window's close) sees the
+// change at once: the event marks the cluster changed when it happens
+// (see changing), only the wake waits. Karpenter's own provisioner is not
+// woken by these changes at all; its disruption polls every 10 s.
+const changeWake = 500 * time.Millisecond
+
 // +kubebuilder:rbac:groups=cluster.x-k8s.io,resources=clusters,verbs=get;list;watch
 // +kubebuilder:rbac:groups=cluster.x-k8s.io,resources=machines,verbs=get;list;watch;create;delete
 // +kubebuilder:rbac:groups=infrastructure.cluster.x-k8s.io,resources=awsmachines,verbs=get;list;watch;create
@@ -258,8 +271,8 @@ func (p *Provisioner) SetupWithManager(ctx context.Context, mgr ctrl.Manager) er
 		For(&clusterv1.Cluster{}, builder.WithPredicates(p.Shard.Clusters(), clusterChanged, p.markClusterChanged())).
 		Watches(&v1alpha1.NodePool{}, handler.EnqueueRequestsFromMapFunc(p.changing(p.clustersOfPool))).
 		Watches(&v1alpha1.NodeOverlay{}, handler.EnqueueRequestsFromMapFunc(p.changing(p.clustersOfOverlay)), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
-		Watches(&clusterv1.Machine{}, handler.EnqueueRequestsFromMapFunc(p.changing(clusterOfObject)), builder.WithPredicates(joineryOnly, machineChanged)).
-		Watches(&infrav1.AWSMachine{}, handler.EnqueueRequestsFromMapFunc(p.changing(clusterOfObject)), builder.WithPredicates(joineryOnly, awsMachineChanged)).
+		Watches(&clusterv1.Machine{}, p.changingSoon(clusterOfObject), builder.WithPredicates(joineryOnly, machineChanged)).
+		Watches(&infrav1.AWSMachine{}, p.changingSoon(clusterOfObject), builder.WithPredicates(joineryOnly, awsMachineChanged)).
 		WatchesRawSource(p.ClusterCache.GetClusterSource("provisioning", p.changing(func(_ context.Context, o client.Object) []reconcile.Request {
 			return []reconcile.Request{{NamespacedName: client.ObjectKeyFromObject(o)}}
 		}))).
@@ -347,6 +360,38 @@ func (p *Provisioner) changing(f handler.MapFunc) handler.MapFunc {
 		reqs := f(ctx, o)
 		p.markChanged(reqs...)
 		return reqs
+	}
+}
+
+// changingSoon is the event handler of the watches whose objects change
+// many times over a Machine's boot (Machines, AWSMachines, Nodes): like
+// changing, it marks each cluster the event maps to changed at once, and
+// wakes its loop changeWake later, so that the changes within it make
+// one full pass (the workqueue keeps the earliest of a key's delayed
+// adds). An update wakes the clusters of the object before and after it,
+// as EnqueueRequestsFromMapFunc does.
+func (p *Provisioner) changingSoon(f handler.MapFunc) handler.EventHandler {
+	mark := p.changing(f)
+	wake := func(ctx context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request], objs ...client.Object) {
+		for _, o := range objs {
+			for _, r := range mark(ctx, o) {
+				q.AddAfter(r, changeWake)
+			}
+		}
+	}
+	return handler.Funcs{
+		CreateFunc: func(ctx context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			wake(ctx, q, e.Object)
+		},
+		UpdateFunc: func(ctx context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			wake(ctx, q, e.ObjectOld, e.ObjectNew)
+		},
+		DeleteFunc: func(ctx context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			wake(ctx, q, e.Object)
+		},
+		GenericFunc: func(ctx context.Context, e event.GenericEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			wake(ctx, q, e.Object)
+		},
 	}
 }
 
@@ -532,7 +577,7 @@ func (p *Provisioner) connect(ctx context.Context, cluster *clusterv1.Cluster) (
 	}
 	if err := p.ClusterCache.Watch(ctx, key, clustercache.NewWatcher(clustercache.WatcherOptions{
 		Name: "provisioning-nodes", Watcher: p.controller, Kind: &corev1.Node{},
-		EventHandler: handler.EnqueueRequestsFromMapFunc(p.changing(toCluster)), Predicates: []predicate.Predicate{nodeChanged},
+		EventHandler: p.changingSoon(toCluster), Predicates: []predicate.Predicate{nodeChanged},
 	})); err != nil {
 		return nil, err
 	}

@@ -462,8 +462,8 @@ func (ps *pass) awaitCreated(st *clusterState) (time.Duration, error) {
 			ps.log.Info("the cache still does not show Machines created a while ago; planning without them", "machines", st.awaiting, "since", st.awaitingSince)
 			st.awaiting = nil
 		default:
-			// The Machine watch requeues the cluster when the cache gets
-			// it; the short requeue is a safety net.
+			// The Machine watch wakes the cluster changeWake after the
+			// cache gets it; the short requeue looks sooner.
 			return 100 * time.Millisecond, nil
 		}
 	}

@@ -960,3 +960,70 @@ func TestArrivalsOfABurstWakeTheLoopOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestBootChangesWakeTheLoopOnce: a booting Machine, its AWSMachine and
+// its Node change a dozen times within seconds; each change marks its
+// cluster changed at once (a pass that runs meanwhile is a full one), and
+// the changes within changeWake of the first wake the loop once, then.
+func TestBootChangesWakeTheLoopOnce(t *testing.T) {
+	key := types.NamespacedName{Namespace: "fleet", Name: "c1"}
+	other := types.NamespacedName{Namespace: "fleet", Name: "c2"}
+	clock := clocktesting.NewFakeClock(time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC))
+	p := &Provisioner{Now: clock.Now, clusters: map[types.NamespacedName]*clusterState{key: {}, other: {}}}
+	q := workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[reconcile.Request](),
+		workqueue.TypedRateLimitingQueueConfig[reconcile.Request]{Clock: clock})
+	defer q.ShutDown()
+	machines := p.changingSoon(clusterOfObject)
+	nodes := p.changingSoon(func(context.Context, client.Object) []reconcile.Request {
+		return []reconcile.Request{{NamespacedName: key}}
+	})
+	machine := func(cluster string) *clusterv1.Machine {
+		return &clusterv1.Machine{ObjectMeta: metav1.ObjectMeta{Namespace: "fleet", Name: "m-" + cluster,
+			Labels: map[string]string{clusterv1.ClusterNameLabel: cluster}}}
+	}
+	ctx := context.Background()
+	const steps = 10
+	for i := range steps {
+		switch i % 3 {
+		case 0:
+			machines.Create(ctx, event.CreateEvent{Object: machine("c1")}, q)
+		case 1:
+			machines.Update(ctx, event.UpdateEvent{ObjectOld: machine("c1"), ObjectNew: machine("c1")}, q)
+		case 2:
+			nodes.Update(ctx, event.UpdateEvent{ObjectOld: &corev1.Node{}, ObjectNew: &corev1.Node{}}, q)
+		}
+		if p.clusters[key].changes == 0 {
+			t.Fatalf("change %d did not mark the cluster changed at once", i)
+		}
+		clock.Step(changeWake / steps / 2)
+	}
+	if p.clusters[other].changes != 0 {
+		t.Errorf("another cluster's state was marked changed")
+	}
+	if n := q.Len(); n != 0 {
+		t.Fatalf("%d wake-ups before the first change's wake came due, want none yet", n)
+	}
+	clock.Step(changeWake)
+	deadline := time.Now().Add(10 * time.Second)
+	for q.Len() == 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if n := q.Len(); n != 1 {
+		t.Fatalf("%d changes woke the loop %d times, want once", steps, n)
+	}
+	r, _ := q.Get()
+	if r.NamespacedName != key {
+		t.Errorf("woke %s, want %s", r.NamespacedName, key)
+	}
+	q.Done(r)
+	// An update moving a Machine to another cluster wakes both.
+	machines.Update(ctx, event.UpdateEvent{ObjectOld: machine("c1"), ObjectNew: machine("c2")}, q)
+	clock.Step(changeWake)
+	deadline = time.Now().Add(10 * time.Second)
+	for q.Len() < 2 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if n := q.Len(); n != 2 || p.clusters[other].changes == 0 {
+		t.Errorf("a Machine moved between clusters woke %d loops (c2 changed: %d), want both", n, p.clusters[other].changes)
+	}
+}
