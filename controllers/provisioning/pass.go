@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -962,11 +963,12 @@ func (ps *pass) launchPlan(plan *solver.Plan) ([]string, error) {
 		return nil, err
 	}
 	recorder := ps.events.recorder(ps.ctx, ps.key)
+	launched := ps.launchAll(plan.NewNodes, version)
 	var created []string
 	var failed []error
-	for _, node := range plan.NewNodes {
+	for i, node := range plan.NewNodes {
 		pool := ps.byPool[node.Pool]
-		m, d, err := ps.launch(node, pool, version)
+		m, d, err := launched[i].machine, launched[i].decision, launched[i].err
 		if m != nil {
 			created = append(created, m.Name)
 		}
@@ -992,6 +994,42 @@ func (ps *pass) launchPlan(plan *solver.Plan) ([]string, error) {
 		}
 	}
 	return created, errors.Join(failed...)
+}
+
+// launchParallelism bounds the launches of one plan that run at once.
+const launchParallelism = 16
+
+// launchResult is what one launch of a plan made.
+type launchResult struct {
+	machine  *clusterv1.Machine
+	decision Decision
+	err      error
+}
+
+// launchAll launches a plan's new nodes at once, as Karpenter's
+// provisioner creates a plan's NodeClaims in parallel: each launch is
+// three writes to the management apiserver (Machine, AWSMachine,
+// bootstrap config), one after the other, and a plan of several nodes
+// made them all in turn while the cluster's worker waited; on a busy
+// apiserver the last Machine came seconds after the first, and the
+// other clusters' passes waited for the worker. Each launch is idempotent
+// on its own (its Machine's name is its decision's), so a crash leaves
+// what a sequential launch would. Results are in the plan's order.
+func (ps *pass) launchAll(nodes []*solver.NewNode, version string) []launchResult {
+	out := make([]launchResult, len(nodes))
+	sem := make(chan struct{}, launchParallelism)
+	var wg sync.WaitGroup
+	for i, node := range nodes {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			m, d, err := ps.launch(node, ps.byPool[node.Pool], version)
+			out[i] = launchResult{machine: m, decision: d, err: err}
+		}()
+	}
+	wg.Wait()
+	return out
 }
 
 // launch creates one node of a plan: its Machine, then the Machine's
