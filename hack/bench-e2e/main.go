@@ -231,6 +231,7 @@ type observations struct {
 	mu          sync.Mutex
 	pending     map[string]time.Time
 	machined    map[string]time.Time
+	machineOf   map[string]string // pod key -> the Machine whose decision names it
 	bound       map[string]bool
 	podCount    map[string]int // Machine name -> pods its decision is for
 	lastMachine time.Time
@@ -278,6 +279,7 @@ func (o *observations) seeMachine(m *clusterv1.Machine, at time.Time) {
 		key := m.Spec.ClusterName + "/" + p
 		if _, ok := o.machined[key]; !ok {
 			o.machined[key] = at
+			o.machineOf[key] = m.Name
 		}
 	}
 }
@@ -360,7 +362,7 @@ func run(ctx context.Context, dir, profiles string, sharedEtcd bool, clusters, p
 	defer stopSampling()
 	go heap.run(sampleCtx)
 
-	obs := &observations{pending: map[string]time.Time{}, machined: map[string]time.Time{}, bound: map[string]bool{}, podCount: map[string]int{}}
+	obs := &observations{pending: map[string]time.Time{}, machined: map[string]time.Time{}, machineOf: map[string]string{}, bound: map[string]bool{}, podCount: map[string]int{}}
 	watchCtx, stopWatches := context.WithCancel(ctx)
 	defer stopWatches()
 	if err := watchMachines(watchCtx, tb, obs); err != nil {
@@ -432,6 +434,9 @@ func run(ctx context.Context, dir, profiles string, sharedEtcd bool, clusters, p
 			r.Reconciles[c] = d
 		}
 	}
+	// The manager's metrics as the burst ends (its queues' waits, its
+	// reconciles' durations) beside its log, for reading a slow run.
+	saveMetrics(heap.url, filepath.Join(tb.Dir(), "metrics-after-burst.txt"))
 	r.Machines = len(obs.podCount)
 	r.UntilMachinesSec = obs.lastMachineSeen().Sub(t0).Seconds()
 	stopSampling()
@@ -500,6 +505,9 @@ func run(ctx context.Context, dir, profiles string, sharedEtcd bool, clusters, p
 	if len(latency) == 0 {
 		return r, errors.New("no pod was both seen pending and named by a Machine's decision")
 	}
+	if err := writeTimeline(filepath.Join(tb.Dir(), "pods.tsv"), t0, obs, closes); err != nil {
+		return r, err
+	}
 	r.PendingToMachineP50, r.PendingToMachineP99 = percentile(latency, 50), percentile(latency, 99)
 	r.AfterBatchP50, r.AfterBatchP99 = percentile(afterClose, 50), percentile(afterClose, 99)
 	if clusters > 1 {
@@ -509,6 +517,29 @@ func run(ctx context.Context, dir, profiles string, sharedEtcd bool, clusters, p
 		}
 	}
 	return r, nil
+}
+
+// writeTimeline writes each pod's sightings, in seconds from the burst's
+// start, one pod per line sorted by when it was seen pending: where a
+// slow pod's time went (its window's close, its Machine) is read against
+// the manager's log of the same directory.
+func writeTimeline(path string, t0 time.Time, obs *observations, closes map[string]time.Time) error {
+	keys := make([]string, 0, len(obs.pending))
+	for k := range obs.pending {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return obs.pending[keys[i]].Before(obs.pending[keys[j]]) })
+	var b strings.Builder
+	b.WriteString("pod\tpending_s\twindow_closed_s\tmachine\tmachine_s\twindow_to_machine_s\n")
+	for _, k := range keys {
+		fmt.Fprintf(&b, "%s\t%.2f\t%.2f", k, obs.pending[k].Sub(t0).Seconds(), closes[k].Sub(t0).Seconds())
+		if at, ok := obs.machined[k]; ok {
+			fmt.Fprintf(&b, "\t%s\t%.2f\t%.2f\n", obs.machineOf[k], at.Sub(t0).Seconds(), at.Sub(closes[k]).Seconds())
+		} else {
+			b.WriteString("\t-\t-\t-\n")
+		}
+	}
+	return os.WriteFile(path, []byte(b.String()), 0o644)
 }
 
 func percentile(values []float64, p float64) float64 {
@@ -638,6 +669,23 @@ func runInformer(ctx context.Context, lw cache.ListerWatcher, obj client.Object,
 
 // reconciles reads the manager's reconciles so far by controller
 // (controller_runtime_reconcile_total, all results).
+// saveMetrics writes what the manager's metrics endpoint serves to path;
+// a failure is reported and the run goes on (the file is for reading, the
+// line does not depend on it).
+func saveMetrics(metricsURL, path string) {
+	resp, err := http.Get(metricsURL)
+	if err == nil {
+		defer resp.Body.Close()
+		var body []byte
+		if body, err = io.ReadAll(resp.Body); err == nil {
+			err = os.WriteFile(path, body, 0o644)
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "saving the manager's metrics to %s: %v\n", path, err)
+	}
+}
+
 func reconciles(metricsURL string) (map[string]int, error) {
 	samples, err := testbed.Samples(metricsURL, "controller_runtime_reconcile_total")
 	if err != nil {
