@@ -127,8 +127,15 @@ type Provisioner struct {
 	offerings     *offeringsCache
 	modelCache    nodeModels
 
+	// runCtx is the manager's context (SetupWithManager's): what
+	// outlives one reconcile, as warming a cluster's caches does.
+	runCtx context.Context
+
 	mu       sync.Mutex
 	clusters map[types.NamespacedName]*clusterState
+	// warmed is, by cluster, the ClusterCache reader whose planning
+	// informers were started (see warmPlanningCaches).
+	warmed map[types.NamespacedName]client.Reader
 	// blocked are pools whose launch failed for their configuration, by
 	// pool and cluster.
 	blocked map[poolCluster]poolBlock
@@ -260,6 +267,8 @@ func (p *Provisioner) SetupWithManager(ctx context.Context, mgr ctrl.Manager) er
 	p.events = newWorkloadEvents(ctx, p.ClusterCache)
 	p.offerings = &offeringsCache{source: p.Catalog}
 	p.clusters = map[types.NamespacedName]*clusterState{}
+	p.warmed = map[types.NamespacedName]client.Reader{}
+	p.runCtx = ctx
 	p.blocked = map[poolCluster]poolBlock{}
 
 	joineryOnly := predicate.NewPredicateFuncs(func(o client.Object) bool {
@@ -462,6 +471,7 @@ func (p *Provisioner) takeArrived(st *clusterState) []arrival {
 func (p *Provisioner) forget(key types.NamespacedName) {
 	p.mu.Lock()
 	delete(p.clusters, key)
+	delete(p.warmed, key)
 	p.mu.Unlock()
 	p.batches.Close(key.String())
 	p.events.forget(key)
@@ -589,7 +599,51 @@ func (p *Provisioner) connect(ctx context.Context, cluster *clusterv1.Cluster) (
 	if err != nil {
 		return nil, err
 	}
+	p.warmPlanningCaches(key, reader)
 	return &workload{reader: sharedLists{reader}, client: client.WithFieldOwner(c, FieldOwner)}, nil
+}
+
+// warmPlanningCaches starts, in the background and once per connection
+// to a cluster, the informers a plan lists besides Pods and Nodes
+// (planningLists): the ClusterCache starts an informer at its kind's
+// first list, and the first list waits for it to sync. That was at the
+// cluster's first plan, when its pods had waited out their window: on a
+// busy apiserver (20 clusters' bursts at once) six informers took 5-8 s
+// to sync, all of it added to the first pods' wait for a Machine. A
+// reconnected cluster has a new reader, and its informers start again.
+func (p *Provisioner) warmPlanningCaches(key types.NamespacedName, reader client.Reader) {
+	p.mu.Lock()
+	if p.warmed == nil {
+		p.warmed = map[types.NamespacedName]client.Reader{}
+	}
+	if p.warmed[key] == reader {
+		p.mu.Unlock()
+		return
+	}
+	p.warmed[key] = reader
+	p.mu.Unlock()
+	ctx := p.runCtx
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	log := ctrl.LoggerFrom(ctx).WithValues("cluster", key)
+	go func() {
+		ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		defer cancel()
+		var wg sync.WaitGroup
+		for _, list := range planningLists() {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				// Only the informer's start matters; what the pass
+				// lists later is read then.
+				if err := reader.List(ctx, list, client.UnsafeDisableDeepCopy); err != nil {
+					log.V(1).Info("starting a planning cache ahead of the first plan failed; the plan starts it", "kind", fmt.Sprintf("%T", list), "error", err.Error())
+				}
+			}()
+		}
+		wg.Wait()
+	}()
 }
 
 // sharedLists lists the cache's own objects instead of deep copies: a

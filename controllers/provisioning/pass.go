@@ -677,6 +677,13 @@ func (ps *pass) regionAndZones() (string, []string, error) {
 	return aws.Spec.Region, zones, nil
 }
 
+// planningLists are the kinds listPlanningObjects lists, for
+// warmPlanningCaches.
+func planningLists() []client.ObjectList {
+	return []client.ObjectList{&appsv1.DaemonSetList{}, &corev1.PersistentVolumeClaimList{}, &corev1.PersistentVolumeList{},
+		&storagev1.StorageClassList{}, &storagev1.CSINodeList{}, &corev1.NamespaceList{}}
+}
+
 func (ps *pass) listPlanningObjects(objs *solverinput.Objects) error {
 	var daemonSets appsv1.DaemonSetList
 	if err := ps.workload.reader.List(ps.ctx, &daemonSets); err != nil {
