@@ -133,9 +133,9 @@ type Provisioner struct {
 
 	mu       sync.Mutex
 	clusters map[types.NamespacedName]*clusterState
-	// warmed is, by cluster, the ClusterCache reader whose planning
-	// informers were started (see warmPlanningCaches).
-	warmed map[types.NamespacedName]client.Reader
+	// warmed are the clusters whose planning informers were started on
+	// their current connection (see warmPlanningCaches).
+	warmed map[types.NamespacedName]bool
 	// blocked are pools whose launch failed for their configuration, by
 	// pool and cluster.
 	blocked map[poolCluster]poolBlock
@@ -267,7 +267,7 @@ func (p *Provisioner) SetupWithManager(ctx context.Context, mgr ctrl.Manager) er
 	p.events = newWorkloadEvents(ctx, p.ClusterCache)
 	p.offerings = &offeringsCache{source: p.Catalog}
 	p.clusters = map[types.NamespacedName]*clusterState{}
-	p.warmed = map[types.NamespacedName]client.Reader{}
+	p.warmed = map[types.NamespacedName]bool{}
 	p.runCtx = ctx
 	p.blocked = map[poolCluster]poolBlock{}
 
@@ -282,9 +282,7 @@ func (p *Provisioner) SetupWithManager(ctx context.Context, mgr ctrl.Manager) er
 		Watches(&v1alpha1.NodeOverlay{}, handler.EnqueueRequestsFromMapFunc(p.changing(p.clustersOfOverlay)), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&clusterv1.Machine{}, p.changingSoon(clusterOfObject), builder.WithPredicates(joineryOnly, machineChanged)).
 		Watches(&infrav1.AWSMachine{}, p.changingSoon(clusterOfObject), builder.WithPredicates(joineryOnly, awsMachineChanged)).
-		WatchesRawSource(p.ClusterCache.GetClusterSource("provisioning", p.changing(func(_ context.Context, o client.Object) []reconcile.Request {
-			return []reconcile.Request{{NamespacedName: client.ObjectKeyFromObject(o)}}
-		}))).
+		WatchesRawSource(p.ClusterCache.GetClusterSource("provisioning", p.changing(p.connectionChanged))).
 		WithOptions(controller.Options{MaxConcurrentReconciles: max(1, p.Options.Concurrency)}).
 		Build(p)
 	if err != nil {
@@ -402,6 +400,17 @@ func (p *Provisioner) changingSoon(f handler.MapFunc) handler.EventHandler {
 			wake(ctx, q, e.Object)
 		},
 	}
+}
+
+// connectionChanged maps the ClusterCache's event for a cluster it
+// connected to or lost to the cluster, whose informers on the new
+// connection have to be started again (see warmPlanningCaches).
+func (p *Provisioner) connectionChanged(_ context.Context, o client.Object) []reconcile.Request {
+	key := client.ObjectKeyFromObject(o)
+	p.mu.Lock()
+	delete(p.warmed, key)
+	p.mu.Unlock()
+	return []reconcile.Request{{NamespacedName: key}}
 }
 
 func (p *Provisioner) markChanged(reqs ...reconcile.Request) {
@@ -610,17 +619,18 @@ func (p *Provisioner) connect(ctx context.Context, cluster *clusterv1.Cluster) (
 // cluster's first plan, when its pods had waited out their window: on a
 // busy apiserver (20 clusters' bursts at once) six informers took 5-8 s
 // to sync, all of it added to the first pods' wait for a Machine. A
-// reconnected cluster has a new reader, and its informers start again.
+// cluster the ClusterCache connects to again has new informers, and they
+// are started again (connectionChanged).
 func (p *Provisioner) warmPlanningCaches(key types.NamespacedName, reader client.Reader) {
 	p.mu.Lock()
 	if p.warmed == nil {
-		p.warmed = map[types.NamespacedName]client.Reader{}
+		p.warmed = map[types.NamespacedName]bool{}
 	}
-	if p.warmed[key] == reader {
+	if p.warmed[key] {
 		p.mu.Unlock()
 		return
 	}
-	p.warmed[key] = reader
+	p.warmed[key] = true
 	p.mu.Unlock()
 	ctx := p.runCtx
 	if ctx == nil {

@@ -8,7 +8,9 @@ import (
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	clusterv1 "sigs.k8s.io/cluster-api/api/core/v1beta2"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/joinery-dev/joinery/internal/solverinput"
@@ -58,9 +60,9 @@ func TestPlanningListsAreWhatAPlanLists(t *testing.T) {
 	}
 }
 
-// A cluster's planning informers start once per connection: again for a
-// new reader (the ClusterCache reconnected), again after the cluster was
-// forgotten, never twice for the same one.
+// A cluster's planning informers start once per connection: again after
+// the ClusterCache connected to it anew, again after the cluster was
+// forgotten, never twice on one connection.
 func TestPlanningCachesAreWarmedOncePerConnection(t *testing.T) {
 	key := types.NamespacedName{Namespace: "fleet", Name: "c1"}
 	p := &Provisioner{batches: NewBatches(time.Second, 10*time.Second), events: newWorkloadEvents(context.Background(), nil)}
@@ -80,11 +82,12 @@ func TestPlanningCachesAreWarmedOncePerConnection(t *testing.T) {
 	if got := first.listed(); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("warming twice on one connection listed %v, want each of %v once", got, want)
 	}
+	p.connectionChanged(context.Background(), &clusterv1.Cluster{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}})
 	second := &listRecorder{}
 	p.warmPlanningCaches(key, second)
 	waitFor(second, len(want))
 	if got := second.listed(); fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Errorf("a new connection's reader listed %v, want %v", got, want)
+		t.Errorf("after the cluster connected anew, its reader listed %v, want %v", got, want)
 	}
 	p.forget(key)
 	p.warmPlanningCaches(key, second)
