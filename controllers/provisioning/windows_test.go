@@ -943,11 +943,7 @@ func TestArrivalsOfABurstWakeTheLoopOnce(t *testing.T) {
 		t.Fatalf("%d wake-ups before the first arrival's wake came due, want none yet", n)
 	}
 	clock.Step(arrivalWake)
-	deadline := time.Now().Add(10 * time.Second)
-	for q.Len() == 0 && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
-	if n := q.Len(); n != 1 {
+	if n := queuedAfterStep(q, 1); n != 1 {
 		t.Fatalf("%d arrivals woke the loop %d times, want once", burst, n)
 	}
 	got := p.takeArrived(p.clusters[key])
@@ -1004,11 +1000,7 @@ func TestBootChangesWakeTheLoopOnce(t *testing.T) {
 		t.Fatalf("%d wake-ups before the first change's wake came due, want none yet", n)
 	}
 	clock.Step(changeWake)
-	deadline := time.Now().Add(10 * time.Second)
-	for q.Len() == 0 && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
-	if n := q.Len(); n != 1 {
+	if n := queuedAfterStep(q, 1); n != 1 {
 		t.Fatalf("%d changes woke the loop %d times, want once", steps, n)
 	}
 	r, _ := q.Get()
@@ -1019,11 +1011,18 @@ func TestBootChangesWakeTheLoopOnce(t *testing.T) {
 	// An update moving a Machine to another cluster wakes both.
 	machines.Update(ctx, event.UpdateEvent{ObjectOld: machine("c1"), ObjectNew: machine("c2")}, q)
 	clock.Step(changeWake)
-	deadline = time.Now().Add(10 * time.Second)
-	for q.Len() < 2 && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
-	if n := q.Len(); n != 2 || p.clusters[other].changes == 0 {
+	if n := queuedAfterStep(q, 2); n != 2 || p.clusters[other].changes == 0 {
 		t.Errorf("a Machine moved between clusters woke %d loops (c2 changed: %d), want both", n, p.clusters[other].changes)
 	}
+}
+
+// queuedAfterStep is how many keys the queue holds once the delayed adds a
+// fake clock's step made due have landed (the queue moves them on its own
+// goroutine): it waits up to 10 s for want of them.
+func queuedAfterStep(q workqueue.TypedRateLimitingInterface[reconcile.Request], want int) int {
+	deadline := time.Now().Add(10 * time.Second)
+	for q.Len() < want && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	return q.Len()
 }
