@@ -267,7 +267,6 @@ func (p *Provisioner) SetupWithManager(ctx context.Context, mgr ctrl.Manager) er
 	p.events = newWorkloadEvents(ctx, p.ClusterCache)
 	p.offerings = &offeringsCache{source: p.Catalog}
 	p.clusters = map[types.NamespacedName]*clusterState{}
-	p.warmed = map[types.NamespacedName]bool{}
 	p.runCtx = ctx
 	p.blocked = map[poolCluster]poolBlock{}
 
@@ -637,23 +636,17 @@ func (p *Provisioner) warmPlanningCaches(key types.NamespacedName, reader client
 		ctx = context.Background()
 	}
 	log := ctrl.LoggerFrom(ctx).WithValues("cluster", key)
-	go func() {
-		ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-		defer cancel()
-		var wg sync.WaitGroup
-		for _, list := range planningLists() {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				// Only the informer's start matters; what the pass
-				// lists later is read then.
-				if err := reader.List(ctx, list, client.UnsafeDisableDeepCopy); err != nil {
-					log.V(1).Info("starting a planning cache ahead of the first plan failed; the plan starts it", "kind", fmt.Sprintf("%T", list), "error", err.Error())
-				}
-			}()
-		}
-		wg.Wait()
-	}()
+	for _, list := range planningLists() {
+		go func() {
+			ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+			defer cancel()
+			// Only the informer's start matters; what the pass lists
+			// later is read then.
+			if err := reader.List(ctx, list, client.UnsafeDisableDeepCopy); err != nil {
+				log.V(1).Info("starting a planning cache ahead of the first plan failed; the plan starts it", "kind", fmt.Sprintf("%T", list), "error", err.Error())
+			}
+		}()
+	}
 }
 
 // sharedLists lists the cache's own objects instead of deep copies: a

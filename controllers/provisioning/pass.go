@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -16,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/util/workqueue"
 	infrav1 "sigs.k8s.io/cluster-api-provider-aws/v2/api/v1beta2"
 	clusterv1 "sigs.k8s.io/cluster-api/api/core/v1beta2"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -1024,18 +1024,13 @@ type launchResult struct {
 // what a sequential launch would. Results are in the plan's order.
 func (ps *pass) launchAll(nodes []*solver.NewNode, version string) []launchResult {
 	out := make([]launchResult, len(nodes))
-	sem := make(chan struct{}, launchParallelism)
-	var wg sync.WaitGroup
-	for i, node := range nodes {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			m, d, err := ps.launch(node, ps.byPool[node.Pool], version)
-			out[i] = launchResult{machine: m, decision: d, err: err}
-		}()
-	}
-	wg.Wait()
+	// Never stopped early: a node ParallelizeUntil skipped would have no
+	// result, and would read as launched. A cancelled pass makes each
+	// launch fail on its own (ps.ctx), and that is reported per node.
+	workqueue.ParallelizeUntil(context.Background(), launchParallelism, len(nodes), func(i int) {
+		m, d, err := ps.launch(nodes[i], ps.byPool[nodes[i].Pool], version)
+		out[i] = launchResult{machine: m, decision: d, err: err}
+	})
 	return out
 }
 
