@@ -230,11 +230,16 @@ func (r result) print(w *os.File) {
 type observations struct {
 	mu          sync.Mutex
 	pending     map[string]time.Time
-	machined    map[string]time.Time
-	machineOf   map[string]string // pod key -> the Machine whose decision names it
+	machined    map[string]machineSighting // pod key -> the first Machine whose decision names it
 	bound       map[string]bool
 	podCount    map[string]int // Machine name -> pods its decision is for
 	lastMachine time.Time
+}
+
+// machineSighting is a Machine the bench saw, and when.
+type machineSighting struct {
+	name string
+	at   time.Time
 }
 
 func (o *observations) seeBound(key string) {
@@ -278,8 +283,7 @@ func (o *observations) seeMachine(m *clusterv1.Machine, at time.Time) {
 	for _, p := range d.Pods {
 		key := m.Spec.ClusterName + "/" + p
 		if _, ok := o.machined[key]; !ok {
-			o.machined[key] = at
-			o.machineOf[key] = m.Name
+			o.machined[key] = machineSighting{name: m.Name, at: at}
 		}
 	}
 }
@@ -362,7 +366,7 @@ func run(ctx context.Context, dir, profiles string, sharedEtcd bool, clusters, p
 	defer stopSampling()
 	go heap.run(sampleCtx)
 
-	obs := &observations{pending: map[string]time.Time{}, machined: map[string]time.Time{}, machineOf: map[string]string{}, bound: map[string]bool{}, podCount: map[string]int{}}
+	obs := &observations{pending: map[string]time.Time{}, machined: map[string]machineSighting{}, bound: map[string]bool{}, podCount: map[string]int{}}
 	watchCtx, stopWatches := context.WithCancel(ctx)
 	defer stopWatches()
 	if err := watchMachines(watchCtx, tb, obs); err != nil {
@@ -491,15 +495,15 @@ func run(ctx context.Context, dir, profiles string, sharedEtcd bool, clusters, p
 	var latency, afterClose []float64
 	perCluster := map[string][]float64{}
 	for key, pendingAt := range obs.pending {
-		machinedAt, ok := obs.machined[key]
+		machined, ok := obs.machined[key]
 		if !ok {
 			continue // named past the decision's first 100 pods
 		}
 		cluster := strings.SplitN(key, "/", 2)[0]
 		closed := closes[key]
-		l := machinedAt.Sub(pendingAt).Seconds()
+		l := machined.at.Sub(pendingAt).Seconds()
 		latency = append(latency, l)
-		afterClose = append(afterClose, max(0, machinedAt.Sub(closed).Seconds()))
+		afterClose = append(afterClose, max(0, machined.at.Sub(closed).Seconds()))
 		perCluster[cluster] = append(perCluster[cluster], l)
 	}
 	if len(latency) == 0 {
@@ -533,8 +537,8 @@ func writeTimeline(path string, t0 time.Time, obs *observations, closes map[stri
 	b.WriteString("pod\tpending_s\twindow_closed_s\tmachine\tmachine_s\twindow_to_machine_s\n")
 	for _, k := range keys {
 		fmt.Fprintf(&b, "%s\t%.2f\t%.2f", k, obs.pending[k].Sub(t0).Seconds(), closes[k].Sub(t0).Seconds())
-		if at, ok := obs.machined[k]; ok {
-			fmt.Fprintf(&b, "\t%s\t%.2f\t%.2f\n", obs.machineOf[k], at.Sub(t0).Seconds(), at.Sub(closes[k]).Seconds())
+		if m, ok := obs.machined[k]; ok {
+			fmt.Fprintf(&b, "\t%s\t%.2f\t%.2f\n", m.name, m.at.Sub(t0).Seconds(), m.at.Sub(closes[k]).Seconds())
 		} else {
 			b.WriteString("\t-\t-\t-\n")
 		}
@@ -667,25 +671,21 @@ func runInformer(ctx context.Context, lw cache.ListerWatcher, obj client.Object,
 	return nil
 }
 
-// reconciles reads the manager's reconciles so far by controller
-// (controller_runtime_reconcile_total, all results).
 // saveMetrics writes what the manager's metrics endpoint serves to path;
 // a failure is reported and the run goes on (the file is for reading, the
 // line does not depend on it).
 func saveMetrics(metricsURL, path string) {
-	resp, err := http.Get(metricsURL)
+	body, err := testbed.MetricsText(metricsURL)
 	if err == nil {
-		defer resp.Body.Close()
-		var body []byte
-		if body, err = io.ReadAll(resp.Body); err == nil {
-			err = os.WriteFile(path, body, 0o644)
-		}
+		err = os.WriteFile(path, body, 0o644)
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "saving the manager's metrics to %s: %v\n", path, err)
 	}
 }
 
+// reconciles reads the manager's reconciles so far by controller
+// (controller_runtime_reconcile_total, all results).
 func reconciles(metricsURL string) (map[string]int, error) {
 	samples, err := testbed.Samples(metricsURL, "controller_runtime_reconcile_total")
 	if err != nil {

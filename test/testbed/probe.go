@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	neturl "net/url"
@@ -55,6 +56,19 @@ func Samples(url, metric string) (map[string]float64, error) {
 		out[labels] = v
 	}
 	return out, sc.Err()
+}
+
+// MetricsText is everything a metrics endpoint serves, as text.
+func MetricsText(url string) ([]byte, error) {
+	resp, err := scrape(url)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	return io.ReadAll(resp.Body)
 }
 
 func scrape(url string) (*http.Response, error) {
