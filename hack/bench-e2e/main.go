@@ -75,6 +75,7 @@ const (
 
 func main() {
 	manager.RunChildIfRequested()
+	runWatchFloorIfRequested()
 	// The testbed's CAPI reconcilers log through controller-runtime and
 	// klog; the bench prints only its results.
 	ctrl.SetLogger(logr.Discard())
@@ -85,6 +86,7 @@ func main() {
 	line := flag.Bool("line", false, "print each scenario as one line of key=value pairs")
 	profiles := flag.String("profiles", "", "save the manager's heap profiles (idle, after the burst) and a CPU profile of the burst's first 45 s in this directory")
 	sharedEtcd := flag.Bool("shared-etcd", false, "keep the workload clusters' data in one etcd, a prefix each, instead of an etcd per cluster")
+	watchFloor := flag.Bool("watch-floor", false, "run a second process through the burst that only watches what the manager must (Machines, AWSMachines, Clusters; each cluster's Pods and Nodes) and report its CPU per pod")
 	flag.Parse()
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
@@ -95,7 +97,7 @@ func main() {
 			fmt.Fprintf(os.Stderr, "-scenarios: %q is not CLUSTERSxPODS (for example 20x100)\n", s)
 			os.Exit(2)
 		}
-		r, err := run(ctx, *dir, *profiles, *sharedEtcd, clusters, pods)
+		r, err := run(ctx, *dir, *profiles, *sharedEtcd, *watchFloor, clusters, pods)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "scenario %s: %v\n", s, err)
 			os.Exit(1)
@@ -134,6 +136,16 @@ type result struct {
 	PerClusterP99       map[string]float64 `json:"perClusterPendingToMachineP99Seconds,omitempty"`
 	HeapPerClusterMB    float64            `json:"heapPerIdleClusterMB"`
 	ManagerCPUSec       float64            `json:"managerCPUSeconds"`
+	// BurstSec is how long the burst took, from its first pod to its last
+	// bound: the span ManagerCPUSec is measured over.
+	BurstSec float64 `json:"burstSeconds"`
+	// IdleCPUMsPerSec is the manager's CPU with every cluster connected
+	// and nothing pending, measured before the burst: what the burst's
+	// span costs with no pod at all.
+	IdleCPUMsPerSec float64 `json:"idleCPUMillisecondsPerSecond"`
+	// WatchFloorCPUSec is the watch floor's CPU over the same span (with
+	// -watch-floor; see watchfloor.go).
+	WatchFloorCPUSec float64 `json:"watchFloorCPUSeconds,omitempty"`
 	// Reconciles are the manager's reconciles during the burst, by
 	// controller: how many passes the CPU was spent on.
 	Reconciles map[string]int `json:"reconciles,omitempty"`
@@ -187,7 +199,12 @@ func (r result) medianClusterP99() float64 {
 // printDetails is the second line beside printLine: what the line's
 // fields are read against, kept off the line `make bench-fleet` promises.
 func (r result) printDetails(w *os.File) {
-	fmt.Fprintf(w, "fleet-details: median_cluster_p99_s=%.2f worst_to_median=%.2f\n", r.medianClusterP99(), ratio(r.worstClusterP99(), r.medianClusterP99()))
+	fmt.Fprintf(w, "fleet-details: median_cluster_p99_s=%.2f worst_to_median=%.2f burst_s=%.1f idle_cpu_ms_per_s=%.1f",
+		r.medianClusterP99(), ratio(r.worstClusterP99(), r.medianClusterP99()), r.BurstSec, r.IdleCPUMsPerSec)
+	if r.WatchFloorCPUSec > 0 {
+		fmt.Fprintf(w, " watch_floor_ms_per_pod=%.2f", r.WatchFloorCPUSec*1000/float64(r.Clusters*r.PodsPerCluster))
+	}
+	fmt.Fprintln(w)
 }
 
 func ratio(a, b float64) float64 {
@@ -297,7 +314,7 @@ func (o *observations) covered() (pods, machines int) {
 	return pods, len(o.podCount)
 }
 
-func run(ctx context.Context, dir, profiles string, sharedEtcd bool, clusters, podsPerCluster int) (result, error) {
+func run(ctx context.Context, dir, profiles string, sharedEtcd, watchFloor bool, clusters, podsPerCluster int) (result, error) {
 	r := result{Clusters: clusters, PodsPerCluster: podsPerCluster}
 	fmt.Printf("starting a testbed with %d workload cluster(s)...\n", clusters)
 	tb, err := testbed.Start(ctx, testbed.Options{
@@ -362,6 +379,16 @@ func run(ctx context.Context, dir, profiles string, sharedEtcd bool, clusters, p
 		saveProfile(ctx, profilerAddr, "heap", filepath.Join(profiles, fmt.Sprintf("heap-idle-%dx%d.pprof", clusters, podsPerCluster)))
 		go saveProfile(ctx, profilerAddr, "profile?seconds=45", filepath.Join(profiles, fmt.Sprintf("cpu-burst-%dx%d.pprof", clusters, podsPerCluster)))
 	}
+	if r.IdleCPUMsPerSec, err = idleCPU(ctx, joinery, idleSpan); err != nil {
+		return r, err
+	}
+	var floor *watchFloorProcess
+	if watchFloor {
+		if floor, err = startWatchFloor(ctx, tb); err != nil {
+			return r, err
+		}
+		defer floor.stop()
+	}
 	sampleCtx, stopSampling := context.WithCancel(ctx)
 	defer stopSampling()
 	go heap.run(sampleCtx)
@@ -378,6 +405,10 @@ func run(ctx context.Context, dir, profiles string, sharedEtcd bool, clusters, p
 		}
 	}
 	cpu0, err := joinery.CPUTime()
+	if err != nil {
+		return r, err
+	}
+	floor0, err := floor.cpuTime()
 	if err != nil {
 		return r, err
 	}
@@ -428,6 +459,12 @@ func run(ctx context.Context, dir, profiles string, sharedEtcd bool, clusters, p
 		return r, err
 	}
 	r.ManagerCPUSec = (cpu1 - cpu0).Seconds()
+	floor1, err := floor.cpuTime()
+	if err != nil {
+		return r, err
+	}
+	r.WatchFloorCPUSec = (floor1 - floor0).Seconds()
+	r.BurstSec = time.Since(t0).Seconds()
 	reconciles1, err := reconciles(heap.url)
 	if err != nil {
 		return r, err
@@ -895,6 +932,28 @@ func waitConnected(ctx context.Context, tb *testbed.Testbed, clusters int, timeo
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
+}
+
+// idleSpan is how long idleCPU watches the manager with nothing to do.
+const idleSpan = 10 * time.Second
+
+// idleCPU is the manager's CPU milliseconds per second over span, with
+// every cluster connected and no pod pending.
+func idleCPU(ctx context.Context, joinery *testbed.JoineryProcess, span time.Duration) (float64, error) {
+	cpu0, err := joinery.CPUTime()
+	if err != nil {
+		return 0, err
+	}
+	select {
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	case <-time.After(span):
+	}
+	cpu1, err := joinery.CPUTime()
+	if err != nil {
+		return 0, err
+	}
+	return float64((cpu1 - cpu0).Milliseconds()) / span.Seconds(), nil
 }
 
 // saveProfile writes one of the manager's pprof profiles to path; a

@@ -322,7 +322,7 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, error)
 			DefaultTransform: cache.TransformStripManagedFields(),
 			// Pods and Nodes are most of a cluster's cache: keep only
 			// what Joinery reads of them.
-			ByObject: workloadCacheByObject(),
+			ByObject: WorkloadCacheByObject(),
 		},
 		Client: clustercache.ClientOptions{QPS: o.WorkloadQPS, Burst: o.WorkloadBurst, UserAgent: "joinery"},
 	}, controller.Options{MaxConcurrentReconciles: 10})

@@ -62,9 +62,10 @@ func trimNode(obj any) (any, error) {
 	return node, nil
 }
 
-// workloadCacheByObject are the per-kind transforms of every workload
-// cluster's cache; other kinds only lose their managed fields.
-func workloadCacheByObject() map[client.Object]cache.ByObject {
+// WorkloadCacheByObject are the per-kind transforms of every workload
+// cluster's cache; other kinds only lose their managed fields. The fleet
+// bench's watch floor caches the same way.
+func WorkloadCacheByObject() map[client.Object]cache.ByObject {
 	return map[client.Object]cache.ByObject{
 		&corev1.Pod{}:  {Transform: toolscache.TransformFunc(trimPod)},
 		&corev1.Node{}: {Transform: toolscache.TransformFunc(trimNode)},
