@@ -186,11 +186,11 @@ func (ps *pass) writeBufferStatuses(buffers []*capacitybuffer.Resolved, plan *so
 		ref.APIVersion, ref.Kind = autoscalingv1beta1.GroupVersion.String(), "CapacityBuffer"
 		switch {
 		case !b.Ready:
-			recorder.Event(ref, corev1.EventTypeWarning, b.Reason, b.Message)
+			recorder.recorder.Event(ref, corev1.EventTypeWarning, b.Reason, b.Message)
 		case placed != nil && placed.New > 0:
-			recorder.Eventf(ref, corev1.EventTypeNormal, "LaunchingHeadroom", "%d chunk(s) need new capacity; Joinery launches machines for them", placed.New)
+			recorder.recorder.Eventf(ref, corev1.EventTypeNormal, "LaunchingHeadroom", "%d chunk(s) need new capacity; Joinery launches machines for them", placed.New)
 		case placed != nil && placed.Unplaced > 0 && len(placed.Reasons) > 0:
-			recorder.Eventf(ref, corev1.EventTypeWarning, "FailedProvisioning", "%d chunk(s) fit nowhere: %s", placed.Unplaced, placed.Reasons[0])
+			recorder.recorder.Eventf(ref, corev1.EventTypeWarning, "FailedProvisioning", "%d chunk(s) fit nowhere: %s", placed.Unplaced, placed.Reasons[0])
 		}
 	}
 }

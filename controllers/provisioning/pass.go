@@ -897,7 +897,7 @@ func (ps *pass) podsFailed(d Decision, why string) {
 		if err := ps.workload.reader.Get(ps.ctx, types.NamespacedName{Namespace: ns, Name: n}, pod); err != nil {
 			continue
 		}
-		recorder.Eventf(pod, corev1.EventTypeWarning, "FailedProvisioning", "%s", why)
+		recorder.failedProvisioning(pod, why)
 	}
 }
 
@@ -995,7 +995,7 @@ func (ps *pass) launchPlan(plan *solver.Plan) ([]string, error) {
 				if isStaticSlot(pod) {
 					continue
 				}
-				recorder.Eventf(pod, corev1.EventTypeNormal, "Nominated", "Pod should schedule on Machine %s/%s (%s %s in %s, NodePool %s) once its node registers",
+				recorder.nominated(pod, "Pod should schedule on Machine %s/%s (%s %s in %s, NodePool %s) once its node registers",
 					m.Namespace, m.Name, d.Offering.CapacityType, d.Offering.InstanceType, d.Offering.Zone, pool.Name)
 			}
 		}
@@ -1291,7 +1291,7 @@ func (ps *pass) reportPlan(plan *solver.Plan) {
 				if capacitybuffer.IsVirtual(u.Pod) {
 					continue
 				}
-				recorder.Eventf(u.Pod, corev1.EventTypeWarning, "FailedProvisioning", "Joinery found no machine for the pod: %s", u.Reason)
+				recorder.failedProvisioning(u.Pod, "Joinery found no machine for the pod: "+u.Reason)
 			}
 		}
 	}
