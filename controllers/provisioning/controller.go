@@ -528,6 +528,7 @@ func (p *Provisioner) Reconcile(ctx context.Context, req reconcile.Request) (ctr
 		log.V(1).Info("waiting for the catalog's first read from EC2 before deciding")
 		return ctrl.Result{RequeueAfter: wait}, nil
 	}
+	started := time.Now()
 	w, err := p.connect(ctx, cluster)
 	if err != nil {
 		if errors.Is(err, clustercache.ErrClusterNotConnected) {
@@ -540,7 +541,12 @@ func (p *Provisioner) Reconcile(ctx context.Context, req reconcile.Request) (ctr
 	}
 
 	pass := &pass{Provisioner: p, ctx: ctx, log: log, cluster: cluster, pools: pools, workload: w, now: p.Now()}
+	pass.laps.start(started)
+	pass.laps.lap("connect")
 	result, err := pass.run()
+	if took := time.Since(started); took > slowPass {
+		log.Info("slow pass", "took", took.Round(time.Millisecond).String(), "phases", pass.laps.String())
+	}
 	if err != nil {
 		p.state(req.NamespacedName).lastError = err.Error()
 		return ctrl.Result{}, err

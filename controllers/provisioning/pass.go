@@ -66,6 +66,8 @@ type pass struct {
 	// staticLimited says, by static pool, why not all its replicas could
 	// be launched (see ensureStatic).
 	staticLimited map[string]string
+	// laps times the pass's phases (see slowPass).
+	laps laps
 }
 
 // plannedWith records the Machines the pass plans with.
@@ -82,9 +84,11 @@ func (ps *pass) run() (_ ctrl.Result, err error) {
 	if wait, err := ps.awaitCreated(st); err != nil || wait > 0 {
 		return ctrl.Result{RequeueAfter: wait}, err
 	}
+	ps.laps.lap("awaitCreated")
 	if result, done, err := ps.podsOnly(st); err != nil || done {
 		return result, err
 	}
+	ps.laps.lap("podsOnly")
 	changes := ps.unsettle(st)
 	// The full pass reads every pod: what arrived until now is in its
 	// list, and counts into the window from when it arrived.
@@ -102,6 +106,7 @@ func (ps *pass) run() (_ ctrl.Result, err error) {
 		ps.report(ps.cluster, ps.pools, true, err.Error())
 		return ctrl.Result{RequeueAfter: 30 * time.Second}, nil
 	}
+	ps.laps.lap("prepare")
 	for _, np := range ps.pools {
 		ps.reportNotes(np, ps.notes[np.Name])
 		ps.reportUnbuildable(np, st)
@@ -111,6 +116,7 @@ func (ps *pass) run() (_ ctrl.Result, err error) {
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	ps.laps.lap("read")
 	ps.counted = make(map[string]bool, len(view.Machines))
 	for _, m := range view.Machines {
 		ps.counted[m.Name] = true
@@ -195,6 +201,7 @@ func (ps *pass) run() (_ ctrl.Result, err error) {
 	}
 
 	ps.settle(st, changes, requeue)
+	ps.laps.lap("machines")
 	for _, n := range view.Nodes {
 		objs.Nodes = append(objs.Nodes, view.NodeByName[n.Name])
 	}
@@ -219,6 +226,7 @@ func (ps *pass) run() (_ ctrl.Result, err error) {
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	ps.laps.lap("buffers")
 	headroom := virtualPods(buffers)
 	if len(pending) == 0 && len(headroom) == 0 {
 		observeNothingPending(ps.key)
@@ -281,6 +289,7 @@ func (ps *pass) run() (_ ctrl.Result, err error) {
 	if err := ps.listPlanningObjects(&objs); err != nil {
 		return ctrl.Result{}, err
 	}
+	ps.laps.lap("list")
 	snap, err := solverinput.Snapshot(objs, offered, ps.unavailable.At(ps.now))
 	if err != nil {
 		ps.report(ps.cluster, ps.pools, true, err.Error())
@@ -296,6 +305,7 @@ func (ps *pass) run() (_ ctrl.Result, err error) {
 	if err != nil {
 		return ctrl.Result{}, fmt.Errorf("planning for %d pending pods: %w", len(pending), err)
 	}
+	ps.laps.lap("solve")
 	observePlan(ps.key, len(pending), plan, time.Since(t0))
 	onExisting := map[string]int{}
 	for _, pl := range plan.Existing {
@@ -319,6 +329,7 @@ func (ps *pass) run() (_ ctrl.Result, err error) {
 	st.capacityKey = capacityKey(objs)
 
 	created, err := ps.launchPlan(plan)
+	ps.laps.lap("launch")
 	// Whatever was created is awaited, failures or not: planning before
 	// the cache shows it would launch for the same pods again.
 	if len(created) > 0 {
