@@ -1,7 +1,9 @@
 package solver
 
 import (
+	"cmp"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 
@@ -15,7 +17,9 @@ import (
 type candidate struct {
 	pool *poolState
 	it   *InstanceType
-	off  Offering
+	// off points into it.Offerings: a copy in each of a pool's thousands
+	// of candidates was half of a candidate's size.
+	off *Offering
 	// price is what choices compare: the offering's price, weighed by its
 	// interruption risk for spot (see spotrisk.go). billed is the price
 	// itself, what counts against a pool's pricePerHour limit.
@@ -225,6 +229,58 @@ type classCands struct {
 // buildPool indexes a pool: candidates that satisfy the pool requirements,
 // are available and not recently refused, sorted by price (on-demand first
 // on ties: equal price, more reliable).
+// permute puts s[from[k]] at s[k] for every k, moving each element once
+// (along the permutation's cycles); from is used up.
+func permute[T any](s []T, from []int32) {
+	for start := range s {
+		if from[start] < 0 {
+			continue
+		}
+		held := s[start]
+		at := start
+		for {
+			next := int(from[at])
+			from[at] = -1
+			if next == start {
+				s[at] = held
+				break
+			}
+			s[at] = s[next]
+			at = next
+		}
+	}
+}
+
+// compareCandidates orders a pool's candidates cheapest first; at one
+// price on-demand before the other capacity types, then by type, zone and
+// custom label values.
+func compareCandidates(a, b *candidate) int {
+	if a.price != b.price {
+		return cmp.Compare(a.price, b.price)
+	}
+	if a.off.CapacityType != b.off.CapacityType {
+		switch {
+		case a.off.CapacityType == v1alpha1.CapacityTypeOnDemand:
+			return -1
+		case b.off.CapacityType == v1alpha1.CapacityTypeOnDemand:
+			return 1
+		}
+		return 0
+	}
+	if c := strings.Compare(a.it.Name, b.it.Name); c != 0 {
+		return c
+	}
+	if c := strings.Compare(a.off.Zone, b.off.Zone); c != 0 {
+		return c
+	}
+	for k := range a.custom {
+		if c := strings.Compare(a.custom[k], b.custom[k]); c != 0 {
+			return c
+		}
+	}
+	return 0
+}
+
 func (s *state) buildPool(p *Pool, order int) *poolState {
 	ps := &poolState{pool: p, order: order, reqLabels: map[string]string{}, byClass: map[int]*classCands{}}
 	combos := 1
@@ -268,6 +324,16 @@ func (s *state) buildPool(p *Pool, order int) *poolState {
 		reqs = append(reqs, Requirement{Key: v1alpha1.LabelCapacityType, Operator: OpIn, Values: []string{v1alpha1.CapacityTypeOnDemand}})
 	}
 	ps.reqs = reqs
+	// One allocation for every candidate there can be: growing the slice
+	// by appends copied its large elements again and again (a fifth of a
+	// small plan's time with the whole catalog in a pool).
+	offerings := 0
+	for _, it := range p.InstanceTypes {
+		if it != nil {
+			offerings += len(it.Offerings)
+		}
+	}
+	ps.cands = make([]candidate, 0, offerings*combos)
 	for _, it := range p.InstanceTypes {
 		if it == nil {
 			continue
@@ -281,7 +347,8 @@ func (s *state) buildPool(p *Pool, order int) *poolState {
 			s.res.setTypeVolumeLimits(alloc, it.VolumeLimits)
 			s.res.setTypeVolumeLimits(capacity, it.VolumeLimits)
 		}
-		for _, off := range it.Offerings {
+		for oi := range it.Offerings {
+			off := &it.Offerings[oi]
 			if !off.Available || s.snap.Unavailable.Has(it.Name, off.Zone, off.CapacityType) {
 				continue
 			}
@@ -290,11 +357,15 @@ func (s *state) buildPool(p *Pool, order int) *poolState {
 				if off.ReservationCapacity <= 0 {
 					continue // used up
 				}
-				resv = s.reservation(off)
+				resv = s.reservation(*off)
 			}
 			for combo := 0; combo < combos; combo++ {
-				c := candidate{pool: ps, it: it, off: off, capacity: capacity, resv: resv}
-				c.price, c.billed, c.risk = s.snap.SpotRisk.weigh(it.Name, off)
+				// Built where it is kept (taken back if it does not
+				// qualify): a candidate built aside escaped to the heap
+				// and was copied in.
+				ps.cands = append(ps.cands, candidate{pool: ps, it: it, off: off, capacity: capacity, resv: resv})
+				c := &ps.cands[len(ps.cands)-1]
+				c.price, c.billed, c.risk = s.snap.SpotRisk.weigh(it.Name, *off)
 				if len(customVals) > 0 {
 					c.custom = make([]string, len(customVals))
 					rest := combo
@@ -303,46 +374,35 @@ func (s *state) buildPool(p *Pool, order int) *poolState {
 						rest /= len(vals)
 					}
 				}
-				if !reqs.Matches(&c) {
+				if !reqs.Matches(c) {
+					ps.cands = ps.cands[:len(ps.cands)-1]
 					continue
 				}
 				c.alloc = alloc.clone()
 				for di, ds := range s.daemonSets {
-					if ds.landsOn(&c, ps.taints) {
+					if ds.landsOn(c, ps.taints) {
 						c.alloc.sub(ds.req)
 						c.dsPods = append(c.dsPods, di)
 						c.dsPorts = append(c.dsPorts, ds.ports...)
 					}
 				}
 				if !nonNegative(c.alloc) {
+					ps.cands = ps.cands[:len(ps.cands)-1]
 					continue // daemonsets alone overflow this type
 				}
-				ps.cands = append(ps.cands, c)
 				ps.reserved = ps.reserved || resv != nil
 			}
 		}
 	}
-	sort.SliceStable(ps.cands, func(i, j int) bool {
-		a, b := &ps.cands[i], &ps.cands[j]
-		if a.price != b.price {
-			return a.price < b.price
-		}
-		if a.off.CapacityType != b.off.CapacityType {
-			return a.off.CapacityType == v1alpha1.CapacityTypeOnDemand
-		}
-		if a.it.Name != b.it.Name {
-			return a.it.Name < b.it.Name
-		}
-		if a.off.Zone != b.off.Zone {
-			return a.off.Zone < b.off.Zone
-		}
-		for k := range a.custom {
-			if a.custom[k] != b.custom[k] {
-				return a.custom[k] < b.custom[k]
-			}
-		}
-		return false
-	})
+	// Sorted through their indexes, then each moved once to its place: a
+	// stable sort of the candidates themselves moved each large element
+	// many times.
+	byPrice := make([]int32, len(ps.cands))
+	for i := range byPrice {
+		byPrice[i] = int32(i)
+	}
+	slices.SortStableFunc(byPrice, func(i, j int32) int { return compareCandidates(&ps.cands[i], &ps.cands[j]) })
+	permute(ps.cands, byPrice)
 	ps.used = s.res.vec(p.InUse)
 	ps.usedPrice = p.InUsePricePerHour
 	if len(p.Limits) > 0 {

@@ -105,7 +105,7 @@ func (s *state) buildPlan() *Plan {
 			Name:         n.name,
 			Pool:         n.pool.pool.Name,
 			InstanceType: c.it,
-			Offering:     c.off,
+			Offering:     *c.off,
 			SpotRiskNote: s.riskNote(c),
 			Fallbacks:    s.fallbacks(n),
 			Pods:         n.placed,
@@ -186,7 +186,7 @@ func (s *state) fallbacks(n *nodeState) []Fallback {
 	out := make([]Fallback, 0, len(picked))
 	for _, pos := range picked {
 		c := &ps.cands[n.cands[pos]]
-		out = append(out, Fallback{InstanceType: c.it, Offering: c.off, SpotRiskNote: s.riskNote(c)})
+		out = append(out, Fallback{InstanceType: c.it, Offering: *c.off, SpotRiskNote: s.riskNote(c)})
 	}
 	return out
 }

@@ -187,6 +187,24 @@ func benchmarkRealCatalog(b *testing.B, n int) {
 	b.ReportMetric(plan.TotalPricePerHour/plan.LowerBoundPricePerHour, "cost/lb")
 }
 
+// benchmarkRealCatalogWindow plans one batch window's few pods as the
+// provisioning loop does (no lower bound, rejections recorded): what every
+// window pays whatever its size, mostly building the pools' candidates from
+// the whole catalog.
+func benchmarkRealCatalogWindow(b *testing.B, n int) {
+	snap := realCatalogSnapshot(b, n, 1)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := Solve(snap, Options{SkipLowerBound: true, RecordRejections: true}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkRealCatalogWindow4(b *testing.B)  { benchmarkRealCatalogWindow(b, 4) }
+func BenchmarkRealCatalogWindow30(b *testing.B) { benchmarkRealCatalogWindow(b, 30) }
+
 func BenchmarkRealCatalogGeneric100(b *testing.B)  { benchmarkRealCatalog(b, 100) }
 func BenchmarkRealCatalogGeneric1000(b *testing.B) { benchmarkRealCatalog(b, 1000) }
 func BenchmarkRealCatalogGeneric5000(b *testing.B) { benchmarkRealCatalog(b, 5000) }

@@ -56,7 +56,7 @@ func (s *state) rejections(n *nodeState, chosen *candidate) []Rejection {
 			reason = RejectedForSpotRisk
 		}
 		if reason != "" {
-			add(reason, Fallback{InstanceType: c.it, Offering: c.off, SpotRiskNote: s.riskNote(c)})
+			add(reason, Fallback{InstanceType: c.it, Offering: *c.off, SpotRiskNote: s.riskNote(c)})
 		}
 	}
 	return out
@@ -125,7 +125,7 @@ func (s *state) refusedCheaper(ps *poolState, chosen *candidate, add func(string
 			if !off.Available || off.PricePerHour >= chosen.billed || !s.snap.Unavailable.Has(it.Name, off.Zone, off.CapacityType) {
 				continue
 			}
-			c := candidate{pool: ps, it: it, off: off, price: off.PricePerHour}
+			c := candidate{pool: ps, it: it, off: &off, price: off.PricePerHour}
 			if ps.reqs.Matches(&c) {
 				refused = append(refused, Fallback{InstanceType: it, Offering: off})
 			}

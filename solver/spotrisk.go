@@ -89,5 +89,5 @@ func (s *state) riskNote(c *candidate) SpotRiskNote {
 	if c.risk == 0 {
 		return SpotRiskNote{}
 	}
-	return SpotRiskNote{Risk: c.risk, RecentInterruptions: s.snap.SpotRisk.RecentInterruptions(c.it.Name, c.off)}
+	return SpotRiskNote{Risk: c.risk, RecentInterruptions: s.snap.SpotRisk.RecentInterruptions(c.it.Name, *c.off)}
 }
