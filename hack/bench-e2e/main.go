@@ -295,6 +295,21 @@ func (o *observations) seeMachine(m *clusterv1.Machine, at time.Time) {
 	if _, ok := o.podCount[m.Name]; ok {
 		return
 	}
+	// A Machine whose pods are all bound already is a disruption's
+	// replacement (consolidation moves running pods onto it), not one the
+	// burst waited for: pods a plan put on room left on another Machine are
+	// named by no decision, and a replacement made later named two of them
+	// as if they had waited minutes for it.
+	waitedFor := false
+	for _, p := range d.Pods {
+		if !o.bound[m.Spec.ClusterName+"/"+p] {
+			waitedFor = true
+			break
+		}
+	}
+	if !waitedFor {
+		return
+	}
 	o.podCount[m.Name] = d.PodCount
 	o.lastMachine = at
 	for _, p := range d.Pods {
