@@ -37,7 +37,8 @@ type workloadEvents struct {
 // once), per workload cluster as each is a cluster Karpenter would serve
 // alone. An Event per pod was a tenth of the manager's CPU in a burst and
 // as many writes to a workload apiserver as it had pods; `joinery explain
-// pod` names the Machine of every pod from the Machines' decisions.
+// pod` names a pod's Machine from the Machines' decisions (up to
+// maxRecordedPods a Machine).
 const (
 	nominationsPerSecond = 5
 	nominationsAtOnce    = 10
