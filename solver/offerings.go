@@ -226,9 +226,6 @@ type classCands struct {
 	reason string
 }
 
-// buildPool indexes a pool: candidates that satisfy the pool requirements,
-// are available and not recently refused, sorted by price (on-demand first
-// on ties: equal price, more reliable).
 // permute puts s[from[k]] at s[k] for every k, moving each element once
 // (along the permutation's cycles); from is used up.
 func permute[T any](s []T, from []int32) {
@@ -281,6 +278,9 @@ func compareCandidates(a, b *candidate) int {
 	return 0
 }
 
+// buildPool indexes a pool: candidates that satisfy the pool requirements,
+// are available and not recently refused, sorted by price (on-demand first
+// on ties: equal price, more reliable).
 func (s *state) buildPool(p *Pool, order int) *poolState {
 	ps := &poolState{pool: p, order: order, reqLabels: map[string]string{}, byClass: map[int]*classCands{}}
 	combos := 1
